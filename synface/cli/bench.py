@@ -1,0 +1,54 @@
+"""`python -m synface bench {render,realism,...}`: the README's benchmark figures."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from synface.cli.common import print_json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("bench", help="run a benchmark and print one JSON line")
+    which = p.add_subparsers(dest="what", required=True)
+    r = which.add_parser("render", help="rendering throughput, single-image latency and memory")
+    r.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    r.add_argument("--batch", type=int, default=256)
+    r.add_argument("--repeats", type=int, default=5)
+    r.add_argument("--json", action="store_true", help="print one JSON line (default output too)")
+    r.set_defaults(func=_render)
+    q = which.add_parser("realism", help="dlib detection rate, identity verification and the phi trend")
+    q.add_argument("--device", default="auto")
+    q.add_argument("--detect", type=int, default=500, help="renders with |yaw| <= 30 deg for the detector")
+    q.add_argument("--pairs", type=int, default=500, help="genuine pairs (and as many impostor pairs)")
+    q.add_argument("--phi-pairs", type=int, default=40)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=_realism)
+
+
+def _render(args: argparse.Namespace) -> int:
+    from synface.bench import bench_render
+
+    print_json(bench_render(device=args.device, batch=args.batch, repeats=args.repeats,
+                            progress=lambda msg: print(f"[bench render] {msg}", file=sys.stderr)))
+    return 0
+
+
+def _realism(args: argparse.Namespace) -> int:
+    from synface.bench import bench_realism
+    from synface.cli.common import tqdm_progress
+
+    bars: dict[str, tuple] = {}
+
+    def tick(stage: str, done: int, total: int) -> None:
+        if stage not in bars:
+            bars[stage] = tqdm_progress(f"realism {stage}", total)
+        bars[stage][0](done, total)
+
+    result = bench_realism(n_detect=args.detect, n_pairs=args.pairs, n_phi_pairs=args.phi_pairs, seed=args.seed,
+                           device=args.device, progress=tick)
+    for update, close in bars.values():
+        close()
+    print_json(result)
+    return 0

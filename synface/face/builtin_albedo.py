@@ -1,0 +1,310 @@
+"""Reflectance of the built-in head as a mask library: three matrix products per batch.
+
+Why this shape: painting eyes, brows, lips and hair per vertex with nonlinear functions of the
+coefficients costs ~100 elementwise passes over (B, V, 3) and caps rendering far below the
+1,000 images/s target. Instead every painted feature is precomputed at start-up as fixed
+per-vertex masks, with a few variants where a coefficient moves a boundary (hairline height and
+recession, brow thickness, eyelid closure); coefficients choose piecewise-linear weights over the
+variants. Then
+
+    albedo = skin * S * (1 - coverage) + paint
+    S        = 1 + sum_k a_k(coeffs, channel) g_k(vertex)      (tone fields, darkening)
+    coverage = sum_j w_j(coeffs) m_j(vertex)                   (hair, brows, lips, eyes, mouth)
+    paint    = sum_j w_j(coeffs) colour_j(coeffs) m_j(vertex)
+
+Masks of one group are made exclusive by layering them at start-up (`_layer`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from synface.face.geometry_fields import (
+    EYE_X,
+    EYE_Y,
+    MOUTH_Y,
+    NOSE_TIP_Y,
+    gauss,
+    hairline_lat,
+    pair,
+    smoothstep,
+)
+
+SKIN_PALETTE = np.array(
+    [  # very light ... very dark, sRGB reflectance
+        [0.97, 0.85, 0.78],
+        [0.92, 0.74, 0.62],
+        [0.80, 0.59, 0.45],
+        [0.64, 0.44, 0.30],
+        [0.45, 0.29, 0.19],
+        [0.27, 0.17, 0.11],
+        [0.17, 0.11, 0.08],
+    ]
+)
+HAIR_PALETTE = np.array([[0.05, 0.04, 0.035], [0.16, 0.10, 0.06], [0.36, 0.23, 0.13], [0.62, 0.47, 0.28], [0.85, 0.72, 0.48]])
+IRIS_PALETTE = np.array([[0.18, 0.10, 0.05], [0.35, 0.22, 0.10], [0.30, 0.35, 0.20], [0.25, 0.40, 0.55]])
+
+ALBEDO_SEMANTIC = (
+    ("skin_tone", "skin from very light (-3) to very dark (+3)"),
+    ("skin_redness", "redder or more olive skin"),
+    ("skin_yellowness", "warmer or cooler skin"),
+    ("lip_colour", "paler or redder lips"),
+    ("lip_darkness", "darker lips"),
+    ("iris_darkness", "dark brown to light irises"),
+    ("iris_hue", "brown-green to blue irises"),
+    ("brow_darkness", "lighter or darker brows"),
+    ("brow_thickness", "thin or thick brows"),
+    ("hair_lightness", "black to blond hair"),
+    ("hair_redness", "redder hair"),
+    ("hair_grey", "greying hair (age cue)"),
+    ("hair_density", "bald to full hair"),
+    ("hairline_height", "hairline lower or higher"),
+    ("hairline_recession", "receding temples"),
+    ("beard_shadow", "beard and stubble shadow (sex cue)"),
+    ("cheek_blush", "cheek colour"),
+    ("under_eye", "darker under the eyes"),
+    ("wrinkles", "age lines on the forehead and around the eyes"),
+    ("sclera_tint", "whiter or duller eye whites"),
+)
+N_ALBEDO_RANDOM = 28
+N_ALBEDO = len(ALBEDO_SEMANTIC) + N_ALBEDO_RANDOM
+
+HAIR_HEIGHTS = (-3.0, 0.0, 3.0)
+HAIR_RECESSIONS = (-0.5, 1.0, 3.0)
+BROW_THICKNESS = (-3.0, 0.0, 3.0)
+BLINK_LEVELS = (0.0, 0.5, 1.0)
+BLINK_EXPR = (5, 6)  # expression indices of the image-left and image-right eye
+JAW_OPEN_EXPR = 0
+
+
+def _layer(masks: list[np.ndarray]) -> list[np.ndarray]:
+    """Effective masks of layers painted bottom to top: each is hidden by the ones above it."""
+    out = []
+    for i, m in enumerate(masks):
+        e = m.copy()
+        for above in masks[i + 1 :]:
+            e *= 1 - above
+        out.append(e)
+    return out
+
+
+@dataclass
+class MaskLibrary:
+    """Fixed per-vertex fields (numpy) and the bookkeeping of which coefficient drives which."""
+
+    tone: np.ndarray  # (K, V) multiplicative skin fields
+    masks: np.ndarray  # (J, V) paint masks
+    slices: dict[str, slice]  # name -> rows of `masks`
+    tone_slices: dict[str, slice]
+    random_dirs: np.ndarray  # (R, 3)
+
+
+def build_mask_library(ref: dict[str, np.ndarray], random_fields: np.ndarray) -> MaskLibrary:
+    X, Y, F = ref["X"], ref["Y"], ref["front"]
+    lat, lon = ref["lat"], ref["lon"]
+    rng = np.random.default_rng(99)
+    strands = rng.random(len(X))
+    masks: list[np.ndarray] = []
+    slices: dict[str, slice] = {}
+
+    def add(name: str, items: list[np.ndarray]) -> None:
+        slices[name] = slice(len(masks), len(masks) + len(items))
+        masks.extend(items)
+
+    # eyes: for each eye and blink level, layered sclera, iris, pupil, lash line
+    for side_name, side in (("eye_left", -1.0), ("eye_right", 1.0)):
+        for level in BLINK_LEVELS:
+            ex = (X - side * EYE_X) / 0.105
+            ey = (Y - EYE_Y) / 0.05
+            almond = ex**2 + (ey / (1 - 0.25 * (ex * side))) ** 2
+            lid = 1.0 - 2.1 * level
+            sig = lambda t: 1 / (1 + np.exp(-np.clip(t, -60, 60)))  # noqa: E731
+            opening = sig((1 - almond) * 12) * sig((lid - ey) * 12) * F
+            r = np.sqrt(((X - side * EYE_X) / 0.042) ** 2 + ((Y - EYE_Y) / 0.042) ** 2)
+            iris = sig((1 - r) * 10) * opening
+            pupil = sig((0.42 - r) * 20) * opening * 0.9
+            lash_y = np.minimum(lid, np.sqrt(np.clip(1 - ex**2, 0, None)))
+            lash = np.exp(-0.5 * ((ey - lash_y) / 0.22) ** 2) * sig((1.1 - np.abs(ex)) * 10) * F * 0.75
+            add(f"{side_name}_{level}", _layer([opening, iris, pupil, lash]))
+    eye_cover = sum(masks[s.start] + masks[s.start + 1] + masks[s.start + 2] + masks[s.start + 3]
+                    for name, s in slices.items() if name.endswith("_0.0"))
+    # brows (variants of thickness)
+    bx = np.abs(X)
+    arc = 0.29 + 0.035 * np.exp(-0.5 * ((bx - 0.3) / 0.09) ** 2) - 0.02 * (bx - 0.3)
+    brow_items = []
+    for t in BROW_THICKNESS:
+        thick = np.clip(0.022 + 0.006 * t, 0.01, 0.04)
+        brow = np.exp(-0.5 * ((Y - arc) / thick) ** 2) * smoothstep(0.07, 0.12, bx) * (1 - smoothstep(0.43, 0.5, bx)) * F
+        brow_items.append(np.clip(brow * (1 - eye_cover), 0, 1))
+    add("brows", brow_items)
+    brow_mid = brow_items[1]
+    # hair: grid of hairline height x recession; plain and strand-modulated copies
+    for h in HAIR_HEIGHTS:
+        for rcs in HAIR_RECESSIONS:
+            hl = hairline_lat(lon, h, rcs)
+            m = smoothstep(-0.012 * math.pi, 0.03 * math.pi, hl - lat) * (1 - brow_mid) * (1 - eye_cover)
+            add(f"hair_{h}_{rcs}", [m, m * strands])
+    # lips and the mouth interior (opened by the jaw)
+    lip_u = gauss(X, Y, 0, -0.545, 0.15, 0.022) * (1 - smoothstep(0.2, 0.26, np.abs(X)))
+    lip_l = gauss(X, Y, 0, -0.655, 0.135, 0.028) * (1 - smoothstep(0.18, 0.24, np.abs(X)))
+    lips = np.clip(lip_u + lip_l, 0, 1) * F
+    gap = np.exp(-0.5 * ((Y - (MOUTH_Y - 0.012)) / 0.016) ** 2) * (1 - smoothstep(0.16, 0.24, np.abs(X))) * F
+    teeth = smoothstep(MOUTH_Y - 0.006, MOUTH_Y + 0.004, Y) * gap * 0.8
+    lips_l, gap_l, teeth_l = _layer([lips, gap, teeth])
+    add("lips", [lips_l])
+    add("mouth", [gap_l, teeth_l])
+    # multiplicative skin fields: random tone fields, blush, under-eye, wrinkles, beard, nostrils
+    tone: list[np.ndarray] = []
+    tone_slices: dict[str, slice] = {}
+
+    def add_tone(name: str, items: list[np.ndarray]) -> None:
+        tone_slices[name] = slice(len(tone), len(tone) + len(items))
+        tone.extend(items)
+
+    add_tone("random", list(random_fields))
+    add_tone("blush", [pair(X, Y, 0.36, -0.25, 0.1, 0.09) * F])
+    add_tone("under_eye", [pair(X, Y, EYE_X, EYE_Y - 0.08, 0.07, 0.025) * F])
+    wr = (0.5 + 0.5 * np.cos((Y - 0.5) * 90)) * smoothstep(0.38, 0.45, Y) * (1 - smoothstep(0.6, 0.68, Y)) * (np.abs(X) < 0.4)
+    wr = wr + pair(X, Y, EYE_X + 0.16, EYE_Y, 0.03, 0.04) * (0.5 + 0.5 * np.cos(Y * 120))
+    add_tone("wrinkles", [wr * F])
+    beard = smoothstep(-0.45, -0.6, Y) * (1 - smoothstep(0.55, 0.7, np.abs(X))) * F + gauss(X, Y, 0, -0.555, 0.2, 0.02) * F * 0.7
+    add_tone("beard", [np.clip(beard, 0, 1) * (1 - lips)])
+    add_tone("nostrils", [pair(X, Y, 0.045, NOSE_TIP_Y - 0.075, 0.022, 0.012) * F])
+    dirs = rng.normal(size=(len(random_fields), 3)) * 0.2 + 1.0
+    return MaskLibrary(np.stack(tone), np.stack(masks), slices, tone_slices, dirs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation (torch)
+# ---------------------------------------------------------------------------------------------
+def _phi(x: torch.Tensor) -> torch.Tensor:
+    """Standard normal CDF: a prior coefficient -> uniform position in a palette."""
+    return 0.5 * (1 + torch.erf(x / math.sqrt(2)))
+
+
+def _palette(palette: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+    """Piecewise-linear colour at position in [0, 1]: (B,) -> (B, 3)."""
+    k = palette.shape[0] - 1
+    p = position.clamp(0, 1) * k
+    i0 = p.floor().long().clamp(max=k - 1)
+    t = (p - i0.float()).unsqueeze(1)
+    return palette[i0] * (1 - t) + palette[i0 + 1] * t
+
+
+def hat_weights(value: torch.Tensor, knots: tuple[float, ...]) -> torch.Tensor:
+    """(B,) -> (B, len(knots)) piecewise-linear interpolation weights (clamped at the ends)."""
+    k = torch.tensor(knots, dtype=value.dtype, device=value.device)
+    v = value.clamp(k[0], k[-1]).unsqueeze(1)
+    idx = torch.bucketize(v.squeeze(1), k).clamp(1, len(knots) - 1)
+    lo, hi = k[idx - 1], k[idx]
+    t = ((v.squeeze(1) - lo) / (hi - lo)).unsqueeze(1)
+    w = torch.zeros(value.shape[0], len(knots), dtype=value.dtype, device=value.device)
+    w.scatter_(1, (idx - 1).unsqueeze(1), 1 - t)
+    w.scatter_add_(1, idx.unsqueeze(1), t)
+    return w
+
+
+class AlbedoEvaluator:
+    """Turns (albedo, expression) coefficients into per-vertex reflectance with three GEMMs."""
+
+    def __init__(self, library: MaskLibrary, device: torch.device) -> None:
+        self.lib = library
+        self.tone = torch.from_numpy(library.tone).float().to(device)  # (K, V)
+        self.masks = torch.from_numpy(library.masks).float().to(device)  # (J, V)
+        self.dirs = torch.from_numpy(library.random_dirs).float().to(device)  # (R, 3)
+        self.skin = torch.tensor(SKIN_PALETTE, dtype=torch.float32, device=device)
+        self.hair = torch.tensor(HAIR_PALETTE, dtype=torch.float32, device=device)
+        self.iris = torch.tensor(IRIS_PALETTE, dtype=torch.float32, device=device)
+        self.device = device
+
+    def skin_colour(self, c: torch.Tensor) -> torch.Tensor:
+        base = _palette(self.skin, _phi(c[:, 0]))
+        tint = torch.stack([0.03 * c[:, 1] + 0.01 * c[:, 2], -0.01 * c[:, 1] + 0.01 * c[:, 2], -0.02 * c[:, 2]], 1)
+        return (base * (1 + 2 * tint)).clamp(0.02, 1.0)
+
+    def hair_colour(self, c: torch.Tensor) -> torch.Tensor:
+        colour = _palette(self.hair, _phi(c[:, 9] - 0.8))
+        red = c[:, 10].clamp(min=0)
+        colour = colour * torch.stack([1 + 0.15 * red, 1 - 0.03 * red, 1 - 0.1 * red], 1)
+        t = ((c[:, 11:12] - 0.5) / 2.0).clamp(0, 1)
+        grey = t * t * (3 - 2 * t)
+        return colour * (1 - grey) + grey * 0.72
+
+    def parts(self, c: torch.Tensor, expr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """skin (B,3), tone scale S (B,3,V), coverage (B,V), paint (B,3,V):
+        albedo = clamp(skin * S * (1 - coverage) + paint, 0, 1)."""
+        B = c.shape[0]
+        lib = self.lib
+        skin = self.skin_colour(c)  # (B,3)
+        # --- tone fields: a (B, 3, K) ---
+        K = self.tone.shape[0]
+        a = torch.zeros(B, 3, K, device=c.device)
+        rs = lib.tone_slices["random"]
+        rnd = c[:, 20 : 20 + (rs.stop - rs.start)]
+        a[:, :, rs] = (rnd.unsqueeze(1) * (0.015 + 0.012 * (self.dirs.T.unsqueeze(0) - 1.0)))
+        blush = (0.05 + 0.04 * c[:, 16]).clamp(0, 0.2)
+        a[:, :, lib.tone_slices["blush"].start] = -blush.unsqueeze(1) * torch.tensor([0.0, 0.35, 0.3], device=c.device)
+        a[:, :, lib.tone_slices["under_eye"].start] = -(0.12 + 0.06 * c[:, 17]).clamp(0, 0.4).unsqueeze(1)
+        wr = ((c[:, 18] + 1) / 2).clamp(0, 1)
+        a[:, :, lib.tone_slices["wrinkles"].start] = -(0.06 * wr * wr * (3 - 2 * wr)).unsqueeze(1)
+        bt = ((c[:, 15] - 0.3) / 1.5).clamp(0, 1)
+        beard = 0.45 * bt * bt * (3 - 2 * bt)
+        a[:, :, lib.tone_slices["beard"].start] = -beard.unsqueeze(1) * torch.tensor([0.55, 0.55, 0.5], device=c.device)
+        a[:, :, lib.tone_slices["nostrils"].start] = -0.75
+        S = 1 + (a.reshape(B * 3, K) @ self.tone).view(B, 3, -1)  # (B,3,V)
+        # --- paint: weights w (B, J) and colours col (B, J, 3) ---
+        J = self.masks.shape[0]
+        w = torch.zeros(B, J, device=c.device)
+        col = torch.zeros(B, J, 3, device=c.device)
+        sclera = (torch.tensor([0.92, 0.90, 0.86], device=c.device) * (1 - 0.06 * c[:, 19:20].clamp(-2, 2)))
+        iris = _palette(self.iris, _phi(c[:, 5]) * 0.6 + _phi(c[:, 6]) * 0.4)
+        pupil = iris * 0.1
+        lash = torch.tensor([0.06, 0.05, 0.045], device=c.device).expand(B, 3)
+        eye_cols = torch.stack([sclera, iris, pupil, lash], 1)  # (B,4,3)
+        for side_name, ei in (("eye_left", BLINK_EXPR[0]), ("eye_right", BLINK_EXPR[1])):
+            hw = hat_weights(expr[:, ei].clamp(0, 1), BLINK_LEVELS)
+            for li, level in enumerate(BLINK_LEVELS):
+                s = lib.slices[f"{side_name}_{level}"]
+                w[:, s] = hw[:, li : li + 1]
+                col[:, s] = eye_cols
+        hair = self.hair_colour(c)
+        s = lib.slices["brows"]
+        w[:, s] = hat_weights(c[:, 8], BROW_THICKNESS) * (0.85 + 0.1 * c[:, 7:8]).clamp(0.4, 1.0)
+        col[:, s] = (hair * 0.7).unsqueeze(1)
+        density = _phi(c[:, 12] + 1.6)
+        hh = hat_weights(c[:, 13], HAIR_HEIGHTS)
+        hr = hat_weights(c[:, 14], HAIR_RECESSIONS)
+        for i, h in enumerate(HAIR_HEIGHTS):
+            for j, rcs in enumerate(HAIR_RECESSIONS):
+                s = lib.slices[f"hair_{h}_{rcs}"]
+                weight = hh[:, i] * hr[:, j] * density
+                w[:, s.start] = weight
+                col[:, s.start] = hair * 0.75
+                col[:, s.start + 1] = hair * 0.5
+                w[:, s.start + 1] = weight
+        s = lib.slices["lips"]
+        lip = skin * torch.stack([0.95 + 0.1 * c[:, 3], 0.55 - 0.05 * c[:, 3], 0.55 - 0.03 * c[:, 3]], 1)
+        w[:, s] = 1.0
+        col[:, s] = (lip * (0.85 - 0.07 * c[:, 4:5]).clamp(0.5, 1.0)).unsqueeze(1)
+        s = lib.slices["mouth"]
+        ot = ((expr[:, JAW_OPEN_EXPR] - 0.2) / 0.4).clamp(0, 1)
+        w[:, s] = (ot * ot * (3 - 2 * ot)).unsqueeze(1)
+        col[:, s.start] = torch.tensor([0.18, 0.05, 0.05], device=c.device)
+        col[:, s.start + 1] = torch.tensor([0.85, 0.82, 0.74], device=c.device)
+        # hair strands: the second copy only adds colour, not coverage
+        cover_w = w.clone()
+        for name, s in lib.slices.items():
+            if name.startswith("hair_"):
+                cover_w[:, s.start + 1] = 0.0
+        weights = torch.cat([(w.unsqueeze(2) * col).permute(0, 2, 1), cover_w.unsqueeze(1)], 1)  # (B,4,J)
+        paint_cover = (weights.reshape(B * 4, J) @ self.masks).view(B, 4, -1)
+        return skin, S, paint_cover[:, 3], paint_cover[:, :3]
+
+    def __call__(self, c: torch.Tensor, expr: torch.Tensor) -> torch.Tensor:
+        skin, S, coverage, paint = self.parts(c, expr)
+        out = skin.unsqueeze(2) * S * (1 - coverage.clamp(0, 1).unsqueeze(1)) + paint
+        return out.clamp(0, 1).permute(0, 2, 1)

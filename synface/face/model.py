@@ -1,0 +1,91 @@
+"""The morphable-model interface every face model implements.
+
+The built-in procedural model implements it; loaders of published models (Basel Face Model 2009
+plus an expression basis, ICT-FaceKit) can implement the same methods, so the generator, the
+datasets and the app never depend on where a model came from.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+
+from synface.face.coeffs import FaceLayout
+
+
+@dataclass(frozen=True)
+class CoeffInfo:
+    """What one coefficient means, for sliders and documentation."""
+
+    name: str
+    description: str
+    low: float = -3.0  # slider / clamp range (in prior standard deviations for identity coefficients)
+    high: float = 3.0
+
+
+class MorphableModel(ABC):
+    """A linear-or-not face model: identity (shape, albedo) and expression coefficients in, mesh out.
+
+    Geometry is in model units (the head is about 1.5 units wide, +y up, +z toward the viewer,
+    the head's centre near the origin), so the camera of `synface.render.camera` frames any model.
+    """
+
+    #: names and ranges of each coefficient (lengths define the layout)
+    shape_info: tuple[CoeffInfo, ...]
+    albedo_info: tuple[CoeffInfo, ...]
+    expr_info: tuple[CoeffInfo, ...]
+
+    @property
+    def layout(self) -> FaceLayout:
+        return FaceLayout(shape=len(self.shape_info), albedo=len(self.albedo_info), expr=len(self.expr_info))
+
+    @property
+    @abstractmethod
+    def faces(self) -> torch.Tensor:
+        """(F, 3) int64 triangle indices; counter-clockwise seen from outside the head."""
+
+    @property
+    @abstractmethod
+    def num_vertices(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def landmark_vertices(self) -> torch.Tensor:
+        """(5,) int64 vertex ids: left eye, right eye, nose tip, left and right mouth corner
+        (image left/right, as in the ArcFace template)."""
+
+    @abstractmethod
+    def geometry(self, shape: torch.Tensor, expr: torch.Tensor) -> torch.Tensor:
+        """(B, V, 3) vertex positions for (B, n_shape) and (B, n_expr) coefficients."""
+
+    @abstractmethod
+    def albedo(self, albedo: torch.Tensor, expr: torch.Tensor) -> torch.Tensor:
+        """(B, V, 3) vertex reflectance in [0, 1]. Expression is passed because closing an eye or
+        opening the mouth changes what colour is visible at a vertex."""
+
+    def albedo_parts(self, albedo: torch.Tensor, expr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Reflectance as (base (B,3), scale (B,3,V), coverage (B,V), paint (B,3,V)) with
+        albedo = clamp(base * scale * (1 - coverage) + paint, 0, 1); the fused CPU renderer combines
+        them per vertex. The default wraps `albedo`; models with a cheaper factorisation override it."""
+        full = self.albedo(albedo, expr)
+        B, V = full.shape[0], full.shape[1]
+        ones = torch.ones(B, 3, device=full.device)
+        zeros = torch.zeros(B, V, device=full.device)
+        return ones, full.permute(0, 2, 1), zeros, torch.zeros(B, 3, V, device=full.device)
+
+    def vertex_normals(self, verts: torch.Tensor) -> torch.Tensor:
+        """(B, V, 3) unit normals of posed vertices; models with a known topology may do better."""
+        from synface.render.shading import vertex_normals  # noqa: PLC0415
+
+        return vertex_normals(verts, self.faces)
+
+    @abstractmethod
+    def to(self, device: str | torch.device) -> "MorphableModel": ...
+
+    def expr_range(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Lower and upper bounds of each expression coefficient."""
+        low = torch.tensor([c.low for c in self.expr_info])
+        high = torch.tensor([c.high for c in self.expr_info])
+        return low, high
