@@ -25,6 +25,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_realism)
+    t = which.add_parser("train", help="training images/s and MFU against this machine's fp32 matmul peak")
+    t.add_argument("--preset", default="cpu-quick")
+    t.add_argument("--steps", type=int, default=8)
+    t.add_argument("--batch", type=int, default=None)
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(func=_train)
+    g = which.add_parser("generate", help="end-to-end synthetic set build to disk (images/s)")
+    g.add_argument("--images", type=int, default=10_000)
+    g.add_argument("--samples", type=int, default=50)
+    g.add_argument("--device", default="auto")
+    g.add_argument("--json", action="store_true")
+    g.set_defaults(func=_generate)
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -49,6 +61,26 @@ def _realism(args: argparse.Namespace) -> int:
     result = bench_realism(n_detect=args.detect, n_pairs=args.pairs, n_phi_pairs=args.phi_pairs, seed=args.seed,
                            device=args.device, progress=tick)
     for update, close in bars.values():
+        close()
+    print_json(result)
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from synface.bench_train import bench_train
+
+    print_json(bench_train(preset=args.preset, steps=args.steps, batch=args.batch))
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from synface.data.bench_generate import bench_generate
+    from synface.cli.common import tqdm_progress
+
+    update, close = tqdm_progress("bench generate", args.images, unit="img")
+    try:
+        result = bench_generate(images=args.images, samples=args.samples, device=args.device, progress=update)
+    finally:
         close()
     print_json(result)
     return 0

@@ -1,0 +1,114 @@
+"""`python -m synface train`: one training run, in the workspace's run registry or a given folder.
+
+    python -m synface train --preset cpu-quick --set data=workspace/datasets/syn_1k
+    python -m synface train --config paper.yaml --name im_dm
+    python -m synface train --resume 20250101-120000-im_dm
+    torchrun --nproc_per_node=8 -m synface train --config paper.yaml --run-dir runs/x
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from synface.cli.common import print_json, tqdm_progress
+
+_FRESH = ("created", "queued", "starting")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("train", help="train a face recogniser (synthetic, real, IM/DM)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--config", metavar="FILE", help="YAML or JSON config")
+    src.add_argument("--preset", choices=["cpu-quick", "paper"], help="start from a preset")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (value parsed as YAML); repeatable")
+    p.add_argument("--name", help="short run name (part of the run id)")
+    p.add_argument("--run-dir", metavar="DIR", help="use this folder instead of <root>/runs/<id>")
+    p.add_argument("--resume", metavar="RUN", help="continue a run (folder or id) from checkpoints/last.pt")
+    p.add_argument("--root", metavar="DIR", help="workspace root (default $SYNFACE_HOME or ./workspace)")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    p.add_argument("--json", action="store_true", help="print the final summary as one JSON line")
+    p.set_defaults(func=run_train)
+
+
+def _prepare(args: argparse.Namespace, ctx):
+    """(config, run, resume) on every rank; rank 0 creates the folder and shares its path."""
+    from synface.runs import Run, create_run, find_run
+    from synface.train.config import load_config, parse_overrides
+    from synface.train.ddp import broadcast_object
+
+    overrides = parse_overrides(args.overrides)
+    if args.name:
+        overrides["name"] = args.name
+    if args.resume:
+        run = find_run(args.resume, args.root)
+        cfg = load_config(run.config_path, overrides)
+        cfg.check_paths()
+        return cfg, run, True
+    if not args.config and not args.preset:
+        raise ValueError("give --config FILE or --preset NAME (or --resume RUN)")
+    cfg = load_config(args.config, overrides, preset=args.preset)
+    cfg.check_paths()
+    path = None
+    if ctx.is_main:
+        existing = Run(args.run_dir) if args.run_dir else None
+        if existing is not None and existing.config_path.exists() and existing.raw_status().get("status") in _FRESH \
+                and not existing.last_checkpoint.exists():
+            run = existing  # prepared by synface.runs.launch: train into it
+            run.write_config(cfg.to_dict())
+        else:
+            run = create_run(cfg, name=cfg.name, root=args.root, run_dir=args.run_dir)
+        path = str(run.path)
+    path = broadcast_object(path, ctx)
+    return cfg, Run(path), False
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from synface.runs import run_queue
+    from synface.train.ddp import DistContext, init_distributed, shutdown
+    from synface.train.loop import train
+
+    # Under torchrun the process group must exist before rank 0 creates the run folder.
+    device = next((o.split("=", 1)[1] for o in args.overrides if o.startswith("device=")), "auto")
+    ctx = init_distributed(device) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else DistContext()
+    cfg, run, resume = _prepare(args, ctx)
+    if ctx.is_main:
+        print(run.path, flush=True)
+    update = close = None
+    if ctx.is_main and not args.no_progress:
+        update, close = tqdm_progress(f"train {run.id}", None, unit="step")
+    try:
+        result = train(cfg, run.path, resume=resume, progress=update)
+    finally:
+        if close is not None:
+            close()
+        if ctx.is_main and run.path.parent.name == "runs":
+            run_queue(run.path.parent.parent)
+        shutdown(ctx)
+    if ctx.is_main:
+        if args.json:
+            print_json(result)
+        else:
+            print(f"{result['status']}: {result['message']}", file=sys.stderr)
+            for name, ev in result.get("eval", {}).items():
+                print(f"  {name}: {100 * ev['mean_accuracy']:.2f} +- {100 * ev['std_accuracy']:.2f} %, "
+                      f"TAR@FAR=1e-3 {100 * ev['tar_at_far']:.2f} %", file=sys.stderr)
+    return 1 if result["status"] == "failed" else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m synface.cli.train ...`: the same verb without the top-level dispatcher."""
+    parser = argparse.ArgumentParser(prog="python -m synface")
+    register(parser.add_subparsers(dest="verb", required=True))
+    args = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

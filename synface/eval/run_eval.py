@@ -1,0 +1,127 @@
+"""Verification of a trained model on LFW-layout folders and insightface .bin files.
+
+Used by the training loop (every `eval_every` epochs) and by `python -m synface eval`.
+Images are decoded once per set at the model's resolution (uint8, kept in RAM when small
+enough), so repeated evaluations during training cost only the forward passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from synface.data.errors import DataError
+from synface.data.lfw import lfw_verification_pairs
+from synface.data.verification import VerificationPairs
+from synface.data.verification_bin import read_bin
+from synface.eval.verification import VerificationResult, embed_pairs, kfold_verification, pair_scores
+
+__all__ = ["load_pairs", "EvalSet", "evaluate", "load_checkpoint_model", "eval_record", "CACHE_LIMIT_BYTES"]
+
+#: decoded sets up to this size stay in RAM between evaluations
+CACHE_LIMIT_BYTES = 1 << 30
+
+
+def load_pairs(path: str | Path, pairs_file: str | Path | None = None, folds: list[int] | None = None) -> VerificationPairs:
+    """An LFW-layout folder (pairs.txt) or a .bin file, optionally restricted to some 0-based folds."""
+    path = Path(path)
+    pairs = read_bin(path) if path.suffix.lower() == ".bin" else lfw_verification_pairs(path, pairs_file)
+    if folds is not None:
+        missing = sorted(set(folds) - set(np.unique(pairs.folds).tolist()))
+        if missing:
+            raise DataError(f"folds {missing} not in the file (it has folds 0..{pairs.num_folds - 1})", path=path)
+        pairs = pairs.select(np.isin(pairs.folds, folds))
+    return pairs
+
+
+def _decode(pairs: VerificationPairs, i: int, side: int, size: int, center_crop: float | None) -> np.ndarray:
+    img = pairs.load_image(i, side)
+    if center_crop is not None and center_crop < 1:
+        w, h = img.size
+        cw, ch = max(1, round(w * center_crop)), max(1, round(h * center_crop))
+        left, top = (w - cw) // 2, (h - ch) // 2
+        img = img.crop((left, top, left + cw, top + ch))
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.BOX if img.size[0] > size else Image.BILINEAR)
+    return np.asarray(img, dtype=np.uint8)
+
+
+@dataclass
+class EvalSet:
+    """A named VerificationPairs plus its decoded-image cache at one resolution."""
+
+    name: str
+    pairs: VerificationPairs
+    center_crop: float | None = None
+    _cache: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_spec(cls, spec: Any) -> "EvalSet":
+        """From an EvalSetSpec (or a mapping with path/pairs/folds/name/center_crop)."""
+        get = spec.get if isinstance(spec, dict) else lambda k, d=None: getattr(spec, k, d)
+        path = Path(get("path"))
+        name = get("name") or (path.stem if path.suffix else path.name)
+        return cls(name, load_pairs(path, get("pairs"), get("folds")), get("center_crop"))
+
+    def images(self, size: int) -> Callable[[int, int], torch.Tensor]:
+        """load_batch(start, stop) for embed_pairs: image j is side j % 2 of pair j // 2."""
+        n = 2 * len(self.pairs)
+        cached = self._cache.get(size)
+        if cached is None and n * 3 * size * size <= CACHE_LIMIT_BYTES:
+            cached = np.stack([_decode(self.pairs, j // 2, j % 2, size, self.center_crop) for j in range(n)])
+            self._cache[size] = cached
+
+        def load_batch(start: int, stop: int) -> torch.Tensor:
+            if cached is not None:
+                arr = cached[start:stop]
+            else:
+                arr = np.stack([_decode(self.pairs, j // 2, j % 2, size, self.center_crop) for j in range(start, stop)])
+            return torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+
+        return load_batch
+
+
+def evaluate(
+    model: torch.nn.Module, evalset: EvalSet, device: str | torch.device = "cpu", batch_size: int = 128,
+    far_target: float = 1e-3, progress: Callable[[int, int], None] | None = None,
+) -> VerificationResult:
+    """k-fold accuracy, TAR@FAR and ROC of `model` (flip-summed embeddings) on one set."""
+    size = int(getattr(model, "input_size", 112))
+    emb_a, emb_b = embed_pairs(model, evalset.images(size), len(evalset.pairs), batch_size=batch_size,
+                               device=device, progress=progress)
+    return kfold_verification(pair_scores(emb_a, emb_b), evalset.pairs.issame, evalset.pairs.folds, far_target)
+
+
+def eval_record(name: str, result: VerificationResult, **extra: Any) -> dict[str, Any]:
+    """The compact metrics.jsonl form of a result (the full ROC goes to eval.json)."""
+    return {
+        "type": "eval", "set": name, **extra,
+        "mean_accuracy": float(result.mean_accuracy), "std_accuracy": float(result.std_accuracy),
+        "tar_at_far": float(result.tar_at_far), "far_target": float(result.far_target),
+        "auc": float(result.auc), "num_pairs": int(result.num_pairs),
+        "folds": int(len(result.fold_accuracies)),
+    }
+
+
+def load_checkpoint_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+    """The backbone of a training checkpoint (weights_only load), in eval mode, and its config dict."""
+    from synface.train.backbones import build_backbone
+
+    try:
+        ckpt = torch.load(Path(path), map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"checkpoint not found: {path}") from None
+    except Exception as exc:  # noqa: BLE001 - unpickling errors come in many types
+        raise ValueError(f"cannot load checkpoint {path}: {exc}") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
+        raise ValueError(f"{path} is not a synface training checkpoint (no 'model'/'config')")
+    cfg = ckpt["config"]
+    model = build_backbone(cfg["backbone"], cfg.get("embedding_dim", 512))
+    model.load_state_dict(ckpt["model"])
+    model.input_size = int(ckpt.get("input_size") or cfg.get("input_size") or model.input_size)
+    return model.to(device).eval(), cfg

@@ -1,0 +1,508 @@
+"""The run registry on disk: one folder per training run, readable while the run is writing it.
+
+    <workspace>/runs/<run-id>/           run id = UTC timestamp + short name (sorts by start)
+        config.json                      the TrainConfig
+        metrics.jsonl                    append-only: train / eval / status records
+        status.json                      written atomically: status, pid, progress, ETA
+        eval.json                        latest evaluation of each verification set
+        checkpoints/last.pt              end of the last epoch (or where a stop landed)
+        log.txt                          stdout/stderr of a background run
+        STOP                             present = the loop stops at the next step
+    <workspace>/runs/queue.json          runs waiting for a free slot
+
+The workspace is $SYNFACE_HOME, else `workspace/` beside the package's parent folder (where
+app.py lives), or an explicit `root`. The app and the CLI start runs as detached processes
+(`launch`), which survive the app's reruns and restarts; `run_queue` starts queued runs when
+fewer than `max_running` are alive. No Streamlit here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as _dt
+import fcntl
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from synface.data.verification import atomic_path
+
+__all__ = [
+    "workspace_root",
+    "Run",
+    "RunSummary",
+    "create_run",
+    "find_run",
+    "list_runs",
+    "summarize",
+    "request_stop",
+    "launch_run_subprocess",
+    "launch",
+    "run_queue",
+    "read_queue",
+    "default_max_running",
+    "compare_runs",
+    "ACTIVE_STATES",
+]
+
+ACTIVE_STATES = ("starting", "running")
+FINAL_STATES = ("finished", "failed", "stopped")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def workspace_root(root: str | Path | None = None) -> Path:
+    """Explicit root, else $SYNFACE_HOME, else `workspace/` beside the repository's app.py."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get("SYNFACE_HOME")
+    if env:
+        return Path(env).expanduser()
+    return REPO_ROOT / "workspace"
+
+
+def _runs_dir(root: str | Path | None) -> Path:
+    return workspace_root(root) / "runs"
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _iso(ts: float) -> str:
+    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _write_json(path: Path, data: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def _read_json(path: Path, default: Any = None) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return default
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True while the process exists and is not a zombie (reaps our own finished children)."""
+    if not pid or pid <= 0:
+        return False
+    with contextlib.suppress(ChildProcessError, OSError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+class Run:
+    """One run folder; every method re-reads the disk, so any process may use it."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def status_path(self) -> Path:
+        return self.path / "status.json"
+
+    @property
+    def eval_path(self) -> Path:
+        return self.path / "eval.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints / "last.pt"
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / "log.txt"
+
+    @property
+    def stop_path(self) -> Path:
+        return self.path / "STOP"
+
+    def config(self) -> dict[str, Any]:
+        data = _read_json(self.config_path)
+        if not isinstance(data, dict):
+            raise FileNotFoundError(f"no readable config.json in {self.path}")
+        return data
+
+    def write_config(self, config: Mapping[str, Any]) -> None:
+        _write_json(self.config_path, dict(config))
+
+    # -- metrics
+    def append_metric(self, record: Mapping[str, Any]) -> None:
+        """One JSON line; the file is opened per record, so a killed writer loses at most one line."""
+        line = json.dumps(dict(record), allow_nan=True) + "\n"
+        with open(self.metrics_path, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+
+    def read_metrics(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """All readable records (optionally of one `type`); a partial or garbled line is skipped."""
+        try:
+            data = self.metrics_path.read_bytes()
+        except OSError:
+            return []
+        out = []
+        for raw in data.split(b"\n"):
+            if not raw.strip():
+                continue
+            try:
+                rec = json.loads(raw.decode("utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                continue  # a line cut short by kill -9, or a torn write
+            if isinstance(rec, dict) and (kind is None or rec.get("type") == kind):
+                out.append(rec)
+        return out
+
+    # -- status
+    def raw_status(self) -> dict[str, Any]:
+        data = _read_json(self.status_path, {})
+        return data if isinstance(data, dict) else {}
+
+    def write_status(self, **fields: Any) -> dict[str, Any]:
+        """Merge `fields` into status.json (atomic replace) and stamp `updated`."""
+        data = self.raw_status()
+        data.update(fields)
+        data["updated"] = _iso(_now())
+        _write_json(self.status_path, data)
+        return data
+
+    def status(self) -> dict[str, Any]:
+        """status.json, with an active run whose process is gone reported as failed."""
+        data = self.raw_status()
+        if not data:
+            data = {"status": "unknown" if not self.config_path.exists() else "created"}
+        state = data.get("status")
+        same_host = data.get("host") in (None, socket.gethostname())
+        if state in ACTIVE_STATES and same_host and not pid_alive(data.get("pid")):
+            data = dict(data, status="failed",
+                        message=f"training process {data.get('pid')} ended without reporting (killed?); "
+                                f"resume with: python -m synface train --resume {self.id}")
+        return data
+
+    def stop_requested(self) -> bool:
+        return self.stop_path.exists()
+
+    def read_eval(self) -> dict[str, Any]:
+        data = _read_json(self.eval_path, {})
+        return data if isinstance(data, dict) else {}
+
+
+@dataclass
+class RunSummary:
+    """One row of the runs table."""
+
+    id: str
+    name: str
+    status: str
+    epoch: int
+    epochs: int
+    progress: float
+    best_set: str | None
+    best_accuracy: float | None
+    best_std: float | None
+    images_per_s: float | None
+    started: str | None
+    message: str
+    path: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _slug(name: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.")
+    return slug[:40] or "run"
+
+
+def _config_dict(config: Any) -> dict[str, Any]:
+    if hasattr(config, "to_dict"):
+        return config.to_dict()
+    if isinstance(config, Mapping):
+        return dict(config)
+    if isinstance(config, (str, Path)):
+        from synface.train.config import load_config
+
+        return load_config(config).to_dict()
+    raise TypeError(f"config must be a TrainConfig, a mapping or a path, got {type(config).__name__}")
+
+
+def create_run(config: Any, name: str | None = None, root: str | Path | None = None,
+               run_dir: str | Path | None = None) -> Run:
+    """A new run folder with config.json and status 'created'; the id sorts by UTC start time."""
+    cfg = _config_dict(config)
+    name = name or cfg.get("name") or "run"
+    if run_dir is not None:
+        path = Path(run_dir)
+        if path.exists() and any(path.iterdir()):
+            raise FileExistsError(f"run folder {path} exists and is not empty (use --resume to continue it)")
+        path.mkdir(parents=True, exist_ok=True)
+    else:
+        base = _runs_dir(root)
+        base.mkdir(parents=True, exist_ok=True)
+        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+        for i in range(1000):
+            path = base / f"{stamp}-{_slug(name)}{'' if i == 0 else f'-{i + 1}'}"
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                continue
+    run = Run(path)
+    run.checkpoints.mkdir(exist_ok=True)
+    cfg["name"] = name
+    run.write_config(cfg)
+    run.write_status(status="created", created=_iso(_now()), name=name, progress=0.0)
+    return run
+
+
+def find_run(ref: str | Path, root: str | Path | None = None) -> Run:
+    """A run by folder path, id, or unique id suffix/prefix within the workspace."""
+    path = Path(ref)
+    if path.is_dir() and (path / "config.json").exists():
+        return Run(path)
+    base = _runs_dir(root)
+    if (base / str(ref)).is_dir():
+        return Run(base / str(ref))
+    hits = [p for p in sorted(base.glob("*")) if p.is_dir() and (p.name.startswith(str(ref)) or p.name.endswith(str(ref)))]
+    if len(hits) == 1:
+        return Run(hits[0])
+    if not hits:
+        raise FileNotFoundError(f"no run {ref!r} in {base}")
+    raise ValueError(f"run {ref!r} is ambiguous: {', '.join(p.name for p in hits)}")
+
+
+def summarize(run: Run) -> RunSummary:
+    """Status, progress, best verification accuracy (first eval set) and recent throughput."""
+    st = run.status()
+    try:
+        cfg = run.config()
+    except FileNotFoundError:
+        cfg = {}
+    evals = run.read_metrics("eval")
+    trains = run.read_metrics("train")
+    best_set = best_acc = best_std = None
+    if evals:
+        best_set = evals[0].get("set")
+        same = [e for e in evals if e.get("set") == best_set and e.get("mean_accuracy") is not None]
+        if same:
+            top = max(same, key=lambda e: e["mean_accuracy"])
+            best_acc, best_std = top["mean_accuracy"], top.get("std_accuracy")
+    ips = None
+    recent = [t["images_per_s"] for t in trains[-10:] if isinstance(t.get("images_per_s"), (int, float))]
+    if recent:
+        ips = sorted(recent)[len(recent) // 2]
+    return RunSummary(
+        id=run.id, name=str(st.get("name") or cfg.get("name") or ""), status=str(st.get("status")),
+        epoch=int(st.get("epoch") or 0), epochs=int(cfg.get("epochs") or st.get("epochs") or 0),
+        progress=float(st.get("progress") or 0.0), best_set=best_set, best_accuracy=best_acc, best_std=best_std,
+        images_per_s=ips, started=st.get("started"), message=str(st.get("message") or ""), path=str(run.path),
+    )
+
+
+def list_runs(root: str | Path | None = None) -> list[RunSummary]:
+    """Every run folder of the workspace, oldest first."""
+    base = _runs_dir(root)
+    if not base.is_dir():
+        return []
+    return [summarize(Run(p)) for p in sorted(base.iterdir()) if p.is_dir() and (p / "config.json").exists()]
+
+
+def request_stop(run: Run | str | Path, root: str | Path | None = None) -> Run:
+    """Ask a run to stop: the loop sees STOP between steps, saves a resumable checkpoint, exits 'stopped'.
+
+    A queued run is removed from the queue and marked stopped at once.
+    """
+    run = run if isinstance(run, Run) else find_run(run, root)
+    run.stop_path.write_text(_iso(_now()) + "\n")
+    queue_root = run.path.parent.parent
+    if run.path.parent.name != "runs" or not _queue_path(queue_root).exists():
+        return run
+    with _queue_lock(queue_root):
+        queue = read_queue(queue_root)
+        kept = [q for q in queue if q.get("run_id") != run.id]
+        if len(kept) != len(queue):
+            _write_json(_queue_path(queue_root), kept)
+            run.write_status(status="stopped", message="removed from the queue before it started")
+    return run
+
+
+def compare_runs(runs: Sequence[Run]) -> dict[str, Any]:
+    """Config keys that differ between runs, and each run's summary."""
+    configs = []
+    for r in runs:
+        try:
+            configs.append(r.config())
+        except FileNotFoundError:
+            configs.append({})
+    keys = sorted({k for c in configs for k in c})
+    differ = {k: [c.get(k) for c in configs] for k in keys
+              if len({json.dumps(c.get(k), sort_keys=True, default=str) for c in configs}) > 1 and k != "name"}
+    return {"runs": [summarize(r).to_dict() for r in runs], "config_differences": differ}
+
+
+# ----------------------------------------------------------------------------- launching and the queue
+
+
+def _queue_path(root: Path) -> Path:
+    return root / "runs" / "queue.json"
+
+
+@contextlib.contextmanager
+def _queue_lock(root: Path) -> Iterator[None]:
+    lock = root / "runs" / ".queue.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def read_queue(root: str | Path | None = None) -> list[dict[str, Any]]:
+    data = _read_json(_queue_path(workspace_root(root)), [])
+    return data if isinstance(data, list) else []
+
+
+def default_max_running() -> int:
+    """$SYNFACE_MAX_RUNS, else one run per GPU, else 1 (two runs on one CPU only slow each other)."""
+    env = os.environ.get("SYNFACE_MAX_RUNS")
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        import torch
+
+        return max(1, torch.cuda.device_count())
+    except Exception:  # noqa: BLE001 - torch missing or broken CUDA: stay conservative
+        return 1
+
+
+def _train_argv(run: Run, root: Path) -> list[str]:
+    """`python -m synface train ...` (or the verb module directly while the dispatcher lacks it)."""
+    try:
+        from synface.__main__ import VERB_MODULES
+
+        entry = ["synface", "train"] if "train" in VERB_MODULES else ["synface.cli.train"]
+    except ImportError:
+        entry = ["synface.cli.train"]
+    return [sys.executable, "-m", *entry, "--config", str(run.config_path), "--run-dir", str(run.path),
+            "--root", str(root), "--no-progress"]
+
+
+def _spawn(run: Run, argv: Sequence[str]) -> int:
+    """Start `argv` detached (own session) with output to the run's log.txt; returns its pid."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    with open(run.log_path, "ab") as log:
+        proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=str(REPO_ROOT), env=env, start_new_session=True, close_fds=True)
+    run.write_status(status="starting", pid=proc.pid, host=socket.gethostname(), launched=_iso(_now()))
+    return proc.pid
+
+
+def _prepare(config: Any, root: Path, name: str | None) -> Run:
+    return create_run(config, name=name, root=root)
+
+
+def launch_run_subprocess(config: Any, root: str | Path | None = None, name: str | None = None,
+                          argv: Sequence[str] | None = None) -> tuple[str, int]:
+    """Create a run and start `python -m synface train` for it in the background, now.
+
+    config: a TrainConfig, a dict, or a YAML/JSON path. `argv` replaces the command (tests).
+    Returns (run id, pid).
+    """
+    root = workspace_root(root)
+    run = _prepare(config, root, name)
+    return run.id, _spawn(run, argv or _train_argv(run, root))
+
+
+def _active_count(root: Path) -> int:
+    base = root / "runs"
+    if not base.is_dir():
+        return 0
+    return sum(1 for p in base.iterdir() if p.is_dir() and Run(p).status().get("status") in ACTIVE_STATES)
+
+
+def launch(config: Any, root: str | Path | None = None, name: str | None = None,
+           max_running: int | None = None, argv: Sequence[str] | None = None) -> tuple[str, int | None]:
+    """Create a run and queue it; it starts at once when a slot is free. Returns (run id, pid or None)."""
+    root = workspace_root(root)
+    run = _prepare(config, root, name)
+    entry = {"run_id": run.id, "argv": list(argv or _train_argv(run, root)), "queued": _iso(_now())}
+    with _queue_lock(root):
+        queue = read_queue(root)
+        queue.append(entry)
+        _write_json(_queue_path(root), queue)
+        run.write_status(status="queued", position=len(queue))
+    run_queue(root, max_running)
+    pid = run.raw_status().get("pid")
+    return run.id, pid if run.raw_status().get("status") in ACTIVE_STATES else None
+
+
+def run_queue(root: str | Path | None = None, max_running: int | None = None) -> list[str]:
+    """Start queued runs while fewer than `max_running` are active; returns the ids started.
+
+    Safe to call from many processes (file lock); the app calls it on each refresh and a
+    training process calls it when it ends.
+    """
+    root = workspace_root(root)
+    limit = default_max_running() if max_running is None else max_running
+    started: list[str] = []
+    if not _queue_path(root).exists():
+        return started
+    with _queue_lock(root):
+        queue = read_queue(root)
+        active = _active_count(root)
+        while queue and active < limit:
+            entry = queue.pop(0)
+            run = Run(root / "runs" / entry["run_id"])
+            if not run.config_path.exists() or run.stop_requested():
+                continue
+            _spawn(run, entry["argv"])
+            started.append(run.id)
+            active += 1
+        _write_json(_queue_path(root), queue)
+        for i, entry in enumerate(queue):
+            Run(root / "runs" / entry["run_id"]).write_status(position=i + 1)
+    return started
