@@ -193,7 +193,8 @@ class FaceGenerator:
         coeffs = self.validate(coeffs)
         with torch.no_grad():
             verts, normals, albedo = self.posed_mesh(coeffs)
-            colours = (albedo * sh_irradiance(normals, coeffs.light)).clamp(0, 1)
+            exposure = self.model.exposure(coeffs.albedo).view(-1, 1, 1)
+            colours = (albedo * sh_irradiance(normals, coeffs.light) * exposure).clamp(0, 1)
         return MeshResult(verts, self.model.faces, colours)
 
     def render_float(self, coeffs: FaceCoeffs) -> tuple[torch.Tensor, torch.Tensor]:
@@ -229,6 +230,7 @@ class FaceGenerator:
         parts = self.model.albedo_parts(coeffs.albedo, coeffs.expr)
         gamma = coeffs.light.view(-1, 3, 9).clone()
         gamma[:, :, 0] += AMBIENT_OFFSET
+        gamma = gamma * self.model.exposure(coeffs.albedo).view(-1, 1, 1)
         images = render_cpu(verts, self.model.faces, self._raster_faces, rot, parts, gamma, FOCAL_224 / 224.0,
                             CAMERA_DISTANCE, A, t, self.supersample, coeffs.background, self.image_size)
         landmarks = self._project_landmarks(verts, rot, A, t)
@@ -249,7 +251,8 @@ class FaceGenerator:
         posed = verts @ rot.transpose(1, 2)
         normals = self.model.vertex_normals(posed)
         albedo = self.model.albedo(coeffs.albedo, coeffs.expr)
-        colour = (albedo * sh_irradiance(normals, coeffs.light)).clamp(0, 1)
+        exposure = self.model.exposure(coeffs.albedo).view(-1, 1, 1)
+        colour = (albedo * sh_irradiance(normals, coeffs.light) * exposure).clamp(0, 1)
         xy, depth = perspective(posed)
         screen = xy @ A.transpose(1, 2) + t.unsqueeze(1)
         landmarks = screen[:, self.model.landmark_vertices]

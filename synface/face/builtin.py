@@ -58,7 +58,7 @@ def _latitudes() -> np.ndarray:
     return np.concatenate([top, face])
 
 
-def _superellipse(angle: np.ndarray, n: float = 2.6) -> tuple[np.ndarray, np.ndarray]:
+def _superellipse(angle: np.ndarray, n: float = 3.2) -> tuple[np.ndarray, np.ndarray]:
     s, c = np.sin(angle), np.cos(angle)
     return np.sign(s) * np.abs(s) ** (2 / n), np.sign(c) * np.abs(c) ** (2 / n)
 
@@ -73,7 +73,7 @@ def build_base_mesh() -> dict[str, np.ndarray]:
     rows, lat = [], []
     for p in phi:
         y = b * math.cos(p)
-        taper = 1.0 - 0.32 * float(_smoothstep(-0.1, -0.95, np.array(y)))  # jaw narrows
+        taper = 1.0 - 0.22 * float(_smoothstep(-0.1, -0.95, np.array(y)))  # jaw narrows
         back = 1.0 - 0.12 * float(_smoothstep(-0.2, -0.95, np.array(y)))
         r = math.sin(p)
         x = a * r * taper * sx
@@ -82,7 +82,7 @@ def build_base_mesh() -> dict[str, np.ndarray]:
         lat.append(np.full_like(x, p))
     head_last = rows[-1]
     # Neck: blend from the last head ring to a cylinder under and behind the chin.
-    neck_x, neck_z, neck_cz = 0.43, 0.44, -0.14
+    neck_x, neck_z, neck_cz = 0.36, 0.40, -0.14
     for k in range(1, N_NECK_ROWS + 1):
         t = k / N_NECK_ROWS
         y_ring = head_last[0, 1] - 0.08 - 1.0 * t
@@ -158,8 +158,8 @@ def _mean_displacement(ref: dict[str, np.ndarray]) -> np.ndarray:
     dz += 0.065 * _pair(X, Y, EYE_X, EYE_Y, 0.075, 0.045)  # eyeballs
     dz += 0.06 * _pair(X, Y, 0.27, 0.28, 0.16, 0.045)  # brow ridge
     dz += 0.05 * _pair(X, Y, 0.45, -0.08, 0.1, 0.1)  # cheekbones
-    dz += 0.05 * _gauss(X, Y, 0, -0.53, 0.17, 0.035)  # upper lip
-    dz += 0.055 * _gauss(X, Y, 0, -0.67, 0.15, 0.035)  # lower lip
+    dz += 0.045 * _gauss(X, Y, 0, MOUTH_Y + 0.03, 0.17, 0.03)  # upper lip
+    dz += 0.055 * _gauss(X, Y, 0, MOUTH_Y - 0.045, 0.15, 0.03)  # lower lip
     dz -= 0.035 * _gauss(X, Y, 0, MOUTH_Y, 0.22, 0.012)  # mouth line
     dz -= 0.03 * _gauss(X, Y, 0, -0.77, 0.13, 0.03)  # mentolabial fold
     dz += 0.09 * _gauss(X, Y, 0, -0.88, 0.15, 0.07)  # chin
@@ -168,7 +168,7 @@ def _mean_displacement(ref: dict[str, np.ndarray]) -> np.ndarray:
     disp = np.zeros((len(X), 3))
     disp[:, 2] = dz * F
     disp += _ear_field(ref, size=1.0, protrusion=1.0)
-    disp += _hair_volume_field(ref) * 0.05
+    disp += _hair_volume_field(ref) * 0.08
     return disp
 
 
@@ -355,7 +355,7 @@ def _expr_basis(ref: dict[str, np.ndarray]) -> np.ndarray:
     upper_lip = _gauss(X, Y, 0, -0.52, 0.15, 0.05)
     nose_root = _gauss(X, Y, 0, 0.02, 0.08, 0.08)
     fields = [
-        field(dy=-0.13 * jaw_region, dz=-0.05 * jaw_region),  # jaw_open
+        field(dy=-0.09 * jaw_region, dz=-0.04 * jaw_region),  # jaw_open
         field(dx=0.04 * np.sign(X) * corners, dy=0.045 * corners + 0.02 * cheeks, dz=-0.015 * corners + 0.02 * cheeks),  # smile
         field(dy=-0.035 * corners - 0.02 * inner_brows, dx=-0.012 * np.sign(X) * inner_brows),  # frown
         field(dy=0.05 * brows),  # brows_up
@@ -434,6 +434,12 @@ class BuiltinFaceModel(MorphableModel):
 
     def albedo_parts(self, albedo: torch.Tensor, expr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         return self._albedo.parts(albedo, expr)
+
+    def exposure(self, albedo: torch.Tensor) -> torch.Tensor:
+        """Cameras meter on the face: darker skin is photographed with more exposure (up to 1.7x)."""
+        skin = self._albedo.skin_colour(albedo)
+        luma = skin @ torch.tensor([0.30, 0.59, 0.11], device=skin.device)
+        return (0.5 / luma.clamp_min(1e-3)).pow(0.6).clamp(1.0, 1.7)
 
     def vertex_normals(self, verts: torch.Tensor) -> torch.Tensor:
         """Normals from central differences on the longitude/latitude grid.

@@ -35,14 +35,14 @@ from synface.face.geometry_fields import (
 )
 
 SKIN_PALETTE = np.array(
-    [  # very light ... very dark, sRGB reflectance
+    [  # very light ... very dark, display-referred (sRGB) reflectance
         [0.97, 0.85, 0.78],
         [0.92, 0.74, 0.62],
-        [0.80, 0.59, 0.45],
-        [0.64, 0.44, 0.30],
-        [0.45, 0.29, 0.19],
-        [0.27, 0.17, 0.11],
-        [0.17, 0.11, 0.08],
+        [0.83, 0.63, 0.49],
+        [0.70, 0.50, 0.36],
+        [0.56, 0.38, 0.26],
+        [0.44, 0.29, 0.20],
+        [0.34, 0.22, 0.15],
     ]
 )
 HAIR_PALETTE = np.array([[0.05, 0.04, 0.035], [0.16, 0.10, 0.06], [0.36, 0.23, 0.13], [0.62, 0.47, 0.28], [0.85, 0.72, 0.48]])
@@ -128,7 +128,7 @@ def build_mask_library(ref: dict[str, np.ndarray], random_fields: np.ndarray) ->
             iris = sig((1 - r) * 10) * opening
             pupil = sig((0.42 - r) * 20) * opening * 0.9
             lash_y = np.minimum(lid, np.sqrt(np.clip(1 - ex**2, 0, None)))
-            lash = np.exp(-0.5 * ((ey - lash_y) / 0.22) ** 2) * sig((1.1 - np.abs(ex)) * 10) * F * 0.75
+            lash = np.exp(-0.5 * ((ey - lash_y) / 0.32) ** 2) * sig((1.15 - np.abs(ex)) * 10) * F * 0.92
             add(f"{side_name}_{level}", _layer([opening, iris, pupil, lash]))
     eye_cover = sum(masks[s.start] + masks[s.start + 1] + masks[s.start + 2] + masks[s.start + 3]
                     for name, s in slices.items() if name.endswith("_0.0"))
@@ -137,7 +137,7 @@ def build_mask_library(ref: dict[str, np.ndarray], random_fields: np.ndarray) ->
     arc = 0.29 + 0.035 * np.exp(-0.5 * ((bx - 0.3) / 0.09) ** 2) - 0.02 * (bx - 0.3)
     brow_items = []
     for t in BROW_THICKNESS:
-        thick = np.clip(0.022 + 0.006 * t, 0.01, 0.04)
+        thick = np.clip(0.03 + 0.007 * t, 0.014, 0.05)
         brow = np.exp(-0.5 * ((Y - arc) / thick) ** 2) * smoothstep(0.07, 0.12, bx) * (1 - smoothstep(0.43, 0.5, bx)) * F
         brow_items.append(np.clip(brow * (1 - eye_cover), 0, 1))
     add("brows", brow_items)
@@ -149,9 +149,11 @@ def build_mask_library(ref: dict[str, np.ndarray], random_fields: np.ndarray) ->
             m = smoothstep(-0.012 * math.pi, 0.03 * math.pi, hl - lat) * (1 - brow_mid) * (1 - eye_cover)
             add(f"hair_{h}_{rcs}", [m, m * strands])
     # lips and the mouth interior (opened by the jaw)
-    lip_u = gauss(X, Y, 0, -0.545, 0.15, 0.022) * (1 - smoothstep(0.2, 0.26, np.abs(X)))
-    lip_l = gauss(X, Y, 0, -0.655, 0.135, 0.028) * (1 - smoothstep(0.18, 0.24, np.abs(X)))
-    lips = np.clip(lip_u + lip_l, 0, 1) * F
+    # upper lip thinner than the lower one; both meet at the mouth line
+    lip_u = smoothstep(MOUTH_Y - 0.005, MOUTH_Y + 0.01, Y) * (1 - smoothstep(MOUTH_Y + 0.045, MOUTH_Y + 0.065, Y + 0.5 * X**2))
+    lip_l = (1 - smoothstep(MOUTH_Y - 0.01, MOUTH_Y + 0.005, Y)) * smoothstep(MOUTH_Y - 0.1, MOUTH_Y - 0.075, Y - 0.8 * X**2)
+    width = 1 - smoothstep(0.17, 0.265, np.abs(X))
+    lips = np.clip(lip_u + lip_l, 0, 1) * width * F
     gap = np.exp(-0.5 * ((Y - (MOUTH_Y - 0.012)) / 0.016) ** 2) * (1 - smoothstep(0.16, 0.24, np.abs(X))) * F
     teeth = smoothstep(MOUTH_Y - 0.006, MOUTH_Y + 0.004, Y) * gap * 0.8
     lips_l, gap_l, teeth_l = _layer([lips, gap, teeth])
@@ -174,6 +176,12 @@ def build_mask_library(ref: dict[str, np.ndarray], random_fields: np.ndarray) ->
     beard = smoothstep(-0.45, -0.6, Y) * (1 - smoothstep(0.55, 0.7, np.abs(X))) * F + gauss(X, Y, 0, -0.555, 0.2, 0.02) * F * 0.7
     add_tone("beard", [np.clip(beard, 0, 1) * (1 - lips)])
     add_tone("nostrils", [pair(X, Y, 0.045, NOSE_TIP_Y - 0.075, 0.022, 0.012) * F])
+    # Shading that a local lighting model misses (occlusion in the sockets, the mouth line, the
+    # chin's shadow on the neck): painted in, as photographs show it.
+    sockets = pair(X, Y, EYE_X - 0.01, EYE_Y + 0.035, 0.11, 0.05) + 0.6 * pair(X, Y, EYE_X + 0.02, EYE_Y - 0.045, 0.09, 0.025)
+    lip_line = gauss(X, Y, 0, MOUTH_Y, 0.2, 0.011) * (1 - smoothstep(0.2, 0.27, np.abs(X))) + 0.6 * gauss(X, Y, 0, MOUTH_Y - 0.115, 0.12, 0.018)
+    under_chin = smoothstep(-0.9, -1.05, Y) * (1 - smoothstep(-1.6, -2.0, Y))
+    add_tone("occlusion", [np.clip(sockets * F, 0, 1), lip_line * F, under_chin])
     dirs = rng.normal(size=(len(random_fields), 3)) * 0.2 + 1.0
     return MaskLibrary(np.stack(tone), np.stack(masks), slices, tone_slices, dirs)
 
@@ -223,7 +231,7 @@ class AlbedoEvaluator:
 
     def skin_colour(self, c: torch.Tensor) -> torch.Tensor:
         base = _palette(self.skin, _phi(c[:, 0]))
-        tint = torch.stack([0.03 * c[:, 1] + 0.01 * c[:, 2], -0.01 * c[:, 1] + 0.01 * c[:, 2], -0.02 * c[:, 2]], 1)
+        tint = torch.stack([0.015 * c[:, 1] + 0.008 * c[:, 2], -0.006 * c[:, 1] + 0.006 * c[:, 2], -0.012 * c[:, 2]], 1)
         return (base * (1 + 2 * tint)).clamp(0.02, 1.0)
 
     def hair_colour(self, c: torch.Tensor) -> torch.Tensor:
@@ -255,12 +263,16 @@ class AlbedoEvaluator:
         beard = 0.45 * bt * bt * (3 - 2 * bt)
         a[:, :, lib.tone_slices["beard"].start] = -beard.unsqueeze(1) * torch.tensor([0.55, 0.55, 0.5], device=c.device)
         a[:, :, lib.tone_slices["nostrils"].start] = -0.75
+        occ = lib.tone_slices["occlusion"].start
+        a[:, :, occ] = -0.28
+        a[:, :, occ + 1] = -0.55
+        a[:, :, occ + 2] = -0.35
         S = 1 + (a.reshape(B * 3, K) @ self.tone).view(B, 3, -1)  # (B,3,V)
         # --- paint: weights w (B, J) and colours col (B, J, 3) ---
         J = self.masks.shape[0]
         w = torch.zeros(B, J, device=c.device)
         col = torch.zeros(B, J, 3, device=c.device)
-        sclera = (torch.tensor([0.92, 0.90, 0.86], device=c.device) * (1 - 0.06 * c[:, 19:20].clamp(-2, 2)))
+        sclera = (torch.tensor([0.80, 0.78, 0.74], device=c.device) * (1 - 0.06 * c[:, 19:20].clamp(-2, 2)))
         iris = _palette(self.iris, _phi(c[:, 5]) * 0.6 + _phi(c[:, 6]) * 0.4)
         pupil = iris * 0.1
         lash = torch.tensor([0.06, 0.05, 0.045], device=c.device).expand(B, 3)
@@ -273,8 +285,8 @@ class AlbedoEvaluator:
                 col[:, s] = eye_cols
         hair = self.hair_colour(c)
         s = lib.slices["brows"]
-        w[:, s] = hat_weights(c[:, 8], BROW_THICKNESS) * (0.85 + 0.1 * c[:, 7:8]).clamp(0.4, 1.0)
-        col[:, s] = (hair * 0.7).unsqueeze(1)
+        w[:, s] = hat_weights(c[:, 8], BROW_THICKNESS) * (0.93 + 0.05 * c[:, 7:8]).clamp(0.6, 1.0)
+        col[:, s] = torch.minimum(hair * 0.7, skin * 0.4).unsqueeze(1)  # brows always darker than skin
         density = _phi(c[:, 12] + 1.6)
         hh = hat_weights(c[:, 13], HAIR_HEIGHTS)
         hr = hat_weights(c[:, 14], HAIR_RECESSIONS)
@@ -287,11 +299,11 @@ class AlbedoEvaluator:
                 col[:, s.start + 1] = hair * 0.5
                 w[:, s.start + 1] = weight
         s = lib.slices["lips"]
-        lip = skin * torch.stack([0.95 + 0.1 * c[:, 3], 0.55 - 0.05 * c[:, 3], 0.55 - 0.03 * c[:, 3]], 1)
+        lip = skin * torch.stack([0.88 + 0.06 * c[:, 3], 0.52 - 0.04 * c[:, 3], 0.54 - 0.03 * c[:, 3]], 1)
         w[:, s] = 1.0
         col[:, s] = (lip * (0.85 - 0.07 * c[:, 4:5]).clamp(0.5, 1.0)).unsqueeze(1)
         s = lib.slices["mouth"]
-        ot = ((expr[:, JAW_OPEN_EXPR] - 0.2) / 0.4).clamp(0, 1)
+        ot = ((expr[:, JAW_OPEN_EXPR] - 0.25) / 0.5).clamp(0, 1)
         w[:, s] = (ot * ot * (3 - 2 * ot)).unsqueeze(1)
         col[:, s.start] = torch.tensor([0.18, 0.05, 0.05], device=c.device)
         col[:, s.start + 1] = torch.tensor([0.85, 0.82, 0.74], device=c.device)

@@ -45,6 +45,6 @@ def hairline_lat(lon: np.ndarray, height: np.ndarray | float = 0.0, recession: n
     base = np.interp(deg, keys_deg, keys_lat)
     front = 1.0 - smoothstep(40, 80, deg)
     temple = np.exp(-0.5 * ((deg - 32) / 12) ** 2)
-    return base - 0.06 * math.pi * height * front - 0.07 * math.pi * recession * temple
+    return base - 0.03 * math.pi * height * front - 0.07 * math.pi * recession * temple
 
 

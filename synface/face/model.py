@@ -75,6 +75,11 @@ class MorphableModel(ABC):
         zeros = torch.zeros(B, V, device=full.device)
         return ones, full.permute(0, 2, 1), zeros, torch.zeros(B, 3, V, device=full.device)
 
+    def exposure(self, albedo: torch.Tensor) -> torch.Tensor:
+        """(B,) light multiplier a camera's auto-exposure would apply for these identities
+        (metering on the face). Default: none."""
+        return torch.ones(albedo.shape[0], device=albedo.device)
+
     def vertex_normals(self, verts: torch.Tensor) -> torch.Tensor:
         """(B, V, 3) unit normals of posed vertices; models with a known topology may do better."""
         from synface.render.shading import vertex_normals  # noqa: PLC0415

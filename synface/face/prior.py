@@ -23,19 +23,19 @@ IDENTITY_CLAMP = 3.0
 class AttributePrior:
     """Spreads of the per-image attributes; `scale` arguments multiply them (0 = neutral)."""
 
-    yaw_std_deg: float = 22.0
+    yaw_std_deg: float = 20.0
     yaw_max_deg: float = 75.0
-    pitch_std_deg: float = 9.0
-    pitch_max_deg: float = 30.0
+    pitch_std_deg: float = 5.0
+    pitch_max_deg: float = 25.0
     roll_std_deg: float = 5.0
     roll_max_deg: float = 20.0
     expr_active_prob: float = 0.45
     expr_std: float = 0.35
-    blink_prob: float = 0.08
-    light_yaw_max_deg: float = 70.0
-    light_pitch_range_deg: tuple[float, float] = (-25.0, 50.0)
-    intensity_range: tuple[float, float] = (0.35, 0.95)
-    ambient_range: tuple[float, float] = (0.35, 0.75)
+    blink_prob: float = 0.05
+    light_yaw_max_deg: float = 60.0
+    light_pitch_range_deg: tuple[float, float] = (-10.0, 50.0)
+    intensity_range: tuple[float, float] = (0.25, 0.7)
+    ambient_range: tuple[float, float] = (0.55, 0.9)
     light_colour_std: float = 0.06
     jitter_shift_std: float = 0.015
     jitter_scale_std: float = 0.03
@@ -116,7 +116,7 @@ def sample_background(n: int, generator: torch.Generator) -> torch.Tensor:
     grey = colours.view(n, 2, 3).mean(2, keepdim=True)
     colours = (grey + (colours.view(n, 2, 3) - grey) * 0.45).view(n, 6)  # fewer garish colours
     angle = torch.rand((n, 1), generator=generator) * 2 * math.pi
-    amp = torch.rand((n, 1), generator=generator) * 0.2
+    amp = torch.rand((n, 1), generator=generator) * 0.12
     weights = torch.randn((n, 4), generator=generator)
     out = torch.cat([colours, angle, amp, weights], 1)
     assert out.shape[1] == BACKGROUND_DIM

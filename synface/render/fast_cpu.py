@@ -28,16 +28,16 @@ _K2 = float((2 * np.pi / np.sqrt(8.0)) * (3 * np.sqrt(5.0) / np.sqrt(12 * np.pi)
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH)
-def _shade_and_project(verts, faces, rot, skin, scale, coverage, paint, gamma, focal, cam_dist, A, t, ss, sv, colour):
+def _shade_and_project(verts, faces, rot, skin, scale, coverage, paint, gamma, focal, cam_dist, A, t, ss, sv, colour,
+                       posed, acc):
     """Posed normals, SH irradiance x albedo per vertex, and supersampled screen positions."""
     n = verts.shape[0]
-    posed = np.empty((n, 3), np.float32)
     for v in range(n):
         x, y, z = verts[v, 0], verts[v, 1], verts[v, 2]
         posed[v, 0] = rot[0, 0] * x + rot[0, 1] * y + rot[0, 2] * z
         posed[v, 1] = rot[1, 0] * x + rot[1, 1] * y + rot[1, 2] * z
         posed[v, 2] = rot[2, 0] * x + rot[2, 1] * y + rot[2, 2] * z
-    acc = np.zeros((n, 3), np.float32)
+    acc[:] = 0.0
     for f in range(faces.shape[0]):
         i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
         ax = posed[i1, 0] - posed[i0, 0]
@@ -172,39 +172,48 @@ def _resolve(buf_colour, buf_mask, bg, noise, ss, out):
         for j in range(size):
             x = -1.0 + 2.0 * j / (size - 1)
             tt = min(max((ca * x + sa * y) * 0.5 + 0.5, 0.0), 1.0)
-            acc = np.zeros(3, np.float32)
+            r = 0.0
+            g = 0.0
+            b = 0.0
             cov = 0.0
             for di in range(ss):
                 for dj in range(ss):
                     if buf_mask[i * ss + di, j * ss + dj] > 0:
-                        for c in range(3):
-                            acc[c] += buf_colour[i * ss + di, j * ss + dj, c]
+                        r += buf_colour[i * ss + di, j * ss + dj, 0]
+                        g += buf_colour[i * ss + di, j * ss + dj, 1]
+                        b += buf_colour[i * ss + di, j * ss + dj, 2]
                         cov += 1.0
             rest = 1.0 - cov * inv
             for c in range(3):
+                acc_c = r if c == 0 else (g if c == 1 else b)
                 n = (bg[8] * noise[0, c, i, j] + bg[9] * noise[1, c, i, j] + bg[10] * noise[2, c, i, j]
                      + bg[11] * noise[3, c, i, j])
                 back = min(max(bg[c] * (1.0 - tt) + bg[3 + c] * tt + amp * n, 0.0), 1.0)
-                value = acc[c] * inv + rest * back
+                value = acc_c * inv + rest * back
                 out[i, j, c] = np.uint8(min(max(value * 255.0 + 0.5, 0.0), 255.0))
 
 
 @numba.njit(parallel=True, cache=True)
 def _render_batch(verts, faces, raster_faces, rot, skin, scale, coverage, paint, gamma, focal, cam_dist, A, t, ss,
-                  bg, noise, out):
+                  bg, noise, out, workers):
+    """Images split round-robin over `workers` lanes; each lane reuses its own scratch buffers
+    (fresh per-image buffers cost more in page faults than the rasterisation itself)."""
     B, n = verts.shape[0], verts.shape[1]
     size = out.shape[1]
     big = size * ss
-    for b in numba.prange(B):
+    for lane in numba.prange(workers):
         sv = np.empty((n, 3), np.float32)
         colour = np.empty((n, 3), np.float32)
-        _shade_and_project(verts[b], faces, rot[b], skin[b], scale[b], coverage[b], paint[b], gamma[b], focal,
-                           cam_dist, A[b], t[b], ss, sv, colour)
         buf_colour = np.empty((big, big, 3), np.float32)
         buf_mask = np.empty((big, big), np.float32)
         buf_depth = np.empty((big, big), np.float32)
-        _raster_colour(sv, raster_faces, colour, buf_colour, buf_mask, buf_depth)
-        _resolve(buf_colour, buf_mask, bg[b], noise, ss, out[b])
+        posed = np.empty((n, 3), np.float32)
+        acc = np.empty((n, 3), np.float32)
+        for b in range(lane, B, workers):
+            _shade_and_project(verts[b], faces, rot[b], skin[b], scale[b], coverage[b], paint[b], gamma[b], focal,
+                               cam_dist, A[b], t[b], ss, sv, colour, posed, acc)
+            _raster_colour(sv, raster_faces, colour, buf_colour, buf_mask, buf_depth)
+            _resolve(buf_colour, buf_mask, bg[b], noise, ss, out[b])
 
 
 def render_cpu(verts: torch.Tensor, faces: torch.Tensor, raster_faces: torch.Tensor, rot: torch.Tensor,
@@ -225,5 +234,5 @@ def render_cpu(verts: torch.Tensor, faces: torch.Tensor, raster_faces: torch.Ten
     noise = np32(_noise_fields(size, torch.device("cpu")))
     _render_batch(np32(verts), faces.numpy(), raster_faces.numpy(), np32(rot), np32(skin), np32(scale),
                   np32(coverage), np32(paint), np32(gamma_with_offset), float(focal), float(cam_dist), np32(A),
-                  np32(t), int(supersample), np32(background), noise, out)
+                  np32(t), int(supersample), np32(background), noise, out, max(1, min(B, numba.get_num_threads())))
     return torch.from_numpy(out)
