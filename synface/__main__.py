@@ -7,7 +7,7 @@ import importlib
 import sys
 
 # Each verb lives in synface/cli/<module>.py and registers itself.
-VERB_MODULES = ("bench", "align", "generate", "train", "eval", "runs")
+VERB_MODULES = ("bench", "align", "generate", "train", "eval", "runs", "reproduce")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -226,7 +226,18 @@ SHAPE_SEMANTIC = (
     ("masculinity", "sex cue: heavier brow, jaw, nose and chin"),
     ("age", "age cue: sagging jowls, deeper folds, eye bags"),
     ("asymmetry", "left-right asymmetry"),
+    ("eye_tilt", "outer eye corners up or down"),
+    ("eye_opening", "narrow or wide eye opening"),
+    ("brow_arch", "flat or arched brows"),
+    ("brow_tilt", "brows slanting up or down outward"),
+    ("upper_lip_height", "thin or full upper lip"),
+    ("lower_lip_height", "thin or full lower lip"),
+    ("nose_tip_width", "narrow or bulbous nose tip"),
+    ("mouth_curve", "mouth corners turned up or down"),
 )
+#: identity shape variation is scaled so that faces differ as much as different people do for a
+#: real-face recogniser (measured with dlib's descriptor: bench realism)
+SHAPE_GAIN = 1.5
 N_SHAPE_RANDOM = 20
 
 
@@ -304,13 +315,27 @@ def _shape_basis(ref: dict[str, np.ndarray]) -> np.ndarray:
     folds = _pair(X, Y, 0.2, -0.42, 0.04, 0.1)
     fields.append(field(dy=-0.03 * jowl, dz=0.02 * bags * F - 0.02 * folds * F) + fields[19] * 0.3)  # age
     fields.append(field(dx=0.015 * np.clip(X, 0, None) * F * 3, dy=0.012 * (X > 0) * eyes))  # asymmetry
+    eye_tight = _pair(X, Y, EYE_X, EYE_Y, 0.1, 0.055)
+    fields.append(field(dy=0.025 * (np.abs(X) - EYE_X) / 0.1 * eye_tight * F))  # eye_tilt
+    fields.append(field(dy=0.25 * (Y - EYE_Y) * eye_tight * F))  # eye_opening
+    brow_band = _pair(X, Y, 0.28, 0.29, 0.17, 0.045)
+    fields.append(field(dy=(0.03 * np.exp(-0.5 * ((np.abs(X) - 0.3) / 0.06) ** 2) - 0.01) * brow_band * F))  # brow_arch
+    fields.append(field(dy=0.03 * (np.abs(X) - 0.28) / 0.15 * brow_band * F))  # brow_tilt
+    upper = _gauss(X, Y, 0, MOUTH_Y + 0.03, 0.2, 0.035) * (Y > MOUTH_Y)
+    lower = _gauss(X, Y, 0, MOUTH_Y - 0.045, 0.18, 0.04) * (Y < MOUTH_Y)
+    fields.append(field(dy=0.35 * (Y - MOUTH_Y) * upper * F))  # upper_lip_height
+    fields.append(field(dy=0.35 * (Y - MOUTH_Y) * lower * F))  # lower_lip_height
+    fields.append(field(dx=0.3 * X * _gauss(X, Y, 0, NOSE_TIP_Y - 0.02, 0.08, 0.05) * F))  # nose_tip_width
+    fields.append(field(dy=0.03 * (X / 0.25) ** 2 * _gauss(X, Y, 0, MOUTH_Y, 0.3, 0.05) * F))  # mouth_curve
     assert len(fields) == len(SHAPE_SEMANTIC)
-    random = _random_fields(ref, N_SHAPE_RANDOM, seed=1234, amp=0.03)
-    normal_dir = np.zeros((n, 3))
-    normal_dir[:, 2] = 1.0
+    # Individual detail: smooth depth relief plus small in-plane warps, which also move the
+    # painted features (eyes, brows, lips) with the vertices.
+    relief = _random_fields(ref, N_SHAPE_RANDOM, seed=1234, amp=0.03)
+    warp_x = _random_fields(ref, N_SHAPE_RANDOM, seed=5678, amp=0.012)
+    warp_y = _random_fields(ref, N_SHAPE_RANDOM, seed=8765, amp=0.012)
     for k in range(N_SHAPE_RANDOM):
-        fields.append(normal_dir * random[k][:, None])
-    return np.stack(fields)  # (K, V, 3)
+        fields.append(np.stack([warp_x[k], warp_y[k], relief[k]], axis=1))
+    return np.stack(fields) * SHAPE_GAIN  # (K, V, 3)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,77 @@
+"""Attributes (Figure 4): which per-image variation (pose, expression, illumination) matters, with and without IM."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import streamlit as st  # noqa: E402
+
+from pages import common  # noqa: E402
+
+SCALES = ("cpu", "paper", "tiny")
+
+
+def _chart(df):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for series in ("no IM", "IM"):
+        if f"{series} acc" in df:
+            fig.add_trace(go.Bar(name=series, x=df["varied"], y=df[f"{series} acc"],
+                                 error_y={"type": "data", "array": df[f"{series} std"]}))
+    fig.update_layout(barmode="group", yaxis_title="LFW accuracy (%)", xaxis_title="factor(s) re-drawn per image",
+                      height=450, margin={"t": 30})
+    return fig
+
+
+@st.fragment(run_every=5)
+def _job(scale: str) -> None:
+    from synface.analysis.reproduce import reproduce_status
+
+    status = reproduce_status("figure4", scale)
+    if not status.get("pid"):
+        return
+    if status.get("alive"):
+        st.info(f"reproduce figure4 --scale {scale} is running (pid {status['pid']}); the chart fills in as runs finish.")
+    else:
+        st.caption(f"Last background job (pid {status['pid']}) has ended.")
+    if status.get("tail"):
+        st.code(status["tail"], language=None)
+
+
+def main() -> None:
+    from synface.analysis.reproduce import launch_reproduce, make_plan
+    from synface.analysis.tables import figure4
+
+    st.title("Attributes")
+    st.caption("Figure 4: each factor re-drawn per image while the others are held per identity "
+               "('none' holds all, 'all' re-draws all), trained without and with identity mixup.")
+    scale = st.selectbox("Scale", SCALES, key="attr.scale")
+    df = figure4(scale=scale)
+    if df.empty:
+        st.info("No Figure 4 runs finished at this scale yet.")
+    else:
+        st.plotly_chart(_chart(df))
+        st.dataframe(df, hide_index=True)
+    lfw = common.lfw_path()
+    if not lfw or not Path(lfw).is_dir():
+        st.warning("Set an LFW folder in the sidebar to plan or queue the missing runs.")
+        return
+    plan = make_plan("figure4", scale, lfw, seeds=2)
+    est = plan.estimate()
+    todo = est["training"] > 0 or est["datasets"] > 0
+    with st.expander(f"Plan: {len(plan.runs)} runs, about {est['total'] / 60:.0f} min still to run"):
+        st.code(plan.describe(), language=None)
+    if todo and st.button("Queue the missing runs", type="primary", key="attr_queue",
+                          help="Starts `python -m synface reproduce figure4` in the background: it builds the "
+                               "datasets first, then trains and evaluates each missing run (resumable)."):
+        status = launch_reproduce("figure4", scale, lfw, out_dir=str(common.REPO_ROOT / "results"))
+        st.success(f"Started (pid {status.get('pid')}); log: {status.get('log')}")
+    _job(scale)
+
+
+with common.page_errors("Attributes"):
+    main()

@@ -1,0 +1,318 @@
+"""Datasets page: configure, preview and build synthetic sets; browse them; register real sets.
+
+Small sets build inside the script run with a progress bar (a few seconds). Bigger ones build
+in a background thread registered process-wide by output folder, so reruns and other sessions
+see the same job instead of starting a duplicate, and the page polls it from a fragment. Builds
+are resumable (`build_dataset` skips images already on disk), so an interrupted build continues
+where it stopped when started again.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from pages import common  # noqa: E402
+from synface.data.errors import DataError  # noqa: E402
+from synface.data.synthetic import ATTRIBUTES, CARD, STATE, OnTheFlyDataset, SynthConfig, build_dataset, read_card  # noqa: E402
+
+#: builds up to this many images run in the script run; bigger ones in a background thread
+INLINE_BUILD_LIMIT = 600
+PREVIEW_IDS, PREVIEW_SAMPLES = 3, 5
+
+
+@dataclass
+class BuildJob:
+    """A background build, shared by every session of this server process."""
+
+    out: str
+    total: int
+    done: int = 0
+    error: str | None = None
+    finished: bool = False
+    started: float = field(default_factory=time.time)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+@st.cache_resource
+def build_jobs() -> dict[str, BuildJob]:
+    return {}
+
+
+def _run_job(job: BuildJob, config: SynthConfig) -> None:
+    """Thread body (no st.* calls): its own generator, so it never blocks the live renders."""
+    try:
+        from synface.generator import FaceGenerator
+
+        gen = FaceGenerator(device=common.get_generator().device)
+
+        def progress(done: int, total: int) -> None:
+            job.done, job.total = done, total
+
+        build_dataset(config, job.out, gen, progress=progress, stop=job.stop.is_set)
+        if job.stop.is_set():
+            job.error = "stopped; start the build again to resume"
+    except Exception as exc:  # noqa: BLE001 - reported on the page
+        job.error = str(exc) or type(exc).__name__
+    job.finished = True
+
+
+# ----------------------------------------------------------------------------- config
+
+
+def init_state() -> None:
+    for key, value in {"ds.ids": 100, "ds.samples": 10, "ds.seed": 0, "ds.im": False, "ds.phi_range": (0.0, 1.0),
+                       "ds.phi_step": 0.05, "ds.purpose": "train", "ds.format": "jpg", "ds.name": "",
+                       "ds.real_path": "", "ds.real_name": "", "ds.real_align": True}.items():
+        common.default(key, value)
+    for attr in ATTRIBUTES:
+        common.default(f"ds.{attr}", "vary")
+        common.default(f"ds.{attr}_scale", 1.0)
+
+
+def phi_grid(lo: float, hi: float, step: float) -> tuple[float, ...]:
+    n = int(round((hi - lo) / step))
+    return tuple(sorted({round(min(hi, lo + i * step), 3) for i in range(n + 1)} | {round(hi, 3)}))
+
+
+def config_from_state() -> SynthConfig:
+    """The SynthConfig the widgets describe (DataError with the key on a bad value)."""
+    s = st.session_state
+    lo, hi = s["ds.phi_range"]
+    values = dict(ids=int(s["ds.ids"]), samples=int(s["ds.samples"]), seed=int(s["ds.seed"]), im=bool(s["ds.im"]),
+                  phi_grid=phi_grid(float(lo), float(hi), float(s["ds.phi_step"])), purpose=s["ds.purpose"],
+                  image_format=s["ds.format"], name=str(s["ds.name"]).strip())
+    for attr in ATTRIBUTES:
+        values[attr] = s[f"ds.{attr}"]
+        values[f"{attr}_scale"] = float(s[f"ds.{attr}_scale"])
+    return SynthConfig(**values)
+
+
+@st.cache_data(max_entries=32, show_spinner="Rendering a preview ...")
+def preview(config_json: str) -> tuple[np.ndarray, list[str]]:
+    """A few images of the configured set, rendered on the fly (nothing written)."""
+    config = SynthConfig.from_dict(json.loads(config_json))
+    ids = min(PREVIEW_IDS, config.ids)
+    ks = min(PREVIEW_SAMPLES, config.samples)
+    indices = [i * config.samples + k for i in range(ids) for k in range(ks)]
+    with common.render_lock():
+        batch = OnTheFlyDataset(config, common.get_generator()).get_batch(indices)
+    labels, weights = batch["labels"].numpy(), batch["weights"].numpy()
+    captions = []
+    for (a, b), (wa, _) in zip(labels, weights):
+        captions.append(f"id {a}" if b < 0 else f"id {a} x {b}, phi={wa:.2f}")
+    return common.tile(batch["images"].numpy(), cols=ks), captions
+
+
+def build_section() -> None:
+    st.subheader("Build a synthetic set")
+    c1, c2, c3, c4 = st.columns(4)
+    c1.number_input("identities", 1, 1_000_000, step=1, key="ds.ids", persist_state="session")
+    c2.number_input("samples per identity", 1, 10_000, step=1, key="ds.samples", persist_state="session")
+    c3.number_input("seed", 0, 2**31 - 1, step=1, key="ds.seed", persist_state="session")
+    c4.selectbox("purpose", ["train", "benchmark"], key="ds.purpose", persist_state="session",
+                 help="benchmark sets use identity seeds disjoint from every training set")
+    c1, c2, c3 = st.columns([1, 2, 1])
+    c1.toggle("identity mixup (IM)", key="ds.im", persist_state="session")
+    c2.slider("phi grid range", 0.0, 1.0, step=0.05, key="ds.phi_range", persist_state="session", disabled=not st.session_state["ds.im"])
+    c3.selectbox("phi step", [0.05, 0.1, 0.25, 0.5], key="ds.phi_step", persist_state="session", disabled=not st.session_state["ds.im"])
+    cols = st.columns(len(ATTRIBUTES))
+    for col, attr in zip(cols, ATTRIBUTES):
+        col.radio(attr, ["vary", "fixed"], key=f"ds.{attr}", persist_state="session", horizontal=True,
+                  help="vary: drawn per image; fixed: drawn once per identity and held")
+        col.slider(f"{attr} scale", 0.0, 3.0, step=0.1, key=f"ds.{attr}_scale", persist_state="session")
+    c1, c2 = st.columns([2, 1])
+    c1.text_input("name (empty: paper-style name)", key="ds.name", persist_state="session")
+    c2.selectbox("image format", ["jpg", "png"], key="ds.format", persist_state="session")
+
+    try:
+        config = config_from_state()
+    except DataError as exc:
+        st.error(str(exc))
+        return
+    out = common.datasets_dir() / config.name
+    st.markdown(f"**{config.name}**: {config.ids} identities x {config.samples} = {config.num_images} images"
+                + (f", IM phi grid {list(config.phi_grid)}" if config.im else "") + f" -> `{out}`")
+    grid, captions = preview(json.dumps(config.to_dict()))
+    mixed = [c for c in captions if "phi" in c]
+    st.image(grid, width="stretch",
+             caption=f"Preview rendered on the fly (nothing written): rows = identities, columns = samples"
+                     + (f"; mixed samples: {', '.join(mixed[:6])}" if mixed else ""))
+
+    jobs = build_jobs()
+    job = jobs.get(str(out))
+    if (out / CARD).is_file():
+        st.success(f"{config.name} is built (see the list below).")
+        return
+    if job is not None and not job.finished:
+        build_progress(str(out))
+        return
+    if st.button("Build", key="btn.ds.build", type="primary"):
+        if config.num_images <= INLINE_BUILD_LIMIT:
+            bar = st.progress(0.0, text="building ...")
+
+            def progress(done: int, total: int) -> None:
+                bar.progress(done / max(1, total), text=f"{done} / {total} images")
+
+            report = build_dataset(config, out, common.get_generator(), progress=progress)
+            st.success(f"Built {report.name}: {report.num_images} images in {report.seconds:.1f} s "
+                       f"({report.images_per_s:.0f} images/s)")
+        else:
+            new = BuildJob(out=str(out), total=config.num_images)
+            jobs[str(out)] = new
+            threading.Thread(target=_run_job, args=(new, config), daemon=True, name=f"build-{config.name}").start()
+            st.rerun()
+    elif job is not None and job.error:
+        st.error(f"The last build of {config.name} failed: {job.error}")
+
+
+@st.fragment(run_every=1.0)
+def build_progress(out: str) -> None:
+    """Polls a background build; the whole page reruns when it ends (the set appears below)."""
+    job = build_jobs().get(out)
+    if job is None:
+        return
+    if job.finished:
+        st.rerun()
+    rate = job.done / max(1e-6, time.time() - job.started)
+    st.progress(job.done / max(1, job.total), text=f"building in the background: {job.done} / {job.total} images "
+                                                    f"({rate:.0f} images/s)")
+    if st.button("Stop build", key="btn.ds.stop"):
+        job.stop.set()
+
+
+# ----------------------------------------------------------------------------- browsing
+
+
+def built_sets() -> tuple[list[dict], list[Path]]:
+    """Cards of complete sets and folders of interrupted builds in the workspace."""
+    root = common.datasets_dir()
+    cards, partial = [], []
+    if root.is_dir():
+        for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+            if (folder / CARD).is_file():
+                try:
+                    card = read_card(folder)
+                except DataError:
+                    partial.append(folder)
+                    continue
+                card["_path"] = str(folder)
+                cards.append(card)
+            elif (folder / STATE).is_file():
+                partial.append(folder)
+    return cards, partial
+
+
+def sample_grid(folder: Path, ids: int = 6, per_id: int = 2) -> np.ndarray | None:
+    """Images of the first identities of a built set, 3 identities per row."""
+    from PIL import Image
+
+    images = []
+    for ident in sorted(p for p in folder.iterdir() if p.is_dir())[:ids]:
+        files = sorted(f for f in ident.iterdir() if f.suffix in (".jpg", ".png"))[:per_id]
+        images.extend(np.asarray(Image.open(f).convert("RGB").resize((112, 112))) for f in files)
+    return common.tile(np.stack(images), cols=min(len(images), 3 * per_id)) if images else None
+
+
+def browse_section() -> None:
+    import pandas as pd
+
+    st.subheader("Synthetic sets in the workspace")
+    cards, partial = built_sets()
+    for folder in partial:
+        st.caption(f"Interrupted build: `{folder.name}` (build it again with the same settings to resume).")
+    if not cards:
+        st.info(f"No synthetic sets yet in `{common.datasets_dir()}`.")
+        return
+    rows = [{"name": c["name"], "identities": c.get("num_identities"), "images": c.get("num_images"),
+             "IM": c.get("config", {}).get("im"), "pose": c.get("config", {}).get("pose"),
+             "expression": c.get("config", {}).get("expression"),
+             "illumination": c.get("config", {}).get("illumination"), "seed": c.get("seed"),
+             "generator": c.get("generator_version"), "created": c.get("created")} for c in cards]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    names = [c["name"] for c in cards]
+    common.default("ds.browse", names[0])
+    if st.session_state["ds.browse"] not in names:
+        st.session_state["ds.browse"] = names[0]
+    choice = st.selectbox("inspect", names, key="ds.browse", persist_state="session")
+    card = cards[names.index(choice)]
+    c1, c2 = st.columns([3, 2])
+    grid = sample_grid(Path(card["_path"]))
+    if grid is not None:
+        c1.image(grid, caption="first identities, 2 samples each", width="stretch")
+    with c2.expander("dataset card (dataset.json)"):
+        st.json({k: v for k, v in card.items() if not k.startswith("_")}, expanded=False)
+
+
+# ----------------------------------------------------------------------------- real sets
+
+
+def real_section() -> None:
+    import pandas as pd
+
+    from synface.realsets import FORMATS, default_set_name, detect_format, list_real_sets, register_real_set
+
+    st.subheader("Real sets")
+    st.caption("A folder (<identity>/<image>, or an LFW copy with pairs.txt), an insightface .bin, "
+               "or a RecordIO train.rec. Image folders are aligned to the ArcFace template into the workspace.")
+    c1, c2, c3 = st.columns([3, 1, 1])
+    c1.text_input("path", key="ds.real_path", persist_state="session", placeholder="/data/lfw")
+    c2.text_input("name (optional)", key="ds.real_name", persist_state="session")
+    c3.toggle("align", key="ds.real_align", persist_state="session")
+    path = str(st.session_state["ds.real_path"]).strip()
+    if path:
+        try:
+            fmt = detect_format(path)
+            st.caption(f"Detected: {FORMATS[fmt]}")
+        except DataError as exc:
+            st.error(f"Cannot use this path: {exc}")
+            fmt = None
+        if fmt and st.button("Register", key="btn.ds.register"):
+            bar = st.progress(0.0, text="counting ...")
+
+            def progress(done: int, total: int) -> None:
+                bar.progress(done / max(1, total), text=f"aligning {done} / {total} images")
+
+            name = str(st.session_state["ds.real_name"]).strip() or default_set_name(path)
+            entry = register_real_set(path, name, align=bool(st.session_state["ds.real_align"]), progress=progress)
+            bar.progress(1.0, text="done")
+            msg = f"Registered {entry.name}: {entry.identities} identities, {entry.images} images"
+            if entry.align_report:
+                r = entry.align_report
+                msg += f"; aligned {r.get('detector', 0)} by detector, {r.get('fallback', 0)} by fallback"
+            st.success(msg)
+    sets = list_real_sets()
+    if sets:
+        st.dataframe(pd.DataFrame([{"name": s.name, "format": s.format, "identities": s.identities, "images": s.images,
+                                    "pairs": s.pairs, "aligned copy": s.aligned or "-", "source": s.source}
+                                   for s in sets]), hide_index=True, width="stretch")
+    else:
+        st.info("No real sets registered yet.")
+
+
+def body() -> None:
+    st.title("Datasets")
+    init_state()
+    build, browse, real = st.tabs(["Build", "Browse", "Real sets"])
+    with build:
+        with common.page_errors("Building"):
+            build_section()
+    with browse:
+        with common.page_errors("Browsing"):
+            browse_section()
+    with real:
+        with common.page_errors("Real sets"):
+            real_section()
+
+
+with common.page_errors("The datasets page"):
+    body()

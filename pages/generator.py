@@ -1,0 +1,238 @@
+"""Generator page: two identities, identity mixup (phi), pose / expression / light sliders.
+
+Every slider feeds the coefficients straight into `FaceGenerator.render`, so one move costs one
+render (tens of ms). The phi strip (the paper's Figure 2) and the attribute grid are cached by
+their inputs and only re-render when those change.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import streamlit as st  # noqa: E402
+import torch  # noqa: E402
+
+from pages import common  # noqa: E402
+from synface.face.coeffs import FaceCoeffs  # noqa: E402
+from synface.face.prior import LightControls  # noqa: E402
+from synface.generator import FaceGenerator  # noqa: E402
+
+PHI_STRIP = tuple(round(0.1 * i, 1) for i in range(11))
+LIVE_SIZE = 336
+#: slider ranges wider than the prior's, so exaggerated values are possible and visibly clamped
+POSE_RANGES = {"yaw": (-120, 120), "pitch": (-90, 90), "roll": (-90, 90)}
+EXPR_MARGIN = 0.5
+# friendly light defaults = the generator's neutral light (frontal, slightly from above)
+LIGHT_DEFAULTS = {"gen.light_yaw": 0, "gen.light_pitch": 17, "gen.intensity": 0.6, "gen.ambient": 0.55,
+                  "gen.colour": "#FFFFFF"}
+
+
+def expr_infos() -> tuple:
+    return tuple(common.get_generator().model.expr_info)
+
+
+def init_state() -> None:
+    """Initial slider values (once per session; later values come from session state)."""
+    for key, value in {"gen.seed_a": 1, "gen.seed_b": 2, "gen.phi": 0.5, "gen.yaw": 0, "gen.pitch": 0,
+                       "gen.roll": 0, "gen.grid_seed": 0, "gen.grid_identity": "A", "gen.smooth": True, "gen.show3d": False,
+                       **LIGHT_DEFAULTS}.items():
+        common.default(key, value)
+    for info in expr_infos():
+        common.default(f"gen.expr.{info.name}", 0.0)
+
+
+# ----------------------------------------------------------------------------- callbacks
+
+
+def randomise(key: str) -> None:
+    st.session_state[key] = random.randint(0, 99_999)
+
+
+def reset_attributes() -> None:
+    for axis in POSE_RANGES:
+        st.session_state[f"gen.{axis}"] = 0
+    for info in expr_infos():
+        st.session_state[f"gen.expr.{info.name}"] = 0.0
+    st.session_state.update(LIGHT_DEFAULTS)
+
+
+def attributes_from_seed() -> None:
+    """Set the sliders to attributes drawn from the prior (the light read back with sh_to_light)."""
+    from synface.render.shading import sh_to_light
+
+    seed = random.randint(0, 99_999)
+    attrs = common.get_generator().sample_attributes(1, seed)
+    yaw, pitch, roll = (round(math.degrees(float(v))) for v in attrs["pose"][0])
+    st.session_state.update({"gen.yaw": yaw, "gen.pitch": pitch, "gen.roll": roll})
+    for info, value in zip(expr_infos(), attrs["expr"][0].tolist()):
+        st.session_state[f"gen.expr.{info.name}"] = round(float(value), 2)
+    light = sh_to_light(attrs["light"])
+    colour = light["colour"][0].clamp(0, 1).tolist()
+    st.session_state.update({
+        "gen.light_yaw": int(np.clip(round(math.degrees(float(light["yaw"][0]))), -90, 90)),
+        "gen.light_pitch": int(np.clip(round(math.degrees(float(light["pitch"][0]))), -60, 80)),
+        "gen.intensity": float(np.clip(round(float(light["intensity"][0]), 2), 0.0, 1.5)),
+        "gen.ambient": float(np.clip(round(float(light["ambient"][0]), 2), 0.0, 1.5)),
+        "gen.colour": "#" + "".join(f"{int(round(255 * c)):02X}" for c in colour),
+    })
+
+
+# ----------------------------------------------------------------------------- coefficients
+
+
+def hex_to_rgb(value: str) -> list[float]:
+    value = value.lstrip("#")
+    return [int(value[i:i + 2], 16) / 255.0 for i in (0, 2, 4)]
+
+
+def current_attributes() -> dict:
+    """The slider values as plain numbers (hashable inputs for the cached renders)."""
+    s = st.session_state
+    return {
+        "pose_deg": tuple(float(s[f"gen.{a}"]) for a in POSE_RANGES),
+        "expr": tuple(float(s[f"gen.expr.{i.name}"]) for i in expr_infos()),
+        "light": (float(s["gen.light_yaw"]), float(s["gen.light_pitch"]), float(s["gen.intensity"]),
+                  float(s["gen.ambient"]), tuple(hex_to_rgb(s["gen.colour"]))),
+    }
+
+
+def build_coeffs(seed_a: int, seed_b: int, phi: float, attrs: dict) -> tuple[FaceCoeffs, list[str]]:
+    """Identity = phi*A + (1-phi)*B with the slider attributes; clamped to the prior's range."""
+    gen = common.get_generator()
+    a, b = gen.sample(1, seed_a), gen.sample(1, seed_b)
+    mixed = FaceGenerator.mix(a, b, phi)
+    ly, lp, inten, amb, colour = attrs["light"]
+    light = LightControls(torch.tensor([math.radians(ly)]), torch.tensor([math.radians(lp)]),
+                          torch.tensor([inten]), torch.tensor([amb]), torch.tensor([colour])).to_sh()
+    pose = torch.tensor([[math.radians(v) for v in attrs["pose_deg"]]])
+    coeffs = mixed.replace(pose=pose, expr=torch.tensor([attrs["expr"]]), light=light,
+                           jitter=torch.zeros(1, mixed.jitter.shape[1]))
+    return gen.clamp(coeffs)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def live_image(seed_a: int, seed_b: int, phi: float, attrs: dict) -> tuple[np.ndarray, list[str]]:
+    coeffs, notes = build_coeffs(seed_a, seed_b, phi, attrs)
+    return common.render(coeffs)[0], notes
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def phi_strip(seed_a: int, seed_b: int) -> np.ndarray:
+    """Figure 2: the mixed identity for phi = 0, 0.1, ..., 1 (frontal, neutral)."""
+    gen = common.get_generator()
+    a, b = gen.sample(1, seed_a), gen.sample(1, seed_b)
+    mixed = gen.neutral(FaceGenerator.mix(a, b, torch.tensor(PHI_STRIP)))
+    return common.tile(common.render(mixed), cols=len(PHI_STRIP))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def attribute_grid(seed_a: int, seed_b: int, phi: float, grid_seed: int) -> np.ndarray:
+    """The current identity with 12 attribute draws from the prior (2 x 6)."""
+    gen = common.get_generator()
+    a, b = gen.sample(1, seed_a), gen.sample(1, seed_b)
+    mixed = FaceGenerator.mix(a, b, phi)
+    attrs = gen.sample_attributes(12, grid_seed)
+    coeffs = FaceCoeffs(shape=mixed.shape.expand(12, -1), albedo=mixed.albedo.expand(12, -1), **attrs)
+    return common.tile(common.render(coeffs), cols=6)
+
+
+def mesh_figure(coeffs: FaceCoeffs):
+    """Rotatable 3-D view of the posed, shaded mesh (y up, viewer on +z)."""
+    import plotly.graph_objects as go
+
+    mesh = common.get_generator().mesh(coeffs)
+    v = mesh.vertices[0].cpu().numpy()
+    f = mesh.faces.cpu().numpy()
+    rgb = (mesh.colours[0].cpu().numpy() * 255).round().astype(int)
+    colours = [f"rgb({r},{g},{b})" for r, g, b in rgb]
+    fig = go.Figure(go.Mesh3d(x=v[:, 0], y=v[:, 1], z=v[:, 2], i=f[:, 0], j=f[:, 1], k=f[:, 2],
+                              vertexcolor=colours, flatshading=False, hoverinfo="skip",
+                              lighting={"ambient": 1.0, "diffuse": 0.0, "specular": 0.0, "fresnel": 0.0}))
+    axis = {"visible": False}
+    fig.update_layout(height=480, margin={"l": 0, "r": 0, "t": 0, "b": 0},
+                      scene={"xaxis": axis, "yaxis": axis, "zaxis": axis, "aspectmode": "data",
+                             "camera": {"up": {"x": 0, "y": 1, "z": 0}, "eye": {"x": 0, "y": 0, "z": 2.0}}})
+    return fig
+
+
+# ----------------------------------------------------------------------------- layout
+
+
+def controls() -> None:
+    with st.sidebar:
+        st.subheader("Pose (degrees)")
+        for axis, (lo, hi) in POSE_RANGES.items():
+            st.slider(axis, lo, hi, step=1, key=f"gen.{axis}", persist_state="session")
+        with st.expander("Expression", expanded=True):
+            for info in expr_infos():
+                st.slider(info.name.replace("_", " "), float(info.low - EXPR_MARGIN), float(info.high + EXPR_MARGIN),
+                          step=0.05, key=f"gen.expr.{info.name}", persist_state="session", help=info.description)
+        with st.expander("Illumination", expanded=False):
+            st.slider("light direction: yaw", -90, 90, step=1, key="gen.light_yaw", persist_state="session")
+            st.slider("light direction: pitch", -60, 80, step=1, key="gen.light_pitch", persist_state="session")
+            st.slider("intensity", 0.0, 1.5, step=0.05, key="gen.intensity", persist_state="session")
+            st.slider("ambient", 0.0, 1.5, step=0.05, key="gen.ambient", persist_state="session")
+            st.color_picker("colour", key="gen.colour", persist_state="session")
+        c1, c2 = st.columns(2)
+        c1.button("Random attributes", key="btn.gen.attrs", on_click=attributes_from_seed)
+        c2.button("Reset attributes", key="btn.gen.reset", on_click=reset_attributes)
+
+
+def body() -> None:
+    st.title("Generator")
+    gen = common.get_generator()
+    st.caption(f"Rendering on **{common.device_label()}** - generator {gen.version}. "
+               "Identity mixup: identity = phi * A + (1 - phi) * B; phi = 1 gives A.")
+    init_state()
+    controls()
+    c1, c2, c3 = st.columns([2, 2, 3])
+    with c1:
+        st.number_input("identity A (seed)", 0, 2**31 - 1, step=1, key="gen.seed_a", persist_state="session")
+        st.button("randomise A", key="btn.gen.rand_a", on_click=randomise, args=("gen.seed_a",))
+    with c2:
+        st.number_input("identity B (seed)", 0, 2**31 - 1, step=1, key="gen.seed_b", persist_state="session")
+        st.button("randomise B", key="btn.gen.rand_b", on_click=randomise, args=("gen.seed_b",))
+    with c3:
+        st.slider("phi (weight of A)", 0.0, 1.0, step=0.01, key="gen.phi", persist_state="session")
+        st.toggle("smooth upscaling (bicubic)", key="gen.smooth", persist_state="session")
+
+    s = st.session_state
+    seed_a, seed_b, phi = int(s["gen.seed_a"]), int(s["gen.seed_b"]), float(s["gen.phi"])
+    attrs = current_attributes()
+    image, notes = live_image(seed_a, seed_b, phi, attrs)
+    left, right = st.columns([3, 4])
+    with left:
+        st.image(common.upscale(image, LIVE_SIZE, smooth=bool(s["gen.smooth"])),
+                 caption=f"phi = {phi:.2f} (A = {seed_a}, B = {seed_b}), 112 x 112 shown at {LIVE_SIZE} px",
+                 output_format="JPEG")
+        if notes:
+            st.warning("Outside the prior's range, clamped: " + "; ".join(notes))
+        else:
+            st.caption("All values inside the prior's range.")
+    with right:
+        st.toggle("3-D view (rotatable)", key="gen.show3d", persist_state="session")
+        if s["gen.show3d"]:
+            coeffs, _ = build_coeffs(seed_a, seed_b, phi, attrs)
+            st.plotly_chart(mesh_figure(coeffs), width="stretch", key="chart.gen_mesh")
+
+    st.subheader("Identity mixup strip (Figure 2)")
+    st.image(phi_strip(seed_a, seed_b), width="stretch",
+             caption="phi = " + ", ".join(f"{p:.1f}" for p in PHI_STRIP) + "  (left: B, right: A)")
+    st.subheader("Same identity, varied attributes")
+    cols = st.columns([1, 2, 2])
+    cols[0].number_input("attribute seed", 0, 2**31 - 1, step=1, key="gen.grid_seed", persist_state="session")
+    cols[1].radio("identity", ["A", "B", "current mix"], key="gen.grid_identity", persist_state="session", horizontal=True,
+                  help="'current mix' follows the phi slider (12 renders per move instead of one)")
+    grid_phi = {"A": 1.0, "B": 0.0}.get(s["gen.grid_identity"], phi)
+    st.image(attribute_grid(seed_a, seed_b, grid_phi, int(s["gen.grid_seed"])), width="stretch",
+             caption=f"identity phi = {grid_phi:.2f}; pose, expression and illumination drawn from the prior")
+
+
+with common.page_errors("The generator page"):
+    body()

@@ -1,0 +1,266 @@
+"""Train page: launch short runs (synthetic set, IM, DM psi, real subset, preset), follow them live.
+
+Training never runs in the Streamlit process: `synface.runs.launch` queues a detached
+`python -m synface train` that writes status.json and metrics.jsonl; a fragment re-reads those
+files every 2 s and starts queued runs when a slot frees (`run_queue`). Everything shown is
+read from disk, so the list survives reloads and app restarts.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import streamlit as st  # noqa: E402
+
+from pages import common  # noqa: E402
+from synface import runs  # noqa: E402
+from synface.data.errors import DataError  # noqa: E402
+from synface.train.config import PRESETS, ConfigError, config_from_dict  # noqa: E402
+
+OTHER = "(folder path)"
+NO_REAL = "(none)"
+EVAL_SIDEBAR = "LFW folder (sidebar)"
+NO_EVAL = "(none)"
+RESUMABLE = ("stopped", "failed")
+
+
+def init_state() -> None:
+    for key, value in {"tr.preset": "cpu-quick", "tr.psi_mode": "none", "tr.psi": 0.8, "tr.real_ids": 0,
+                       "tr.real_k": 0, "tr.epochs": 0, "tr.steps": 0, "tr.batch": 0, "tr.center_crop": 0.6,
+                       "tr.name": "", "tr.data_path": "", "tr.eval": EVAL_SIDEBAR}.items():
+        common.default(key, value)
+
+
+def synthetic_sets() -> dict[str, dict]:
+    """name -> dataset card of every complete synthetic set of the workspace."""
+    from synface.data.synthetic import read_card
+
+    root = common.datasets_dir()
+    out = {}
+    if root.is_dir():
+        for folder in sorted(p for p in root.iterdir() if (p / "dataset.json").is_file()):
+            try:
+                card = read_card(folder)
+            except DataError:
+                continue
+            out[folder.name] = dict(card, _path=str(folder))
+    return out
+
+
+def eval_spec(choice: str, real_sets: dict) -> dict | None:
+    """The eval_sets entry for the chosen verification set (None: no evaluation)."""
+    if choice == NO_EVAL:
+        return None
+    if choice == EVAL_SIDEBAR:
+        path = common.lfw_path()
+        if not path:
+            raise ConfigError("no LFW folder set in the sidebar; choose another eval set or '(none)'")
+        crop = float(st.session_state["tr.center_crop"])
+        return {"path": path, "name": "lfw", "center_crop": crop if crop < 1 else None}
+    s = real_sets[choice]
+    if s.format == "bin":
+        return {"path": s.source, "name": s.name}
+    path = s.aligned or s.source
+    crop = None if s.aligned else (float(st.session_state["tr.center_crop"]) or None)
+    return {"path": path, "name": s.name, "pairs": s.pairs_file, "center_crop": crop if crop and crop < 1 else None}
+
+
+def launch_form(sets: dict[str, dict]) -> None:
+    from synface.realsets import list_real_sets
+
+    st.subheader("Launch a run")
+    s = st.session_state
+    names = list(sets) + [OTHER]
+    if not sets:
+        st.warning("No synthetic set in the workspace yet: build one on the Datasets page, or give a folder path.")
+    if s.get("tr.data") not in names:
+        s["tr.data"] = names[0]
+    c1, c2 = st.columns([2, 3])
+    c1.selectbox("synthetic set", names, key="tr.data", persist_state="session")
+    if s["tr.data"] == OTHER:
+        c2.text_input("synthetic set folder (manifest.parquet or <identity>/<image>)", key="tr.data_path", persist_state="session")
+        data_path = str(s["tr.data_path"]).strip()
+    else:
+        card = sets[s["tr.data"]]
+        data_path = card["_path"]
+        cfg = card.get("config", {})
+        im = f"yes (phi grid {cfg.get('phi_grid')})" if cfg.get("im") else "no"
+        c2.markdown(f"{card.get('num_identities')} identities, {card.get('num_images')} images; "
+                    f"**identity mixup: {im}**")
+
+    real_sets = {r.name: r for r in list_real_sets()}
+    trainable = [n for n, r in real_sets.items() if r.train_root]
+    c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
+    if s.get("tr.real") not in [NO_REAL, *trainable]:
+        s["tr.real"] = NO_REAL
+    c1.selectbox("real set (mixed training)", [NO_REAL, *trainable], key="tr.real", persist_state="session")
+    c2.radio("domain mixup psi", ["none", "fixed", "grid"], key="tr.psi_mode", persist_state="session", horizontal=True,
+             help="psi = weight of the synthetic image; grid: psi drawn from {0, 0.05, ..., 1} per step")
+    c3.number_input("R_ID (0: all)", 0, 1_000_000, step=1, key="tr.real_ids", persist_state="session")
+    c4.number_input("k per id (0: all)", 0, 10_000, step=1, key="tr.real_k", persist_state="session")
+    if s["tr.psi_mode"] == "fixed":
+        st.slider("psi", 0.0, 1.0, step=0.05, key="tr.psi", persist_state="session")
+
+    verif = [n for n, r in real_sets.items() if r.can_verify]
+    if s.get("tr.eval") not in [EVAL_SIDEBAR, *verif, NO_EVAL]:
+        s["tr.eval"] = EVAL_SIDEBAR
+    c1, c2, c3 = st.columns([2, 2, 2])
+    c1.selectbox("backbone preset", list(PRESETS), key="tr.preset", persist_state="session")
+    c2.selectbox("evaluation set", [EVAL_SIDEBAR, *verif, NO_EVAL], key="tr.eval", persist_state="session")
+    c3.text_input("run name (optional)", key="tr.name", persist_state="session")
+    with st.expander("Advanced (0 = the preset's value)"):
+        a1, a2, a3, a4 = st.columns(4)
+        a1.number_input("epochs", 0, 1000, step=1, key="tr.epochs", persist_state="session")
+        a2.number_input("steps per epoch", 0, 1_000_000, step=1, key="tr.steps", persist_state="session")
+        a3.number_input("batch size", 0, 4096, step=1, key="tr.batch", persist_state="session")
+        a4.number_input("eval centre crop (raw LFW: 0.6; 1: none)", 0.1, 1.0, step=0.05, key="tr.center_crop", persist_state="session")
+
+    if st.button("Launch", key="btn.tr.launch", type="primary"):
+        launch(data_path, real_sets)
+
+
+def launch(data_path: str, real_sets: dict) -> None:
+    """Validate the form into a TrainConfig and queue the run (errors as messages)."""
+    s = st.session_state
+    try:
+        if not data_path:
+            raise ConfigError("choose a synthetic set (or give its folder)")
+        if not Path(data_path).exists():
+            raise ConfigError(f"dataset not found: {data_path}")
+        values: dict = {"preset": s["tr.preset"], "data": data_path}
+        if s["tr.real"] != NO_REAL:
+            values["real_root"] = real_sets[s["tr.real"]].train_root
+            if int(s["tr.real_ids"]) or int(s["tr.real_k"]):
+                values["real_ids"] = int(s["tr.real_ids"]) or None
+                values["real_k"] = int(s["tr.real_k"]) or None
+        mode = s["tr.psi_mode"]
+        values["psi"] = float(s["tr.psi"]) if mode == "fixed" else mode
+        for key, field in (("tr.epochs", "epochs"), ("tr.steps", "steps_per_epoch"), ("tr.batch", "batch_size")):
+            if int(s[key]):
+                values[field] = int(s[key])
+        if "epochs" in values:
+            values["milestones"] = [m for m in PRESETS[s["tr.preset"]].get("milestones", []) if m < values["epochs"]]
+            values["warmup_epochs"] = min(float(PRESETS[s["tr.preset"]].get("warmup_epochs", 0.0)), values["epochs"])
+        spec = eval_spec(s["tr.eval"], real_sets)
+        values["eval_sets"] = [spec] if spec else []
+        name = str(s["tr.name"]).strip() or _auto_name(data_path, values)
+        values["name"] = name
+        cfg = config_from_dict(values)
+        cfg.check_paths()
+    except (ConfigError, DataError, KeyError) as exc:
+        st.error(f"Cannot launch: {exc}")
+        return
+    run_id, pid = runs.launch(cfg, root=common.workspace(), name=name, max_running=runs.default_max_running())
+    st.session_state["tr.run"] = run_id
+    st.success(f"Launched {run_id}" + (f" (pid {pid})" if pid else " (queued: waiting for a free slot)"))
+
+
+def _auto_name(data_path: str, values: dict) -> str:
+    name = Path(data_path).name
+    if values.get("real_root"):
+        name += f"+{Path(values['real_root']).name}"
+    psi = values.get("psi")
+    if psi not in (None, "none"):
+        name += f"_psi-{psi}"
+    return name
+
+
+def resume(run: runs.Run) -> None:
+    """Continue a stopped or failed run from checkpoints/last.pt in the background."""
+    root = common.workspace()
+    argv = [sys.executable, "-m", "synface", "train", "--resume", str(run.path), "--root", str(root), "--no-progress"]
+    runs._spawn(run, argv)  # noqa: SLF001 - the registry's own detached launcher
+
+
+# ----------------------------------------------------------------------------- live view
+
+
+def _fmt_eta(seconds) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def curves(run: runs.Run) -> None:
+    import plotly.graph_objects as go
+
+    train = run.read_metrics("train")
+    evals = run.read_metrics("eval")
+    c1, c2 = st.columns(2)
+    if train:
+        fig = go.Figure(go.Scatter(x=[r.get("step") for r in train], y=[r.get("loss") for r in train], mode="lines+markers"))
+        fig.update_layout(title="training loss", xaxis_title="step", yaxis_title="loss", height=320,
+                          margin={"l": 10, "r": 10, "t": 40, "b": 10})
+        c1.plotly_chart(fig, width="stretch", key=f"chart.loss.{run.id}")
+    else:
+        c1.caption("No training steps logged yet.")
+    if evals:
+        fig = go.Figure()
+        for name in sorted({e.get("set") for e in evals}, key=str):
+            pts = [e for e in evals if e.get("set") == name and e.get("mean_accuracy") is not None]
+            fig.add_trace(go.Scatter(x=[e.get("epoch") for e in pts], y=[100 * e["mean_accuracy"] for e in pts],
+                                     mode="lines+markers", name=str(name)))
+        fig.update_layout(title="verification accuracy (%)", xaxis_title="epoch", yaxis_title="accuracy (%)",
+                          height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+        c2.plotly_chart(fig, width="stretch", key=f"chart.acc.{run.id}")
+    else:
+        c2.caption("No evaluation yet.")
+
+
+@st.fragment(run_every=2)
+def live_view() -> None:
+    """Re-read the registry, start queued runs, show the selected run; reruns every 2 s."""
+    import pandas as pd
+
+    root = common.workspace()
+    with common.page_errors("The run queue"):
+        runs.run_queue(root, runs.default_max_running())
+    summaries = runs.list_runs(root)
+    if not summaries:
+        st.info("No runs yet.")
+        return
+    table = pd.DataFrame([{"run": r.id, "status": r.status, "epoch": f"{r.epoch}/{r.epochs}",
+                           "progress": f"{100 * r.progress:.0f}%",
+                           "best acc (%)": None if r.best_accuracy is None else round(100 * r.best_accuracy, 2),
+                           "images/s": None if r.images_per_s is None else round(r.images_per_s),
+                           "message": r.message[:80]} for r in reversed(summaries)])
+    st.dataframe(table, hide_index=True, width="stretch")
+    ids = [r.id for r in reversed(summaries)]
+    if st.session_state.get("tr.run") not in ids:
+        st.session_state["tr.run"] = ids[0]
+    choice = st.selectbox("follow run", ids, key="tr.run", persist_state="session")
+    run = runs.Run(root / "runs" / choice)
+    status = run.status()
+    state = status.get("status", "unknown")
+    progress = float(status.get("progress") or 0.0)
+    st.markdown(f"**{choice}**: status **{state}**, epoch {status.get('epoch', 0)}/{status.get('epochs', '?')}, "
+                f"step {status.get('step', 0)}, ETA {_fmt_eta(status.get('eta_s'))}")
+    st.progress(min(1.0, max(0.0, progress)), text=f"{100 * progress:.0f}%")
+    if status.get("message"):
+        st.caption(str(status["message"]))
+    b1, b2, _ = st.columns([1, 1, 4])
+    if state in (*runs.ACTIVE_STATES, "queued") and b1.button("Stop", key="btn.tr.stop"):
+        runs.request_stop(run)
+        st.toast(f"Stop requested for {choice}; it saves a checkpoint and exits.")
+    if state in RESUMABLE and run.last_checkpoint.exists() and b2.button("Resume", key="btn.tr.resume"):
+        resume(run)
+        st.toast(f"Resuming {choice}")
+    curves(run)
+
+
+def body() -> None:
+    st.title("Train")
+    st.caption(f"Runs train in background processes on **{common.device_label()}**; "
+               f"at most {runs.default_max_running()} at a time, the rest wait in a queue.")
+    init_state()
+    launch_form(synthetic_sets())
+    st.subheader("Runs")
+    live_view()
+
+
+with common.page_errors("The train page"):
+    body()

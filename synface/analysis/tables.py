@@ -1,0 +1,203 @@
+"""Tables 1-3 and Figure 4 assembled from the run registry, as pandas DataFrames.
+
+`reproduce` tags each of its runs with a `study.json` beside config.json (config.json stays a
+plain TrainConfig, so `train --resume` keeps working): the studies the run serves, the cell of
+each study's grid it fills (e.g. {"ids": 100, "samples": 10, "im": true}), its seed and scale.
+The numbers come from each run's eval.json (the last evaluation, with its per-fold accuracies).
+
+Aggregation over seeds pools the fold accuracies of every seed's run: `acc` and `std` are the
+mean and standard deviation over (seeds x folds) values, in percent; `seed_std` is the spread of
+the per-run means and `n_seeds` how many runs went in. The same frames feed the markdown/CSV
+written by reproduce and the app's Results page.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["STUDY_FILE", "STUDIES", "study_frame", "aggregate", "table1", "table2", "table3", "figure4",
+           "build_table", "to_markdown", "write_study_tag"]
+
+STUDY_FILE = "study.json"
+STUDIES = ("table1", "table2", "table3", "figure4")
+LFW_SET = "LFW"
+BENCH_SET = "SynBench"
+FACTOR_ORDER = ["none", "pose", "expression", "illumination", "all"]
+
+
+def write_study_tag(run_dir: str | Path, study: str, cell: dict[str, Any], **fields: Any) -> None:
+    """Add (or update) `study`'s cell in a run's study.json; one run may serve several studies."""
+    from synface.data.verification import atomic_path  # noqa: PLC0415
+
+    path = Path(run_dir) / STUDY_FILE
+    try:
+        tag = json.loads(path.read_text())
+    except (OSError, ValueError):
+        tag = {}
+    tag.update(fields)
+    tag.setdefault("cells", {})[study] = cell
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(tag, indent=1) + "\n")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def study_frame(root: str | Path | None = None, study: str | None = None, scale: str | None = None) -> pd.DataFrame:
+    """One row per (tagged run, study, eval set) with its fold accuracies; empty frame when none."""
+    from synface.runs import Run, workspace_root  # noqa: PLC0415
+
+    base = workspace_root(root) / "runs"
+    rows: list[dict[str, Any]] = []
+    if base.is_dir():
+        for p in sorted(base.iterdir()):
+            tag = _read_json(p / STUDY_FILE) if p.is_dir() else {}
+            if not tag or (scale is not None and tag.get("scale") != scale):
+                continue
+            run = Run(p)
+            evals = run.read_eval()
+            status = run.status().get("status")
+            for st, cell in (tag.get("cells") or {}).items():
+                if study is not None and st != study:
+                    continue
+                for set_name, ev in evals.items():
+                    folds = [float(a) for a in ev.get("fold_accuracies") or []]
+                    if not folds and ev.get("mean_accuracy") is not None:
+                        folds = [float(ev["mean_accuracy"])]
+                    rows.append({"run_id": p.name, "study": st, "scale": tag.get("scale"), "seed": tag.get("seed"),
+                                 "key": tag.get("key"), "status": status, "eval_set": set_name,
+                                 "mean_accuracy": ev.get("mean_accuracy"), "std_accuracy": ev.get("std_accuracy"),
+                                 "fold_accuracies": folds, **cell})
+    return pd.DataFrame(rows)
+
+
+def aggregate(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Pool fold accuracies over seeds per group: acc, std (over seeds x folds), seed_std, n_seeds, in %."""
+    out = []
+    if frame.empty:
+        return pd.DataFrame(columns=[*by, "eval_set", "acc", "std", "seed_std", "n_seeds", "n_folds"])
+    for keys, grp in frame.groupby([*by, "eval_set"], dropna=False, sort=False):
+        pooled = np.concatenate([np.asarray(f, dtype=float) for f in grp["fold_accuracies"]]) * 100
+        means = grp["mean_accuracy"].astype(float).to_numpy() * 100
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        out.append({**dict(zip([*by, "eval_set"], keys)), "acc": float(pooled.mean()), "std": float(pooled.std()),
+                    "seed_std": float(means.std()) if len(means) > 1 else float("nan"),
+                    "n_seeds": int(grp["seed"].nunique()), "n_folds": int(max(len(f) for f in grp["fold_accuracies"]))})
+    return pd.DataFrame(out)
+
+
+def _wide(agg: pd.DataFrame, index: list[str], column: str, label: Callable[[Any], str]) -> pd.DataFrame:
+    """Long aggregate -> one row per index, `<label> acc`/`<label> std` columns per value of `column`."""
+    if agg.empty:
+        return pd.DataFrame(columns=index)
+    parts = []
+    for value, grp in agg.groupby(column, sort=False, dropna=False):
+        g = grp.set_index(index)[["acc", "std"]].rename(columns={"acc": f"{label(value)} acc", "std": f"{label(value)} std"})
+        parts.append(g)
+    wide = pd.concat(parts, axis=1)
+    seeds = agg.groupby(index, dropna=False)["n_seeds"].min()
+    wide["seeds"] = seeds
+    return wide.reset_index()
+
+
+def table1(root: str | Path | None = None, scale: str | None = None) -> pd.DataFrame:
+    """Cross-domain: rows = training data (synthetic / real), columns = LFW and the synthetic benchmark."""
+    frame = study_frame(root, "table1", scale)
+    if frame.empty:
+        return pd.DataFrame(columns=["train", "train_set"])
+    agg = aggregate(frame, ["train", "train_set"])
+    return _wide(agg, ["train", "train_set"], "eval_set", str)
+
+
+def table2(root: str | Path | None = None, scale: str | None = None, eval_set: str = LFW_SET) -> pd.DataFrame:
+    """Identities x samples per identity, without and with identity mixup, on `eval_set`."""
+    frame = study_frame(root, "table2", scale)
+    if frame.empty:
+        return pd.DataFrame(columns=["ids", "samples"])
+    frame = frame[frame["eval_set"] == eval_set]
+    agg = aggregate(frame, ["ids", "samples", "im"])
+    wide = _wide(agg, ["ids", "samples"], "im", lambda im: "IM" if bool(im) else "no IM")
+    if {"IM acc", "no IM acc"} <= set(wide.columns):
+        wide["IM gain"] = wide["IM acc"] - wide["no IM acc"]
+    return wide.sort_values(["ids", "samples"]).reset_index(drop=True)
+
+
+def table3(root: str | Path | None = None, scale: str | None = None, eval_set: str = LFW_SET) -> pd.DataFrame:
+    """Synthetic only / real subset only / both with domain mixup, on `eval_set`."""
+    frame = study_frame(root, "table3", scale)
+    if frame.empty:
+        return pd.DataFrame(columns=["method", "data"])
+    frame = frame[frame["eval_set"] == eval_set]
+    agg = aggregate(frame, ["method", "data"])
+    wide = _wide(agg, ["method", "data"], "eval_set", str)
+    order = {"Syn": 0, "Real": 1, "Mix (DM)": 2}
+    return wide.sort_values("method", key=lambda s: s.map(order).fillna(9)).reset_index(drop=True)
+
+
+def figure4(root: str | Path | None = None, scale: str | None = None, eval_set: str = LFW_SET) -> pd.DataFrame:
+    """Which factors vary per image (none / one / all), without and with IM, on `eval_set`."""
+    frame = study_frame(root, "figure4", scale)
+    if frame.empty:
+        return pd.DataFrame(columns=["varied"])
+    frame = frame[frame["eval_set"] == eval_set]
+    agg = aggregate(frame, ["varied", "im"])
+    wide = _wide(agg, ["varied"], "im", lambda im: "IM" if bool(im) else "no IM")
+    rank = {f: i for i, f in enumerate(FACTOR_ORDER)}
+    return wide.sort_values("varied", key=lambda s: s.map(rank).fillna(99)).reset_index(drop=True)
+
+
+_BUILDERS = {"table1": table1, "table2": table2, "table3": table3, "figure4": figure4}
+
+
+def build_table(name: str, root: str | Path | None = None, scale: str | None = None) -> pd.DataFrame:
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown table {name!r}; choose from {', '.join(_BUILDERS)}")
+    return _BUILDERS[name](root, scale)
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A GitHub table; `X acc`/`X std` column pairs are shown as one `X` column 'acc ± std' (%)."""
+    if df.empty:
+        return "_no finished runs yet_\n"
+    cols: list[tuple[str, Callable[[pd.Series], str]]] = []
+    used = set()
+    for c in df.columns:
+        if c in used:
+            continue
+        if c.endswith(" acc") and c[:-4] + " std" in df.columns:
+            base = c[:-4]
+            used |= {c, base + " std"}
+            cols.append((base, lambda r, b=base: _pm(r[b + " acc"], r[b + " std"])))
+        elif c.endswith(" std") and c[:-4] + " acc" in df.columns:
+            continue
+        else:
+            used.add(c)
+            cols.append((c, lambda r, k=c: _cell(r[k])))
+    lines = ["| " + " | ".join(name for name, _ in cols) + " |", "|" + "---|" * len(cols)]
+    for _, row in df.iterrows():
+        lines.append("| " + " | ".join(f(row) for _, f in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _pm(acc: Any, std: Any) -> str:
+    if acc is None or (isinstance(acc, float) and np.isnan(acc)):
+        return "-"
+    return f"{acc:.2f} ± {std:.2f}"
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (float, np.floating)):
+        return "-" if np.isnan(v) else f"{v:.2f}"
+    return str(v)

@@ -1,0 +1,70 @@
+"""`python -m synface reproduce`: rebuild one of the paper's tables end to end, resumably.
+
+    python -m synface reproduce table2 --scale cpu --lfw ../shared/data/lfw --dry-run
+    python -m synface reproduce table3 --scale cpu --lfw ../shared/data/lfw --seeds 2
+    python -m synface reproduce figure4 --scale paper --lfw /data/lfw --root /big/workspace
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from synface.cli.common import print_json, tqdm_progress
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from synface.analysis.reproduce import SCALES, TABLES  # noqa: PLC0415
+
+    p = subparsers.add_parser("reproduce", help="rebuild Table 1/2/3 or Figure 4: datasets, runs, results/")
+    p.add_argument("table", choices=TABLES)
+    p.add_argument("--scale", choices=list(SCALES), default="cpu",
+                   help="cpu: minutes per run on a laptop CPU; paper: the paper's sizes and recipe (tiny: tests)")
+    p.add_argument("--lfw", required=True, metavar="DIR", help="LFW-layout folder (images/, people.txt, pairs.txt)")
+    p.add_argument("--root", metavar="DIR", help="workspace root (default $SYNFACE_HOME or ./workspace)")
+    p.add_argument("--seeds", type=int, default=2, help="training seeds per cell (default 2)")
+    p.add_argument("--out", default="results", metavar="DIR", help="where <table>.md/.csv/.html/.png go")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and time estimate; run nothing")
+    p.add_argument("--json", action="store_true", help="with --dry-run: the plan as one JSON line")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    p.set_defaults(func=run_reproduce)
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    from synface.analysis.reproduce import plan_dict, reproduce  # noqa: PLC0415
+
+    def progress(desc: str, total: int):
+        if args.no_progress:
+            return (lambda d, t: None), (lambda: None)
+        return tqdm_progress(desc, total or None)
+
+    plan, paths = reproduce(args.table, args.scale, args.lfw, args.root, args.seeds, args.out,
+                            dry_run=args.dry_run, progress=progress)
+    if args.dry_run:
+        if args.json:
+            print_json(plan_dict(plan))
+        else:
+            print(plan.describe())
+        return 0
+    for kind, path in (paths or {}).items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m synface.cli.reproduce ...` while the top-level dispatcher lacks the verb."""
+    parser = argparse.ArgumentParser(prog="python -m synface")
+    register(parser.add_subparsers(dest="verb", required=True))
+    args = parser.parse_args(["reproduce", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted (re-run the same command to resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

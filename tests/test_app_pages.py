@@ -1,0 +1,150 @@
+"""The Streamlit pages driven headlessly with AppTest: widgets in, images/tables/errors out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+TIMEOUT = 120  # the first render may compile numba kernels
+
+
+@pytest.fixture
+def home(monkeypatch, tmp_path):
+    monkeypatch.setenv("SYNFACE_HOME", str(tmp_path / "ws"))
+    monkeypatch.setenv("SYNFACE_DEVICE", "cpu")
+    return tmp_path / "ws"
+
+
+def page(name: str) -> AppTest:
+    return AppTest.from_file(str(REPO / "pages" / f"{name}.py"), default_timeout=TIMEOUT)
+
+
+def image_urls(at: AppTest) -> list[str]:
+    """Media URLs of the images on the page (a URL is a hash of the image bytes)."""
+    elements = at.get("image") or at.get("imgs")  # the element type was renamed in Streamlit 1.5x
+    return [img.url for el in elements for img in el.proto.imgs]
+
+
+def no_errors(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+# ----------------------------------------------------------------------------- generator
+
+
+def test_generator_phi_yaw_and_clamping(home):
+    at = page("generator").run()
+    no_errors(at)
+    assert any("CPU" in m.value for m in [*at.caption, *at.markdown])  # device shown
+    live0 = image_urls(at)[0]
+    assert len(image_urls(at)) == 3  # live image, phi strip, attribute grid
+
+    at.slider(key="gen.phi").set_value(0.9).run()
+    no_errors(at)
+    live1 = image_urls(at)[0]
+    assert live1 != live0  # phi morphs the identity
+
+    at.slider(key="gen.yaw").set_value(30).run()
+    no_errors(at)
+    live2 = image_urls(at)[0]
+    assert live2 != live1
+    assert not at.warning
+
+    at.slider(key="gen.yaw").set_value(115).run()  # beyond the prior's +-90
+    no_errors(at)
+    assert at.warning and "clamped" in at.warning[0].value and "pose" in at.warning[0].value
+    at.slider(key="gen.expr.smile").set_value(1.4).run()
+    assert "expression" in at.warning[0].value
+
+    at.toggle(key="gen.show3d").set_value(True).run()
+    no_errors(at)
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["data"][0]["type"] == "mesh3d" and len(spec["data"][0]["vertexcolor"]) > 5000
+
+
+def test_app_navigation_keeps_widget_values(home):
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT).run()
+    no_errors(at)
+    assert any("Device:" in m.value for m in at.sidebar.markdown)
+    at.slider(key="gen.phi").set_value(0.2).run()
+    at.switch_page("pages/datasets.py").run()
+    no_errors(at)
+    assert at.title[0].value == "Datasets"
+    at.switch_page("pages/generator.py").run()
+    no_errors(at)
+    assert at.slider(key="gen.phi").value == 0.2  # survived the page switch
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+def test_datasets_bad_real_path_and_tiny_build(home, tmp_path):
+    at = page("datasets").run()
+    no_errors(at)
+    at.text_input(key="ds.real_path").set_value(str(tmp_path / "nowhere")).run()
+    assert not at.exception
+    assert at.error and "does not exist" in at.error[0].value
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    at.text_input(key="ds.real_path").set_value(str(empty)).run()
+    assert at.error and "no images found" in at.error[0].value
+
+    at.text_input(key="ds.real_path").set_value("").run()
+    at.number_input(key="ds.ids").set_value(3).run()
+    at.number_input(key="ds.samples").set_value(2).run()
+    at.toggle(key="ds.im").set_value(True).run()
+    no_errors(at)
+    assert any("Syn_3_2_IM" in m.value for m in at.markdown)
+    at.button(key="btn.ds.build").click().run()
+    no_errors(at)
+    assert (home / "datasets" / "Syn_3_2_IM" / "dataset.json").is_file()
+    assert any("Built Syn_3_2_IM" in s.value for s in at.success)
+    browse = at.dataframe[0].value
+    assert "Syn_3_2_IM" in list(browse["name"])
+
+
+# ----------------------------------------------------------------------------- train
+
+
+def fake_run(home: Path) -> str:
+    run_id = "20250101-000000-fake"
+    run = home / "runs" / run_id
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"name": "fake", "epochs": 2, "data": "/x"}))
+    (run / "status.json").write_text(json.dumps({"status": "finished", "epoch": 2, "epochs": 2, "step": 20,
+                                                 "progress": 1.0, "eta_s": 0, "message": "finished 2 epochs"}))
+    lines = [{"type": "train", "step": s, "epoch": 1 + s // 10, "loss": 20.0 - s, "images_per_s": 100.0}
+             for s in range(1, 21)]
+    lines += [{"type": "eval", "set": "lfw", "epoch": e, "mean_accuracy": 0.6 + 0.05 * e, "std_accuracy": 0.01}
+              for e in (1, 2)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    return run_id
+
+
+def test_train_page_empty_missing_dataset_and_fake_run(home):
+    at = page("train").run()
+    no_errors(at)
+    assert any("No runs yet" in i.value for i in at.info)
+    # no synthetic set: give a folder that does not exist
+    at.selectbox(key="tr.data").set_value("(folder path)").run()
+    at.text_input(key="tr.data_path").set_value(str(home / "nope")).run()
+    at.button(key="btn.tr.launch").click().run()
+    assert not at.exception
+    assert at.error and "not found" in at.error[0].value
+
+    run_id = fake_run(home)
+    at = page("train").run()
+    no_errors(at)
+    assert any(run_id in m.value and "finished" in m.value for m in at.markdown)
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    titles = [c["layout"]["title"]["text"] for c in charts]
+    assert "training loss" in titles and "verification accuracy (%)" in titles
+    loss = charts[titles.index("training loss")]["data"][0]
+    assert len(loss["y"]) == 20

@@ -1,0 +1,109 @@
+"""reproduce: plans (--dry-run), the synthetic benchmark builder, and a micro end-to-end table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from synface.analysis import reproduce as rp
+from synface.data.lfw import LFWLayout, lfw_verification_pairs, read_pairs, read_people
+
+LFW_FOLDS, LFW_N = 5, 2
+
+
+@pytest.fixture(scope="module")
+def fake_lfw(tmp_path_factory):
+    """A 5-fold LFW-layout folder of rendered faces (the benchmark builder doubles as its maker)."""
+    out = tmp_path_factory.mktemp("lfw") / "lfw"
+    rp.build_synthetic_benchmark(out, folds=LFW_FOLDS, pairs_per_fold=LFW_N, seed=7)
+    return out
+
+
+def _parser() -> argparse.ArgumentParser:
+    from synface.cli.reproduce import register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="verb", required=True))
+    return parser
+
+
+@pytest.mark.parametrize("table", rp.TABLES)
+def test_dry_run_plans(table, fake_lfw, tmp_path, capsys):
+    args = _parser().parse_args(["reproduce", table, "--scale", "cpu", "--lfw", str(fake_lfw),
+                                 "--root", str(tmp_path), "--dry-run", "--json"])
+    assert args.func(args) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["runs"] and plan["datasets"] and plan["estimate_s"]["total"] > 0
+    assert {r["seed"] for r in plan["runs"]} == {0, 1}
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "datasets").exists()  # nothing was made
+    text = rp.make_plan(table, "cpu", fake_lfw, tmp_path).describe()
+    assert "estimated time" in text and "[todo]" in text
+    keys = [r["key"] for r in plan["runs"]]
+    assert len(set(keys)) == len(keys)
+
+
+def test_plan_contents(fake_lfw, tmp_path):
+    t2 = rp.make_plan("table2", "cpu", fake_lfw, tmp_path, seeds=2)
+    cells = {(r.cell["ids"], r.cell["samples"], r.cell["im"]) for r in t2.runs}
+    sc = rp.SCALES["cpu"]
+    assert len(cells) == len(sc.t2_ids) * len(sc.t2_samples) * 2 and len(t2.runs) == 2 * len(cells)
+    t3 = rp.make_plan("table3", "cpu", fake_lfw, tmp_path, seeds=1)
+    assert [r.cell["method"] for r in t3.runs] == ["Syn", "Real", "Mix (DM)"]
+    assert t3.runs[2].config["psi"] == "grid" and t3.runs[2].config["real_ids"] == sc.t3_real[0]
+    f4 = rp.make_plan("figure4", "cpu", fake_lfw, tmp_path, seeds=1)
+    assert {r.cell["varied"] for r in f4.runs} == {"none", "pose", "expression", "illumination", "all"}
+    pose = next(d for d in f4.datasets if d.name.endswith("vary-pose") and not d.spec["im"])
+    assert (pose.spec["pose"], pose.spec["expression"], pose.spec["illumination"]) == ("vary", "fixed", "fixed")
+    with pytest.raises(ValueError):
+        rp.make_plan("table9", "cpu", fake_lfw, tmp_path)
+
+
+def test_benchmark_layout_and_disjoint_identities(fake_lfw):
+    layout = LFWLayout(fake_lfw)
+    pairs = read_pairs(layout.pairs_file)
+    people = read_people(layout.people_file)
+    assert len(pairs) == LFW_FOLDS * 2 * LFW_N and len(people) == LFW_FOLDS
+    fold_sets = [{n for n, _ in fold} for fold in people]
+    for i in range(LFW_FOLDS):
+        for j in range(i + 1, LFW_FOLDS):
+            assert not fold_sets[i] & fold_sets[j]
+    for p in pairs:
+        assert p.name_a in fold_sets[p.fold] and p.name_b in fold_sets[p.fold]
+        assert (p.name_a == p.name_b) == p.same
+    vp = lfw_verification_pairs(fake_lfw)  # every referenced image exists
+    assert vp.issame.sum() == LFW_FOLDS * LFW_N
+    # identities of a benchmark are never those of a training set with the same seed
+    from synface.data.synthetic import SynthConfig, SyntheticSpec
+    from synface.generator import FaceGenerator
+
+    gen = FaceGenerator("cpu")
+    bench = SyntheticSpec(SynthConfig(ids=4, samples=2, seed=7, purpose="benchmark"), gen)
+    train = SyntheticSpec(SynthConfig(ids=4, samples=2, seed=7), gen)
+    for i in range(4):
+        for j in range(4):
+            assert not np.allclose(bench.identity(i)[0].numpy(), train.identity(j)[0].numpy())
+
+
+def test_micro_end_to_end(fake_lfw, tmp_path):
+    """Table 2 at the 'tiny' scale: 2 datasets, 2 runs of 2 steps, report written; a second call reuses runs."""
+    root, out = tmp_path / "ws", tmp_path / "results"
+    plan, paths = rp.reproduce("table2", "tiny", fake_lfw, root, seeds=1, out_dir=out)
+    assert len(plan.runs) == 2
+    md = (out / "table2.md").read_text()
+    assert "±" in md and "1 training seed" in md and "trend" in md
+    import pandas as pd
+
+    df = pd.read_csv(out / "table2.csv")
+    assert {"ids", "samples", "no IM acc", "IM acc"} <= set(df.columns) and len(df) == 1
+    assert (out / "table2.png").stat().st_size > 1000
+    assert "<script" in (out / "table2.html").read_text()[:200000]
+    source = json.loads((root / "real" / "lfw_test" / "source.json").read_text())
+    assert source["pairs_folds"] == [3, 4]
+    runs_before = sorted(p.name for p in (root / "runs").iterdir() if p.is_dir())
+    plan2 = rp.make_plan("table2", "tiny", fake_lfw, root, seeds=1)
+    assert plan2.estimate()["training"] == 0  # both runs finished: nothing left to train
+    rp.execute(plan2)
+    assert sorted(p.name for p in (root / "runs").iterdir() if p.is_dir()) == runs_before
