@@ -232,7 +232,8 @@ class FaceGenerator:
         gamma[:, :, 0] += AMBIENT_OFFSET
         gamma = gamma * self.model.exposure(coeffs.albedo).view(-1, 1, 1)
         images = render_cpu(verts, self.model.faces, self._raster_faces, rot, parts, gamma, FOCAL_224 / 224.0,
-                            CAMERA_DISTANCE, A, t, self.supersample, coeffs.background, self.image_size)
+                            CAMERA_DISTANCE, A, t, self.supersample, coeffs.background, self.image_size,
+                            grid_shape=getattr(self.model, "grid_shape", None))
         landmarks = self._project_landmarks(verts, rot, A, t)
         return images, landmarks
 

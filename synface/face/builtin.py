@@ -40,7 +40,7 @@ from synface.face.geometry_fields import (  # noqa: E402
 # Mesh topology and base positions
 # ----------------------------------------------------------------------------------------------
 def _longitudes() -> np.ndarray:
-    """Angles around the vertical axis, 0 at the front, denser at the front (4:1)."""
+    """Angles around the vertical axis, 0 at the front, denser at the front (about 6:1)."""
     s = np.linspace(-1.0, 1.0, N_LON, endpoint=False) + 1.0 / N_LON
     c = 0.6
     return math.pi * ((1 - c) * s + c * s**3)
@@ -237,7 +237,13 @@ SHAPE_SEMANTIC = (
 )
 #: identity shape variation is scaled so that faces differ as much as different people do for a
 #: real-face recogniser (measured with dlib's descriptor: bench realism)
-SHAPE_GAIN = 1.5
+SHAPE_GAIN = 1.0
+#: the shapes of eyes, brows, nose and lips vary more than the head's overall shape: they carry
+#: identity for a recogniser without making the head less face-like for a detector
+LOCAL_FEATURE_FIELDS = ("nose_length", "nose_width", "nose_protrusion", "eye_spacing", "eye_size", "brow_height",
+                        "lip_thickness", "mouth_width", "eye_tilt", "eye_opening", "brow_arch", "brow_tilt",
+                        "upper_lip_height", "lower_lip_height", "nose_tip_width", "mouth_curve")
+LOCAL_FEATURE_GAIN = 1.15
 N_SHAPE_RANDOM = 20
 
 
@@ -335,7 +341,11 @@ def _shape_basis(ref: dict[str, np.ndarray]) -> np.ndarray:
     warp_y = _random_fields(ref, N_SHAPE_RANDOM, seed=8765, amp=0.012)
     for k in range(N_SHAPE_RANDOM):
         fields.append(np.stack([warp_x[k], warp_y[k], relief[k]], axis=1))
-    return np.stack(fields) * SHAPE_GAIN  # (K, V, 3)
+    basis = np.stack(fields) * SHAPE_GAIN  # (K, V, 3)
+    names = [n for n, _ in SHAPE_SEMANTIC]
+    for name in LOCAL_FEATURE_FIELDS:
+        basis[names.index(name)] *= LOCAL_FEATURE_GAIN
+    return basis
 
 
 # ----------------------------------------------------------------------------------------------
@@ -459,6 +469,11 @@ class BuiltinFaceModel(MorphableModel):
 
     def albedo_parts(self, albedo: torch.Tensor, expr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         return self._albedo.parts(albedo, expr)
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        """(rows, longitudes) of the pole + grid topology, for the fused renderer's fast normals."""
+        return self._grid_rows, N_LON
 
     def exposure(self, albedo: torch.Tensor) -> torch.Tensor:
         """Cameras meter on the face: darker skin is photographed with more exposure (up to 1.7x)."""

@@ -70,7 +70,7 @@ ALBEDO_SEMANTIC = (
     ("wrinkles", "age lines on the forehead and around the eyes"),
     ("sclera_tint", "whiter or duller eye whites"),
 )
-N_ALBEDO_RANDOM = 28
+N_ALBEDO_RANDOM = 20
 N_ALBEDO = len(ALBEDO_SEMANTIC) + N_ALBEDO_RANDOM
 
 HAIR_HEIGHTS = (-3.0, 0.0, 3.0)

@@ -29,8 +29,8 @@ class AttributePrior:
     pitch_max_deg: float = 25.0
     roll_std_deg: float = 5.0
     roll_max_deg: float = 20.0
-    expr_active_prob: float = 0.45
-    expr_std: float = 0.35
+    expr_active_prob: float = 0.35
+    expr_std: float = 0.25
     blink_prob: float = 0.05
     light_yaw_max_deg: float = 60.0
     light_pitch_range_deg: tuple[float, float] = (-10.0, 50.0)

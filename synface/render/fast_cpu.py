@@ -28,15 +28,8 @@ _K2 = float((2 * np.pi / np.sqrt(8.0)) * (3 * np.sqrt(5.0) / np.sqrt(12 * np.pi)
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH)
-def _shade_and_project(verts, faces, rot, skin, scale, coverage, paint, gamma, focal, cam_dist, A, t, ss, sv, colour,
-                       posed, acc):
-    """Posed normals, SH irradiance x albedo per vertex, and supersampled screen positions."""
-    n = verts.shape[0]
-    for v in range(n):
-        x, y, z = verts[v, 0], verts[v, 1], verts[v, 2]
-        posed[v, 0] = rot[0, 0] * x + rot[0, 1] * y + rot[0, 2] * z
-        posed[v, 1] = rot[1, 0] * x + rot[1, 1] * y + rot[1, 2] * z
-        posed[v, 2] = rot[2, 0] * x + rot[2, 1] * y + rot[2, 2] * z
+def _face_normals(posed, faces, acc):
+    """Area-weighted vertex normals (unnormalised) from any triangle mesh."""
     acc[:] = 0.0
     for f in range(faces.shape[0]):
         i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
@@ -53,6 +46,56 @@ def _shade_and_project(verts, faces, rot, skin, scale, coverage, paint, gamma, f
             acc[i, 0] += cx
             acc[i, 1] += cy
             acc[i, 2] += cz
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH)
+def _grid_normals(posed, rows, cols, acc):
+    """Normals by central differences on a pole + rows x cols longitude/latitude grid (vertex 0 is
+    the pole): the same directions as face averaging on such a mesh, at a fraction of the cost."""
+    for r in range(rows):
+        for j in range(cols):
+            v = 1 + r * cols + j
+            vl = 1 + r * cols + (j + 1) % cols
+            vr = 1 + r * cols + (j - 1 + cols) % cols
+            up = 0 if r == 0 else v - cols
+            down = v + cols if r < rows - 1 else v
+            if r == rows - 1:
+                up = v - cols
+            ax = posed[vl, 0] - posed[vr, 0]
+            ay = posed[vl, 1] - posed[vr, 1]
+            az = posed[vl, 2] - posed[vr, 2]
+            bx = posed[down, 0] - posed[up, 0]
+            by = posed[down, 1] - posed[up, 1]
+            bz = posed[down, 2] - posed[up, 2]
+            acc[v, 0] = by * az - bz * ay
+            acc[v, 1] = bz * ax - bx * az
+            acc[v, 2] = bx * ay - by * ax
+    sx = 0.0
+    sy = 0.0
+    sz = 0.0
+    for j in range(cols):
+        sx += acc[1 + j, 0]
+        sy += acc[1 + j, 1]
+        sz += acc[1 + j, 2]
+    acc[0, 0] = sx
+    acc[0, 1] = sy
+    acc[0, 2] = sz
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH)
+def _shade_and_project(verts, faces, rot, skin, scale, coverage, paint, gamma, focal, cam_dist, A, t, ss, sv, colour,
+                       posed, acc, grid_rows, grid_cols):
+    """Posed normals, SH irradiance x albedo per vertex, and supersampled screen positions."""
+    n = verts.shape[0]
+    for v in range(n):
+        x, y, z = verts[v, 0], verts[v, 1], verts[v, 2]
+        posed[v, 0] = rot[0, 0] * x + rot[0, 1] * y + rot[0, 2] * z
+        posed[v, 1] = rot[1, 0] * x + rot[1, 1] * y + rot[1, 2] * z
+        posed[v, 2] = rot[2, 0] * x + rot[2, 1] * y + rot[2, 2] * z
+    if grid_rows > 0:
+        _grid_normals(posed, grid_rows, grid_cols, acc)
+    else:
+        _face_normals(posed, faces, acc)
     for v in range(n):
         nx, ny, nz = acc[v, 0], acc[v, 1], acc[v, 2]
         norm = np.sqrt(nx * nx + ny * ny + nz * nz)
@@ -68,15 +111,17 @@ def _shade_and_project(verts, faces, rot, skin, scale, coverage, paint, gamma, f
         b6 = _K2 * 0.5 / np.sqrt(3.0) * (3 * nz * nz - 1)
         b7 = -_K2 * nx * nz
         b8 = _K2 * 0.5 * (nx * nx - ny * ny)
-        for c in range(3):
-            g = gamma[c]
-            irr = (_K0 * g[0] + b1 * g[1] + b2 * g[2] + b3 * g[3] + b4 * g[4] + b5 * g[5]
-                   + b6 * g[6] + b7 * g[7] + b8 * g[8])
+        if nz < -0.35:  # faces away from the camera: only back faces use it, which are culled
+            for c in range(3):
+                colour[v, c] = 0.0
+        else:
             cov = min(max(coverage[v], 0.0), 1.0)
-            alb = skin[c] * scale[c, v] * (1.0 - cov) + paint[c, v]
-            alb = min(max(alb, 0.0), 1.0)
-            value = alb * irr
-            colour[v, c] = min(max(value, 0.0), 1.0)
+            for c in range(3):
+                g = gamma[c]
+                irr = (_K0 * g[0] + b1 * g[1] + b2 * g[2] + b3 * g[3] + b4 * g[4] + b5 * g[5]
+                       + b6 * g[6] + b7 * g[7] + b8 * g[8])
+                alb = min(max(skin[c] * scale[c, v] * (1.0 - cov) + paint[c, v], 0.0), 1.0)
+                colour[v, c] = min(max(alb * irr, 0.0), 1.0)
         depth = cam_dist - posed[v, 2]
         px = focal * posed[v, 0] / depth
         py = -focal * posed[v, 1] / depth
@@ -185,17 +230,17 @@ def _resolve(buf_colour, buf_mask, bg, noise, ss, out):
                         cov += 1.0
             rest = 1.0 - cov * inv
             for c in range(3):
-                acc_c = r if c == 0 else (g if c == 1 else b)
-                n = (bg[8] * noise[0, c, i, j] + bg[9] * noise[1, c, i, j] + bg[10] * noise[2, c, i, j]
-                     + bg[11] * noise[3, c, i, j])
-                back = min(max(bg[c] * (1.0 - tt) + bg[3 + c] * tt + amp * n, 0.0), 1.0)
-                value = acc_c * inv + rest * back
+                value = (r if c == 0 else (g if c == 1 else b)) * inv
+                if rest > 0.0:  # the background only where the face does not cover the pixel
+                    n = (bg[8] * noise[0, c, i, j] + bg[9] * noise[1, c, i, j] + bg[10] * noise[2, c, i, j]
+                         + bg[11] * noise[3, c, i, j])
+                    value += rest * min(max(bg[c] * (1.0 - tt) + bg[3 + c] * tt + amp * n, 0.0), 1.0)
                 out[i, j, c] = np.uint8(min(max(value * 255.0 + 0.5, 0.0), 255.0))
 
 
 @numba.njit(parallel=True, cache=True)
 def _render_batch(verts, faces, raster_faces, rot, skin, scale, coverage, paint, gamma, focal, cam_dist, A, t, ss,
-                  bg, noise, out, workers):
+                  bg, noise, out, workers, grid_rows, grid_cols):
     """Images split round-robin over `workers` lanes; each lane reuses its own scratch buffers
     (fresh per-image buffers cost more in page faults than the rasterisation itself)."""
     B, n = verts.shape[0], verts.shape[1]
@@ -211,7 +256,7 @@ def _render_batch(verts, faces, raster_faces, rot, skin, scale, coverage, paint,
         acc = np.empty((n, 3), np.float32)
         for b in range(lane, B, workers):
             _shade_and_project(verts[b], faces, rot[b], skin[b], scale[b], coverage[b], paint[b], gamma[b], focal,
-                               cam_dist, A[b], t[b], ss, sv, colour, posed, acc)
+                               cam_dist, A[b], t[b], ss, sv, colour, posed, acc, grid_rows, grid_cols)
             _raster_colour(sv, raster_faces, colour, buf_colour, buf_mask, buf_depth)
             _resolve(buf_colour, buf_mask, bg[b], noise, ss, out[b])
 
@@ -219,11 +264,13 @@ def _render_batch(verts, faces, raster_faces, rot, skin, scale, coverage, paint,
 def render_cpu(verts: torch.Tensor, faces: torch.Tensor, raster_faces: torch.Tensor, rot: torch.Tensor,
                albedo_parts: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
                gamma_with_offset: torch.Tensor, focal: float, cam_dist: float, A: torch.Tensor, t: torch.Tensor,
-               supersample: int, background: torch.Tensor, size: int) -> torch.Tensor:
+               supersample: int, background: torch.Tensor, size: int,
+               grid_shape: tuple[int, int] | None = None) -> torch.Tensor:
     """(B,size,size,3) uint8 images.
 
     verts: unposed model vertices (B,V,3); rot (B,3,3); albedo_parts as `MorphableModel.albedo_parts`;
-    A, t map perspective-projected points to output pixels; background: (B,12) coefficients.
+    A, t map perspective-projected points to output pixels; background: (B,12) coefficients;
+    grid_shape: (rows, cols) when the mesh is a pole + longitude/latitude grid (faster normals).
     """
     def np32(x: torch.Tensor) -> np.ndarray:
         return np.ascontiguousarray(x.detach().to(torch.float32).numpy())
@@ -234,5 +281,6 @@ def render_cpu(verts: torch.Tensor, faces: torch.Tensor, raster_faces: torch.Ten
     noise = np32(_noise_fields(size, torch.device("cpu")))
     _render_batch(np32(verts), faces.numpy(), raster_faces.numpy(), np32(rot), np32(skin), np32(scale),
                   np32(coverage), np32(paint), np32(gamma_with_offset), float(focal), float(cam_dist), np32(A),
-                  np32(t), int(supersample), np32(background), noise, out, max(1, min(B, numba.get_num_threads())))
+                  np32(t), int(supersample), np32(background), noise, out, max(1, min(B, numba.get_num_threads())),
+                  *(grid_shape or (0, 0)))
     return torch.from_numpy(out)
