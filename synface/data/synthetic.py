@@ -259,8 +259,8 @@ def _sweep_temp_files(out: Path) -> int:
     return removed
 
 
-def _check_state(out: Path, config: SynthConfig) -> bool:
-    """True when resuming a build of the same config; refuses to mix two configs in one folder."""
+def _check_state(out: Path, config: SynthConfig, generator_version: str) -> bool:
+    """True when resuming a build of the same config and generator; refuses to mix two in one folder."""
     state = out / STATE
     if state.exists():
         try:
@@ -270,12 +270,17 @@ def _check_state(out: Path, config: SynthConfig) -> bool:
         if previous.get("fingerprint") != config.fingerprint():
             raise DataError(
                 f"{out} holds a different synthetic set (config {previous.get('config')}); choose another --out", path=out)
+        if previous.get("generator_version") != generator_version:
+            raise DataError(
+                f"{out} was rendered by generator {previous.get('generator_version')!r}, this is {generator_version!r}; "
+                "delete the folder or choose another --out", path=out)
         return True
     if out.exists() and any(out.iterdir()):
         raise DataError(f"{out} is not empty and is not a synthetic build folder; choose another --out", path=out)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(state) as tmp:
-        tmp.write_text(json.dumps({"fingerprint": config.fingerprint(), "config": config.to_dict()}, indent=1))
+        tmp.write_text(json.dumps({"fingerprint": config.fingerprint(), "generator_version": generator_version,
+                                   "config": config.to_dict()}, indent=1))
     return False
 
 
@@ -289,7 +294,7 @@ def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator
     """
     out = Path(out)
     gen = generator or FaceGenerator()
-    resumed = _check_state(out, config)
+    resumed = _check_state(out, config, gen.version)
     _sweep_temp_files(out)
     spec = SyntheticSpec(config, gen)
     fmt = config.image_format

@@ -28,7 +28,7 @@ import torch
 from synface.face.builtin_albedo import ALBEDO_SEMANTIC, N_ALBEDO_RANDOM, AlbedoEvaluator, build_mask_library
 from synface.face.model import CoeffInfo, MorphableModel
 
-GENERATOR_MODEL_VERSION = "builtin-1"
+GENERATOR_MODEL_VERSION = "builtin-2"
 
 from synface.face.geometry_fields import (  # noqa: E402
     CHIN_Y, EYE_X, EYE_Y, MOUTH_X, MOUTH_Y, N_HEAD_ROWS, N_LON, N_NECK_ROWS, NOSE_TIP_Y,
