@@ -131,3 +131,18 @@ def test_generate_cli_builds_and_resumes(tmp_path) -> None:
     assert record["rendered"] == 6 and record["name"] == "Syn_3_2_IM"
     again = json.loads(subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True).stdout.strip().splitlines()[-1])
     assert again["rendered"] == 0 and again["already_present"] == 6
+
+
+def test_export_to_recordio_round_trips(tmp_path, gen: FaceGenerator) -> None:
+    import subprocess
+    import sys
+
+    from synface.data.recordio import RecordReader
+
+    build_dataset(SynthConfig(ids=3, samples=2, seed=8), tmp_path / "set", gen)
+    subprocess.run([sys.executable, "-m", "synface", "export", str(tmp_path / "set"), "--to", "rec",
+                    "--out", str(tmp_path / "rec")], capture_output=True, text=True, timeout=120, check=True)
+    reader = RecordReader(tmp_path / "rec" / "train.rec", tmp_path / "rec" / "train.idx")
+    assert reader.num_images == 6 and reader.num_identities == 3
+    raw, label = reader.read(0, decode=False)
+    assert raw == (tmp_path / "set" / "00000" / "000.jpg").read_bytes() and label == 0
