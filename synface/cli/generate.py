@@ -42,7 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _generate(args: argparse.Namespace) -> int:
     from synface.data.synthetic import DEFAULT_PHI_GRID, SynthConfig, build_dataset
     from synface.generator import FaceGenerator
+    from synface.render.fast_cpu import prefer_workqueue_threads
     from synface.runs import workspace_root
+
+    prefer_workqueue_threads()
 
     config = SynthConfig(
         ids=args.ids, samples=args.samples, seed=args.seed, im=args.im,

@@ -21,6 +21,27 @@ from synface.render.raster_numba import HALF, SUBPIXEL, SUBPIXEL_BITS, _exclusiv
 
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
+
+def prefer_workqueue_threads() -> bool:
+    """Use numba's 'workqueue' threading layer in this process, if no parallel kernel ran yet.
+
+    Why: the OpenMP layer spin-waits against torch's own OpenMP pool and costs about a fifth of
+    the CPU render throughput (`python -m synface bench render`). But workqueue is not
+    thread-safe: only single-threaded renderers (the CLI's generate and bench verbs) call this;
+    the app, which runs UMAP and renders from different threads, keeps numba's default.
+    Returns True when the layer was set.
+    """
+    import os
+
+    if "NUMBA_THREADING_LAYER" in os.environ:
+        return False
+    try:
+        numba.threading_layer()  # raises until a parallel kernel has run
+        return False
+    except ValueError:
+        numba.config.THREADING_LAYER = "workqueue"
+        return True
+
 # Deep3DFace SH constants (reference.md section 2), folded: a_l * c_l.
 _K0 = float(np.pi * (1 / np.sqrt(4 * np.pi)))
 _K1 = float((2 * np.pi / np.sqrt(3.0)) * (np.sqrt(3.0) / np.sqrt(4 * np.pi)))
