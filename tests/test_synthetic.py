@@ -146,3 +146,22 @@ def test_export_to_recordio_round_trips(tmp_path, gen: FaceGenerator) -> None:
     assert reader.num_images == 6 and reader.num_identities == 3
     raw, label = reader.read(0, decode=False)
     assert raw == (tmp_path / "set" / "00000" / "000.jpg").read_bytes() and label == 0
+
+
+def test_verification_benchmark_cli_writes_lfw_layout_and_bin(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from synface.data.lfw import lfw_verification_pairs, read_people
+    from synface.data.verification_bin import read_bin
+
+    out = tmp_path / "bench"
+    subprocess.run([sys.executable, "-m", "synface", "generate", "--verification", "--folds", "2",
+                    "--pairs-per-fold", "4", "--out", str(out), "--device", "cpu", "--json"],
+                   capture_output=True, text=True, timeout=300, check=True)
+    pairs = lfw_verification_pairs(out)
+    assert len(pairs) == 16 and pairs.num_folds == 2 and pairs.issame.sum() == 8
+    folds = read_people(out / "people.txt")
+    assert not {n for n, _ in folds[0]} & {n for n, _ in folds[1]}
+    from_bin = read_bin(out / "benchmark.bin")
+    assert len(from_bin) == 16 and list(from_bin.issame) == list(pairs.issame)

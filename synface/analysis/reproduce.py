@@ -341,7 +341,7 @@ def build_synthetic_benchmark(out: str | Path, folds: int = 10, pairs_per_fold: 
     """An LFW-layout verification set of synthetic people (the analogue of the paper's Syn-LFW).
 
     Writes `<out>/<Name>/<Name>_%04d.jpg` (two images per person, attributes drawn per image),
-    pairs.txt (`folds`, each `pairs_per_fold` same + `pairs_per_fold` different pairs) and people.txt
+    benchmark.bin (the same pairs in insightface's format), pairs.txt (`folds`, each `pairs_per_fold` same + `pairs_per_fold` different pairs) and people.txt
     (each fold its own people, so folds are identity-disjoint). Identities come from
     SynthConfig(purpose="benchmark"), whose seeds are odd: never a training identity. Skips the
     work when `<out>/benchmark.json` records the same settings.
@@ -402,6 +402,11 @@ def build_synthetic_benchmark(out: str | Path, folds: int = 10, pairs_per_fold: 
         lines += [f"{names[i]}\t2" for i in members]
     with atomic_path(out / "people.txt") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
+    # the same pairs as an insightface .bin, so .bin-only evaluators read the benchmark too
+    from synface.data.lfw import lfw_verification_pairs  # noqa: PLC0415
+    from synface.data.verification_bin import write_bin  # noqa: PLC0415
+
+    write_bin(out / "benchmark.bin", lfw_verification_pairs(out))
     with atomic_path(card) as tmp:
         tmp.write_text(json.dumps({**settings, "identities": n_ids, "images": 2 * n_ids,
                                    "synth_config": config.to_dict()}, indent=1))

@@ -19,8 +19,8 @@ def _phi_grid(text: str) -> tuple[float, ...]:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("generate", help="render a synthetic dataset to disk (resumes when re-run)")
-    p.add_argument("--ids", type=int, required=True, help="number of identities")
-    p.add_argument("--samples", type=int, required=True, help="images per identity")
+    p.add_argument("--ids", type=int, help="number of identities (required unless --verification)")
+    p.add_argument("--samples", type=int, help="images per identity (required unless --verification)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--im", action="store_true", help="identity mixup: blend each image with a seeded partner")
     p.add_argument("--phi-grid", type=_phi_grid, default=None, help="comma-separated phi values (default 0,0.05,...,1)")
@@ -29,6 +29,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help=f"{attr}: drawn per image (vary) or once per identity (fixed)")
         p.add_argument(f"--{attr}-scale", type=float, default=1.0)
     p.add_argument("--benchmark", action="store_true", help="identities from the benchmark seed stream (disjoint from training sets)")
+    p.add_argument("--verification", action="store_true",
+                   help="build the synthetic verification benchmark instead: LFW layout + pairs.txt + people.txt + "
+                        ".bin, identity-disjoint folds, identities disjoint from every training set")
+    p.add_argument("--folds", type=int, default=10, help="with --verification: number of folds")
+    p.add_argument("--pairs-per-fold", type=int, default=300, help="with --verification: same (and different) pairs per fold")
     p.add_argument("--format", choices=("jpg", "png"), default="jpg")
     p.add_argument("--name", default="", help="dataset name (default: paper style, e.g. Syn_1K_50_IM)")
     p.add_argument("--out", default=None, help="output folder (default: <workspace>/datasets/<name>)")
@@ -40,6 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    if args.verification:
+        return _verification(args)
+    if args.ids is None or args.samples is None:
+        raise ValueError("generate needs --ids and --samples (or --verification for the benchmark)")
     from synface.data.synthetic import DEFAULT_PHI_GRID, SynthConfig, build_dataset
     from synface.generator import FaceGenerator
     from synface.render.fast_cpu import prefer_workqueue_threads
@@ -68,4 +77,26 @@ def _generate(args: argparse.Namespace) -> int:
         print_json(record)
     else:
         print(json.dumps(record, indent=1))
+    return 0
+
+
+def _verification(args: argparse.Namespace) -> int:
+    from synface.analysis.reproduce import build_synthetic_benchmark
+    from synface.generator import FaceGenerator
+    from synface.render.fast_cpu import prefer_workqueue_threads
+    from synface.runs import workspace_root
+
+    prefer_workqueue_threads()
+    name = args.name or f"SynBench_{args.folds}x{args.pairs_per_fold}_s{args.seed}"
+    out = Path(args.out) if args.out else workspace_root(args.root) / "benchmarks" / name
+    total = args.folds * args.pairs_per_fold
+    update, close = tqdm_progress(f"benchmark {name}", total, unit="id")
+    try:
+        build_synthetic_benchmark(out, folds=args.folds, pairs_per_fold=args.pairs_per_fold, seed=args.seed,
+                                  progress=update, generator=FaceGenerator(device=args.device))
+    finally:
+        close()
+    record = {"out": str(out), "name": name, "folds": args.folds, "pairs": 2 * total, "images": 2 * total,
+              "bin": str(out / "benchmark.bin")}
+    print_json(record) if args.json else print(json.dumps(record, indent=1))
     return 0
