@@ -50,19 +50,17 @@ def render(coeffs) -> np.ndarray:
 
 
 def _warm(gen, status: dict) -> None:
-    """Background warm-up: numba kernels of the renderer, then UMAP's JIT. Never calls st.*."""
+    """Background warm-up of the renderer's numba kernels. Never calls st.*.
+
+    UMAP's JIT (about 30 s of mostly GIL-holding compilation) is not warmed here: it made every
+    Generator slider move wait (median 1.4 s in the browser test). The Features page starts it in
+    the background when first opened (`synface.analysis.umap_embed.warmup_umap`).
+    """
     t0 = time.perf_counter()
     try:
         with render_lock():
             gen.warmup()
         status["generator_s"] = round(time.perf_counter() - t0, 2)
-        with contextlib.suppress(OSError, AttributeError):  # UMAP's JIT (~30 s) must not slow the live renders
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 15)
-        import umap  # noqa: PLC0415 - heavy optional import, warmed off the script thread
-
-        x = np.random.default_rng(0).normal(size=(60, 8)).astype(np.float32)
-        umap.UMAP(n_neighbors=5, n_components=2, n_epochs=20, init="random").fit_transform(x)
-        status["umap_s"] = round(time.perf_counter() - t0, 2)
     except Exception as exc:  # noqa: BLE001 - warm-up is an optimisation, never a failure
         status["error"] = f"{type(exc).__name__}: {exc}"
     status["done"] = True
@@ -129,7 +127,7 @@ def sidebar() -> None:
             st.warning("No pairs.txt in this folder.")
         warm = start_warmup()
         if not warm.get("done"):
-            st.caption("Warming up renderer and UMAP in the background ...")
+            st.caption("Warming up the renderer in the background ...")
         elif warm.get("error"):
             st.caption(f"Warm-up problem: {warm['error']}")
 
