@@ -222,7 +222,7 @@ def body() -> None:
             st.plotly_chart(mesh_figure(coeffs), width="stretch", key="chart.gen_mesh")
 
     st.subheader("Identity mixup strip (Figure 2)")
-    st.image(phi_strip(seed_a, seed_b), width="stretch",
+    st.image(phi_strip(seed_a, seed_b), width="stretch", output_format="JPEG",
              caption="phi = " + ", ".join(f"{p:.1f}" for p in PHI_STRIP) + "  (left: B, right: A)")
     st.subheader("Same identity, varied attributes")
     cols = st.columns([1, 2, 2])
@@ -230,7 +230,7 @@ def body() -> None:
     cols[1].radio("identity", ["A", "B", "current mix"], key="gen.grid_identity", persist_state="session", horizontal=True,
                   help="'current mix' follows the phi slider (12 renders per move instead of one)")
     grid_phi = {"A": 1.0, "B": 0.0}.get(s["gen.grid_identity"], phi)
-    st.image(attribute_grid(seed_a, seed_b, grid_phi, int(s["gen.grid_seed"])), width="stretch",
+    st.image(attribute_grid(seed_a, seed_b, grid_phi, int(s["gen.grid_seed"])), width="stretch", output_format="JPEG",
              caption=f"identity phi = {grid_phi:.2f}; pose, expression and illumination drawn from the prior")
 
 
