@@ -31,7 +31,7 @@ from synface.face.model import CoeffInfo, MorphableModel
 GENERATOR_MODEL_VERSION = "builtin-2"
 
 from synface.face.geometry_fields import (  # noqa: E402
-    CHIN_Y, EYE_X, EYE_Y, MOUTH_X, MOUTH_Y, N_HEAD_ROWS, N_LON, N_NECK_ROWS, NOSE_TIP_Y,
+    EYE_X, EYE_Y, MOUTH_X, MOUTH_Y, N_HEAD_ROWS, N_LON, N_NECK_ROWS, NOSE_TIP_Y,
     gauss as _gauss, hairline_lat as _hairline_lat, pair as _pair, smoothstep as _smoothstep,
 )
 
@@ -144,7 +144,7 @@ def _nose_profile(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     """Nose height over the face: a ridge from the bridge growing to the tip, then a steep base."""
     rise = 0.05 + 0.27 * _smoothstep(0.12, NOSE_TIP_Y, Y) ** 1.3
     cut = 1.0 - _smoothstep(NOSE_TIP_Y - 0.005, NOSE_TIP_Y - 0.11, Y)
-    top = _smoothstep(0.22, 0.08, Y) * 0 + 1.0 - _smoothstep(0.16, 0.26, Y)
+    top = 1.0 - _smoothstep(0.16, 0.26, Y)  # the ridge fades out into the forehead
     width = 0.045 + 0.05 * _smoothstep(0.05, NOSE_TIP_Y, Y)
     return rise * cut * top * np.exp(-0.5 * (X / width) ** 2)
 
@@ -275,7 +275,6 @@ def _shape_basis(ref: dict[str, np.ndarray]) -> np.ndarray:
         d[:, 2] += dz
         return d
 
-    face_lower = 1 - _smoothstep(EYE_Y - 0.1, EYE_Y + 0.05, Y)
     eyes = _pair(X, Y, EYE_X, EYE_Y, 0.12, 0.09)
     brows = _pair(X, Y, 0.28, 0.29, 0.15, 0.05)
     nose = _gauss(X, Y, 0, NOSE_TIP_Y, 0.12, 0.09)
@@ -379,7 +378,7 @@ def _expr_basis(ref: dict[str, np.ndarray]) -> np.ndarray:
         return d * F[:, None]
 
     below_mouth = _smoothstep(MOUTH_Y + 0.005, MOUTH_Y - 0.035, Y)
-    jaw_region = below_mouth * (1 - _smoothstep(0.45, 0.75, np.abs(X))) * (1 - _smoothstep(-1.0, -1.15, Y) * 0)
+    jaw_region = below_mouth * (1 - _smoothstep(0.45, 0.75, np.abs(X)))
     corners = _pair(X, Y, MOUTH_X, MOUTH_Y, 0.07, 0.06)
     cheeks = _pair(X, Y, 0.33, -0.2, 0.12, 0.1)
     brows = _pair(X, Y, 0.28, 0.29, 0.15, 0.06)
