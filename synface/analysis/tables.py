@@ -199,5 +199,8 @@ def _cell(v: Any) -> str:
     if isinstance(v, (bool, np.bool_)):
         return "yes" if v else "no"
     if isinstance(v, (float, np.floating)):
-        return "-" if np.isnan(v) else f"{v:.2f}"
+        if np.isnan(v):
+            return "-"
+        # pandas turns integer cells (ids, samples, seeds) into floats when it builds a row
+        return str(int(v)) if float(v).is_integer() else f"{v:.2f}"
     return str(v)
