@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted (re-run the same command to resume)", file=sys.stderr)
         return 130
 
 

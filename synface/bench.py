@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from synface.eval.verification import best_threshold
 from synface.generator import FaceGenerator, resolve_device
 
 
@@ -97,17 +98,6 @@ def detector_view(image: np.ndarray, upscale: int = 2, margin: float = 0.25) -> 
     return np.pad(big, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
 
 
-def _best_threshold_accuracy(dist_same: np.ndarray, dist_diff: np.ndarray) -> tuple[float, float]:
-    scores = np.concatenate([dist_same, dist_diff])
-    labels = np.concatenate([np.ones_like(dist_same), np.zeros_like(dist_diff)])
-    best, best_t = 0.0, 0.0
-    for t in np.unique(scores):
-        acc = float(((scores <= t) == labels).mean())
-        if acc > best:
-            best, best_t = acc, float(t)
-    return best, best_t
-
-
 def bench_realism(n_detect: int = 500, n_pairs: int = 500, n_phi_pairs: int = 40, seed: int = 0, device: str = "auto",
                   progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Detection rate (|yaw| <= 30 deg), identity verification accuracy and the phi trend under dlib."""
@@ -145,7 +135,10 @@ def bench_realism(n_detect: int = 500, n_pairs: int = 500, n_phi_pairs: int = 40
     tick("verify", 3, 3)
     genuine = np.linalg.norm(e1[:n_pairs] - e2[:n_pairs], axis=1)
     impostor = np.linalg.norm(e1[n_pairs : 2 * n_pairs] - e2[np.roll(np.arange(n_pairs, 2 * n_pairs), 1)], axis=1)
-    accuracy, threshold = _best_threshold_accuracy(genuine, impostor)
+    # the project's verification threshold search, on negated distances (higher = same person)
+    neg_threshold, accuracy = best_threshold(-np.concatenate([genuine, impostor]),
+                                             np.r_[np.ones(len(genuine), bool), np.zeros(len(impostor), bool)])
+    threshold = -neg_threshold
     # 3. identity mixup: distance to A as phi goes 1 -> 0 (attributes fixed to a neutral-ish draw)
     phis = np.round(np.linspace(1.0, 0.0, 11), 2)
     a = gen.sample(n_phi_pairs, seed + 303)

@@ -418,14 +418,8 @@ def default_max_running() -> int:
 
 
 def _train_argv(run: Run, root: Path) -> list[str]:
-    """`python -m synface train ...` (or the verb module directly while the dispatcher lacks it)."""
-    try:
-        from synface.__main__ import VERB_MODULES
-
-        entry = ["synface", "train"] if "train" in VERB_MODULES else ["synface.cli.train"]
-    except ImportError:
-        entry = ["synface.cli.train"]
-    return [sys.executable, "-m", *entry, "--config", str(run.config_path), "--run-dir", str(run.path),
+    """`python -m synface train ...` for a run folder."""
+    return [sys.executable, "-m", "synface", "train", "--config", str(run.config_path), "--run-dir", str(run.path),
             "--root", str(root), "--no-progress"]
 
 

@@ -754,7 +754,7 @@ def launch_reproduce(name: str, scale: str, lfw: str | Path, root: str | Path | 
         return status
     log, meta = _job_paths(name, scale, root)
     log.parent.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "synface.cli.reproduce", name, "--scale", scale, "--lfw", str(lfw),
+    argv = [sys.executable, "-m", "synface", "reproduce", name, "--scale", scale, "--lfw", str(lfw),
             "--root", str(workspace_root(root)), "--out", str(out_dir), "--seeds", str(seeds), "--no-progress"]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))

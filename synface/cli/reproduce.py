@@ -52,19 +52,10 @@ def run_reproduce(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m synface.cli.reproduce ...` while the top-level dispatcher lacks the verb."""
-    parser = argparse.ArgumentParser(prog="python -m synface")
-    register(parser.add_subparsers(dest="verb", required=True))
-    args = parser.parse_args(["reproduce", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted (re-run the same command to resume)", file=sys.stderr)
-        return 130
+    """`python -m synface.cli.reproduce ...`: the same as `python -m synface reproduce ...`."""
+    from synface.__main__ import main as dispatch
 
+    return dispatch(["reproduce", *(sys.argv[1:] if argv is None else argv)])
 
 if __name__ == "__main__":
     sys.exit(main())

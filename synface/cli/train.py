@@ -99,16 +99,10 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m synface.cli.train ...`: the same verb without the top-level dispatcher."""
-    parser = argparse.ArgumentParser(prog="python -m synface")
-    register(parser.add_subparsers(dest="verb", required=True))
-    args = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    """`python -m synface.cli.train ...`: the same as `python -m synface train ...`."""
+    from synface.__main__ import main as dispatch
 
+    return dispatch(["train", *(sys.argv[1:] if argv is None else argv)])
 
 if __name__ == "__main__":
     sys.exit(main())
