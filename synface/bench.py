@@ -83,25 +83,10 @@ def bench_render(device: str = "auto", batch: int = 256, repeats: int = 5, singl
 # ---------------------------------------------------------------------------------------------
 # Realism: dlib's detector and descriptor on renders
 # ---------------------------------------------------------------------------------------------
-def detector_view(image: np.ndarray, upscale: int = 2, margin: float = 0.25) -> np.ndarray:
-    """How renders are shown to dlib's HOG detector: upscaled, with an edge-replicated margin.
-
-    A 112x112 aligned crop is smaller (about 80 px of face) than HOG's 80x80 window needs and has
-    no context around the face; real aligned datasets are cropped the same way, so the detector
-    sees each render as a photo would be before cropping.
-    """
-    from PIL import Image  # noqa: PLC0415
-
-    size = image.shape[0] * upscale
-    big = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
-    pad = int(size * margin)
-    return np.pad(big, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
-
-
 def bench_realism(n_detect: int = 500, n_pairs: int = 500, n_phi_pairs: int = 40, seed: int = 0, device: str = "auto",
                   progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Detection rate (|yaw| <= 30 deg), identity verification accuracy and the phi trend under dlib."""
-    from synface.realface import descriptor, detect_faces  # noqa: PLC0415
+    from synface.realface import descriptor, detect_faces, detector_view  # noqa: PLC0415
 
     gen = FaceGenerator(device=device)
     tick = progress or (lambda stage, done, total: None)

@@ -73,3 +73,18 @@ def five_points(image: np.ndarray, rect) -> np.ndarray:
     """(5,2) dlib 5-point landmarks: two corners of each eye and the nose base."""
     shape = dlib_tools().shape5(np.ascontiguousarray(image), rect)
     return np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], dtype=np.float32)
+
+
+def detector_view(image: np.ndarray, upscale: int = 2, margin: float = 0.25) -> np.ndarray:
+    """How renders are shown to dlib's HOG detector: upscaled, with an edge-replicated margin.
+
+    A 112x112 aligned crop is smaller (about 80 px of face) than HOG's 80x80 window needs and has
+    no context around the face; real aligned datasets are cropped the same way, so the detector
+    sees each render as a photo would be before cropping.
+    """
+    from PIL import Image  # noqa: PLC0415
+
+    size = image.shape[0] * upscale
+    big = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+    pad = int(size * margin)
+    return np.pad(big, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
