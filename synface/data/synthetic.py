@@ -31,6 +31,7 @@ from synface.data.errors import DataError
 from synface.data.subsets import subset_name
 from synface.data.verification import atomic_path
 from synface.face.coeffs import FaceCoeffs
+from synface.face.prior import sample_identity
 from synface.generator import FaceGenerator
 
 ATTRIBUTES = ("pose", "expression", "illumination")
@@ -162,8 +163,6 @@ class SyntheticSpec:
         """(shape, albedo) rows of identity i (CPU)."""
         if i not in self._identity_cache:
             g = torch.Generator().manual_seed(identity_seed(self.config.seed, i, self.config.purpose))
-            from synface.face.prior import sample_identity
-
             shape, albedo = sample_identity(self.gen.layout, 1, g)
             if len(self._identity_cache) > 50_000:
                 self._identity_cache.clear()
@@ -175,7 +174,7 @@ class SyntheticSpec:
         c = self.config
         m = c.samples
         varied = self.gen.sample_attributes(
-            m, _stream_seed("attr", c.seed, c.purpose, i) % (2**63 - 1),
+            m, _stream_seed("attr", c.seed, c.purpose, i),
             pose_scale=c.pose_scale, expr_scale=c.expression_scale, light_scale=c.illumination_scale)
         held = self.gen.sample_attributes(
             1, _stream_seed("fixed", c.seed, c.purpose, i),
