@@ -1,8 +1,13 @@
 """SynFace Studio: `streamlit run app.py`.
 
 A thin client of the `synface` library: six pages over one shared sidebar (device, workspace,
-LFW folder). Heavy kernels (the renderer's numba code, UMAP's JIT) are warmed in a background
-thread at start-up so the first slider move and the first UMAP are fast.
+LFW folder).
+
+This file plays two roles. `streamlit run app.py` first imports it as a module, finds the
+`st.App` below and serves it; the App's lifespan builds and warms the face generator (torch,
+the model, the renderer's numba kernels) before the server answers its first request, so no user
+waits for them. Each session then runs this same file as the page script (`__name__ ==
+"__main__"`), which draws the navigation. UMAP's JIT is warmed when the Features page opens.
 """
 
 from __future__ import annotations
@@ -16,8 +21,6 @@ import streamlit as st  # noqa: E402
 
 from pages import common  # noqa: E402
 
-st.set_page_config(page_title="SynFace Studio", page_icon=":material/face:", layout="wide")
-
 ROOT = Path(__file__).resolve().parent
 #: (file, title, icon, url path) of every page, in menu order
 PAGES = [
@@ -29,14 +32,31 @@ PAGES = [
     ("pages/results.py", "Results", ":material/table_chart:", "results"),
 ]
 
-# A page file missing from a partial checkout is left out of the menu instead of breaking the app.
-present = [p for p in PAGES if (ROOT / p[0]).is_file()]
-page = st.navigation([st.Page(ROOT / f, title=t, icon=i, url_path=u, default=(u == "generator"))
-                      for f, t, i, u in present])
-missing = [t for f, t, _, _ in PAGES if (ROOT / f).is_file() is False]
-if missing:
-    st.sidebar.caption("Pages not installed: " + ", ".join(missing))
-with common.page_errors("Start-up"):
-    common.start_warmup()
-    common.sidebar()
-page.run()
+
+def main() -> None:
+    """The page script every session runs."""
+    st.set_page_config(page_title="SynFace Studio", page_icon=":material/face:", layout="wide")
+    # A page file missing from a partial checkout is left out of the menu instead of breaking the app.
+    present = [p for p in PAGES if (ROOT / p[0]).is_file()]
+    page = st.navigation([st.Page(ROOT / f, title=t, icon=i, url_path=u, default=(u == "generator"))
+                          for f, t, i, u in present])
+    missing = [t for f, t, _, _ in PAGES if not (ROOT / f).is_file()]
+    if missing:
+        st.sidebar.caption("Pages not installed: " + ", ".join(missing))
+    with common.page_errors("Start-up"):
+        common.sidebar()
+    page.run()
+
+
+if __name__ == "__main__":
+    main()
+else:
+    import asyncio
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def _warm_start(_app):
+        await asyncio.to_thread(common.preload)
+        yield
+
+    app = st.App(__file__, lifespan=_warm_start)

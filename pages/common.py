@@ -28,50 +28,47 @@ LFW_KEY = "side.lfw"
 # ----------------------------------------------------------------------------- resources
 
 
+def generator_device() -> str:
+    """The app's render device: $SYNFACE_DEVICE, default auto (CUDA when present)."""
+    return os.environ.get("SYNFACE_DEVICE", "auto")
+
+
 @st.cache_resource(show_spinner="Loading the face generator ...")
 def get_generator():
-    """One FaceGenerator per server process (device from $SYNFACE_DEVICE, default auto)."""
-    from synface.generator import FaceGenerator
+    """The process's shared, warmed-up FaceGenerator (built at server start by app.py)."""
+    from synface.generator import shared_generator
 
-    return FaceGenerator(device=os.environ.get("SYNFACE_DEVICE", "auto"))
+    return shared_generator(generator_device())
+
+
+def preload() -> None:
+    """Server start-up work, run by app.py before the server answers: heavy imports and the
+    warmed generator, so the first page load does not pay for them. Never raises: a problem
+    (say, SYNFACE_DEVICE=cuda on a machine without a GPU) shows up later as a page message."""
+    t0 = time.perf_counter()
+    try:
+        import pandas  # noqa: F401
+        import plotly.graph_objects  # noqa: F401
+
+        from synface.generator import shared_generator
+
+        shared_generator(generator_device())
+        print(f"SynFace Studio: generator ready in {time.perf_counter() - t0:.1f} s", flush=True)
+    except Exception:  # noqa: BLE001 - start-up must not fail on what a page can report
+        traceback.print_exc()
 
 
 @st.cache_resource
 def render_lock() -> threading.Lock:
-    """Serialises renders between sessions and the warm-up thread (one kernel launch at a time)."""
+    """Serialises renders between sessions (one kernel launch at a time)."""
     return threading.Lock()
 
 
 def render(coeffs) -> np.ndarray:
-    """(B,112,112,3) uint8 images of `coeffs` on the cached generator."""
+    """(B,112,112,3) uint8 images of `coeffs` on the shared generator."""
     gen = get_generator()
     with render_lock():
         return gen.render(coeffs).images.cpu().numpy()
-
-
-def _warm(gen, status: dict) -> None:
-    """Background warm-up of the renderer's numba kernels. Never calls st.*.
-
-    UMAP's JIT (about 30 s of mostly GIL-holding compilation) is not warmed here: it made every
-    Generator slider move wait (median 1.4 s in the browser test). The Features page starts it in
-    the background when first opened (`synface.analysis.umap_embed.warmup_umap`).
-    """
-    t0 = time.perf_counter()
-    try:
-        with render_lock():
-            gen.warmup()
-        status["generator_s"] = round(time.perf_counter() - t0, 2)
-    except Exception as exc:  # noqa: BLE001 - warm-up is an optimisation, never a failure
-        status["error"] = f"{type(exc).__name__}: {exc}"
-    status["done"] = True
-
-
-@st.cache_resource
-def start_warmup() -> dict:
-    """Start the warm-up thread once per process; returns its (live-updated) status dict."""
-    status: dict = {"done": False}
-    threading.Thread(target=_warm, args=(get_generator(), status), name="synface-warmup", daemon=True).start()
-    return status
 
 
 # ----------------------------------------------------------------------------- workspace and state
@@ -125,11 +122,6 @@ def sidebar() -> None:
         path = st.session_state.get(LFW_KEY, "")
         if path and not (Path(path) / "pairs.txt").is_file():
             st.warning("No pairs.txt in this folder.")
-        warm = start_warmup()
-        if not warm.get("done"):
-            st.caption("Warming up the renderer in the background ...")
-        elif warm.get("error"):
-            st.caption(f"Warm-up problem: {warm['error']}")
 
 
 # ----------------------------------------------------------------------------- errors and images

@@ -28,6 +28,7 @@ LIVE_SIZE = 336
 #: slider ranges wider than the prior's, so exaggerated values are possible and visibly clamped
 POSE_RANGES = {"yaw": (-120, 120), "pitch": (-90, 90), "roll": (-90, 90)}
 EXPR_MARGIN = 0.5
+ATTRIBUTE_GROUPS = ["Pose", "Expression", "Illumination"]
 # friendly light defaults = the generator's neutral light (frontal, slightly from above)
 LIGHT_DEFAULTS = {"gen.light_yaw": 0, "gen.light_pitch": 17, "gen.intensity": 0.6, "gen.ambient": 0.55,
                   "gen.colour": "#FFFFFF"}
@@ -40,7 +41,7 @@ def expr_infos() -> tuple:
 def init_state() -> None:
     """Initial slider values (once per session; later values come from session state)."""
     for key, value in {"gen.seed_a": 1, "gen.seed_b": 2, "gen.phi": 0.5, "gen.yaw": 0, "gen.pitch": 0,
-                       "gen.roll": 0, "gen.grid_seed": 0, "gen.grid_identity": "A", "gen.smooth": True, "gen.show3d": False,
+                       "gen.roll": 0, "gen.grid_seed": 0, "gen.grid_identity": "A", "gen.attr_group": "Pose", "gen.smooth": True, "gen.show3d": False,
                        **LIGHT_DEFAULTS}.items():
         common.default(key, value)
     for info in expr_infos():
@@ -164,24 +165,60 @@ def mesh_figure(coeffs: FaceCoeffs):
 # ----------------------------------------------------------------------------- layout
 
 
-def controls() -> None:
-    with st.sidebar:
-        st.subheader("Pose (degrees)")
+def attribute_controls() -> None:
+    """Pose, expression and illumination sliders, in tabs beside the live image."""
+    # Only the chosen group's sliders are drawn: fewer widgets per slider move (their values
+    # persist while hidden).
+    group = st.segmented_control("attributes", ATTRIBUTE_GROUPS, key="gen.attr_group", persist_state="session",
+                                 label_visibility="collapsed") or ATTRIBUTE_GROUPS[0]
+    if group == "Pose":
         for axis, (lo, hi) in POSE_RANGES.items():
-            st.slider(axis, lo, hi, step=1, key=f"gen.{axis}", persist_state="session")
-        with st.expander("Expression", expanded=True):
-            for info in expr_infos():
-                st.slider(info.name.replace("_", " "), float(info.low - EXPR_MARGIN), float(info.high + EXPR_MARGIN),
-                          step=0.05, key=f"gen.expr.{info.name}", persist_state="session", help=info.description)
-        with st.expander("Illumination", expanded=False):
-            st.slider("light direction: yaw", -90, 90, step=1, key="gen.light_yaw", persist_state="session")
-            st.slider("light direction: pitch", -60, 80, step=1, key="gen.light_pitch", persist_state="session")
-            st.slider("intensity", 0.0, 1.5, step=0.05, key="gen.intensity", persist_state="session")
-            st.slider("ambient", 0.0, 1.5, step=0.05, key="gen.ambient", persist_state="session")
-            st.color_picker("colour", key="gen.colour", persist_state="session")
-        c1, c2 = st.columns(2)
-        c1.button("Random attributes", key="btn.gen.attrs", on_click=attributes_from_seed)
-        c2.button("Reset attributes", key="btn.gen.reset", on_click=reset_attributes)
+            st.slider(f"{axis} (degrees)", lo, hi, step=1, key=f"gen.{axis}", persist_state="session")
+    elif group == "Expression":
+        for info in expr_infos():
+            st.slider(info.name.replace("_", " "), float(info.low - EXPR_MARGIN), float(info.high + EXPR_MARGIN),
+                      step=0.05, key=f"gen.expr.{info.name}", persist_state="session", help=info.description)
+    else:
+        st.slider("light direction: yaw", -90, 90, step=1, key="gen.light_yaw", persist_state="session")
+        st.slider("light direction: pitch", -60, 80, step=1, key="gen.light_pitch", persist_state="session")
+        st.slider("intensity", 0.0, 1.5, step=0.05, key="gen.intensity", persist_state="session")
+        st.slider("ambient", 0.0, 1.5, step=0.05, key="gen.ambient", persist_state="session")
+        st.color_picker("colour", key="gen.colour", persist_state="session")
+    c1, c2 = st.columns(2)
+    c1.button("Random attributes", key="btn.gen.attrs", on_click=attributes_from_seed)
+    c2.button("Reset attributes", key="btn.gen.reset", on_click=reset_attributes)
+
+
+@st.fragment
+def live_view(seed_a: int, seed_b: int) -> None:
+    """The phi slider, the attribute sliders and the live image: a fragment, so a slider move
+    re-runs (and re-sends) only this part of the page, not the strip and the grid below."""
+    s = st.session_state
+    left, right = st.columns([3, 4])
+    with right:
+        st.slider("phi (weight of A)", 0.0, 1.0, step=0.01, key="gen.phi", persist_state="session")
+        attribute_controls()
+        st.toggle("3-D view (rotatable)", key="gen.show3d", persist_state="session")
+    phi = float(s["gen.phi"])
+    attrs = current_attributes()
+    image, notes = live_image(seed_a, seed_b, phi, attrs)
+    with left:
+        st.image(common.upscale(image, LIVE_SIZE, smooth=bool(s["gen.smooth"])),
+                 caption=f"phi = {phi:.2f} (A = {seed_a}, B = {seed_b}), 112 x 112 shown at {LIVE_SIZE} px",
+                 output_format="JPEG")
+        st.toggle("smooth upscaling (bicubic)", key="gen.smooth", persist_state="session")
+        if notes:
+            st.warning("Outside the prior's range, clamped: " + "; ".join(notes))
+        else:
+            st.caption("All values inside the prior's range.")
+    if s["gen.show3d"]:
+        coeffs, _ = build_coeffs(seed_a, seed_b, phi, attrs)
+        st.plotly_chart(mesh_figure(coeffs), width="stretch", key="chart.gen_mesh")
+    # The attribute grid below the fragment follows phi only in 'current mix' mode; then a phi
+    # move re-runs the whole page (body() records the phi the grid was drawn with).
+    if s["gen.grid_identity"] == "current mix" and s.get("gen._grid_phi", phi) != phi:
+        s["gen._grid_phi"] = phi
+        st.rerun(scope="app")
 
 
 def body() -> None:
@@ -190,36 +227,17 @@ def body() -> None:
     st.caption(f"Rendering on **{common.device_label()}** - generator {gen.version}. "
                "Identity mixup: identity = phi * A + (1 - phi) * B; phi = 1 gives A.")
     init_state()
-    controls()
-    c1, c2, c3 = st.columns([2, 2, 3])
+    c1, c2, _ = st.columns([2, 2, 3])
     with c1:
         st.number_input("identity A (seed)", 0, 2**31 - 1, step=1, key="gen.seed_a", persist_state="session")
         st.button("randomise A", key="btn.gen.rand_a", on_click=randomise, args=("gen.seed_a",))
     with c2:
         st.number_input("identity B (seed)", 0, 2**31 - 1, step=1, key="gen.seed_b", persist_state="session")
         st.button("randomise B", key="btn.gen.rand_b", on_click=randomise, args=("gen.seed_b",))
-    with c3:
-        st.slider("phi (weight of A)", 0.0, 1.0, step=0.01, key="gen.phi", persist_state="session")
-        st.toggle("smooth upscaling (bicubic)", key="gen.smooth", persist_state="session")
 
     s = st.session_state
-    seed_a, seed_b, phi = int(s["gen.seed_a"]), int(s["gen.seed_b"]), float(s["gen.phi"])
-    attrs = current_attributes()
-    image, notes = live_image(seed_a, seed_b, phi, attrs)
-    left, right = st.columns([3, 4])
-    with left:
-        st.image(common.upscale(image, LIVE_SIZE, smooth=bool(s["gen.smooth"])),
-                 caption=f"phi = {phi:.2f} (A = {seed_a}, B = {seed_b}), 112 x 112 shown at {LIVE_SIZE} px",
-                 output_format="JPEG")
-        if notes:
-            st.warning("Outside the prior's range, clamped: " + "; ".join(notes))
-        else:
-            st.caption("All values inside the prior's range.")
-    with right:
-        st.toggle("3-D view (rotatable)", key="gen.show3d", persist_state="session")
-        if s["gen.show3d"]:
-            coeffs, _ = build_coeffs(seed_a, seed_b, phi, attrs)
-            st.plotly_chart(mesh_figure(coeffs), width="stretch", key="chart.gen_mesh")
+    seed_a, seed_b = int(s["gen.seed_a"]), int(s["gen.seed_b"])
+    live_view(seed_a, seed_b)
 
     st.subheader("Identity mixup strip (Figure 2)")
     st.image(phi_strip(seed_a, seed_b), width="stretch", output_format="JPEG",
@@ -229,6 +247,8 @@ def body() -> None:
     cols[0].number_input("attribute seed", 0, 2**31 - 1, step=1, key="gen.grid_seed", persist_state="session")
     cols[1].radio("identity", ["A", "B", "current mix"], key="gen.grid_identity", persist_state="session", horizontal=True,
                   help="'current mix' follows the phi slider (12 renders per move instead of one)")
+    phi = float(s["gen.phi"])
+    s["gen._grid_phi"] = phi
     grid_phi = {"A": 1.0, "B": 0.0}.get(s["gen.grid_identity"], phi)
     st.image(attribute_grid(seed_a, seed_b, grid_phi, int(s["gen.grid_seed"])), width="stretch", output_format="JPEG",
              caption=f"identity phi = {grid_phi:.2f}; pose, expression and illumination drawn from the prior")

@@ -6,6 +6,7 @@ rasteriser picks its numba kernel on the CPU and its torch kernel on a GPU.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -275,3 +276,24 @@ class FaceGenerator:
             self.render(self.sample(2, 0))
         except Exception as exc:  # warm-up must never break start-up
             warnings.warn(f"generator warm-up failed: {exc}")
+
+
+_SHARED: dict[str, FaceGenerator] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_generator(device: str | torch.device | None = "auto") -> FaceGenerator:
+    """One warmed-up FaceGenerator per device and process, for interactive clients.
+
+    The app builds it while the server starts (before it answers requests) and every page then
+    reuses it, so no user waits for model construction or kernel loading.
+    """
+    key = str(resolve_device(device))
+    with _SHARED_LOCK:
+        gen = _SHARED.get(key)
+        if gen is None:
+            gen = FaceGenerator(device=key)
+            gen.warmup()
+            _SHARED[key] = gen
+        return gen
+

@@ -60,13 +60,27 @@ def test_generator_phi_yaw_and_clamping(home):
     at.slider(key="gen.yaw").set_value(115).run()  # beyond the prior's +-90
     no_errors(at)
     assert at.warning and "clamped" in at.warning[0].value and "pose" in at.warning[0].value
+    at.segmented_control(key="gen.attr_group").set_value("Expression").run()
+    assert not [w for w in at.slider if w.key == "gen.yaw"]  # only the chosen group is drawn ...
     at.slider(key="gen.expr.smile").set_value(1.4).run()
-    assert "expression" in at.warning[0].value
+    assert "expression" in at.warning[0].value and "pose" in at.warning[0].value  # ... the hidden yaw still counts
 
     at.toggle(key="gen.show3d").set_value(True).run()
     no_errors(at)
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert spec["data"][0]["type"] == "mesh3d" and len(spec["data"][0]["vertexcolor"]) > 5000
+
+    # the attribute grid follows phi only in 'current mix' mode
+    def grid_caption() -> str:
+        captions = [img.caption for el in (at.get("image") or at.get("imgs")) for img in el.proto.imgs]
+        return [c for c in captions if "identity phi" in c][0]
+
+    assert "identity phi = 1.00" in grid_caption()
+    at.radio(key="gen.grid_identity").set_value("current mix").run()
+    assert "identity phi = 0.90" in grid_caption()
+    at.slider(key="gen.phi").set_value(0.3).run()
+    no_errors(at)
+    assert "identity phi = 0.30" in grid_caption()
 
 
 def test_app_navigation_keeps_widget_values(home):

@@ -132,6 +132,20 @@ def test_same_seed_same_coefficients_and_pixels(gen: FaceGenerator) -> None:
     assert not np.array_equal(a.to_flat(), c.to_flat())
 
 
+def test_an_image_is_the_same_alone_or_in_a_batch(gen: FaceGenerator) -> None:
+    coeffs = gen.sample(5, seed=13)
+    batch = gen.render(coeffs).images
+    for i in (0, 4):
+        assert torch.equal(gen.render(coeffs[i:i + 1]).images[0], batch[i])
+
+
+def test_model_bases_hold_no_denormal_floats(gen: FaceGenerator) -> None:
+    """Denormals make every basis GEMM several times slower (`python -m synface bench render`)."""
+    tiny = torch.finfo(torch.float32).tiny
+    for basis in (gen.model._basis, gen.model._albedo.tone, gen.model._albedo.masks):
+        assert not ((basis != 0) & (basis.abs() < tiny)).any()
+
+
 def test_mixup_endpoints(gen: FaceGenerator) -> None:
     a, b = gen.sample(2, seed=1), gen.sample(2, seed=2)
     assert torch.equal(FaceGenerator.mix(a, b, 1.0).identity, a.identity)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from synface.face.builtin_albedo import ALBEDO_SEMANTIC, N_ALBEDO_RANDOM, AlbedoEvaluator, build_mask_library
-from synface.face.model import CoeffInfo, MorphableModel
+from synface.face.model import CoeffInfo, MorphableModel, basis_product, basis_tensor
 
 GENERATOR_MODEL_VERSION = "builtin-2"
 
@@ -424,7 +424,7 @@ class BuiltinFaceModel(MorphableModel):
         self._faces = torch.from_numpy(base["faces"])
         self._mean = torch.from_numpy(mean).float()
         basis = np.concatenate([shape_basis, expr_basis]).reshape(len(shape_basis) + len(expr_basis), -1)
-        self._basis = torch.from_numpy(basis).float()  # (K_shape + K_expr, V*3)
+        self._basis = basis_tensor(basis)  # (K_shape + K_expr, V*3)
         self._landmarks = torch.from_numpy(self._find_landmarks(mean, ref))
         self._grid_rows = (self.num_vertices - 1) // N_LON
         self._library = build_mask_library(ref, _random_fields(ref, N_ALBEDO_RANDOM, seed=4321, amp=1.0))
@@ -460,8 +460,7 @@ class BuiltinFaceModel(MorphableModel):
 
     def geometry(self, shape: torch.Tensor, expr: torch.Tensor) -> torch.Tensor:
         coeffs = torch.cat([shape, expr], dim=1)
-        offsets = coeffs @ self._basis
-        return self._mean.unsqueeze(0) + offsets.view(coeffs.shape[0], -1, 3)
+        return basis_product(coeffs, self._basis, self._mean.view(-1)).view(coeffs.shape[0], -1, 3)
 
     def albedo(self, albedo: torch.Tensor, expr: torch.Tensor) -> torch.Tensor:
         return self._albedo(albedo, expr)

@@ -33,6 +33,7 @@ from synface.face.geometry_fields import (
     pair,
     smoothstep,
 )
+from synface.face.model import basis_product, basis_tensor
 
 SKIN_PALETTE = np.array(
     [  # very light ... very dark, display-referred (sRGB) reflectance
@@ -221,8 +222,8 @@ class AlbedoEvaluator:
 
     def __init__(self, library: MaskLibrary, device: torch.device) -> None:
         self.lib = library
-        self.tone = torch.from_numpy(library.tone).float().to(device)  # (K, V)
-        self.masks = torch.from_numpy(library.masks).float().to(device)  # (J, V)
+        self.tone = basis_tensor(library.tone).to(device)  # (K, V)
+        self.masks = basis_tensor(library.masks).to(device)  # (J, V)
         self.dirs = torch.from_numpy(library.random_dirs).float().to(device)  # (R, 3)
         self.skin = torch.tensor(SKIN_PALETTE, dtype=torch.float32, device=device)
         self.hair = torch.tensor(HAIR_PALETTE, dtype=torch.float32, device=device)
@@ -267,7 +268,7 @@ class AlbedoEvaluator:
         a[:, :, occ] = -0.28
         a[:, :, occ + 1] = -0.55
         a[:, :, occ + 2] = -0.35
-        S = 1 + (a.reshape(B * 3, K) @ self.tone).view(B, 3, -1)  # (B,3,V)
+        S = basis_product(a.reshape(B * 3, K), self.tone).add_(1.0).view(B, 3, -1)  # (B,3,V)
         # --- paint: weights w (B, J) and colours col (B, J, 3) ---
         J = self.masks.shape[0]
         w = torch.zeros(B, J, device=c.device)
@@ -312,9 +313,10 @@ class AlbedoEvaluator:
         for name, s in lib.slices.items():
             if name.startswith("hair_"):
                 cover_w[:, s.start + 1] = 0.0
-        weights = torch.cat([(w.unsqueeze(2) * col).permute(0, 2, 1), cover_w.unsqueeze(1)], 1)  # (B,4,J)
-        paint_cover = (weights.reshape(B * 4, J) @ self.masks).view(B, 4, -1)
-        return skin, S, paint_cover[:, 3], paint_cover[:, :3]
+        # two GEMMs rather than one over (B,4,J): both outputs come out contiguous, so the renderer
+        # reads them without a copy
+        paint = basis_product((w.unsqueeze(2) * col).permute(0, 2, 1).reshape(B * 3, J), self.masks).view(B, 3, -1)
+        return skin, S, basis_product(cover_w, self.masks), paint
 
     def __call__(self, c: torch.Tensor, expr: torch.Tensor) -> torch.Tensor:
         skin, S, coverage, paint = self.parts(c, expr)

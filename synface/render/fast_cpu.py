@@ -203,8 +203,13 @@ def _raster_colour(sv, faces, colour, buf_colour, buf_mask, buf_depth):
         z0, z1, z2 = sv[i0, 2], sv[i1, 2], sv[i2, 2]
         for r in range(r0, r1 + 1):
             w0, w1, w2 = row0, row1, row2
+            entered = False
             for j in range(j0, j1 + 1):
-                if (w0 | w1 | w2) >= 0:
+                if (w0 | w1 | w2) < 0:
+                    if entered:  # a triangle is convex: its pixels on a row are one run
+                        break
+                else:
+                    entered = True
                     b0 = np.float32(w0 + ex0) * inv_e
                     b1 = np.float32(w1 + ex1) * inv_e
                     b2 = np.float32(w2 + ex2) * inv_e
