@@ -41,9 +41,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _render(args: argparse.Namespace) -> int:
     from synface.bench import bench_render
-    from synface.render.fast_cpu import prefer_workqueue_threads
-
-    prefer_workqueue_threads()
 
     print_json(bench_render(device=args.device, batch=args.batch, repeats=args.repeats,
                             progress=lambda msg: print(f"[bench render] {msg}", file=sys.stderr)))
@@ -79,9 +76,6 @@ def _train(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from synface.cli.common import tqdm_progress
     from synface.data.bench_generate import bench_generate
-    from synface.render.fast_cpu import prefer_workqueue_threads
-
-    prefer_workqueue_threads()
 
     update, close = tqdm_progress("bench generate", args.images, unit="img")
     try:

@@ -51,10 +51,7 @@ def _generate(args: argparse.Namespace) -> int:
         raise ValueError("generate needs --ids and --samples (or --verification for the benchmark)")
     from synface.data.synthetic import DEFAULT_PHI_GRID, SynthConfig, build_dataset
     from synface.generator import FaceGenerator
-    from synface.render.fast_cpu import prefer_workqueue_threads
     from synface.runs import workspace_root
-
-    prefer_workqueue_threads()
 
     config = SynthConfig(
         ids=args.ids, samples=args.samples, seed=args.seed, im=args.im,
@@ -83,10 +80,8 @@ def _generate(args: argparse.Namespace) -> int:
 def _verification(args: argparse.Namespace) -> int:
     from synface.analysis.reproduce import build_synthetic_benchmark
     from synface.generator import FaceGenerator
-    from synface.render.fast_cpu import prefer_workqueue_threads
     from synface.runs import workspace_root
 
-    prefer_workqueue_threads()
     name = args.name or f"SynBench_{args.folds}x{args.pairs_per_fold}_s{args.seed}"
     out = Path(args.out) if args.out else workspace_root(args.root) / "benchmarks" / name
     total = args.folds * args.pairs_per_fold

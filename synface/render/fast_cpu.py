@@ -12,6 +12,10 @@ differ by less than one grey level on average (measured in tests).
 
 from __future__ import annotations
 
+import itertools
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
 import torch
@@ -21,26 +25,6 @@ from synface.render.raster_numba import HALF, SUBPIXEL, SUBPIXEL_BITS, _exclusiv
 
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
-
-def prefer_workqueue_threads() -> bool:
-    """Use numba's 'workqueue' threading layer in this process, if no parallel kernel ran yet.
-
-    Why: the OpenMP layer spin-waits against torch's own OpenMP pool and costs about a fifth of
-    the CPU render throughput (`python -m synface bench render`). But workqueue is not
-    thread-safe: only single-threaded renderers (the CLI's generate and bench verbs) call this;
-    the app, which runs UMAP and renders from different threads, keeps numba's default.
-    Returns True when the layer was set.
-    """
-    import os
-
-    if "NUMBA_THREADING_LAYER" in os.environ:
-        return False
-    try:
-        numba.threading_layer()  # raises until a parallel kernel has run
-        return False
-    except ValueError:
-        numba.config.THREADING_LAYER = "workqueue"
-        return True
 
 # Deep3DFace SH constants (reference.md section 2), folded: a_l * c_l.
 _K0 = float(np.pi * (1 / np.sqrt(4 * np.pi)))
@@ -264,49 +248,73 @@ def _resolve(buf_colour, buf_mask, bg, noise, ss, out):
                 out[i, j, c] = np.uint8(min(max(value * 255.0 + 0.5, 0.0), 255.0))
 
 
-@numba.njit(parallel=True, cache=True)
-def _render_batch(verts, faces, raster_faces, rot, skin, scale, coverage, paint, gamma, focal, cam_dist, A, t, ss,
-                  bg, noise, out, workers, grid_rows, grid_cols):
-    """Images split round-robin over `workers` lanes; each lane reuses its own scratch buffers
-    (fresh per-image buffers cost more in page faults than the rasterisation itself)."""
-    B, n = verts.shape[0], verts.shape[1]
-    size = out.shape[1]
-    big = size * ss
-    for lane in numba.prange(workers):
-        sv = np.empty((n, 3), np.float32)
-        colour = np.empty((n, 3), np.float32)
-        buf_colour = np.empty((big, big, 3), np.float32)
-        buf_mask = np.empty((big, big), np.float32)
-        buf_depth = np.empty((big, big), np.float32)
-        posed = np.empty((n, 3), np.float32)
-        acc = np.empty((n, 3), np.float32)
-        for b in range(lane, B, workers):
-            _shade_and_project(verts[b], faces, rot[b], skin[b], scale[b], coverage[b], paint[b], gamma[b], focal,
-                               cam_dist, A[b], t[b], ss, sv, colour, posed, acc, grid_rows, grid_cols)
-            _raster_colour(sv, raster_faces, colour, buf_colour, buf_mask, buf_depth)
-            _resolve(buf_colour, buf_mask, bg[b], noise, ss, out[b])
+@numba.njit(cache=True, nogil=True)
+def _render_range(start, stop, verts, faces, raster_faces, rot, skin, scale, coverage, paint, gamma, focal, cam_dist,
+                  A, t, ss, bg, noise, out, grid_rows, grid_cols, sv, colour, buf_colour, buf_mask, buf_depth, posed,
+                  acc):
+    """Images start..stop-1 with one worker's scratch buffers (reused: fresh per-image buffers
+    cost more in page faults than the rasterisation itself). Releases the GIL."""
+    for b in range(start, stop):
+        _shade_and_project(verts[b], faces, rot[b], skin[b], scale[b], coverage[b], paint[b], gamma[b], focal,
+                           cam_dist, A[b], t[b], ss, sv, colour, posed, acc, grid_rows, grid_cols)
+        _raster_colour(sv, raster_faces, colour, buf_colour, buf_mask, buf_depth)
+        _resolve(buf_colour, buf_mask, bg[b], noise, ss, out[b])
+
+
+#: images per work item: small enough to balance two workers when one is slowed by another
+#: process, large enough that handing out items costs nothing
+CHUNK = 8
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers < workers:  # noqa: SLF001 - grow-only pool
+            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synface-render")
+        return _POOL
 
 
 def render_cpu(verts: torch.Tensor, faces: torch.Tensor, raster_faces: torch.Tensor, rot: torch.Tensor,
                albedo_parts: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
                gamma_with_offset: torch.Tensor, focal: float, cam_dist: float, A: torch.Tensor, t: torch.Tensor,
                supersample: int, background: torch.Tensor, size: int,
-               grid_shape: tuple[int, int] | None = None) -> torch.Tensor:
+               grid_shape: tuple[int, int] | None = None, workers: int | None = None) -> torch.Tensor:
     """(B,size,size,3) uint8 images.
 
     verts: unposed model vertices (B,V,3); rot (B,3,3); albedo_parts as `MorphableModel.albedo_parts`;
     A, t map perspective-projected points to output pixels; background: (B,12) coefficients;
     grid_shape: (rows, cols) when the mesh is a pole + longitude/latitude grid (faster normals).
+
+    Work is shared dynamically: `workers` threads (default: numba's thread count, i.e. the cores)
+    take chunks of CHUNK images from a common counter, so a core slowed by another process does
+    not leave the others waiting at the end, as a static split would. Plain threads around a
+    GIL-free kernel also need no numba threading layer, so any thread may call this.
     """
     def np32(x: torch.Tensor) -> np.ndarray:
         return np.ascontiguousarray(x.detach().to(torch.float32).numpy())
 
     skin, scale, coverage, paint = albedo_parts
-    B = verts.shape[0]
+    B, n = verts.shape[0], verts.shape[1]
     out = np.empty((B, size, size, 3), np.uint8)
-    noise = np32(_noise_fields(size, torch.device("cpu")))
-    _render_batch(np32(verts), faces.numpy(), raster_faces.numpy(), np32(rot), np32(skin), np32(scale),
-                  np32(coverage), np32(paint), np32(gamma_with_offset), float(focal), float(cam_dist), np32(A),
-                  np32(t), int(supersample), np32(background), noise, out, max(1, min(B, numba.get_num_threads())),
-                  *(grid_shape or (0, 0)))
+    big = size * supersample
+    args = (np32(verts), faces.numpy(), raster_faces.numpy(), np32(rot), np32(skin), np32(scale), np32(coverage),
+            np32(paint), np32(gamma_with_offset), float(focal), float(cam_dist), np32(A), np32(t), int(supersample),
+            np32(background), np32(_noise_fields(size, torch.device("cpu"))), out, *(grid_shape or (0, 0)))
+    counter = itertools.count()
+
+    def work() -> None:
+        scratch = (np.empty((n, 3), np.float32), np.empty((n, 3), np.float32), np.empty((big, big, 3), np.float32),
+                   np.empty((big, big), np.float32), np.empty((big, big), np.float32), np.empty((n, 3), np.float32),
+                   np.empty((n, 3), np.float32))
+        while (start := next(counter) * CHUNK) < B:
+            _render_range(start, min(start + CHUNK, B), *args, *scratch)
+
+    count = max(1, min(workers or numba.get_num_threads(), (B + CHUNK - 1) // CHUNK))
+    if count == 1:
+        work()
+    else:
+        for future in [_pool(count).submit(work) for _ in range(count)]:
+            future.result()
     return torch.from_numpy(out)
