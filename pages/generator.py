@@ -41,8 +41,8 @@ def expr_infos() -> tuple:
 def init_state() -> None:
     """Initial slider values (once per session; later values come from session state)."""
     for key, value in {"gen.seed_a": 1, "gen.seed_b": 2, "gen.phi": 0.5, "gen.yaw": 0, "gen.pitch": 0,
-                       "gen.roll": 0, "gen.grid_seed": 0, "gen.grid_identity": "A", "gen.attr_group": "Pose", "gen.smooth": True, "gen.show3d": False,
-                       **LIGHT_DEFAULTS}.items():
+                       "gen.roll": 0, "gen.grid_seed": 0, "gen.grid_identity": "A", "gen.attr_group": "Pose",
+                       "gen.smooth": True, "gen.show3d": False, **LIGHT_DEFAULTS}.items():
         common.default(key, value)
     for info in expr_infos():
         common.default(f"gen.expr.{info.name}", 0.0)
@@ -166,7 +166,7 @@ def mesh_figure(coeffs: FaceCoeffs):
 
 
 def attribute_controls() -> None:
-    """Pose, expression and illumination sliders, in tabs beside the live image."""
+    """Pose, expression or illumination sliders (one group at a time) beside the live image."""
     # Only the chosen group's sliders are drawn: fewer widgets per slider move (their values
     # persist while hidden).
     group = st.segmented_control("attributes", ATTRIBUTE_GROUPS, key="gen.attr_group", persist_state="session",

@@ -296,4 +296,3 @@ def shared_generator(device: str | torch.device | None = "auto") -> FaceGenerato
             gen.warmup()
             _SHARED[key] = gen
         return gen
-

@@ -12,8 +12,8 @@ differ by less than one grey level on average (measured in tests).
 
 from __future__ import annotations
 
+import functools
 import itertools
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -264,16 +264,12 @@ def _render_range(start, stop, verts, faces, raster_faces, rot, skin, scale, cov
 #: images per work item: small enough to balance two workers when one is slowed by another
 #: process, large enough that handing out items costs nothing
 CHUNK = 8
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
 
 
+@functools.lru_cache(maxsize=None)
 def _pool(workers: int) -> ThreadPoolExecutor:
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None or _POOL._max_workers < workers:  # noqa: SLF001 - grow-only pool
-            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synface-render")
-        return _POOL
+    """One long-lived pool per worker count (in practice one): no thread start-up per render."""
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synface-render")
 
 
 def render_cpu(verts: torch.Tensor, faces: torch.Tensor, raster_faces: torch.Tensor, rot: torch.Tensor,
