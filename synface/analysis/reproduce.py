@@ -31,6 +31,7 @@ import numpy as np
 
 from synface.analysis import tables
 from synface.data.errors import DataError
+from synface.face.builtin import GENERATOR_MODEL_VERSION
 
 __all__ = ["SCALES", "TABLES", "Plan", "DatasetStep", "RunStep", "make_plan", "execute", "write_report",
            "build_synthetic_benchmark", "prepare_lfw", "reproduce"]
@@ -697,7 +698,8 @@ def write_report(plan: Plan, out_dir: str | Path, elapsed_s: float | None = None
     lines += [f"- {n}" for n in plan.notes]
     lines += [f"- training preset `{sc.preset}`, overrides {sc.train}; backbone "
               f"`{plan.runs[0].config['backbone'] if plan.runs else '-'}`, {plan.runs[0].config['epochs'] if plan.runs else '-'} epochs",
-              "- datasets: " + ", ".join(f"{d.name} ({d.images} images)" for d in plan.datasets)]
+              "- datasets: " + ", ".join(f"{d.name} ({d.images} images)" for d in plan.datasets),
+              f"- face generator `{GENERATOR_MODEL_VERSION}` (synthetic sets refuse to resume under another version)"]
     if elapsed_s is not None:
         lines.append(f"- wall time of this reproduce call: {elapsed_s / 60:.1f} min")
     lines += ["", f"![{plan.name}]({plan.name}.png)", "", f"Interactive chart: [{plan.name}.html]({plan.name}.html)", ""]
