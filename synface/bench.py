@@ -83,9 +83,31 @@ def bench_render(device: str = "auto", batch: int = 256, repeats: int = 5, singl
 # ---------------------------------------------------------------------------------------------
 # Realism: dlib's detector and descriptor on renders
 # ---------------------------------------------------------------------------------------------
+def real_pairs_reference(pairs_source: str, embed: Callable[[np.ndarray], np.ndarray],
+                         tick: Callable[[str, int, int], None]) -> dict:
+    """The same descriptor protocol on real aligned pairs (an LFW-layout folder or a .bin): what
+    the synthetic genuine and impostor distances should be compared with."""
+    from synface.eval.run_eval import load_pairs  # noqa: PLC0415
+
+    pairs = load_pairs(pairs_source)
+    n = len(pairs.issame)
+    dist = np.empty(n)
+    for i in range(n):
+        e = embed(np.stack([np.asarray(pairs.load_image(i, side)) for side in (0, 1)]))
+        dist[i] = np.linalg.norm(e[0] - e[1])
+        if i % 100 == 0:
+            tick("real pairs", i, n)
+    _, accuracy = best_threshold(-dist, pairs.issame)
+    return {"real_pairs": f"{int(pairs.issame.sum())} genuine + {int((~pairs.issame).sum())} impostor from {pairs_source}",
+            "real_verification_accuracy": round(accuracy, 4),
+            "real_genuine_dist_mean": round(float(dist[pairs.issame].mean()), 4),
+            "real_impostor_dist_mean": round(float(dist[~pairs.issame].mean()), 4)}
+
+
 def bench_realism(n_detect: int = 500, n_pairs: int = 500, n_phi_pairs: int = 40, seed: int = 0, device: str = "auto",
-                  progress: Callable[[str, int, int], None] | None = None) -> dict:
-    """Detection rate (|yaw| <= 30 deg), identity verification accuracy and the phi trend under dlib."""
+                  progress: Callable[[str, int, int], None] | None = None, real_pairs: str | None = None) -> dict:
+    """Detection rate (|yaw| <= 30 deg), identity verification accuracy and the phi trend under dlib;
+    with `real_pairs` (aligned real pairs), the same verification protocol on them as the reference."""
     from synface.realface import descriptor, detect_faces, detector_view  # noqa: PLC0415
 
     gen = FaceGenerator(device=device)
@@ -140,6 +162,7 @@ def bench_realism(n_detect: int = 500, n_pairs: int = 500, n_phi_pairs: int = 40
         tick("phi", len(blends), len(phis))
     mean_dist = [float(np.linalg.norm(e - blends[0], axis=1).mean()) for e in blends]
     mean_dist_other = [float(np.linalg.norm(e - a_other, axis=1).mean()) for e in blends]
+    reference = real_pairs_reference(real_pairs, embed, tick) if real_pairs else {}
     return {
         "bench": "realism",
         "detector": "dlib frontal HOG (face_recognition_models weights)",
@@ -159,4 +182,5 @@ def bench_realism(n_detect: int = 500, n_pairs: int = 500, n_phi_pairs: int = 40
         "phi_monotonic_own_attributes": bool((np.diff(mean_dist_other) >= 0).all()),
         "phi_pairs": n_phi_pairs,
         "seed": seed,
+        **reference,
     }

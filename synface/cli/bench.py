@@ -23,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--pairs", type=int, default=500, help="genuine pairs (and as many impostor pairs)")
     q.add_argument("--phi-pairs", type=int, default=40)
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--real-pairs", metavar="DIR_OR_BIN", default=None,
+                   help="aligned real pairs (LFW-layout folder or .bin): the same verification protocol on them")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_realism)
     t = which.add_parser("train", help="training images/s and MFU against this machine's fp32 matmul peak")
@@ -59,7 +61,7 @@ def _realism(args: argparse.Namespace) -> int:
         bars[stage][0](done, total)
 
     result = bench_realism(n_detect=args.detect, n_pairs=args.pairs, n_phi_pairs=args.phi_pairs, seed=args.seed,
-                           device=args.device, progress=tick)
+                           device=args.device, progress=tick, real_pairs=args.real_pairs)
     for update, close in bars.values():
         close()
     print_json(result)
