@@ -235,9 +235,6 @@ SHAPE_SEMANTIC = (
     ("nose_tip_width", "narrow or bulbous nose tip"),
     ("mouth_curve", "mouth corners turned up or down"),
 )
-#: identity shape variation is scaled so that faces differ as much as different people do for a
-#: real-face recogniser (measured with dlib's descriptor: bench realism)
-SHAPE_GAIN = 1.0
 #: the shapes of eyes, brows, nose and lips vary more than the head's overall shape: they carry
 #: identity for a recogniser without making the head less face-like for a detector
 LOCAL_FEATURE_FIELDS = ("nose_length", "nose_width", "nose_protrusion", "eye_spacing", "eye_size", "brow_height",
@@ -346,7 +343,7 @@ def _shape_basis(ref: dict[str, np.ndarray]) -> np.ndarray:
     warp_y = _random_fields(ref, N_SHAPE_RANDOM, seed=8765, amp=0.012)
     for k in range(N_SHAPE_RANDOM):
         fields.append(np.stack([warp_x[k], warp_y[k], relief[k]], axis=1))
-    basis = np.stack(fields) * SHAPE_GAIN  # (K, V, 3)
+    basis = np.stack(fields)  # (K, V, 3)
     names = [n for n, _ in SHAPE_SEMANTIC]
     for name in LOCAL_FEATURE_FIELDS:
         basis[names.index(name)] *= LOCAL_FEATURE_GAIN
