@@ -83,6 +83,13 @@ def bench_render(device: str = "auto", batch: int = 256, repeats: int = 5, singl
 # ---------------------------------------------------------------------------------------------
 # Realism: dlib's detector and descriptor on renders
 # ---------------------------------------------------------------------------------------------
+def _distance_verification(dist: np.ndarray, issame: np.ndarray) -> tuple[float, float]:
+    """(threshold, accuracy) of the project's best-threshold search on descriptor distances
+    (negated: higher = same person)."""
+    neg_threshold, accuracy = best_threshold(-dist, issame)
+    return -neg_threshold, accuracy
+
+
 def real_pairs_reference(pairs_source: str, embed: Callable[[np.ndarray], np.ndarray],
                          tick: Callable[[str, int, int], None]) -> dict:
     """The same descriptor protocol on real aligned pairs (an LFW-layout folder or a .bin): what
@@ -97,7 +104,7 @@ def real_pairs_reference(pairs_source: str, embed: Callable[[np.ndarray], np.nda
         dist[i] = np.linalg.norm(e[0] - e[1])
         if i % 100 == 0:
             tick("real pairs", i, n)
-    _, accuracy = best_threshold(-dist, pairs.issame)
+    _, accuracy = _distance_verification(dist, pairs.issame)
     return {"real_pairs": f"{int(pairs.issame.sum())} genuine + {int((~pairs.issame).sum())} impostor from {pairs_source}",
             "real_verification_accuracy": round(accuracy, 4),
             "real_genuine_dist_mean": round(float(dist[pairs.issame].mean()), 4),
@@ -142,10 +149,8 @@ def bench_realism(n_detect: int = 500, n_pairs: int = 500, n_phi_pairs: int = 40
     tick("verify", 3, 3)
     genuine = np.linalg.norm(e1[:n_pairs] - e2[:n_pairs], axis=1)
     impostor = np.linalg.norm(e1[n_pairs : 2 * n_pairs] - e2[np.roll(np.arange(n_pairs, 2 * n_pairs), 1)], axis=1)
-    # the project's verification threshold search, on negated distances (higher = same person)
-    neg_threshold, accuracy = best_threshold(-np.concatenate([genuine, impostor]),
-                                             np.r_[np.ones(len(genuine), bool), np.zeros(len(impostor), bool)])
-    threshold = -neg_threshold
+    threshold, accuracy = _distance_verification(np.concatenate([genuine, impostor]),
+                                                 np.r_[np.ones(len(genuine), bool), np.zeros(len(impostor), bool)])
     # 3. identity mixup: distance to A as phi goes 1 -> 0 (attributes fixed to a neutral-ish draw).
     # Two references: A under the same attributes as the blends (the phi = 1 render), where the
     # distance grows to first order in 1 - phi; and A under its own attributes, where the identity
