@@ -6,7 +6,7 @@ smooth displacement or colour field over a dense head mesh, so a slider shows on
 
 Construction, in short:
 - a longitude/latitude grid whose density is concentrated on the face (about one vertex per
-  output pixel at 112x112), closed at the crown, continued by a neck;
+  two output pixels at 112x112), closed at the crown, continued by a neck;
 - "reference coordinates" (X, Y) of each front vertex on the mean face: eyes at (+-0.31, 0.12),
   nose tip (0, -0.24), mouth corners (+-0.257, -0.60), proportions matching the ArcFace template;
 - shape basis: semantic displacement fields (face width, jaw, nose, eyes, brows, lips, chin,
@@ -28,7 +28,7 @@ import torch
 from synface.face.builtin_albedo import ALBEDO_SEMANTIC, N_ALBEDO_RANDOM, AlbedoEvaluator, build_mask_library
 from synface.face.model import CoeffInfo, MorphableModel, basis_product, basis_tensor
 
-GENERATOR_MODEL_VERSION = "builtin-3"
+GENERATOR_MODEL_VERSION = "builtin-4"
 
 from synface.face.geometry_fields import (  # noqa: E402
     EYE_X, EYE_Y, MOUTH_X, MOUTH_Y, N_HEAD_ROWS, N_LON, N_NECK_ROWS, NOSE_TIP_Y,

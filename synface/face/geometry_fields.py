@@ -16,9 +16,12 @@ NOSE_TIP_Y = -0.24
 MOUTH_X, MOUTH_Y = 0.257, -0.60
 CHIN_Y = -0.93
 
-# Grid resolution: longitudes and latitude rows of the head, plus neck rows.
-N_LON = 112
-N_HEAD_ROWS = 92
+# Grid resolution: longitudes and latitude rows of the head, plus neck rows (6,553 vertices).
+# builtin-4 coarsened it from 112 x 92 (11,201 vertices): the same 8 renders look alike, dlib's
+# detection and verification rates moved within their noise (95.4 -> 95.0 %, 85.5 -> 86.0 %),
+# and rendering costs about 1.45x less CPU, since each drawn triangle has a fixed set-up cost.
+N_LON = 84
+N_HEAD_ROWS = 70
 N_NECK_ROWS = 8
 
 

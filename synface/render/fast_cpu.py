@@ -6,7 +6,7 @@ Why: on a 2-core CPU the torch path spends most of its time in elementwise passe
 image's working set in cache. The torch path in `synface.generator` stays the reference and the
 CUDA path; tests check that both give the same pixels. Differences from the torch path: colour is
 shaded per vertex (albedo x irradiance) before interpolation (Gouraud), where the torch path
-interpolates albedo and irradiance separately; at about one vertex per output pixel the two
+interpolates albedo and irradiance separately; at about one vertex per two output pixels the two
 differ by less than one grey level on average (measured in tests).
 """
 
