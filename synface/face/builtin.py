@@ -412,7 +412,7 @@ def _expr_basis(ref: dict[str, np.ndarray]) -> np.ndarray:
 
 
 class BuiltinFaceModel(MorphableModel):
-    """The procedural head (about 17,500 vertices) with 48 shape, 48 albedo and 12 expression coefficients."""
+    """The procedural head (6,553 vertices, 13,020 triangles) with 56 shape, 40 albedo and 12 expression coefficients."""
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         base = build_base_mesh()
@@ -489,7 +489,7 @@ class BuiltinFaceModel(MorphableModel):
         """Normals from central differences on the longitude/latitude grid.
 
         Same directions as averaging face normals (tested), at a fraction of the cost of a
-        scatter over 35,000 triangles.
+        scatter over 13,000 triangles.
         """
         B = verts.shape[0]
         grid = verts[:, 1:].view(B, self._grid_rows, N_LON, 3)
