@@ -6,6 +6,8 @@ rasteriser picks its numba kernel on the CPU and its torch kernel on a GPU.
 
 from __future__ import annotations
 
+import math
+
 import threading
 import warnings
 from dataclasses import dataclass
@@ -87,10 +89,19 @@ class FaceGenerator:
     # Sampling
     # ---------------------------------------------------------------------------------------
     def sample(self, n: int, seed: int, *, pose_scale: float = 1.0, expr_scale: float = 1.0,
-               light_scale: float = 1.0, prior: face_prior.AttributePrior = face_prior.DEFAULT_PRIOR) -> FaceCoeffs:
-        """n new identities, each with attributes drawn from the prior. Same seed, same coefficients."""
+               light_scale: float = 1.0, identity_scale: float = 1.0,
+               prior: face_prior.AttributePrior = face_prior.DEFAULT_PRIOR) -> FaceCoeffs:
+        """n new identities, each with attributes drawn from the prior. Same seed, same coefficients.
+
+        `identity_scale` multiplies the identity (shape + albedo) draws: 0 gives the mean face,
+        above 1 spreads identities wider than the prior (how `bench realism` probes how far more
+        spread alone can separate identities)."""
+        if not math.isfinite(identity_scale) or identity_scale < 0:
+            raise ValueError(f"identity_scale must be a finite number >= 0, got {identity_scale}")
         g = torch.Generator().manual_seed(int(seed))
         shape, albedo = face_prior.sample_identity(self.layout, n, g)
+        if identity_scale != 1.0:
+            shape, albedo = shape * identity_scale, albedo * identity_scale
         attrs = self.sample_attributes(n, int(seed) + 7919, pose_scale=pose_scale, expr_scale=expr_scale,
                                        light_scale=light_scale, prior=prior)
         return FaceCoeffs(shape=shape, albedo=albedo, **attrs).to(self.device)

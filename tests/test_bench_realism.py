@@ -1,6 +1,7 @@
 """The realism benchmark's protocol on a handful of renders (dlib's real-photo models)."""
 
 import pytest
+import torch
 
 from synface.bench import bench_realism
 
@@ -45,3 +46,37 @@ def test_real_pairs_reference_uses_the_same_protocol(tmp_path):
     assert result["real_impostor_dist_mean"] > 0.1
     assert result["real_verification_accuracy"] == 1.0
     assert result["real_pairs"].startswith("2 genuine + 2 impostor")
+
+
+def test_identity_scale_spreads_identities_and_rejects_nonsense():
+    from synface.generator import FaceGenerator
+
+    gen = FaceGenerator(device="cpu")
+    base = gen.sample(3, 5)
+    wide = gen.sample(3, 5, identity_scale=2.0)
+    assert torch.allclose(wide.shape, base.shape * 2) and torch.allclose(wide.albedo, base.albedo * 2)
+    assert torch.equal(wide.pose, base.pose)  # attributes are not spread
+    assert gen.sample(3, 5, identity_scale=0.0).shape.abs().max() == 0
+    with pytest.raises(ValueError, match="identity_scale"):
+        gen.sample(3, 5, identity_scale=float("nan"))
+
+
+def test_bench_realism_records_identity_scale():
+    pytest.importorskip("dlib")
+    result = bench_realism(n_detect=2, n_pairs=2, n_phi_pairs=2, identity_scale=0.0)
+    assert result["identity_scale"] == 0.0
+    # every identity is the mean face: "impostors" differ only by their attributes, like genuine pairs
+    assert result["impostor_dist_mean"] < 0.5
+
+
+def test_identity_power_separates_a_feature_from_the_back_of_the_head():
+    pytest.importorskip("dlib")
+    from synface.bench_identity import bench_identity
+
+    result = bench_identity(n_identities=2, coefficients=["head_depth", "eye_spacing"])
+    power = {row["coefficient"]: row["distance"] for row in result["coefficients"]}
+    assert result["coefficients"][0]["coefficient"] == "eye_spacing"  # sorted, strongest first
+    assert power["eye_spacing"] > power["head_depth"] + 0.1  # the back of the head is out of view
+    assert result["reference_impostor_neutral"] > 0.1 and result["reference_attributes_only"] > 0.05
+    with pytest.raises(ValueError, match="no_such_field"):
+        bench_identity(n_identities=2, coefficients=["no_such_field"])

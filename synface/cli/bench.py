@@ -25,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--real-pairs", metavar="DIR_OR_BIN", default=None,
                    help="aligned real pairs (LFW-layout folder or .bin): the same verification protocol on them")
+    q.add_argument("--identity-scale", type=float, default=1.0,
+                   help="multiply every identity draw (1 = default prior): what more spread alone buys")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_realism)
     t = which.add_parser("train", help="training images/s and MFU against this machine's fp32 matmul peak")
@@ -33,6 +35,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--batch", type=int, default=None)
     t.add_argument("--json", action="store_true")
     t.set_defaults(func=_train)
+    i = which.add_parser("identity", help="identity power of each shape/albedo coefficient under dlib's descriptor")
+    i.add_argument("--identities", type=int, default=10, help="random identities each coefficient is swept on")
+    i.add_argument("--amplitude", type=float, default=2.0, help="sweep from -A to +A (prior standard deviations)")
+    i.add_argument("--seed", type=int, default=7)
+    i.add_argument("--device", default="auto")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=_identity)
     g = which.add_parser("generate", help="end-to-end synthetic set build to disk (images/s)")
     g.add_argument("--images", type=int, default=10_000)
     g.add_argument("--samples", type=int, default=50)
@@ -61,8 +70,23 @@ def _realism(args: argparse.Namespace) -> int:
         bars[stage][0](done, total)
 
     result = bench_realism(n_detect=args.detect, n_pairs=args.pairs, n_phi_pairs=args.phi_pairs, seed=args.seed,
-                           device=args.device, progress=tick, real_pairs=args.real_pairs)
+                           device=args.device, progress=tick, real_pairs=args.real_pairs,
+                           identity_scale=args.identity_scale)
     for update, close in bars.values():
+        close()
+    print_json(result)
+    return 0
+
+
+def _identity(args: argparse.Namespace) -> int:
+    from synface.bench_identity import bench_identity
+    from synface.cli.common import tqdm_progress
+
+    update, close = tqdm_progress("bench identity", 1, unit="coeff")
+    try:
+        result = bench_identity(n_identities=args.identities, amplitude=args.amplitude, seed=args.seed,
+                                device=args.device, progress=update)
+    finally:
         close()
     print_json(result)
     return 0
