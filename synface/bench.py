@@ -118,7 +118,7 @@ def bench_realism(n_detect: int = 500, n_pairs: int = 500, n_phi_pairs: int = 40
     with `real_pairs` (aligned real pairs), the same verification protocol on them as the reference.
     `identity_scale` spreads every identity draw (1 = the default prior): how far more spread of the
     existing coefficients alone could separate identities, and what it costs the detector."""
-    from synface.realface import descriptor, detect_faces, detector_view  # noqa: PLC0415
+    from synface.realface import aligned_descriptor, detect_faces, detector_view  # noqa: PLC0415
 
     gen = FaceGenerator(device=device)
     tick = progress or (lambda stage, done, total: None)
@@ -140,7 +140,7 @@ def bench_realism(n_detect: int = 500, n_pairs: int = 500, n_phi_pairs: int = 40
     counts_arr = np.array(counts)
     # 2. verification: two renders per identity with independent attributes vs two identities
     def embed(images: np.ndarray) -> np.ndarray:
-        return np.stack([descriptor(detector_view(im, upscale=2, margin=0.0)) for im in images])
+        return np.stack([aligned_descriptor(im) for im in images])
 
     ids = gen.sample(n_pairs * 2, seed + 101, identity_scale=identity_scale)
     attrs_b = gen.sample_attributes(n_pairs * 2, seed + 202)

@@ -26,7 +26,7 @@ def bench_identity(n_identities: int = 10, amplitude: float = 2.0, seed: int = 7
 
     `coefficients` limits the sweep to these names (default: every shape and albedo coefficient).
     """
-    from synface.realface import descriptor, detector_view  # noqa: PLC0415
+    from synface.realface import aligned_descriptor  # noqa: PLC0415
 
     if n_identities < 2:
         raise ValueError(f"n_identities must be at least 2 (the impostor reference pairs them), got {n_identities}")
@@ -43,7 +43,7 @@ def bench_identity(n_identities: int = 10, amplitude: float = 2.0, seed: int = 7
 
     def embed(coeffs) -> np.ndarray:
         images = gen.render(coeffs).images.cpu().numpy()
-        return np.stack([descriptor(detector_view(im, upscale=2, margin=0.0)) for im in images])
+        return np.stack([aligned_descriptor(im) for im in images])
 
     ids = gen.sample(n_identities, seed)
     neutral = gen.neutral(ids)

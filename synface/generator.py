@@ -7,7 +7,6 @@ rasteriser picks its numba kernel on the CPU and its torch kernel on a GPU.
 from __future__ import annotations
 
 import math
-
 import threading
 import warnings
 from dataclasses import dataclass

@@ -248,12 +248,12 @@ def _embed_torch(model: torch.nn.Module, paths: list[str], lfw_crop: bool, progr
 
 def _embed_dlib(paths: list[str], lfw_crop: bool, progress: Progress | None) -> np.ndarray:
     """dlib's descriptor of each crop upscaled 2x, as the realism bench shows renders to dlib."""
-    from synface.realface import descriptor, detector_view  # noqa: PLC0415
+    from synface.realface import aligned_descriptor  # noqa: PLC0415
 
     out = np.zeros((len(paths), 128), dtype=np.float32)
     for i, p in enumerate(paths):
         img = load_image_112(p, lfw_crop)
-        out[i] = descriptor(detector_view(img, upscale=2, margin=0.0))
+        out[i] = aligned_descriptor(img)
         if progress is not None and (i % 16 == 15 or i == len(paths) - 1):
             progress(i + 1, len(paths))
     return out
