@@ -42,6 +42,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     i.add_argument("--device", default="auto")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=_identity)
+    s = which.add_parser("spread", help="between- vs within-identity variance of dlib's descriptor, renders and real")
+    s.add_argument("--identities", type=int, default=100)
+    s.add_argument("--draws", type=int, default=4, help="attribute draws (renders) or images (real) per identity")
+    s.add_argument("--seed", type=int, default=31)
+    s.add_argument("--identity-scale", type=float, default=1.0, help="multiply every identity draw (1 = default prior)")
+    s.add_argument("--real", metavar="DIR", default=None,
+                   help="identity-per-folder aligned crops (e.g. workspace/real/lfw_test/images): the same statistics")
+    s.add_argument("--inner-face", action="store_true",
+                   help="mask every crop to the inner-face ellipse (no hair, ears or background) first")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_spread)
     g = which.add_parser("generate", help="end-to-end synthetic set build to disk (images/s)")
     g.add_argument("--images", type=int, default=10_000)
     g.add_argument("--samples", type=int, default=50)
@@ -86,6 +98,22 @@ def _identity(args: argparse.Namespace) -> int:
     try:
         result = bench_identity(n_identities=args.identities, amplitude=args.amplitude, seed=args.seed,
                                 device=args.device, progress=update)
+    finally:
+        close()
+    print_json(result)
+    return 0
+
+
+def _spread(args: argparse.Namespace) -> int:
+    from synface.bench_spread import bench_spread
+    from synface.cli.common import tqdm_progress
+
+    update, close = tqdm_progress("bench spread", 1, unit="img")
+    try:
+        result = bench_spread(identities=args.identities, draws=args.draws, seed=args.seed,
+                              identity_scale=args.identity_scale, device=args.device, real=args.real,
+                              inner_face=args.inner_face,
+                              progress=update)
     finally:
         close()
     print_json(result)

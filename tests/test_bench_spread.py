@@ -1,0 +1,103 @@
+"""bench spread: between- vs within-identity statistics of descriptors, renders and real folders."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from synface.bench_spread import TOP_WITHIN_DIRECTIONS, bench_spread, spread_statistics
+from synface.data.errors import DataError
+
+
+def _gaussian_set(rng, m, r, d, between_std, within_std):
+    means = rng.normal(size=(m, 1, d)) * between_std
+    return means + rng.normal(size=(m, r, d)) * within_std
+
+
+def test_statistics_recover_known_between_and_within_variance():
+    rng = np.random.default_rng(0)
+    stats = spread_statistics(_gaussian_set(rng, 400, 5, 16, between_std=0.2, within_std=0.1))
+    assert stats["within_variance"] == pytest.approx(16 * 0.01, rel=0.1)
+    # the finite-R correction removes within/R from the spread of identity means
+    assert stats["between_variance"] == pytest.approx(16 * 0.04, rel=0.15)
+    assert stats["between_to_within"] == pytest.approx(4.0, rel=0.2)
+    assert stats["identities"] == 400 and stats["images_per_identity"] == 5
+
+
+def test_overlap_says_whether_identities_differ_where_attributes_move_them():
+    rng = np.random.default_rng(1)
+    m, r, d = 300, 4, 32
+    k = TOP_WITHIN_DIRECTIONS
+    noise = rng.normal(size=(m, r, d)) * 0.01
+    noise[:, :, :k] += rng.normal(size=(m, r, k)) * 0.3  # attributes move identities along dims 0..k-1
+
+    def with_identity(dims):
+        means = np.zeros((m, 1, d))
+        means[:, :, dims] = rng.normal(size=(m, 1, len(dims)))
+        return means + noise
+
+    aligned = spread_statistics(with_identity(list(range(k))))
+    apart = spread_statistics(with_identity(list(range(k, 2 * k))))
+    assert aligned["between_in_top_within"] > 0.9
+    assert apart["between_in_top_within"] < 0.1
+    assert aligned["within_top10_share"] > 0.9
+
+
+def test_statistics_reject_a_set_that_cannot_be_split():
+    with pytest.raises(ValueError, match="identities >= 3"):
+        spread_statistics(np.zeros((2, 4, 8)))
+    with pytest.raises(ValueError, match="images >= 2"):
+        spread_statistics(np.zeros((5, 1, 8)))
+
+
+def _folder_of_renders(root, images, copies=2):
+    for i, image in enumerate(images):
+        person = root / f"person_{i}"
+        person.mkdir(parents=True)
+        for j in range(copies):
+            Image.fromarray(image).save(person / f"{j}.png")
+
+
+def test_bench_spread_on_renders_and_a_real_style_folder(tmp_path):
+    pytest.importorskip("dlib")
+    from synface.generator import FaceGenerator
+
+    gen = FaceGenerator(device="cpu")
+    images = gen.render(gen.neutral(gen.sample(3, 11))).images.numpy()
+    _folder_of_renders(tmp_path / "real", images)  # each "person" is one image twice
+    result = bench_spread(identities=3, draws=2, real=tmp_path / "real")
+    assert result["generator"] == gen.version
+    assert result["renders"]["within_variance"] > 0  # pose, light and expression move a render
+    real = result["real"]
+    assert real["within_variance"] == 0.0 and real["genuine_dist_mean"] == 0.0
+    assert real["between_variance"] > 0 and real["impostor_dist_mean"] > 0.1
+
+
+def test_bench_spread_names_bad_real_input(tmp_path):
+    (tmp_path / "few" / "a").mkdir(parents=True)
+    Image.new("RGB", (112, 112)).save(tmp_path / "few" / "a" / "0.png")
+    with pytest.raises(DataError, match="only 0 identities have at least 2 images"):
+        bench_spread(identities=3, draws=2, real=tmp_path / "few")
+
+    pytest.importorskip("dlib")
+    wide = tmp_path / "wide"
+    for name in ("a", "b", "c"):
+        (wide / name).mkdir(parents=True)
+        for j in range(2):
+            Image.new("RGB", (150, 112)).save(wide / name / f"{j}.png")
+    with pytest.raises(DataError, match=r"a[/\\]0\.png.*square aligned face crop"):
+        bench_spread(identities=3, draws=2, real=wide)
+
+
+def test_inner_face_mask_keeps_the_features_and_greys_the_rest():
+    from synface.bench_spread import MASK_GREY, mask_to_inner_face
+
+    for size in (112, 224):
+        image = np.full((size, size, 3), 7, dtype=np.uint8)
+        masked = mask_to_inner_face(image)
+        assert masked.shape == image.shape and image[0, 0, 0] == 7  # the input is untouched
+        assert (masked[0, 0] == MASK_GREY).all() and (masked[-1, -1] == MASK_GREY).all()  # hair, neck
+        centre = size // 2
+        assert (masked[centre, centre] == 7).all()  # nose
+        eye_row, eye_left = int(size * 0.46), int(size * 0.34)  # ArcFace template's left eye
+        assert (masked[eye_row, eye_left] == 7).all()
+        assert 0.3 < (masked[..., 0] == 7).mean() < 0.55  # an ellipse of about 0.46 of the crop
