@@ -19,19 +19,34 @@ from synface.data.errors import DataError
 
 TOP_WITHIN_DIRECTIONS = 5  # how many of the largest within-identity directions the overlap uses
 TOP_SHARE_DIRECTIONS = 10
-# Inner-face ellipse of an aligned crop, as fractions of its side: centre (0.5, 0.536), semi-axes
-# 0.34 x 0.43 (38 x 48 px at 112): eyes, brows, nose, mouth and cheeks, without hair, ears or
-# background. Masking outside it asks how much of the spread the inner face alone carries.
-INNER_FACE = (0.5, 0.536, 0.34, 0.43)
+# Regions of an aligned crop (ArcFace template: eyes at y = 0.46, nose tip 0.64, mouth 0.82), as
+# fractions of its side. "inner-face" is an ellipse, centre (0.5, 0.536), semi-axes 0.34 x 0.43
+# (38 x 48 px at 112): eyes, brows, nose, mouth and cheeks without hair, ears or background. The
+# boxes (x0, x1, y0, y1) show one feature group alone. Masking everything else to grey asks how
+# much of the spread a region carries, and whether the parts add up to the whole.
+REGION_ELLIPSES = {"inner-face": (0.5, 0.536, 0.34, 0.43)}
+REGION_BOXES = {
+    "eyes": (0.16, 0.84, 0.27, 0.57),  # eyes and brows
+    "nose": (0.36, 0.64, 0.45, 0.73),
+    "mouth": (0.27, 0.73, 0.71, 1.0),  # mouth and chin
+}
+REGIONS = tuple(REGION_ELLIPSES) + tuple(REGION_BOXES)
 MASK_GREY = 128
 
 
-def mask_to_inner_face(image: np.ndarray) -> np.ndarray:
-    """The crop with everything outside the inner-face ellipse set to mid grey."""
+def mask_to_region(image: np.ndarray, region: str) -> np.ndarray:
+    """The crop with everything outside `region` (one of REGIONS) set to mid grey."""
     h, w = image.shape[:2]
-    cx, cy, ax, ay = INNER_FACE
     yy, xx = np.mgrid[0:h, 0:w]
-    outside = ((xx + 0.5 - cx * w) / (ax * w)) ** 2 + ((yy + 0.5 - cy * h) / (ay * h)) ** 2 > 1
+    u, v = (xx + 0.5) / w, (yy + 0.5) / h
+    if region in REGION_ELLIPSES:
+        cx, cy, ax, ay = REGION_ELLIPSES[region]
+        outside = ((u - cx) / ax) ** 2 + ((v - cy) / ay) ** 2 > 1
+    elif region in REGION_BOXES:
+        x0, x1, y0, y1 = REGION_BOXES[region]
+        outside = (u < x0) | (u >= x1) | (v < y0) | (v >= y1)
+    else:
+        raise ValueError(f"unknown region {region!r}; choose one of {', '.join(REGIONS)}")
     masked = image.copy()
     masked[outside] = MASK_GREY
     return masked
@@ -102,18 +117,20 @@ def _load_aligned(path: Path) -> np.ndarray:
 
 
 def bench_spread(identities: int = 100, draws: int = 4, seed: int = 31, identity_scale: float = 1.0,
-                 device: str = "auto", real: str | Path | None = None, inner_face: bool = False,
+                 device: str = "auto", real: str | Path | None = None, region: str | None = None,
                  progress: Callable[[int, int], None] | None = None) -> dict:
     """Spread statistics of `identities` rendered identities, each under `draws` random attribute
     draws (pose, light, expression, background) from the default prior; with `real`, the same
-    statistics on as many real people with `draws` aligned images each. `inner_face` masks every
-    crop (both sets) to the inner-face ellipse first."""
+    statistics on as many real people with `draws` aligned images each. `region` (one of REGIONS)
+    masks every crop of both sets to that region first."""
     from synface.generator import FaceGenerator  # noqa: PLC0415
     from synface.realface import aligned_descriptor  # noqa: PLC0415
 
     def describe(image: np.ndarray) -> np.ndarray:
-        return aligned_descriptor(mask_to_inner_face(image) if inner_face else image)
+        return aligned_descriptor(mask_to_region(image, region) if region else image)
 
+    if region is not None and region not in REGIONS:
+        raise ValueError(f"unknown region {region!r}; choose one of {', '.join(REGIONS)}")
     if identities < 3 or draws < 2:
         raise ValueError(f"need at least 3 identities and 2 draws, got identities={identities}, draws={draws}")
     real_sets = real_identity_images(real, identities, draws) if real is not None else []
@@ -131,7 +148,7 @@ def bench_spread(identities: int = 100, draws: int = 4, seed: int = 31, identity
         done += identities
         tick(done, total)
     result = {"bench": "spread", "recogniser": "dlib 128-D descriptor (face_recognition_models weights)",
-              "generator": gen.version, "seed": seed, "identity_scale": identity_scale, "inner_face": inner_face,
+              "generator": gen.version, "seed": seed, "identity_scale": identity_scale, "region": region or "whole crop",
               "renders": spread_statistics(np.stack(rendered, 1))}
     if real_sets:
         embedded = []

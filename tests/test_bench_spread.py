@@ -88,16 +88,24 @@ def test_bench_spread_names_bad_real_input(tmp_path):
         bench_spread(identities=3, draws=2, real=wide)
 
 
-def test_inner_face_mask_keeps_the_features_and_greys_the_rest():
-    from synface.bench_spread import MASK_GREY, mask_to_inner_face
+def test_region_masks_keep_their_features_and_grey_the_rest():
+    from synface.bench_spread import MASK_GREY, REGIONS, mask_to_region
 
+    assert set(REGIONS) == {"inner-face", "eyes", "nose", "mouth"}
     for size in (112, 224):
         image = np.full((size, size, 3), 7, dtype=np.uint8)
-        masked = mask_to_inner_face(image)
-        assert masked.shape == image.shape and image[0, 0, 0] == 7  # the input is untouched
-        assert (masked[0, 0] == MASK_GREY).all() and (masked[-1, -1] == MASK_GREY).all()  # hair, neck
-        centre = size // 2
-        assert (masked[centre, centre] == 7).all()  # nose
-        eye_row, eye_left = int(size * 0.46), int(size * 0.34)  # ArcFace template's left eye
-        assert (masked[eye_row, eye_left] == 7).all()
-        assert 0.3 < (masked[..., 0] == 7).mean() < 0.55  # an ellipse of about 0.46 of the crop
+        kept = {name: mask_to_region(image, name)[..., 0] == 7 for name in REGIONS}
+        assert image[0, 0, 0] == 7  # the input is untouched
+        face = kept["inner-face"]
+        assert not face[0, 0] and not face[-1, -1] and (mask_to_region(image, "inner-face")[0, 0] == MASK_GREY).all()
+        assert 0.3 < face.mean() < 0.55  # an ellipse of about 0.46 of the crop
+        # ArcFace template points, scaled: left eye, nose tip, left mouth corner
+        eye, nose, mouth = [(int(size * y / 112), int(size * x / 112)) for x, y in ((38.3, 51.7), (56.0, 71.7), (41.5, 92.4))]
+        assert face[eye] and face[nose] and face[mouth]
+        assert kept["eyes"][eye] and not kept["eyes"][nose] and not kept["eyes"][mouth]
+        assert kept["nose"][nose] and not kept["nose"][eye] and not kept["nose"][mouth]
+        assert kept["mouth"][mouth] and not kept["mouth"][eye] and not kept["mouth"][nose]
+    with pytest.raises(ValueError, match="unknown region 'ears'"):
+        mask_to_region(image, "ears")
+    with pytest.raises(ValueError, match="unknown region 'ears'"):
+        bench_spread(identities=3, draws=2, region="ears")
