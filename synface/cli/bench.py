@@ -49,7 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--identity-scale", type=float, default=1.0, help="multiply every identity draw (1 = default prior)")
     s.add_argument("--real", metavar="DIR", default=None,
                    help="identity-per-folder aligned crops (e.g. workspace/real/lfw_test/images): the same statistics")
-    s.add_argument("--region", choices=("inner-face", "eyes", "nose", "mouth"), default=None,
+    from synface.bench_spread import REGIONS  # light: numpy only, no renderer or dlib
+
+    s.add_argument("--region", choices=REGIONS, default=None,
                    help="mask every crop (both sets) to this region first: how much of the spread it carries")
     s.add_argument("--device", default="auto")
     s.add_argument("--json", action="store_true")
@@ -112,8 +114,7 @@ def _spread(args: argparse.Namespace) -> int:
     try:
         result = bench_spread(identities=args.identities, draws=args.draws, seed=args.seed,
                               identity_scale=args.identity_scale, device=args.device, real=args.real,
-                              region=args.region,
-                              progress=update)
+                              region=args.region, progress=update)
     finally:
         close()
     print_json(result)
