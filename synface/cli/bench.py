@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Callable
 
 from synface.cli.common import print_json
 
@@ -92,33 +93,33 @@ def _realism(args: argparse.Namespace) -> int:
     return 0
 
 
-def _identity(args: argparse.Namespace) -> int:
-    from synface.bench_identity import bench_identity
+def _print_with_bar(desc: str, unit: str, run: Callable[[Callable[[int, int], None]], dict]) -> int:
+    """Run a benchmark that reports (done, total) under one tqdm bar, then print its JSON line."""
     from synface.cli.common import tqdm_progress
 
-    update, close = tqdm_progress("bench identity", 1, unit="coeff")
+    update, close = tqdm_progress(desc, 1, unit=unit)
     try:
-        result = bench_identity(n_identities=args.identities, amplitude=args.amplitude, seed=args.seed,
-                                device=args.device, progress=update)
+        result = run(update)
     finally:
         close()
     print_json(result)
     return 0
+
+
+def _identity(args: argparse.Namespace) -> int:
+    from synface.bench_identity import bench_identity
+
+    return _print_with_bar("bench identity", "coeff", lambda progress: bench_identity(
+        n_identities=args.identities, amplitude=args.amplitude, seed=args.seed, device=args.device,
+        progress=progress))
 
 
 def _spread(args: argparse.Namespace) -> int:
     from synface.bench_spread import bench_spread
-    from synface.cli.common import tqdm_progress
 
-    update, close = tqdm_progress("bench spread", 1, unit="img")
-    try:
-        result = bench_spread(identities=args.identities, draws=args.draws, seed=args.seed,
-                              identity_scale=args.identity_scale, device=args.device, real=args.real,
-                              region=args.region, progress=update)
-    finally:
-        close()
-    print_json(result)
-    return 0
+    return _print_with_bar("bench spread", "img", lambda progress: bench_spread(
+        identities=args.identities, draws=args.draws, seed=args.seed, identity_scale=args.identity_scale,
+        device=args.device, real=args.real, region=args.region, progress=progress))
 
 
 def _train(args: argparse.Namespace) -> int:
