@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from synface.data.errors import DataError
+from synface.data.imageio import read_rgb
 
 TOP_WITHIN_DIRECTIONS = 5  # how many of the largest within-identity directions the overlap uses
 TOP_SHARE_DIRECTIONS = 10
@@ -59,7 +60,9 @@ def spread_statistics(embeddings: np.ndarray) -> dict:
     finite R adds (trace(within) / R), so sets with different R compare fairly.
     `between_in_top_within` is the share of that between-identity variance lying in the
     TOP_WITHIN_DIRECTIONS directions along which one identity varies most: if identities differ
-    mostly where pose and light also move them, a verifier cannot tell the two apart.
+    mostly where pose and light also move them, a verifier cannot tell the two apart. With few
+    identities the corrected between matrix can have negative directions; the share is taken on
+    its positive part so it stays in [0, 1].
     """
     e = np.asarray(embeddings, dtype=np.float64)
     if e.ndim != 3 or e.shape[0] < 3 or e.shape[1] < 2:
@@ -73,6 +76,9 @@ def spread_statistics(embeddings: np.ndarray) -> dict:
     eigenvalues, eigenvectors = np.linalg.eigh(within)  # ascending
     top = eigenvectors[:, -TOP_WITHIN_DIRECTIONS:]
     between_trace = float(np.trace(between))
+    b_values, b_vectors = np.linalg.eigh(between)
+    between_positive = (b_vectors * np.clip(b_values, 0.0, None)) @ b_vectors.T
+    positive_trace = float(np.trace(between_positive))
     within_trace = float(np.trace(within))
     genuine = [np.linalg.norm(e[i, a] - e[i, b]) for i in range(m) for a in range(r) for b in range(a + 1, r)]
     impostor = np.linalg.norm(e[:, 0] - np.roll(e[:, 0], 1, axis=0), axis=1)
@@ -83,7 +89,7 @@ def spread_statistics(embeddings: np.ndarray) -> dict:
         "within_variance": round(within_trace, 5),
         "between_to_within": round(between_trace / max(within_trace, 1e-12), 3),
         "within_top10_share": round(float(eigenvalues[-TOP_SHARE_DIRECTIONS:].sum() / max(eigenvalues.sum(), 1e-12)), 3),
-        "between_in_top_within": round(float(np.trace(top.T @ between @ top) / max(between_trace, 1e-12)), 3),
+        "between_in_top_within": round(float(np.trace(top.T @ between_positive @ top) / max(positive_trace, 1e-12)), 3),
         "top_within_isotropic_share": round(TOP_WITHIN_DIRECTIONS / d, 3),
         "genuine_dist_mean": round(float(np.mean(genuine)), 4),
         "impostor_dist_mean": round(float(impostor.mean()), 4),
@@ -104,12 +110,7 @@ def real_identity_images(root: str | Path, identities: int, images_per_identity:
 
 
 def _load_aligned(path: Path) -> np.ndarray:
-    from synface.data.align import load_rgb  # noqa: PLC0415
-
-    try:
-        image = load_rgb(path)
-    except (OSError, ValueError) as exc:  # PIL raises these for truncated or non-image files
-        raise DataError(f"cannot read the image ({exc})", path=path) from exc
+    image = np.asarray(read_rgb(path, what="aligned crop"))
     if image.shape[0] != image.shape[1]:
         raise DataError(f"expected a square aligned face crop (e.g. 112x112), got {image.shape[1]}x{image.shape[0]}; "
                         "align the set first with `python -m synface align`", path=path)

@@ -42,6 +42,13 @@ def test_overlap_says_whether_identities_differ_where_attributes_move_them():
     assert aligned["within_top10_share"] > 0.9
 
 
+def test_overlap_stays_a_share_when_few_identities_make_the_corrected_between_matrix_indefinite():
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        stats = spread_statistics(rng.normal(size=(3, 2, 16)))
+        assert 0.0 <= stats["between_in_top_within"] <= 1.0
+
+
 def test_statistics_reject_a_set_that_cannot_be_split():
     with pytest.raises(ValueError, match="identities >= 3"):
         spread_statistics(np.zeros((2, 4, 8)))

@@ -338,3 +338,32 @@ def test_subset_name() -> None:
     assert subset_name(10000, 50, prefix="Syn") == "Syn_10K_50"
     assert subset_name(1500, 5) == "Real_1500_5"
     assert subset_name(500, 20) == "Real_500_20"
+
+
+def test_every_loader_reads_through_one_reader_that_rotates_and_names_broken_files(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from synface.analysis.features import load_image_112
+    from synface.data.align import load_rgb
+    from synface.data.imageio import read_rgb
+    from synface.train.data import load_image_uint8
+
+    # a 40x20 photo whose EXIF says "rotate 90": every loader must see it upright (20 wide, 40 tall)
+    wide = np.zeros((20, 40, 3), np.uint8)
+    wide[:, :20] = 255  # left half white
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 CW to display
+    rotated = tmp_path / "phone.jpg"
+    Image.fromarray(wide).save(rotated, exif=exif, quality=95)
+    assert read_rgb(rotated).size == (20, 40)
+    upright = load_rgb(rotated)
+    assert upright.shape == (40, 20, 3)
+    assert upright[:15].mean() > 200 and upright[25:].mean() < 50  # white half is now on top
+    assert load_image_112(rotated)[:40].mean() > load_image_112(rotated)[72:].mean() + 100
+    assert load_image_uint8(rotated, 16).shape == (3, 16, 16)
+
+    broken = tmp_path / "truncated.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    for load in (read_rgb, load_rgb, load_image_112, lambda p: load_image_uint8(p, 16)):
+        with pytest.raises(DataError, match="truncated.png"):
+            load(broken)

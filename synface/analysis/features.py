@@ -26,6 +26,7 @@ from PIL import Image
 
 from synface.data.errors import DataError
 from synface.data.imagefolder import ImageFolderIndex
+from synface.data.imageio import read_rgb
 from synface.data.verification import atomic_path
 
 __all__ = ["FeatureSet", "DatasetSource", "resolve_dataset", "extract_features", "list_datasets",
@@ -190,16 +191,12 @@ def load_image_112(path: str | Path, lfw_crop: bool = False) -> np.ndarray:
     """(112,112,3) uint8: LFW photos get the fixed LFW crop, other sizes a plain resize."""
     from synface.data.align import fallback_matrix, warp_with_matrix  # noqa: PLC0415
 
-    try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            if img.size == (112, 112):
-                return np.asarray(img, dtype=np.uint8)
-            if lfw_crop:
-                return warp_with_matrix(np.asarray(img), fallback_matrix(*img.size))
-            return np.asarray(img.resize((112, 112), Image.BILINEAR), dtype=np.uint8)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read image: {exc}", path=path) from None
+    img = read_rgb(path)
+    if img.size == (112, 112):
+        return np.asarray(img, dtype=np.uint8)
+    if lfw_crop:
+        return warp_with_matrix(np.asarray(img), fallback_matrix(*img.size))
+    return np.asarray(img.resize((112, 112), Image.BILINEAR), dtype=np.uint8)
 
 
 # ----------------------------------------------------------------------------- models

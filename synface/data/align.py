@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from synface.data.errors import DataError
+from synface.data.imageio import read_rgb
 from synface.data.imagefolder import ImageFolderIndex
 from synface.data.verification import atomic_path
 from synface.realface import RealFaceToolsMissing, models_dir
@@ -262,10 +263,8 @@ def measure_fallback(paths: list[Path]) -> tuple[np.ndarray, np.ndarray, int]:
 
 
 def load_rgb(path: str | Path) -> np.ndarray:
-    """Fully decoded RGB array (EXIF rotation applied); PIL errors propagate to the caller."""
-    with Image.open(path) as img:
-        img = ImageOps.exif_transpose(img)
-        return np.asarray(img.convert("RGB"))
+    """Fully decoded RGB array (EXIF rotation applied); an unreadable file raises DataError."""
+    return np.asarray(read_rgb(path))
 
 
 def _save_atomic(array: np.ndarray, path: Path) -> None:

@@ -28,6 +28,7 @@ from torch.utils.data import Dataset, Sampler
 
 from synface.data.errors import DataError
 from synface.data.imagefolder import ImageFolderIndex
+from synface.data.imageio import read_rgb
 from synface.data.subsets import real_subset
 from synface.train.augment import Augment, build_augment
 from synface.train.mixup import hard_labels, soft_labels
@@ -49,15 +50,11 @@ _SEED_MIX = 0x9E3779B97F4A7C15
 
 def load_image_uint8(path: str | Path, size: int) -> torch.Tensor:
     """(3, size, size) uint8; downsizing uses PIL's BOX filter (area averaging), upsizing bilinear."""
-    try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            if img.size != (size, size):
-                smaller = img.size[0] > size or img.size[1] > size
-                img = img.resize((size, size), Image.BOX if smaller else Image.BILINEAR)
-            arr = np.asarray(img, dtype=np.uint8)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read training image: {exc}", path=path) from None
+    img = read_rgb(path, what="training image")
+    if img.size != (size, size):
+        smaller = img.size[0] > size or img.size[1] > size
+        img = img.resize((size, size), Image.BOX if smaller else Image.BILINEAR)
+    arr = np.asarray(img, dtype=np.uint8)
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
 
