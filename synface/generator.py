@@ -98,16 +98,22 @@ class FaceGenerator:
         if not math.isfinite(identity_scale) or identity_scale < 0:
             raise ValueError(f"identity_scale must be a finite number >= 0, got {identity_scale}")
         g = torch.Generator().manual_seed(int(seed))
-        shape, albedo = face_prior.sample_identity(self.layout, n, g)
+        shape, albedo = self.draw_identities(n, g)
         if identity_scale != 1.0:
             shape, albedo = shape * identity_scale, albedo * identity_scale
         attrs = self.sample_attributes(n, int(seed) + 7919, pose_scale=pose_scale, expr_scale=expr_scale,
                                        light_scale=light_scale, prior=prior)
         return FaceCoeffs(shape=shape, albedo=albedo, **attrs).to(self.device)
 
+    def draw_identities(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(shape, albedo) of n new identities on the CPU from the model's prior: the one place
+        identities are drawn (sample, sample_identities and synthetic datasets all come here)."""
+        shape, albedo = face_prior.sample_identity(self.layout, n, generator)
+        return self.model.correlate_identity(shape, albedo)
+
     def sample_identities(self, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         g = torch.Generator().manual_seed(int(seed))
-        shape, albedo = face_prior.sample_identity(self.layout, n, g)
+        shape, albedo = self.draw_identities(n, g)
         return shape.to(self.device), albedo.to(self.device)
 
     def sample_attributes(self, n: int, seed: int, *, pose_scale: float = 1.0, expr_scale: float = 1.0,

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from synface.face.coeffs import FaceCoeffs, FaceLayout
+from synface.face import prior as face_prior
 from synface.face.prior import LightControls
 from synface.generator import FaceGenerator, resolve_device
 from synface.render.camera import ARCFACE_TEMPLATE
@@ -71,6 +72,24 @@ def test_random_faces_stay_finite_at_the_prior_limits(gen: FaceGenerator) -> Non
     assert images.shape == (4, 112, 112, 3) and images.dtype == torch.uint8
     albedo = gen.model.albedo(extreme.albedo, extreme.expr)
     assert torch.isfinite(albedo).all() and albedo.min() >= 0 and albedo.max() <= 1
+
+
+def test_prior_ties_hair_and_iris_colour_to_skin_tone_with_unit_marginals(gen: FaceGenerator) -> None:
+    names = [info.name for info in gen.model.albedo_info]
+    albedo = gen.sample_identities(20_000, seed=5)[1].cpu().numpy()
+    tone = albedo[:, names.index("skin_tone")]
+    for field in ("hair_lightness", "iris_darkness"):
+        values = albedo[:, names.index(field)]
+        assert np.corrcoef(tone, values)[0, 1] == pytest.approx(-0.5, abs=0.03)
+        assert values.std() == pytest.approx(1.0, abs=0.05) and np.abs(values).max() <= 3.0
+    # other traits stay independent of skin tone, and blond hair on dark skin becomes rare
+    assert abs(np.corrcoef(tone, albedo[:, names.index("brow_darkness")])[0, 1]) < 0.03
+    assert ((albedo[:, names.index("hair_lightness")] > 1.5) & (tone > 1.0)).mean() < 0.002
+    # every way of drawing identities goes through that prior: sample, sample_identities, datasets
+    g1, g2 = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
+    drawn = gen.draw_identities(3, g1)[1]
+    assert torch.equal(drawn, gen.model.correlate_identity(*face_prior.sample_identity(gen.layout, 3, g2))[1])
+    assert torch.equal(gen.sample(3, seed=4).albedo.cpu(), gen.sample_identities(3, seed=4)[1].cpu())
 
 
 # ---------------------------------------------------------------------------------------------

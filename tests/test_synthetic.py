@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 from synface.data.errors import DataError
@@ -69,6 +70,14 @@ def test_fixed_attributes_are_held_per_identity(tmp_path, gen: FaceGenerator) ->
     coeffs, _ = spec.identity_batch(1)
     assert (coeffs.pose == coeffs.pose[0]).all()
     assert not (coeffs.light == coeffs.light[0]).all()
+
+
+def test_dataset_identities_come_from_the_models_prior(gen: FaceGenerator) -> None:
+    spec = SyntheticSpec(SynthConfig(ids=2000, samples=2), gen)
+    names = [info.name for info in gen.model.albedo_info]
+    albedo = torch.stack([spec.identity(i)[1] for i in range(2000)]).numpy()
+    tone, hair = albedo[:, names.index("skin_tone")], albedo[:, names.index("hair_lightness")]
+    assert np.corrcoef(tone, hair)[0, 1] == pytest.approx(-0.5, abs=0.06)
 
 
 def test_killed_build_resumes_without_duplicates(tmp_path, gen: FaceGenerator) -> None:

@@ -31,7 +31,6 @@ from synface.data.errors import DataError
 from synface.data.subsets import subset_name
 from synface.data.verification import atomic_path
 from synface.face.coeffs import FaceCoeffs
-from synface.face.prior import sample_identity
 from synface.generator import FaceGenerator
 
 ATTRIBUTES = ("pose", "expression", "illumination")
@@ -163,7 +162,7 @@ class SyntheticSpec:
         """(shape, albedo) rows of identity i (CPU)."""
         if i not in self._identity_cache:
             g = torch.Generator().manual_seed(identity_seed(self.config.seed, i, self.config.purpose))
-            shape, albedo = sample_identity(self.gen.layout, 1, g)
+            shape, albedo = self.gen.draw_identities(1, g)
             if len(self._identity_cache) > 50_000:
                 self._identity_cache.clear()
             self._identity_cache[i] = (shape[0], albedo[0])

@@ -105,6 +105,14 @@ class MorphableModel(ABC):
         zeros = torch.zeros(B, V, device=full.device)
         return ones, full.permute(0, 2, 1), zeros, torch.zeros(B, 3, V, device=full.device)
 
+    def correlate_identity(self, shape: torch.Tensor, albedo: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Map independent standard-normal identity draws onto the model's prior.
+
+        Why: some traits go together in people (dark skin with dark hair and eyes); a model whose
+        coefficients have meanings can say so here. Marginals stay unit normal. Default: independent.
+        """
+        return shape, albedo
+
     def exposure(self, albedo: torch.Tensor) -> torch.Tensor:
         """(B,) light multiplier a camera's auto-exposure would apply for these identities
         (metering on the face). Default: none."""
