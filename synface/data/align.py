@@ -28,8 +28,8 @@ import numpy as np
 from PIL import Image
 
 from synface.data.errors import DataError
-from synface.data.imageio import read_rgb
 from synface.data.imagefolder import ImageFolderIndex
+from synface.data.imageio import read_rgb
 from synface.data.verification import atomic_path
 from synface.realface import RealFaceToolsMissing, models_dir
 from synface.render.camera import ARCFACE_TEMPLATE
