@@ -35,19 +35,24 @@ REGIONS = tuple(REGION_ELLIPSES) + tuple(REGION_BOXES)
 MASK_GREY = 128
 
 
+def check_region(region: str) -> None:
+    """ValueError naming the choices unless `region` is one of REGIONS."""
+    if region not in REGIONS:
+        raise ValueError(f"unknown region {region!r}; choose one of {', '.join(REGIONS)}")
+
+
 def mask_to_region(image: np.ndarray, region: str) -> np.ndarray:
     """The crop with everything outside `region` (one of REGIONS) set to mid grey."""
+    check_region(region)
     h, w = image.shape[:2]
     yy, xx = np.mgrid[0:h, 0:w]
     u, v = (xx + 0.5) / w, (yy + 0.5) / h
     if region in REGION_ELLIPSES:
         cx, cy, ax, ay = REGION_ELLIPSES[region]
         outside = ((u - cx) / ax) ** 2 + ((v - cy) / ay) ** 2 > 1
-    elif region in REGION_BOXES:
+    else:
         x0, x1, y0, y1 = REGION_BOXES[region]
         outside = (u < x0) | (u >= x1) | (v < y0) | (v >= y1)
-    else:
-        raise ValueError(f"unknown region {region!r}; choose one of {', '.join(REGIONS)}")
     masked = image.copy()
     masked[outside] = MASK_GREY
     return masked
@@ -130,8 +135,8 @@ def bench_spread(identities: int = 100, draws: int = 4, seed: int = 31, identity
     def describe(image: np.ndarray) -> np.ndarray:
         return aligned_descriptor(mask_to_region(image, region) if region else image)
 
-    if region is not None and region not in REGIONS:
-        raise ValueError(f"unknown region {region!r}; choose one of {', '.join(REGIONS)}")
+    if region is not None:
+        check_region(region)  # before minutes of rendering, not at the first crop
     if identities < 3 or draws < 2:
         raise ValueError(f"need at least 3 identities and 2 draws, got identities={identities}, draws={draws}")
     real_sets = real_identity_images(real, identities, draws) if real is not None else []
