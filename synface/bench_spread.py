@@ -114,7 +114,7 @@ def real_identity_images(root: str | Path, identities: int, images_per_identity:
     return chosen[:identities]
 
 
-def _load_aligned(path: Path) -> np.ndarray:
+def load_aligned_crop(path: Path) -> np.ndarray:
     image = np.asarray(read_rgb(path, what="aligned crop"))
     if image.shape[0] != image.shape[1]:
         raise DataError(f"expected a square aligned face crop (e.g. 112x112), got {image.shape[1]}x{image.shape[0]}; "
@@ -159,7 +159,7 @@ def bench_spread(identities: int = 100, draws: int = 4, seed: int = 31, identity
     if real_sets:
         embedded = []
         for files in real_sets:
-            embedded.append(np.stack([describe(_load_aligned(path)) for path in files]))
+            embedded.append(np.stack([describe(load_aligned_crop(path)) for path in files]))
             done += len(files)
             tick(done, total)
         result["real"] = {"source": str(real), **spread_statistics(np.stack(embedded))}

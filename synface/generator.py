@@ -15,8 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from synface.face.builtin import GENERATOR_MODEL_VERSION, BuiltinFaceModel
-from synface.face.coeffs import FaceCoeffs
+from synface.face.builtin import BuiltinFaceModel
+from synface.face.coeffs import JITTER_DIM, FaceCoeffs
 from synface.face.model import MorphableModel
 from synface.face import prior as face_prior
 from synface.render.background import render_background
@@ -82,7 +82,8 @@ class FaceGenerator:
 
     @property
     def version(self) -> str:
-        return GENERATOR_MODEL_VERSION
+        """The model's version: synthetic sets refuse to resume under another one."""
+        return self.model.version
 
     # ---------------------------------------------------------------------------------------
     # Sampling
@@ -239,6 +240,15 @@ class FaceGenerator:
         A, t = fit_similarity(lm_src, template.unsqueeze(0).expand(verts.shape[0], -1, -1))
         J, tj = jitter_transform(jitter, size)
         return J @ A, (t.unsqueeze(1) @ J.transpose(1, 2)).squeeze(1) + tj
+
+    def frontal_pixels(self, verts: torch.Tensor) -> torch.Tensor:
+        """(B, V, 2) output pixels of unposed model vertices seen frontally, without jitter: where
+        each vertex lands in an aligned crop."""
+        B = verts.shape[0]
+        rot = torch.eye(3, device=verts.device).expand(B, 3, 3)
+        A, t = self._alignment(verts, rot, torch.zeros(B, JITTER_DIM, device=verts.device))
+        xy, _ = perspective(verts)
+        return xy @ A.transpose(1, 2) + t.unsqueeze(1)
 
     def _render_fused_cpu(self, coeffs: FaceCoeffs) -> tuple[torch.Tensor, torch.Tensor]:
         verts = self.model.geometry(coeffs.shape, coeffs.expr)

@@ -57,6 +57,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--device", default="auto")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_spread)
+    ph = which.add_parser("photo", help="verification with real photographed appearance on the built-in mesh: the bar's ceiling")
+    ph.add_argument("--photos", metavar="DIR", required=True,
+                    help="identity-per-folder aligned crops (e.g. workspace/real/lfw_test/images); one photo per person")
+    ph.add_argument("--identities", type=int, default=500, help="people (photo identities and as many built-in ones)")
+    ph.add_argument("--seed", type=int, default=0)
+    ph.add_argument("--mean-shape", action="store_true", help="every identity on the mean shape (appearance alone)")
+    ph.add_argument("--device", default="auto")
+    ph.add_argument("--json", action="store_true")
+    ph.set_defaults(func=_photo)
     g = which.add_parser("generate", help="end-to-end synthetic set build to disk (images/s)")
     g.add_argument("--images", type=int, default=10_000)
     g.add_argument("--samples", type=int, default=50)
@@ -120,6 +129,14 @@ def _spread(args: argparse.Namespace) -> int:
     return _print_with_bar("bench spread", "img", lambda progress: bench_spread(
         identities=args.identities, draws=args.draws, seed=args.seed, identity_scale=args.identity_scale,
         device=args.device, real=args.real, region=args.region, progress=progress))
+
+
+def _photo(args: argparse.Namespace) -> int:
+    from synface.bench_photo import bench_photo
+
+    return _print_with_bar("bench photo", "img", lambda progress: bench_photo(
+        args.photos, identities=args.identities, seed=args.seed, mean_shape=args.mean_shape, device=args.device,
+        progress=progress))
 
 
 def _train(args: argparse.Namespace) -> int:

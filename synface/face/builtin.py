@@ -447,6 +447,10 @@ class BuiltinFaceModel(MorphableModel):
 
     # -- interface ----------------------------------------------------------------------------
     @property
+    def version(self) -> str:
+        return GENERATOR_MODEL_VERSION
+
+    @property
     def faces(self) -> torch.Tensor:
         return self._faces
 

@@ -68,6 +68,11 @@ class MorphableModel(ABC):
     expr_info: tuple[CoeffInfo, ...]
 
     @property
+    def version(self) -> str:
+        """Names the model's pixels: datasets record it and refuse to resume under another."""
+        return type(self).__name__
+
+    @property
     def layout(self) -> FaceLayout:
         return FaceLayout(shape=len(self.shape_info), albedo=len(self.albedo_info), expr=len(self.expr_info))
 

@@ -1,0 +1,81 @@
+"""`python -m synface bench photo`: the verification bar's ceiling, with real people's appearance.
+
+Why: `bench realism` asks dlib to verify built-in identities under our pose, light and expression
+prior. When that falls short, is it the procedural reflectance or the rest of the pipeline (the
+mesh, per-vertex colour, the attribute prior, 5-point alignment)? Here each identity wears one real
+aligned photograph's colours (`PhotoAlbedoModel`) and goes through the same renders, with the same
+shapes and the same attribute draws as built-in identities rendered beside it. The gap between
+the two is what better reflectance could buy; the gap between the photo identities and the real
+photographs themselves (`bench realism --real-pairs`) is what the rest of the pipeline costs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from synface.bench import _distance_verification
+from synface.bench_spread import load_aligned_crop, real_identity_images
+
+
+def _pair_statistics(first: np.ndarray, second: np.ndarray) -> dict:
+    """Genuine pairs: identity k's two renders; impostor pairs: k's first against k+1's second."""
+    genuine = np.linalg.norm(first - second, axis=1)
+    impostor = np.linalg.norm(first - np.roll(second, -1, axis=0), axis=1)
+    threshold, accuracy = _distance_verification(np.concatenate([genuine, impostor]),
+                                                 np.r_[np.ones(len(genuine), bool), np.zeros(len(impostor), bool)])
+    return {"verification_accuracy": round(accuracy, 4), "verification_threshold": round(threshold, 4),
+            "genuine_dist_mean": round(float(genuine.mean()), 4), "impostor_dist_mean": round(float(impostor.mean()), 4)}
+
+
+def bench_photo(photos: str | Path, identities: int = 500, seed: int = 0, mean_shape: bool = False,
+                device: str = "auto", progress: Callable[[int, int], None] | None = None) -> dict:
+    """Verification accuracy of `identities` photo identities (the first aligned image of each of
+    the first people in the identity-per-folder set `photos`) and of as many built-in identities,
+    both with the prior's shapes (the mean shape with `mean_shape`) and the same attribute draws."""
+    from synface.face.photo_albedo import PhotoAlbedoModel, as_uint8_batch, one_hot_identities, vertex_colours_from_photos  # noqa: PLC0415
+    from synface.generator import FaceGenerator  # noqa: PLC0415
+    from synface.realface import aligned_descriptor  # noqa: PLC0415
+
+    people = real_identity_images(photos, identities, 1)
+    n = len(people)
+    gen = FaceGenerator(device=device)
+    size = gen.image_size
+    crops = []
+    for files in people:
+        crop = load_aligned_crop(files[0])
+        if crop.shape[0] != size:
+            crop = np.asarray(Image.fromarray(crop).resize((size, size), Image.BILINEAR))
+        crops.append(crop)
+    colours = vertex_colours_from_photos(gen, as_uint8_batch(crops))
+    photo_gen = FaceGenerator(device=device, model=PhotoAlbedoModel(gen.model, colours,
+                                                                    names=[files[0].parent.name for files in people]))
+    ids = gen.sample(n, seed + 101)
+    if mean_shape:
+        ids = ids.replace(shape=torch.zeros_like(ids.shape))
+    attrs_b = gen.sample_attributes(n, seed + 202)
+    tick = progress or (lambda done, total: None)
+    done, total = 0, 4 * n
+    result = {"bench": "photo", "recogniser": "dlib 128-D descriptor (face_recognition_models weights)",
+              "source": str(photos), "identities": n, "seed": seed,
+              "shapes": "mean shape" if mean_shape else "drawn from the prior",
+              "pairs": f"{n} genuine + {n} impostor (each identity's first render against the next one's second)",
+              "generator": gen.version}
+    for name, g, albedo in (("photo_identities", photo_gen, one_hot_identities(n, n)), ("builtin_identities", gen, ids.albedo)):
+        first_coeffs = ids.replace(albedo=albedo.to(ids.albedo.device))
+        embedded = []
+        for coeffs in (first_coeffs, first_coeffs.replace(**attrs_b)):
+            images = g.render(coeffs).images.cpu().numpy()
+            rows = []
+            for image in images:
+                rows.append(aligned_descriptor(image))
+                done += 1
+                if done % 20 == 0 or done == total:
+                    tick(done, total)
+            embedded.append(np.stack(rows))
+        result[name] = _pair_statistics(*embedded)
+    return result
