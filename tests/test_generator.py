@@ -92,6 +92,24 @@ def test_prior_ties_hair_and_iris_colour_to_skin_tone_with_unit_marginals(gen: F
     assert torch.equal(gen.sample(3, seed=4).albedo.cpu(), gen.sample_identities(3, seed=4)[1].cpu())
 
 
+def test_albedo_evaluator_reads_coefficients_by_name(gen: FaceGenerator, monkeypatch) -> None:
+    """The evaluator looks each coefficient up in ALBEDO_INDEX, so the model's names are the truth."""
+    from synface.face import builtin_albedo
+
+    names = [info.name for info in gen.model.albedo_info]
+    assert {n: names.index(n) for n in builtin_albedo.ALBEDO_INDEX} == builtin_albedo.ALBEDO_INDEX
+    c = torch.zeros(2, len(names))
+    c[1, names.index("hair_lightness")] = 3.0  # identity 1: blond; skin tone 0 for both
+    evaluator = gen.model._albedo
+    assert not torch.allclose(evaluator.hair_colour(c)[0], evaluator.hair_colour(c)[1])
+    assert torch.allclose(evaluator.skin_colour(c)[0], evaluator.skin_colour(c)[1])
+    swapped = dict(builtin_albedo.ALBEDO_INDEX, skin_tone=names.index("hair_lightness"),
+                   hair_lightness=names.index("skin_tone"))
+    monkeypatch.setattr(builtin_albedo, "ALBEDO_INDEX", swapped)
+    assert not torch.allclose(evaluator.skin_colour(c)[0], evaluator.skin_colour(c)[1])
+    assert torch.allclose(evaluator.hair_colour(c)[0], evaluator.hair_colour(c)[1])
+
+
 # ---------------------------------------------------------------------------------------------
 # Coefficient container
 # ---------------------------------------------------------------------------------------------

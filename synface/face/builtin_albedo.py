@@ -73,6 +73,8 @@ ALBEDO_SEMANTIC = (
 )
 N_ALBEDO_RANDOM = 20
 N_ALBEDO = len(ALBEDO_SEMANTIC) + N_ALBEDO_RANDOM
+#: coefficient name -> column (the evaluator reads coefficients by name, never by position)
+ALBEDO_INDEX = {name: i for i, (name, _) in enumerate(ALBEDO_SEMANTIC)}
 
 HAIR_HEIGHTS = (-3.0, 0.0, 3.0)
 HAIR_RECESSIONS = (-0.5, 1.0, 3.0)
@@ -230,16 +232,23 @@ class AlbedoEvaluator:
         self.iris = torch.tensor(IRIS_PALETTE, dtype=torch.float32, device=device)
         self.device = device
 
+    @staticmethod
+    def named(c: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Coefficient columns by name, so reordering ALBEDO_SEMANTIC cannot mislabel one."""
+        return {name: c[:, i] for name, i in ALBEDO_INDEX.items()}
+
     def skin_colour(self, c: torch.Tensor) -> torch.Tensor:
-        base = _palette(self.skin, _phi(c[:, 0]))
-        tint = torch.stack([0.015 * c[:, 1] + 0.008 * c[:, 2], -0.006 * c[:, 1] + 0.006 * c[:, 2], -0.012 * c[:, 2]], 1)
+        coef = self.named(c)
+        base = _palette(self.skin, _phi(coef["skin_tone"]))
+        tint = torch.stack([0.015 * coef["skin_redness"] + 0.008 * coef["skin_yellowness"], -0.006 * coef["skin_redness"] + 0.006 * coef["skin_yellowness"], -0.012 * coef["skin_yellowness"]], 1)
         return (base * (1 + 2 * tint)).clamp(0.02, 1.0)
 
     def hair_colour(self, c: torch.Tensor) -> torch.Tensor:
-        colour = _palette(self.hair, _phi(c[:, 9] - 0.8))
-        red = c[:, 10].clamp(min=0)
+        coef = self.named(c)
+        colour = _palette(self.hair, _phi(coef["hair_lightness"] - 0.8))
+        red = coef["hair_redness"].clamp(min=0)
         colour = colour * torch.stack([1 + 0.15 * red, 1 - 0.03 * red, 1 - 0.1 * red], 1)
-        t = ((c[:, 11:12] - 0.5) / 2.0).clamp(0, 1)
+        t = ((coef["hair_grey"].unsqueeze(1) - 0.5) / 2.0).clamp(0, 1)
         grey = t * t * (3 - 2 * t)
         return colour * (1 - grey) + grey * 0.72
 
@@ -248,19 +257,20 @@ class AlbedoEvaluator:
         albedo = clamp(skin * S * (1 - coverage) + paint, 0, 1)."""
         B = c.shape[0]
         lib = self.lib
+        coef = self.named(c)
         skin = self.skin_colour(c)  # (B,3)
         # --- tone fields: a (B, 3, K) ---
         K = self.tone.shape[0]
         a = torch.zeros(B, 3, K, device=c.device)
         rs = lib.tone_slices["random"]
-        rnd = c[:, 20 : 20 + (rs.stop - rs.start)]
+        rnd = c[:, len(ALBEDO_SEMANTIC) : len(ALBEDO_SEMANTIC) + (rs.stop - rs.start)]
         a[:, :, rs] = (rnd.unsqueeze(1) * (0.015 + 0.012 * (self.dirs.T.unsqueeze(0) - 1.0)))
-        blush = (0.05 + 0.04 * c[:, 16]).clamp(0, 0.2)
+        blush = (0.05 + 0.04 * coef["cheek_blush"]).clamp(0, 0.2)
         a[:, :, lib.tone_slices["blush"].start] = -blush.unsqueeze(1) * torch.tensor([0.0, 0.35, 0.3], device=c.device)
-        a[:, :, lib.tone_slices["under_eye"].start] = -(0.12 + 0.06 * c[:, 17]).clamp(0, 0.4).unsqueeze(1)
-        wr = ((c[:, 18] + 1) / 2).clamp(0, 1)
+        a[:, :, lib.tone_slices["under_eye"].start] = -(0.12 + 0.06 * coef["under_eye"]).clamp(0, 0.4).unsqueeze(1)
+        wr = ((coef["wrinkles"] + 1) / 2).clamp(0, 1)
         a[:, :, lib.tone_slices["wrinkles"].start] = -(0.06 * wr * wr * (3 - 2 * wr)).unsqueeze(1)
-        bt = ((c[:, 15] - 0.3) / 1.5).clamp(0, 1)
+        bt = ((coef["beard_shadow"] - 0.3) / 1.5).clamp(0, 1)
         beard = 0.45 * bt * bt * (3 - 2 * bt)
         a[:, :, lib.tone_slices["beard"].start] = -beard.unsqueeze(1) * torch.tensor([0.55, 0.55, 0.5], device=c.device)
         a[:, :, lib.tone_slices["nostrils"].start] = -0.75
@@ -273,8 +283,8 @@ class AlbedoEvaluator:
         J = self.masks.shape[0]
         w = torch.zeros(B, J, device=c.device)
         col = torch.zeros(B, J, 3, device=c.device)
-        sclera = (torch.tensor([0.80, 0.78, 0.74], device=c.device) * (1 - 0.06 * c[:, 19:20].clamp(-2, 2)))
-        iris = _palette(self.iris, _phi(c[:, 5]) * 0.6 + _phi(c[:, 6]) * 0.4)
+        sclera = (torch.tensor([0.80, 0.78, 0.74], device=c.device) * (1 - 0.06 * coef["sclera_tint"].unsqueeze(1).clamp(-2, 2)))
+        iris = _palette(self.iris, _phi(coef["iris_darkness"]) * 0.6 + _phi(coef["iris_hue"]) * 0.4)
         pupil = iris * 0.1
         lash = torch.tensor([0.06, 0.05, 0.045], device=c.device).expand(B, 3)
         eye_cols = torch.stack([sclera, iris, pupil, lash], 1)  # (B,4,3)
@@ -286,11 +296,11 @@ class AlbedoEvaluator:
                 col[:, s] = eye_cols
         hair = self.hair_colour(c)
         s = lib.slices["brows"]
-        w[:, s] = hat_weights(c[:, 8], BROW_THICKNESS) * (0.93 + 0.05 * c[:, 7:8]).clamp(0.6, 1.0)
+        w[:, s] = hat_weights(coef["brow_thickness"], BROW_THICKNESS) * (0.93 + 0.05 * coef["brow_darkness"].unsqueeze(1)).clamp(0.6, 1.0)
         col[:, s] = torch.minimum(hair * 0.7, skin * 0.4).unsqueeze(1)  # brows always darker than skin
-        density = _phi(c[:, 12] + 1.6)
-        hh = hat_weights(c[:, 13], HAIR_HEIGHTS)
-        hr = hat_weights(c[:, 14], HAIR_RECESSIONS)
+        density = _phi(coef["hair_density"] + 1.6)
+        hh = hat_weights(coef["hairline_height"], HAIR_HEIGHTS)
+        hr = hat_weights(coef["hairline_recession"], HAIR_RECESSIONS)
         for i, h in enumerate(HAIR_HEIGHTS):
             for j, rcs in enumerate(HAIR_RECESSIONS):
                 s = lib.slices[f"hair_{h}_{rcs}"]
@@ -300,9 +310,9 @@ class AlbedoEvaluator:
                 col[:, s.start + 1] = hair * 0.5
                 w[:, s.start + 1] = weight
         s = lib.slices["lips"]
-        lip = skin * torch.stack([0.88 + 0.06 * c[:, 3], 0.52 - 0.04 * c[:, 3], 0.54 - 0.03 * c[:, 3]], 1)
+        lip = skin * torch.stack([0.88 + 0.06 * coef["lip_colour"], 0.52 - 0.04 * coef["lip_colour"], 0.54 - 0.03 * coef["lip_colour"]], 1)
         w[:, s] = 1.0
-        col[:, s] = (lip * (0.85 - 0.07 * c[:, 4:5]).clamp(0.5, 1.0)).unsqueeze(1)
+        col[:, s] = (lip * (0.85 - 0.07 * coef["lip_darkness"].unsqueeze(1)).clamp(0.5, 1.0)).unsqueeze(1)
         s = lib.slices["mouth"]
         ot = ((expr[:, JAW_OPEN_EXPR] - 0.25) / 0.5).clamp(0, 1)
         w[:, s] = (ot * ot * (3 - 2 * ot)).unsqueeze(1)
