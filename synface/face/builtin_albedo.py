@@ -240,7 +240,8 @@ class AlbedoEvaluator:
     def skin_colour(self, c: torch.Tensor) -> torch.Tensor:
         coef = self.named(c)
         base = _palette(self.skin, _phi(coef["skin_tone"]))
-        tint = torch.stack([0.015 * coef["skin_redness"] + 0.008 * coef["skin_yellowness"], -0.006 * coef["skin_redness"] + 0.006 * coef["skin_yellowness"], -0.012 * coef["skin_yellowness"]], 1)
+        red, yellow = coef["skin_redness"], coef["skin_yellowness"]
+        tint = torch.stack([0.015 * red + 0.008 * yellow, -0.006 * red + 0.006 * yellow, -0.012 * yellow], 1)
         return (base * (1 + 2 * tint)).clamp(0.02, 1.0)
 
     def hair_colour(self, c: torch.Tensor) -> torch.Tensor:

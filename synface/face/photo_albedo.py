@@ -108,6 +108,8 @@ class PhotoAlbedoModel(MorphableModel):
     def vertex_normals(self, verts: torch.Tensor) -> torch.Tensor:
         return self.base.vertex_normals(verts)
 
+    # exposure: the base class's none, since a photo's colours come already exposed by its camera
+
     def albedo(self, albedo: torch.Tensor, expr: torch.Tensor) -> torch.Tensor:
         return (albedo @ self._colours).view(albedo.shape[0], -1, 3).clamp(0, 1)
 
