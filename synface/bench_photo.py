@@ -41,7 +41,7 @@ def bench_photo(photos: str | Path, identities: int = 500, seed: int = 0, mean_s
     from synface.generator import FaceGenerator  # noqa: PLC0415
     from synface.realface import aligned_descriptor  # noqa: PLC0415
 
-    people = real_identity_images(photos, identities, 1)
+    people = real_identity_images(photos, identities, 1, need="the impostor pairs need 3 people or more")
     n = len(people)
     gen = FaceGenerator(device=device)
     size = gen.image_size

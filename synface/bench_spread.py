@@ -101,16 +101,18 @@ def spread_statistics(embeddings: np.ndarray) -> dict:
     }
 
 
-def real_identity_images(root: str | Path, identities: int, images_per_identity: int) -> list[list[Path]]:
+def real_identity_images(root: str | Path, identities: int, images_per_identity: int,
+                         need: str = "the spread statistics need 3 or more (lower --draws?)") -> list[list[Path]]:
     """The first `images_per_identity` images (sorted) of the first `identities` people that have
-    that many, from an identity-per-folder set of aligned crops."""
+    that many, from an identity-per-folder set of aligned crops; `need` ends the error message
+    when fewer than 3 people qualify."""
     from synface.data.imagefolder import ImageFolderIndex  # noqa: PLC0415
 
     index = ImageFolderIndex(root)
     chosen = [files[:images_per_identity] for files in index.images.values() if len(files) >= images_per_identity]
     if len(chosen) < 3:
-        raise DataError(f"only {len(chosen)} identities have at least {images_per_identity} images; "
-                        f"the spread statistics need 3 or more (lower --draws?)", path=root)
+        raise DataError(f"only {len(chosen)} identities have at least {images_per_identity} images; {need}",
+                        path=root)
     return chosen[:identities]
 
 

@@ -76,3 +76,15 @@ def test_bench_photo_on_a_folder_of_renders(tmp_path, gen):
         stats = result[key]
         assert 0.5 <= stats["verification_accuracy"] <= 1.0
         assert 0 < stats["genuine_dist_mean"] < 1.5 and 0 < stats["impostor_dist_mean"] < 1.5
+
+
+def test_bench_photo_names_a_folder_with_too_few_people(tmp_path):
+    pytest.importorskip("dlib")
+    from synface.bench_photo import bench_photo
+    from synface.data.errors import DataError
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        Image.new("RGB", (112, 112)).save(tmp_path / name / "0.png")
+    with pytest.raises(DataError, match="only 2 identities have at least 1 images; the impostor pairs need 3 people"):
+        bench_photo(tmp_path, identities=5, device="cpu")
