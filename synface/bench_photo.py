@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from synface.bench import _distance_verification
-from synface.bench_spread import load_aligned_crop, real_identity_images
+from synface.bench_spread import check_region, load_aligned_crop, real_identity_images
 
 
 def _pair_statistics(first: np.ndarray, second: np.ndarray) -> dict:
@@ -33,14 +33,24 @@ def _pair_statistics(first: np.ndarray, second: np.ndarray) -> dict:
 
 
 def bench_photo(photos: str | Path, identities: int = 500, seed: int = 0, mean_shape: bool = False,
-                device: str = "auto", progress: Callable[[int, int], None] | None = None) -> dict:
+                region: str | None = None, device: str = "auto",
+                progress: Callable[[int, int], None] | None = None) -> dict:
     """Verification accuracy of `identities` photo identities (the first aligned image of each of
     the first people in the identity-per-folder set `photos`) and of as many built-in identities,
-    both with the prior's shapes (the mean shape with `mean_shape`) and the same attribute draws."""
-    from synface.face.photo_albedo import PhotoAlbedoModel, as_uint8_batch, one_hot_identities, vertex_colours_from_photos  # noqa: PLC0415
+    all with the prior's shapes (the mean shape with `mean_shape`) and the same attribute draws.
+
+    Three sets are rendered: photo identities; built-in identities; and built-in identities'
+    colours through the photo model, the fair baseline (photo identities never blink or open a
+    painted mouth). With `region` (one of bench spread's REGIONS) photo identity k wears the
+    photo's colours only inside that crop region and built-in identity k's colours elsewhere.
+    """
+    from synface.face.photo_albedo import (  # noqa: PLC0415
+        PhotoAlbedoModel, as_uint8_batch, one_hot_identities, seen_vertices_in_region, vertex_colours_from_photos)
     from synface.generator import FaceGenerator  # noqa: PLC0415
     from synface.realface import aligned_descriptor  # noqa: PLC0415
 
+    if region is not None:
+        check_region(region)
     people = real_identity_images(photos, identities, 1, need="the impostor pairs need 3 people or more")
     n = len(people)
     gen = FaceGenerator(device=device)
@@ -51,27 +61,36 @@ def bench_photo(photos: str | Path, identities: int = 500, seed: int = 0, mean_s
         if crop.shape[0] != size:
             crop = np.asarray(Image.fromarray(crop).resize((size, size), Image.BILINEAR))
         crops.append(crop)
-    colours = vertex_colours_from_photos(gen, as_uint8_batch(crops))
-    photo_gen = FaceGenerator(device=device, model=PhotoAlbedoModel(gen.model, colours,
-                                                                    names=[files[0].parent.name for files in people]))
     ids = gen.sample(n, seed + 101)
     if mean_shape:
         ids = ids.replace(shape=torch.zeros_like(ids.shape))
+    names = [files[0].parent.name for files in people]
+    builtin_colours = (gen.model.albedo(ids.albedo, torch.zeros_like(ids.expr))
+                       * gen.model.exposure(ids.albedo).view(-1, 1, 1)).clamp(0, 1)
+    colours = vertex_colours_from_photos(gen, as_uint8_batch(crops))
+    if region is not None:
+        inside = seen_vertices_in_region(gen, region).view(1, -1, 1).to(colours.dtype)
+        colours = colours * inside + builtin_colours * (1 - inside)
     attrs_b = gen.sample_attributes(n, seed + 202)
     tick = progress or (lambda done, total: None)
-    done, total = 0, 4 * n
+    done, total = 0, 6 * n
     result = {"bench": "photo", "recogniser": "dlib 128-D descriptor (face_recognition_models weights)",
               "source": str(photos), "identities": n, "seed": seed,
               "shapes": "mean shape" if mean_shape else "drawn from the prior",
+              "photo_colours": f"only in region {region!r}, built-in elsewhere" if region else "everywhere",
               "pairs": f"{n} genuine + {n} impostor (each identity's first render against the next one's second)",
               "generator": gen.version}
-    for name, g, albedo in (("photo_identities", photo_gen, one_hot_identities(n, n)), ("builtin_identities", gen, ids.albedo)):
+    one_hot = one_hot_identities(n, n)
+    for name, model, albedo in (
+            ("photo_identities", PhotoAlbedoModel(gen.model, colours, names=names), one_hot),
+            ("builtin_identities", None, ids.albedo),
+            ("builtin_colours_photo_path", PhotoAlbedoModel(gen.model, builtin_colours), one_hot)):
+        g = gen if model is None else FaceGenerator(device=device, model=model)
         first_coeffs = ids.replace(albedo=albedo.to(ids.albedo.device))
         embedded = []
         for coeffs in (first_coeffs, first_coeffs.replace(**attrs_b)):
-            images = g.render(coeffs).images.cpu().numpy()
             rows = []
-            for image in images:
+            for image in g.render(coeffs).images.cpu().numpy():
                 rows.append(aligned_descriptor(image))
                 done += 1
                 if done % 20 == 0 or done == total:

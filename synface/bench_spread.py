@@ -41,20 +41,22 @@ def check_region(region: str) -> None:
         raise ValueError(f"unknown region {region!r}; choose one of {', '.join(REGIONS)}")
 
 
-def mask_to_region(image: np.ndarray, region: str) -> np.ndarray:
-    """The crop with everything outside `region` (one of REGIONS) set to mid grey."""
+def in_region(u: np.ndarray, v: np.ndarray, region: str) -> np.ndarray:
+    """Whether crop positions (u, v), as fractions of the side from the top-left, lie in `region`."""
     check_region(region)
-    h, w = image.shape[:2]
-    yy, xx = np.mgrid[0:h, 0:w]
-    u, v = (xx + 0.5) / w, (yy + 0.5) / h
     if region in REGION_ELLIPSES:
         cx, cy, ax, ay = REGION_ELLIPSES[region]
-        outside = ((u - cx) / ax) ** 2 + ((v - cy) / ay) ** 2 > 1
-    else:
-        x0, x1, y0, y1 = REGION_BOXES[region]
-        outside = (u < x0) | (u >= x1) | (v < y0) | (v >= y1)
+        return ((u - cx) / ax) ** 2 + ((v - cy) / ay) ** 2 <= 1
+    x0, x1, y0, y1 = REGION_BOXES[region]
+    return (u >= x0) & (u < x1) & (v >= y0) & (v < y1)
+
+
+def mask_to_region(image: np.ndarray, region: str) -> np.ndarray:
+    """The crop with everything outside `region` (one of REGIONS) set to mid grey."""
+    h, w = image.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
     masked = image.copy()
-    masked[outside] = MASK_GREY
+    masked[~in_region((xx + 0.5) / w, (yy + 0.5) / h, region)] = MASK_GREY
     return masked
 
 

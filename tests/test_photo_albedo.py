@@ -70,12 +70,28 @@ def test_bench_photo_on_a_folder_of_renders(tmp_path, gen):
     for i, image in enumerate(photos.numpy()):
         (tmp_path / f"person_{i}").mkdir()
         Image.fromarray(np.ascontiguousarray(image)).resize((150, 150)).save(tmp_path / f"person_{i}" / "0.png")
-    result = bench_photo(tmp_path, identities=4, mean_shape=True, device="cpu")
+    result = bench_photo(tmp_path, identities=4, mean_shape=True, region="inner-face", device="cpu")
     assert result["identities"] == 4 and result["shapes"] == "mean shape"
-    for key in ("photo_identities", "builtin_identities"):
+    assert result["photo_colours"] == "only in region 'inner-face', built-in elsewhere"
+    for key in ("photo_identities", "builtin_identities", "builtin_colours_photo_path"):
         stats = result[key]
         assert 0.5 <= stats["verification_accuracy"] <= 1.0
         assert 0 < stats["genuine_dist_mean"] < 1.5 and 0 < stats["impostor_dist_mean"] < 1.5
+
+
+def test_region_masks_pick_the_seen_vertices_in_that_part_of_the_crop(gen):
+    from synface.face.photo_albedo import seen_vertices_in_region
+
+    masks = {r: seen_vertices_in_region(gen, r) for r in ("inner-face", "eyes", "nose", "mouth")}
+    assert all(int(m.sum()) > 50 for m in masks.values())
+    assert not (masks["eyes"] & masks["mouth"]).any()  # the boxes do not overlap
+    inner = masks["inner-face"]
+    assert (masks["nose"] & ~inner).sum() < 0.1 * masks["nose"].sum()  # the nose lies in the inner face
+    # only vertices a frontal photo sees: none from the back of the head
+    verts = gen.model.geometry(torch.zeros(1, gen.layout.shape), torch.zeros(1, gen.layout.expr))[0]
+    assert (verts[inner, 2] > 0).all()
+    with pytest.raises(ValueError, match="unknown region 'ears'"):
+        seen_vertices_in_region(gen, "ears")
 
 
 def test_bench_photo_names_a_folder_with_too_few_people(tmp_path):

@@ -63,6 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ph.add_argument("--identities", type=int, default=500, help="people (photo identities and as many built-in ones)")
     ph.add_argument("--seed", type=int, default=0)
     ph.add_argument("--mean-shape", action="store_true", help="every identity on the mean shape (appearance alone)")
+    ph.add_argument("--region", choices=REGIONS, default=None,
+                    help="photo colours only inside this crop region, built-in colours elsewhere: where identity lies")
     ph.add_argument("--device", default="auto")
     ph.add_argument("--json", action="store_true")
     ph.set_defaults(func=_photo)
@@ -135,8 +137,8 @@ def _photo(args: argparse.Namespace) -> int:
     from synface.bench_photo import bench_photo
 
     return _print_with_bar("bench photo", "img", lambda progress: bench_photo(
-        args.photos, identities=args.identities, seed=args.seed, mean_shape=args.mean_shape, device=args.device,
-        progress=progress))
+        args.photos, identities=args.identities, seed=args.seed, mean_shape=args.mean_shape, region=args.region,
+        device=args.device, progress=progress))
 
 
 def _train(args: argparse.Namespace) -> int:

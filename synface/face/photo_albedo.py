@@ -36,6 +36,27 @@ SEEN_NORMAL_Z = 0.15
 MIN_IRRADIANCE = 0.3
 
 
+def _mean_face_frontal(gen: "FaceGenerator") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The mean face, frontal and neutral: (V, 2) crop pixels of its vertices at the generator's
+    size, (1, V, 3) normals, and which vertices a frontal photo sees."""
+    layout = gen.model.layout
+    verts = gen.model.geometry(torch.zeros(1, layout.shape, device=gen.device),
+                               torch.zeros(1, layout.expr, device=gen.device))
+    normals = gen.model.vertex_normals(verts)
+    return gen.frontal_pixels(verts)[0], normals, normals[0, :, 2] > SEEN_NORMAL_Z
+
+
+def seen_vertices_in_region(gen: "FaceGenerator", region: str) -> torch.Tensor:
+    """(V,) bool: vertices a frontal photo sees inside a crop region of `bench spread` (its
+    REGIONS), e.g. to give a photo identity real colours only there."""
+    from synface.bench_spread import in_region  # noqa: PLC0415
+
+    pixels, _, seen = _mean_face_frontal(gen)
+    uv = (pixels / gen.image_size).cpu().numpy()
+    inside = torch.from_numpy(in_region(uv[:, 0], uv[:, 1], region)).to(seen.device)
+    return inside & seen
+
+
 def vertex_colours_from_photos(gen: "FaceGenerator", photos: torch.Tensor) -> torch.Tensor:
     """(P, V, 3) reflectance of every vertex of `gen`'s model, read from (P, H, W, 3) uint8 photos
     aligned as the generator aligns its renders (the ArcFace 5-point template, any square size).
@@ -46,20 +67,15 @@ def vertex_colours_from_photos(gen: "FaceGenerator", photos: torch.Tensor) -> to
     """
     if photos.dim() != 4 or photos.shape[-1] != 3 or photos.dtype != torch.uint8 or photos.shape[1] != photos.shape[2]:
         raise ValueError(f"photos must be (P, S, S, 3) uint8 square crops, got {tuple(photos.shape)} {photos.dtype}")
-    model = gen.model
-    layout = model.layout
     photos = photos.to(gen.device)
-    verts = model.geometry(torch.zeros(1, layout.shape, device=gen.device), torch.zeros(1, layout.expr, device=gen.device))
-    pixels = gen.frontal_pixels(verts)[0]  # (V, 2) at the generator's size, pixel (i, j) centred at (j+0.5, i+0.5)
+    pixels, normals, seen = _mean_face_frontal(gen)  # pixel (i, j) centred at (j + 0.5, i + 0.5)
     grid = pixels / gen.image_size * 2 - 1
     images = photos.permute(0, 3, 1, 2).float() / 255.0
     sampled = F.grid_sample(images, grid.view(1, 1, -1, 2).expand(len(photos), -1, -1, -1), mode="bilinear",
                             padding_mode="border", align_corners=False)[:, :, 0].permute(0, 2, 1)  # (P, V, 3)
-    normals = model.vertex_normals(verts)
-    light = neutral_attributes(1, layout.expr)["light"].to(gen.device)
+    light = neutral_attributes(1, gen.model.layout.expr)["light"].to(gen.device)
     irradiance = sh_irradiance(normals, light)[0].clamp_min(MIN_IRRADIANCE)  # (V, 3)
     colours = sampled / irradiance
-    seen = normals[0, :, 2] > SEEN_NORMAL_Z
     fill = colours[:, seen].median(dim=1).values  # (P, 3)
     colours[:, ~seen] = fill.unsqueeze(1)
     return colours.clamp(0, 1)
