@@ -7,6 +7,9 @@ aligned photograph's colours (`PhotoAlbedoModel`) and goes through the same rend
 shapes and the same attribute draws as built-in identities rendered beside it. The gap between
 the two is what better reflectance could buy; the gap between the photo identities and the real
 photographs themselves (`bench realism --real-pairs`) is what the rest of the pipeline costs.
+Built-in colours also go through the photo model, as the fair baseline: photo identities never
+blink or open a painted mouth. `--region` keeps a photo's colours to one part of the crop, to
+find where the identity it carries lies.
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ class PhotoAlbedoModel(MorphableModel):
                                  for k, name in enumerate(names))
         self._colours = colours.reshape(len(colours), -1).to(torch.float32).contiguous()
         digest = hashlib.sha256(self._colours.cpu().numpy().tobytes()).hexdigest()[:12]
-        self._version = f"{getattr(base, 'version', 'model')}+photos-{len(colours)}-{digest}"
+        self._version = f"{base.version}+photos-{len(colours)}-{digest}"
         self.device = self._colours.device
 
     @property
