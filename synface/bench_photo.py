@@ -22,7 +22,8 @@ import torch
 from PIL import Image
 
 from synface.bench import _distance_verification
-from synface.bench_spread import check_region, load_aligned_crop, real_identity_images
+from synface.bench_spread import load_aligned_crop, real_identity_images
+from synface.data.crop_regions import check_region
 
 
 def _pair_statistics(first: np.ndarray, second: np.ndarray) -> dict:
@@ -48,7 +49,12 @@ def bench_photo(photos: str | Path, identities: int = 500, seed: int = 0, mean_s
     photo's colours only inside that crop region and built-in identity k's colours elsewhere.
     """
     from synface.face.photo_albedo import (  # noqa: PLC0415
-        PhotoAlbedoModel, as_uint8_batch, one_hot_identities, seen_vertices_in_region, vertex_colours_from_photos)
+        PhotoAlbedoModel,
+        as_uint8_batch,
+        one_hot_identities,
+        seen_vertices_in_region,
+        vertex_colours_from_photos,
+    )
     from synface.generator import FaceGenerator  # noqa: PLC0415
     from synface.realface import aligned_descriptor  # noqa: PLC0415
 

@@ -5,7 +5,11 @@ import pytest
 import torch
 from PIL import Image
 
-from synface.face.photo_albedo import PhotoAlbedoModel, one_hot_identities, vertex_colours_from_photos
+from synface.face.photo_albedo import (
+    PhotoAlbedoModel,
+    one_hot_identities,
+    vertex_colours_from_photos,
+)
 from synface.generator import FaceGenerator
 
 

@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--identity-scale", type=float, default=1.0, help="multiply every identity draw (1 = default prior)")
     s.add_argument("--real", metavar="DIR", default=None,
                    help="identity-per-folder aligned crops (e.g. workspace/real/lfw_test/images): the same statistics")
-    from synface.bench_spread import REGIONS  # light: numpy only, no renderer or dlib
+    from synface.data.crop_regions import REGIONS  # light: numpy only, no renderer or dlib
 
     s.add_argument("--region", choices=REGIONS, default=None,
                    help="mask every crop (both sets) to this region first: how much of the spread it carries")

@@ -9,8 +9,9 @@ that; nothing here is used to generate training data.
 
 The model keeps the wrapped model's shape and expression coefficients. Its albedo coefficients
 are weights over the photos (identity k = one-hot at k, so identity mixup blends two photos'
-colours); its prior draws one photo per identity, uniformly. Expressions move the geometry only: a blink
-or an open mouth does not repaint the photo's eyes or lips, as the built-in model's masks do.
+colours); its prior draws one photo per identity, uniformly. Expressions move the geometry
+only: a blink or an open mouth does not repaint the photo's eyes or lips, as the built-in
+model's masks do.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from synface.data.crop_regions import in_region
 from synface.face.model import CoeffInfo, MorphableModel
 from synface.face.prior import neutral_attributes
 from synface.render.shading import sh_irradiance
@@ -49,8 +51,6 @@ def _mean_face_frontal(gen: "FaceGenerator") -> tuple[torch.Tensor, torch.Tensor
 def seen_vertices_in_region(gen: "FaceGenerator", region: str) -> torch.Tensor:
     """(V,) bool: vertices a frontal photo sees inside a crop region of `bench spread` (its
     REGIONS), e.g. to give a photo identity real colours only there."""
-    from synface.bench_spread import in_region  # noqa: PLC0415
-
     pixels, _, seen = _mean_face_frontal(gen)
     uv = (pixels / gen.image_size).cpu().numpy()
     inside = torch.from_numpy(in_region(uv[:, 0], uv[:, 1], region)).to(seen.device)
