@@ -247,8 +247,7 @@ class FaceGenerator:
         B = verts.shape[0]
         rot = torch.eye(3, device=verts.device).expand(B, 3, 3)
         A, t = self._alignment(verts, rot, torch.zeros(B, JITTER_DIM, device=verts.device))
-        xy, _ = perspective(verts)
-        return xy @ A.transpose(1, 2) + t.unsqueeze(1)
+        return self._to_pixels(verts, A, t)
 
     def _render_fused_cpu(self, coeffs: FaceCoeffs) -> tuple[torch.Tensor, torch.Tensor]:
         verts = self.model.geometry(coeffs.shape, coeffs.expr)
@@ -265,8 +264,12 @@ class FaceGenerator:
         return images, landmarks
 
     def _project_landmarks(self, verts: torch.Tensor, rot: torch.Tensor, A: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        lm3d = verts[:, self.model.landmark_vertices] @ rot.transpose(1, 2)
-        xy, _ = perspective(lm3d)
+        return self._to_pixels(verts[:, self.model.landmark_vertices] @ rot.transpose(1, 2), A, t)
+
+    @staticmethod
+    def _to_pixels(posed: torch.Tensor, A: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """(B, N, 2) output pixels of posed points: perspective projection, then `_alignment`'s map."""
+        xy, _ = perspective(posed)
         return xy @ A.transpose(1, 2) + t.unsqueeze(1)
 
     def _render_torch(self, coeffs: FaceCoeffs) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,7 +25,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from synface.face.builtin_albedo import ALBEDO_SEMANTIC, N_ALBEDO_RANDOM, AlbedoEvaluator, build_mask_library
+from synface.face.builtin_albedo import ALBEDO_INDEX, ALBEDO_SEMANTIC, N_ALBEDO_RANDOM, AlbedoEvaluator, build_mask_library
 from synface.face.model import CoeffInfo, MorphableModel, basis_product, basis_tensor
 from synface.face.prior import IDENTITY_CLAMP
 
@@ -432,9 +432,8 @@ class BuiltinFaceModel(MorphableModel):
             CoeffInfo(f"albedo_detail_{k:02d}", "smooth tone variation") for k in range(N_ALBEDO_RANDOM)
         )
         self.expr_info = EXPR_INFO
-        albedo_names = [info.name for info in self.albedo_info]
-        self._skin_tone_index = albedo_names.index("skin_tone")
-        self._pigment_indices = [albedo_names.index(name) for name in PIGMENT_FIELDS]
+        self._skin_tone_index = ALBEDO_INDEX["skin_tone"]
+        self._pigment_indices = [ALBEDO_INDEX[name] for name in PIGMENT_FIELDS]
         self._faces = torch.from_numpy(base["faces"])
         self._mean = torch.from_numpy(mean).float()
         basis = np.concatenate([shape_basis, expr_basis]).reshape(len(shape_basis) + len(expr_basis), -1)

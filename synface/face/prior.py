@@ -1,9 +1,10 @@
 """The default prior over faces: how identities and attributes are drawn from a seed.
 
-Identity coefficients are drawn standard normal (each basis is scaled so that one unit is a typical
-variation), truncated at 3; the model may then correlate some of them
-(`MorphableModel.correlate_identity`, applied by `FaceGenerator.draw_identities`). Attributes are drawn from "friendly" distributions (pose in degrees,
-light direction and colour) and converted to coefficients. All draws use a CPU torch.Generator,
+Identity coefficients are drawn standard normal (each basis is scaled so that one unit is a
+typical variation), truncated at 3; the model may then correlate some of them
+(`MorphableModel.correlate_identity`, applied by `FaceGenerator.draw_identities`). Attributes
+are drawn from "friendly" distributions (pose in degrees, light direction and colour) and
+converted to coefficients. All draws use a CPU torch.Generator,
 so a seed gives the same coefficients on every device.
 """
 
