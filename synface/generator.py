@@ -250,9 +250,14 @@ class FaceGenerator:
         return self._to_pixels(verts, A, t)
 
     def _render_fused_cpu(self, coeffs: FaceCoeffs) -> tuple[torch.Tensor, torch.Tensor]:
+        # Pose and alignment are small per-image sums (3x3 and 5-point fits) whose float32 result
+        # would depend on the batch's kernel choice: they run in float64 and are rounded once, so
+        # every image gets the same float32 inputs alone or in any batch.
         verts = self.model.geometry(coeffs.shape, coeffs.expr)
-        rot = rotation_matrices(coeffs.pose)
-        A, t = self._alignment(verts, rot, coeffs.jitter)
+        rot64 = rotation_matrices(coeffs.pose.double())
+        verts64 = verts.double()
+        A64, t64 = self._alignment(verts64, rot64, coeffs.jitter.double())
+        rot, A, t = rot64.float(), A64.float(), t64.float()
         parts = self.model.albedo_parts(coeffs.albedo, coeffs.expr)
         gamma = coeffs.light.view(-1, 3, 9).clone()
         gamma[:, :, 0] += AMBIENT_OFFSET
@@ -260,7 +265,7 @@ class FaceGenerator:
         images = render_cpu(verts, self.model.faces, self._raster_faces, rot, parts, gamma, FOCAL_224 / 224.0,
                             CAMERA_DISTANCE, A, t, self.supersample, coeffs.background, self.image_size,
                             grid_shape=getattr(self.model, "grid_shape", None))
-        landmarks = self._project_landmarks(verts, rot, A, t)
+        landmarks = self._project_landmarks(verts64, rot64, A64, t64).float()
         return images, landmarks
 
     def _project_landmarks(self, verts: torch.Tensor, rot: torch.Tensor, A: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

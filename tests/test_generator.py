@@ -176,6 +176,40 @@ def test_an_image_is_the_same_alone_or_in_a_batch(gen: FaceGenerator) -> None:
         assert torch.equal(gen.render(coeffs[i:i + 1]).images[0], batch[i])
 
 
+def test_an_image_is_the_same_in_batches_of_1_7_and_256(gen: FaceGenerator) -> None:
+    """Same coefficients, same pixels and landmarks, whatever batch renders them (issue 16)."""
+    coeffs = gen.sample(256, seed=29)
+    full = gen.render(coeffs)
+    for start in range(0, 256, 7):
+        part = gen.render(coeffs[start:start + 7])
+        assert torch.equal(part.images, full.images[start:start + 7]), f"batch of 7 at {start}"
+        assert torch.equal(part.landmarks, full.landmarks[start:start + 7])
+    for i in (0, 1, 100, 255):
+        alone = gen.render(coeffs[i:i + 1])
+        assert torch.equal(alone.images[0], full.images[i]), f"image {i} alone"
+        assert torch.equal(alone.landmarks[0], full.landmarks[i])
+
+
+def test_basis_product_equals_summing_terms_one_by_one() -> None:
+    """The CPU product is plain IEEE float32 in a fixed order: numpy's term-by-term sum gives the
+    same bits, so no CPU (FMA or not, any vector width) can round it differently."""
+    from synface.face.linear import basis_product
+
+    rng = np.random.default_rng(3)
+    basis = rng.standard_normal((9, 3000)).astype(np.float32)
+    offset = rng.standard_normal(3000).astype(np.float32)
+    coeffs = rng.standard_normal((5, 9)).astype(np.float32)
+    coeffs[2, 4] = 0.0
+    expected = np.broadcast_to(offset, (5, 3000)).copy()
+    for k in range(9):
+        expected = expected + coeffs[:, k:k + 1] * basis[k]
+    got = basis_product(torch.from_numpy(coeffs), torch.from_numpy(basis), torch.from_numpy(offset))
+    assert np.array_equal(got.numpy(), expected)
+    assert torch.equal(basis_product(torch.from_numpy(coeffs[3:4]), torch.from_numpy(basis), torch.from_numpy(offset)), got[3:4])
+    with pytest.raises(ValueError, match="do not multiply"):
+        basis_product(torch.zeros(2, 8), torch.from_numpy(basis))
+
+
 def test_model_bases_hold_no_denormal_floats(gen: FaceGenerator) -> None:
     """Denormals make every basis GEMM several times slower (`python -m synface bench render`)."""
     tiny = torch.finfo(torch.float32).tiny

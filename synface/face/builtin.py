@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from synface.face.builtin_albedo import ALBEDO_INDEX, ALBEDO_SEMANTIC, N_ALBEDO_RANDOM, AlbedoEvaluator, build_mask_library
-from synface.face.model import CoeffInfo, MorphableModel, basis_product, basis_tensor
+from synface.face.linear import basis_product, stable_pow
+from synface.face.model import CoeffInfo, MorphableModel, basis_tensor
 from synface.face.prior import IDENTITY_CLAMP
 
 GENERATOR_MODEL_VERSION = "builtin-5"
@@ -508,8 +509,8 @@ class BuiltinFaceModel(MorphableModel):
     def exposure(self, albedo: torch.Tensor) -> torch.Tensor:
         """Cameras meter on the face: darker skin is photographed with more exposure (up to 1.7x)."""
         skin = self._albedo.skin_colour(albedo)
-        luma = skin @ torch.tensor([0.30, 0.59, 0.11], device=skin.device)
-        return (0.5 / luma.clamp_min(1e-3)).pow(0.6).clamp(1.0, 1.7)
+        luma = skin[:, 0] * 0.30 + skin[:, 1] * 0.59 + skin[:, 2] * 0.11  # no GEMV: same bits in any batch
+        return stable_pow(0.5 / luma.clamp_min(1e-3), 0.6).clamp(1.0, 1.7)
 
     def vertex_normals(self, verts: torch.Tensor) -> torch.Tensor:
         """Normals from central differences on the longitude/latitude grid.

@@ -33,7 +33,8 @@ from synface.face.geometry_fields import (
     pair,
     smoothstep,
 )
-from synface.face.model import basis_product, basis_tensor
+from synface.face.linear import basis_product, stable_erf
+from synface.face.model import basis_tensor
 
 SKIN_PALETTE = np.array(
     [  # very light ... very dark, display-referred (sRGB) reflectance
@@ -194,7 +195,7 @@ def build_mask_library(ref: dict[str, np.ndarray], random_fields: np.ndarray) ->
 # ---------------------------------------------------------------------------------------------
 def _phi(x: torch.Tensor) -> torch.Tensor:
     """Standard normal CDF: a prior coefficient -> uniform position in a palette."""
-    return 0.5 * (1 + torch.erf(x / math.sqrt(2)))
+    return 0.5 * (1 + stable_erf(x / math.sqrt(2)))
 
 
 def _palette(palette: torch.Tensor, position: torch.Tensor) -> torch.Tensor:

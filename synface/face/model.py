@@ -31,20 +31,6 @@ def basis_tensor(values) -> torch.Tensor:
     return t.contiguous()
 
 
-def basis_product(coeffs: torch.Tensor, basis: torch.Tensor, offset: torch.Tensor | None = None) -> torch.Tensor:
-    """coeffs (M,K) @ basis (K,N) (+ offset (N,)), with each row the same whatever M is.
-
-    Why: BLAS sums a lone row along another path (gemv) than rows of a matrix, so an image
-    rendered alone would differ in the last bit from the same image rendered in a batch, and an
-    on-the-fly dataset would not match its on-disk build. A single row is computed as a pair.
-    """
-    single = coeffs.shape[0] == 1
-    if single:
-        coeffs = coeffs.expand(2, -1)
-    out = coeffs @ basis if offset is None else torch.addmm(offset.view(1, -1), coeffs, basis)
-    return out[:1] if single else out
-
-
 @dataclass(frozen=True)
 class CoeffInfo:
     """What one coefficient means, for sliders and documentation."""

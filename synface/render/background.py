@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from synface.face.linear import stable_cos, stable_sin
+
 _NOISE_CACHE: dict[tuple[int, str], torch.Tensor] = {}
 
 
@@ -32,7 +34,7 @@ def render_background(coeffs: torch.Tensor, size: int) -> torch.Tensor:
     angle, amp, weights = coeffs[:, 6], coeffs[:, 7], coeffs[:, 8:12]
     ramp = torch.linspace(-1, 1, size, device=device)
     yy, xx = torch.meshgrid(ramp, ramp, indexing="ij")
-    t = (torch.cos(angle).view(B, 1, 1) * xx + torch.sin(angle).view(B, 1, 1) * yy) * 0.5 + 0.5
+    t = (stable_cos(angle).view(B, 1, 1) * xx + stable_sin(angle).view(B, 1, 1) * yy) * 0.5 + 0.5
     t = t.clamp(0, 1).unsqueeze(1)
     image = colour_a.view(B, 3, 1, 1) * (1 - t) + colour_b.view(B, 3, 1, 1) * t
     noise = torch.einsum("bk,kchw->bchw", weights, _noise_fields(size, device))

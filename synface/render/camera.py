@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from synface.face.linear import stable_cos, stable_exp, stable_sin
+
 #: ArcFace 112x112 template (reference.md section 3): eyes, nose tip, mouth corners.
 ARCFACE_TEMPLATE = torch.tensor(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]]
@@ -25,9 +27,9 @@ def rotation_matrices(pose: torch.Tensor) -> torch.Tensor:
     """
     yaw, pitch, roll = pose[:, 0], pose[:, 1], pose[:, 2]
     one, zero = torch.ones_like(yaw), torch.zeros_like(yaw)
-    cx, sx = torch.cos(pitch), torch.sin(pitch)
-    cy, sy = torch.cos(yaw), torch.sin(yaw)
-    cz, sz = torch.cos(roll), torch.sin(roll)
+    cx, sx = stable_cos(pitch), stable_sin(pitch)
+    cy, sy = stable_cos(yaw), stable_sin(yaw)
+    cz, sz = stable_cos(roll), stable_sin(roll)
     rx = torch.stack([one, zero, zero, zero, cx, -sx, zero, sx, cx], 1).view(-1, 3, 3)
     ry = torch.stack([cy, zero, sy, zero, one, zero, -sy, zero, cy], 1).view(-1, 3, 3)
     rz = torch.stack([cz, -sz, zero, sz, cz, zero, zero, zero, one], 1).view(-1, 3, 3)
@@ -61,7 +63,7 @@ def fit_similarity(src: torch.Tensor, dst: torch.Tensor) -> tuple[torch.Tensor, 
 
 def jitter_transform(jitter: torch.Tensor, size: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Small post-alignment shift and scale (about the image centre), as detectors leave in real data."""
-    scale = torch.exp(jitter[:, 2])
+    scale = stable_exp(jitter[:, 2])
     A = torch.diag_embed(torch.stack([scale, scale], 1))
     centre = torch.full_like(jitter[:, :2], size / 2)
     t = centre - centre * scale.unsqueeze(1) + jitter[:, :2] * size

@@ -23,7 +23,9 @@ import torch
 from synface.render.background import _noise_fields
 from synface.render.raster_numba import HALF, SUBPIXEL, SUBPIXEL_BITS, _exclusive
 
-_FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+#: no contraction to FMA, no reassociation, no approximate functions: those depend on the CPU the
+#: kernel is compiled for (FMA units, vector width), and an image must have the same pixels on any
+_FASTMATH = {"nsz"}
 
 
 # Deep3DFace SH constants (reference.md section 2), folded: a_l * c_l.
@@ -219,8 +221,8 @@ def _resolve(buf_colour, buf_mask, bg, noise, ss, out):
     """
     size = out.shape[0]
     inv = 1.0 / (ss * ss)
-    ca = np.cos(bg[6])
-    sa = np.sin(bg[6])
+    ca = np.float32(np.cos(np.float64(bg[6])))  # float64 libm, rounded: the same on any CPU
+    sa = np.float32(np.sin(np.float64(bg[6])))
     amp = bg[7] * 0.5
     for i in range(size):
         y = -1.0 + 2.0 * i / (size - 1)

@@ -28,7 +28,7 @@ GUARD_BAND = float(1 << 20)  # |x|, |y| above this (pixels): triangle skipped, k
 
 # No 'contract'/'reassoc': depth must be computed in the same order as the torch kernel so that
 # depth ties resolve identically; no 'nnan'/'ninf': the depth buffer starts at +inf.
-_FASTMATH = {"nsz", "arcp"}
+_FASTMATH = {"nsz"}  # strict otherwise: the same pixels on any CPU
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH)

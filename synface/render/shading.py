@@ -11,6 +11,8 @@ import math
 
 import torch
 
+from synface.face.linear import stable_cos, stable_sin
+
 SH_A = (math.pi, 2 * math.pi / math.sqrt(3), 2 * math.pi / math.sqrt(8))
 SH_C = (1 / math.sqrt(4 * math.pi), math.sqrt(3) / math.sqrt(4 * math.pi),
         3 * math.sqrt(5) / math.sqrt(12 * math.pi))
@@ -78,8 +80,8 @@ def vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
 def light_direction(yaw: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
     """Unit vector toward the light (B,3): yaw about +y (positive = from +x, the image right),
     pitch about x (positive = from above); yaw = pitch = 0 is the camera direction (0,0,1)."""
-    cp = torch.cos(pitch)
-    return torch.stack([torch.sin(yaw) * cp, torch.sin(pitch), torch.cos(yaw) * cp], dim=-1)
+    cp = stable_cos(pitch)
+    return torch.stack([stable_sin(yaw) * cp, stable_sin(pitch), stable_cos(yaw) * cp], dim=-1)
 
 
 def _fibonacci_sphere(n: int) -> torch.Tensor:
@@ -114,7 +116,10 @@ def light_to_sh(direction_yaw: torch.Tensor, direction_pitch: torch.Tensor,
     clamped cosine's kink exactly, so the fit is smooth (RMS error ~ 4% of the direct term).
     Controls are (B,) tensors, colour (B,3); see light_direction for yaw/pitch.
     """
-    dtype = colour.dtype if colour.is_floating_point() else torch.float32
+    out_dtype = colour.dtype if colour.is_floating_point() else torch.float32
+    # The fit is two matrix products whose float32 rows would depend on the batch's GEMM kernel:
+    # on the CPU they run in float64 and are rounded once (the same light alone or in a batch).
+    dtype = torch.float64 if colour.device.type == "cpu" else out_dtype
     dirs, proj = _fit_operator(colour.device, dtype)
     d = light_direction(direction_yaw.to(dtype), direction_pitch.to(dtype))  # (B,3)
     lobe = (d @ dirs.T).clamp_min(0)  # (B,N)
@@ -122,7 +127,7 @@ def light_to_sh(direction_yaw: torch.Tensor, direction_pitch: torch.Tensor,
     coef = shape @ proj.T  # (B,9): fit of the colourless light
     gamma = colour.to(dtype)[:, :, None] * coef[:, None, :]  # (B,3,9)
     gamma[:, :, 0] -= AMBIENT_OFFSET
-    return gamma.reshape(-1, 27)
+    return gamma.reshape(-1, 27).to(out_dtype)
 
 
 def sh_to_light(gamma: torch.Tensor) -> dict[str, torch.Tensor]:
