@@ -76,7 +76,7 @@ def render(coeffs) -> np.ndarray:
 
 def workspace() -> Path:
     """The workspace folder ($SYNFACE_HOME or workspace/ beside app.py), created on first use."""
-    from synface.runs import workspace_root
+    from synface.base.workspace import workspace_root
 
     root = workspace_root()
     root.mkdir(parents=True, exist_ok=True)

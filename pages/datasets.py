@@ -145,7 +145,7 @@ def build_section() -> None:
     grid, captions = preview(json.dumps(config.to_dict()))
     mixed = [c for c in captions if "phi" in c]
     st.image(grid, width="stretch",
-             caption=f"Preview rendered on the fly (nothing written): rows = identities, columns = samples"
+             caption="Preview rendered on the fly (nothing written): rows = identities, columns = samples"
                      + (f"; mixed samples: {', '.join(mixed[:6])}" if mixed else ""))
 
     jobs = build_jobs()

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from synface.eval.verification import best_threshold
-from synface.generator import FaceGenerator, resolve_device
+from synface.generator import FaceGenerator
+from synface.base.device import resolve_device
 
 
 def _median_time(fn: Callable[[], object], repeats: int, sync: Callable[[], None]) -> float:

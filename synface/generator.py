@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from synface.base.device import resolve_device
 from synface.face.builtin import BuiltinFaceModel
 from synface.face.coeffs import JITTER_DIM, FaceCoeffs
 from synface.face.model import MorphableModel
@@ -28,24 +29,6 @@ from synface.render.rasterize import rasterize
 from synface.render.shading import AMBIENT_OFFSET, sh_irradiance
 
 IMAGE_SIZE = 112
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """'auto' or None picks CUDA when present; asking for a missing GPU is a clear error."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"unknown device {device!r}: use 'auto', 'cpu' or 'cuda[:N]'") from exc
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} was requested but this machine has no CUDA GPU; use 'cpu' or 'auto'")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    elif dev.type != "cpu":
-        raise ValueError(f"device {device!r} is not supported: use 'auto', 'cpu' or 'cuda[:N]'")
-    return dev
 
 
 @dataclass

@@ -20,8 +20,8 @@ from typing import Any, Callable, Iterator
 
 from synface.data.errors import DataError
 from synface.data.imagefolder import IMAGE_EXTENSIONS, ImageFolderIndex
-from synface.data.verification import atomic_path
-from synface.runs import workspace_root
+from synface.base.files import atomic_path
+from synface.base.workspace import workspace_root
 
 __all__ = ["RealSet", "detect_format", "register_real_set", "list_real_sets", "get_real_set",
            "remove_real_set", "registry_path", "FORMATS"]

@@ -26,14 +26,14 @@ import json
 import os
 import re
 import socket
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from synface.data.verification import atomic_path
+from synface.base.files import atomic_path
+from synface.base.processes import pid_alive, spawn_detached, synface_argv
+from synface.base.workspace import workspace_root
 
 __all__ = [
     "workspace_root",
@@ -55,19 +55,6 @@ __all__ = [
 
 ACTIVE_STATES = ("starting", "running")
 FINAL_STATES = ("finished", "failed", "stopped")
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def workspace_root(root: str | Path | None = None) -> Path:
-    """Explicit root, else $SYNFACE_HOME, else `workspace/` beside the repository's app.py."""
-    if root is not None:
-        return Path(root).expanduser()
-    env = os.environ.get("SYNFACE_HOME")
-    if env:
-        return Path(env).expanduser()
-    return REPO_ROOT / "workspace"
-
-
 def _runs_dir(root: str | Path | None) -> Path:
     return workspace_root(root) / "runs"
 
@@ -90,27 +77,6 @@ def _read_json(path: Path, default: Any = None) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return default
-
-
-def pid_alive(pid: int | None) -> bool:
-    """True while the process exists and is not a zombie (reaps our own finished children)."""
-    if not pid or pid <= 0:
-        return False
-    with contextlib.suppress(ChildProcessError, OSError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 class Run:
@@ -419,18 +385,13 @@ def default_max_running() -> int:
 
 def _train_argv(run: Run, root: Path) -> list[str]:
     """`python -m synface train ...` for a run folder."""
-    return [sys.executable, "-m", "synface", "train", "--config", str(run.config_path), "--run-dir", str(run.path),
-            "--root", str(root), "--no-progress"]
+    return synface_argv("train", "--config", str(run.config_path), "--run-dir", str(run.path), "--root", str(root),
+                        "--no-progress")
 
 
 def _spawn(run: Run, argv: Sequence[str]) -> int:
-    """Start `argv` detached (own session) with output to the run's log.txt; returns its pid."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    with open(run.log_path, "ab") as log:
-        proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                cwd=str(REPO_ROOT), env=env, start_new_session=True, close_fds=True)
+    """Start `argv` detached with output to the run's log.txt; returns its pid."""
+    proc = spawn_detached(argv, run.log_path)
     run.write_status(status="starting", pid=proc.pid, host=socket.gethostname(), launched=_iso(_now()))
     return proc.pid
 

@@ -15,7 +15,8 @@ import torch
 from synface.face.coeffs import FaceCoeffs, FaceLayout
 from synface.face import prior as face_prior
 from synface.face.prior import LightControls
-from synface.generator import FaceGenerator, resolve_device
+from synface.generator import FaceGenerator
+from synface.base.device import resolve_device
 from synface.render.camera import ARCFACE_TEMPLATE
 
 
@@ -193,7 +194,7 @@ def test_an_image_is_the_same_in_batches_of_1_7_and_256(gen: FaceGenerator) -> N
 def test_basis_product_equals_summing_terms_one_by_one() -> None:
     """The CPU product is plain IEEE float32 in a fixed order: numpy's term-by-term sum gives the
     same bits, so no CPU (FMA or not, any vector width) can round it differently."""
-    from synface.face.linear import basis_product
+    from synface.base.exact import basis_product
 
     rng = np.random.default_rng(3)
     basis = rng.standard_normal((9, 3000)).astype(np.float32)

@@ -27,7 +27,7 @@ from PIL import Image
 from synface.data.errors import DataError
 from synface.data.imagefolder import ImageFolderIndex
 from synface.data.imageio import read_rgb
-from synface.data.verification import atomic_path
+from synface.base.files import atomic_path
 
 __all__ = ["FeatureSet", "DatasetSource", "resolve_dataset", "extract_features", "list_datasets",
            "list_checkpoints", "load_image_112", "DLIB"]
@@ -275,7 +275,7 @@ def extract_features(model: Any, dataset: str | Path, max_images: int | None = 2
     model: "dlib", a checkpoint path, or a backbone module. dataset: a synthetic set root, an
     ImageFolder root or an LFW folder. Whole identities are kept when subsampling.
     """
-    from synface.runs import workspace_root  # noqa: PLC0415
+    from synface.base.workspace import workspace_root  # noqa: PLC0415
 
     if max_images is not None and max_images < 1:
         raise ValueError(f"max_images must be >= 1, got {max_images}")
@@ -309,7 +309,7 @@ def extract_features(model: Any, dataset: str | Path, max_images: int | None = 2
 
 def list_datasets(root: str | Path | None = None) -> list[dict[str, str]]:
     """Synthetic sets in <workspace>/datasets and real sets in <workspace>/real (name, path, kind)."""
-    from synface.runs import workspace_root  # noqa: PLC0415
+    from synface.base.workspace import workspace_root  # noqa: PLC0415
 
     ws = workspace_root(root)
     out = []

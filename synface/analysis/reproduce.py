@@ -240,7 +240,7 @@ def _lfw_sizes(lfw: Path, scale: Scale) -> tuple[int, int, int]:
 def make_plan(name: str, scale: str = "cpu", lfw: str | Path | None = None, root: str | Path | None = None,
               seeds: int = 2) -> Plan:
     """Datasets and runs one table needs at one scale (nothing is created)."""
-    from synface.runs import workspace_root  # noqa: PLC0415
+    from synface.base.workspace import workspace_root  # noqa: PLC0415
     from synface.train.config import config_from_dict  # noqa: PLC0415
 
     if name not in TABLES:
@@ -350,7 +350,8 @@ def build_synthetic_benchmark(out: str | Path, folds: int = 10, pairs_per_fold: 
     from PIL import Image  # noqa: PLC0415
 
     from synface.data.synthetic import SynthConfig, SyntheticSpec  # noqa: PLC0415
-    from synface.data.verification import Pair, atomic_path, write_pairs  # noqa: PLC0415
+    from synface.data.verification import Pair, write_pairs  # noqa: PLC0415
+    from synface.base.files import atomic_path  # noqa: PLC0415
     from synface.face.coeffs import FaceCoeffs  # noqa: PLC0415
     from synface.generator import FaceGenerator  # noqa: PLC0415
 
@@ -436,7 +437,8 @@ def prepare_lfw(step: DatasetStep, lfw: str | Path, progress: Callable[[int, int
     """Aligned real data: the training people (ImageFolder) or the test pairs (LFW layout), resumably."""
     from synface.data.align import align_folder  # noqa: PLC0415
     from synface.data.lfw import LFWLayout, people_of_folds, read_pairs, read_people  # noqa: PLC0415
-    from synface.data.verification import Pair, atomic_path, write_pairs  # noqa: PLC0415
+    from synface.data.verification import Pair, write_pairs  # noqa: PLC0415
+    from synface.base.files import atomic_path  # noqa: PLC0415
 
     lfw = Path(lfw).resolve()
     _check_source(step, lfw)
@@ -626,7 +628,7 @@ def plot_png(groups: list[str], series: list[tuple[str, list[float], list[float]
     """A grouped bar chart with error bars, drawn with PIL (no browser or kaleido needed)."""
     from PIL import Image, ImageDraw  # noqa: PLC0415
 
-    from synface.data.verification import atomic_path  # noqa: PLC0415
+    from synface.base.files import atomic_path  # noqa: PLC0415
 
     w, h = size
     img = Image.new("RGB", size, "white")
@@ -669,7 +671,7 @@ def plot_html(groups: list[str], series: list[tuple[str, list[float], list[float
     """The same chart as a self-contained plotly HTML (plotly.js embedded: works offline)."""
     import plotly.graph_objects as go  # noqa: PLC0415
 
-    from synface.data.verification import atomic_path  # noqa: PLC0415
+    from synface.base.files import atomic_path  # noqa: PLC0415
 
     fig = go.Figure([go.Bar(name=s, x=groups, y=vs, error_y={"type": "data", "array": es}) for s, vs, es in series])
     fig.update_layout(title=title, barmode="group", yaxis_title="accuracy (%)")
@@ -706,7 +708,7 @@ def write_report(plan: Plan, out_dir: str | Path, elapsed_s: float | None = None
     if plan.scale != "paper":
         lines.append("_Small-scale reproduction: absolute accuracies are far below the paper's (tiny sets, a compact "
                      "56x56 network, minutes of CPU training); only the direction of the differences is comparable._")
-    from synface.data.verification import atomic_path  # noqa: PLC0415
+    from synface.base.files import atomic_path  # noqa: PLC0415
 
     with atomic_path(paths["md"]) as tmp:
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -736,7 +738,7 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
 
 
 def _job_paths(name: str, scale: str, root: str | Path | None) -> tuple[Path, Path]:
-    from synface.runs import workspace_root  # noqa: PLC0415
+    from synface.base.workspace import workspace_root  # noqa: PLC0415
 
     base = workspace_root(root) / "reproduce"
     return base / f"{name}-{scale}.log", base / f"{name}-{scale}.json"
@@ -745,10 +747,8 @@ def _job_paths(name: str, scale: str, root: str | Path | None) -> tuple[Path, Pa
 def launch_reproduce(name: str, scale: str, lfw: str | Path, root: str | Path | None = None,
                      out_dir: str | Path = "results", seeds: int = 2) -> dict[str, Any]:
     """Start `reproduce` as a detached process (survives app reruns); refuses a second live one."""
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
-
-    from synface.runs import REPO_ROOT, pid_alive, workspace_root  # noqa: PLC0415
+    from synface.base.processes import pid_alive, spawn_detached, synface_argv  # noqa: PLC0415
+    from synface.base.workspace import workspace_root  # noqa: PLC0415
 
     make_plan(name, scale, lfw, root, seeds)  # validate arguments before starting anything
     status = reproduce_status(name, scale, root)
@@ -756,20 +756,16 @@ def launch_reproduce(name: str, scale: str, lfw: str | Path, root: str | Path | 
         return status
     log, meta = _job_paths(name, scale, root)
     log.parent.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "synface", "reproduce", name, "--scale", scale, "--lfw", str(lfw),
-            "--root", str(workspace_root(root)), "--out", str(out_dir), "--seeds", str(seeds), "--no-progress"]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    with open(log, "ab") as f:
-        proc = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=str(REPO_ROOT),
-                                env=env, start_new_session=True, close_fds=True)
+    argv = synface_argv("reproduce", name, "--scale", scale, "--lfw", str(lfw), "--root", str(workspace_root(root)),
+                        "--out", str(out_dir), "--seeds", str(seeds), "--no-progress")
+    proc = spawn_detached(argv, log)
     meta.write_text(json.dumps({"pid": proc.pid, "argv": argv, "started": time.time()}))
     return {"pid": proc.pid, "alive": pid_alive(proc.pid), "log": str(log)}
 
 
 def reproduce_status(name: str, scale: str, root: str | Path | None = None) -> dict[str, Any]:
     """pid, whether it is alive, and the log's last lines of a background reproduce job."""
-    from synface.runs import pid_alive  # noqa: PLC0415
+    from synface.base.processes import pid_alive  # noqa: PLC0415
 
     log, meta = _job_paths(name, scale, root)
     try:

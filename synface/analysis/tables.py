@@ -32,7 +32,7 @@ FACTOR_ORDER = ["none", "pose", "expression", "illumination", "all"]
 
 def write_study_tag(run_dir: str | Path, study: str, cell: dict[str, Any], **fields: Any) -> None:
     """Add (or update) `study`'s cell in a run's study.json; one run may serve several studies."""
-    from synface.data.verification import atomic_path  # noqa: PLC0415
+    from synface.base.files import atomic_path  # noqa: PLC0415
 
     path = Path(run_dir) / STUDY_FILE
     try:
@@ -55,7 +55,8 @@ def _read_json(path: Path) -> dict:
 
 def study_frame(root: str | Path | None = None, study: str | None = None, scale: str | None = None) -> pd.DataFrame:
     """One row per (tagged run, study, eval set) with its fold accuracies; empty frame when none."""
-    from synface.runs import Run, workspace_root  # noqa: PLC0415
+    from synface.runs import Run  # noqa: PLC0415
+    from synface.base.workspace import workspace_root  # noqa: PLC0415
 
     base = workspace_root(root) / "runs"
     rows: list[dict[str, Any]] = []

@@ -29,18 +29,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_eval)
 
 
-def _device(name: str) -> str:
-    import torch
-
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
-
-
 def run_eval(args: argparse.Namespace) -> int:
+    from synface.base.device import resolve_device
     from synface.eval.run_eval import EvalSet, evaluate, load_checkpoint_model, load_pairs
 
     if args.folds is not None and len(set(args.folds)) < 2:
         raise ValueError("--folds needs at least 2 folds (each threshold is chosen on the others)")
-    device = _device(args.device)
+    device = str(resolve_device(args.device))
     model, cfg = load_checkpoint_model(args.checkpoint, device)
     path = Path(args.lfw or args.bin)
     pairs = load_pairs(path, args.pairs, args.folds)

@@ -30,7 +30,7 @@ from PIL import Image
 from synface.data.errors import DataError
 from synface.data.imagefolder import ImageFolderIndex
 from synface.data.imageio import read_rgb
-from synface.data.verification import atomic_path
+from synface.base.files import atomic_path
 from synface.realface import RealFaceToolsMissing, models_dir
 from synface.render.camera import ARCFACE_TEMPLATE
 

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from synface.data.errors import DataError
-from synface.data.verification import atomic_path
+from synface.base.files import atomic_path
 
 MAGIC = 0xCED7230A
 _MAGIC_BYTES = struct.pack("<I", MAGIC)

@@ -29,7 +29,7 @@ from PIL import Image
 
 from synface.data.errors import DataError
 from synface.data.subsets import subset_name
-from synface.data.verification import atomic_path
+from synface.base.files import atomic_path
 from synface.face.coeffs import FaceCoeffs
 from synface.generator import FaceGenerator
 

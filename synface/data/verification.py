@@ -2,23 +2,20 @@
 
 An LFW folder (paths) and an insightface `.bin` (encoded bytes) both become a
 `VerificationPairs`, so the k-fold evaluator has one input type. Also home to `Pair` (one line
-of an LFW pairs.txt), `write_pairs` for benchmarks that ship their own pairs file, and the
-atomic-write helper the writers share.
+of an LFW pairs.txt) and `write_pairs` for benchmarks that ship their own pairs file.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence, Union
+from typing import Sequence, Union
 
 import numpy as np
 from PIL import Image
 
+from synface.base.files import atomic_path
 from synface.data.errors import DataError
 
 ImageRef = Union[str, Path, bytes]
@@ -119,25 +116,6 @@ def contiguous_folds(n: int, num_folds: int = 10) -> np.ndarray:
     sizes = np.full(num_folds, n // num_folds)
     sizes[: n % num_folds] += 1
     return np.repeat(np.arange(num_folds), sizes)
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temp path beside `path`; on success it replaces `path`, on error it is removed.
-
-    Readers (a training run, the app) never see a half-written file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
 
 
 def write_pairs(path: str | Path, pairs: Sequence[Pair], folds: int, n: int) -> None:

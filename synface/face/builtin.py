@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from synface.face.builtin_albedo import ALBEDO_INDEX, ALBEDO_SEMANTIC, N_ALBEDO_RANDOM, AlbedoEvaluator, build_mask_library
-from synface.face.linear import basis_product, stable_pow
+from synface.base.exact import basis_product, stable_pow
 from synface.face.model import CoeffInfo, MorphableModel, basis_tensor
 from synface.face.prior import IDENTITY_CLAMP
 

@@ -33,7 +33,7 @@ from synface.face.geometry_fields import (
     pair,
     smoothstep,
 )
-from synface.face.linear import basis_product, stable_erf
+from synface.base.exact import basis_product, stable_erf
 from synface.face.model import basis_tensor
 
 SKIN_PALETTE = np.array(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from synface.face.linear import stable_cos, stable_sin
+from synface.base.exact import stable_cos, stable_sin
 
 _NOISE_CACHE: dict[tuple[int, str], torch.Tensor] = {}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from synface.face.linear import stable_cos, stable_exp, stable_sin
+from synface.base.exact import stable_cos, stable_exp, stable_sin
 
 #: ArcFace 112x112 template (reference.md section 3): eyes, nose tip, mouth corners.
 ARCFACE_TEMPLATE = torch.tensor(

@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from synface.face.linear import stable_cos, stable_sin
+from synface.base.exact import stable_cos, stable_sin
 
 SH_A = (math.pi, 2 * math.pi / math.sqrt(3), 2 * math.pi / math.sqrt(8))
 SH_C = (1 / math.sqrt(4 * math.pi), math.sqrt(3) / math.sqrt(4 * math.pi),

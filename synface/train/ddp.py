@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from synface.base.device import resolve_device
 import torch.distributed as dist
 from torch import nn
 
@@ -41,24 +43,12 @@ class DistContext:
         return self.rank == 0
 
 
-def _pick_device(requested: str, local_rank: int) -> torch.device:
-    if requested == "cpu":
-        return torch.device("cpu")
-    if requested.startswith("cuda:"):
-        return torch.device(requested)
-    if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise RuntimeError("device 'cuda' requested but CUDA is not available")
-        return torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
-    return torch.device("cpu")
-
-
 def init_distributed(device: str = "auto") -> DistContext:
     """Join the torchrun process group when WORLD_SIZE > 1 (idempotent); return this rank's context."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", str(rank)))
-    dev = _pick_device(device, local)
+    dev = resolve_device(device, local)
     if world <= 1:
         return DistContext(device=dev)
     backend = "nccl" if dev.type == "cuda" else "gloo"

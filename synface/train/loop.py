@@ -39,7 +39,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from synface.data.verification import atomic_path
+from synface.base.files import atomic_path
 from synface.runs import Run
 from synface.train.backbones import build_backbone
 from synface.train.config import ConfigError, TrainConfig, config_from_dict

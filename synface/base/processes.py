@@ -1,0 +1,51 @@
+"""Detached worker processes: started in their own session so they outlive the app's reruns."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from synface.base.workspace import REPO_ROOT
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True while the process exists and is not a zombie (reaps our own finished children)."""
+    if not pid or pid <= 0:
+        return False
+    with contextlib.suppress(ChildProcessError, OSError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def synface_argv(*args: str) -> list[str]:
+    """`python -m synface <args>` with this interpreter."""
+    return [sys.executable, "-m", "synface", *args]
+
+
+def spawn_detached(argv: Sequence[str], log_path: str | Path) -> subprocess.Popen:
+    """Start `argv` in its own session, stdout and stderr appended to `log_path`.
+
+    The repository is put first on PYTHONPATH so the worker runs this checkout's code."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=str(REPO_ROOT), env=env, start_new_session=True, close_fds=True)
