@@ -29,7 +29,7 @@ def _chart(df):
 
 @st.fragment(run_every=5)
 def _job(scale: str) -> None:
-    from synface.analysis.reproduce import reproduce_status
+    from synface.studies.jobs import reproduce_status
 
     status = reproduce_status("figure4", scale)
     if not status.get("pid"):
@@ -43,8 +43,9 @@ def _job(scale: str) -> None:
 
 
 def main() -> None:
-    from synface.analysis.reproduce import launch_reproduce, make_plan
     from synface.analysis.tables import figure4
+    from synface.studies.jobs import launch_reproduce
+    from synface.studies.plan import make_plan
 
     st.title("Attributes")
     st.caption("Figure 4: each factor re-drawn per image while the others are held per identity "

@@ -23,7 +23,15 @@ import streamlit as st  # noqa: E402
 
 from pages import common  # noqa: E402
 from synface.data.errors import DataError  # noqa: E402
-from synface.data.synthetic import ATTRIBUTES, CARD, STATE, OnTheFlyDataset, SynthConfig, build_dataset, read_card  # noqa: E402
+from synface.data.synthetic import (  # noqa: E402
+    ATTRIBUTES,
+    CARD,
+    STATE,
+    OnTheFlyDataset,
+    SynthConfig,
+    build_dataset,
+    read_card,
+)
 
 #: builds up to this many images run in the script run; bigger ones in a background thread
 INLINE_BUILD_LIMIT = 600
@@ -259,7 +267,13 @@ def browse_section() -> None:
 def real_section() -> None:
     import pandas as pd
 
-    from synface.realsets import FORMATS, default_set_name, detect_format, list_real_sets, register_real_set
+    from synface.realsets import (
+        FORMATS,
+        default_set_name,
+        detect_format,
+        list_real_sets,
+        register_real_set,
+    )
 
     st.subheader("Real sets")
     st.caption("A folder (<identity>/<image>, or an LFW copy with pairs.txt), an insightface .bin, "

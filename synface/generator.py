@@ -16,13 +16,19 @@ import torch
 import torch.nn.functional as F
 
 from synface.base.device import resolve_device
+from synface.face import prior as face_prior
 from synface.face.builtin import BuiltinFaceModel
 from synface.face.coeffs import JITTER_DIM, FaceCoeffs
 from synface.face.model import MorphableModel
-from synface.face import prior as face_prior
 from synface.render.background import render_background
 from synface.render.camera import (
-    ARCFACE_TEMPLATE, CAMERA_DISTANCE, FOCAL_224, fit_similarity, jitter_transform, perspective, rotation_matrices,
+    ARCFACE_TEMPLATE,
+    CAMERA_DISTANCE,
+    FOCAL_224,
+    fit_similarity,
+    jitter_transform,
+    perspective,
+    rotation_matrices,
 )
 from synface.render.fast_cpu import render_cpu
 from synface.render.rasterize import rasterize

@@ -18,10 +18,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from synface.data.errors import DataError
-from synface.data.imagefolder import IMAGE_EXTENSIONS, ImageFolderIndex
 from synface.base.files import atomic_path
 from synface.base.workspace import workspace_root
+from synface.data.errors import DataError
+from synface.data.imagefolder import IMAGE_EXTENSIONS, ImageFolderIndex
 
 __all__ = ["RealSet", "detect_format", "register_real_set", "list_real_sets", "get_real_set",
            "remove_real_set", "registry_path", "FORMATS"]

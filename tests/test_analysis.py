@@ -11,7 +11,12 @@ import torch
 
 from synface.analysis import tables
 from synface.analysis.class_stats import class_statistics, class_table
-from synface.analysis.features import extract_features, list_checkpoints, list_datasets, resolve_dataset
+from synface.analysis.features import (
+    extract_features,
+    list_checkpoints,
+    list_datasets,
+    resolve_dataset,
+)
 from synface.data.errors import DataError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -149,9 +154,9 @@ def test_tables_from_fake_runs(tmp_path):
     assert tables.table2(tmp_path, scale="paper").empty
     md = tables.to_markdown(t2)
     assert "| ids | samples | no IM | IM | seeds | IM gain |" in md and "72.00 ± 1.41" in md
-    from synface.analysis.reproduce import _trend
+    from synface.studies.report import trend_lines
 
-    assert any("holds" in s for s in _trend("table1", t1))
+    assert any("holds" in s for s in trend_lines("table1", t1))
 
 
 # ----------------------------------------------------------------------------- pages

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from synface.bench import bench_realism
+from synface.bench.realism import bench_realism
 
 
 def test_bench_realism_reports_rates_and_both_phi_curves():
@@ -71,7 +71,7 @@ def test_bench_realism_records_identity_scale():
 
 def test_identity_power_separates_a_feature_from_the_back_of_the_head():
     pytest.importorskip("dlib")
-    from synface.bench_identity import bench_identity
+    from synface.bench.identity import bench_identity
 
     result = bench_identity(n_identities=2, coefficients=["head_depth", "eye_spacing"])
     power = {row["coefficient"]: row["distance"] for row in result["coefficients"]}

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from synface.bench_spread import TOP_WITHIN_DIRECTIONS, bench_spread, spread_statistics
+from synface.bench.spread import TOP_WITHIN_DIRECTIONS, bench_spread, spread_statistics
 from synface.data.errors import DataError
 
 
@@ -96,7 +96,7 @@ def test_bench_spread_names_bad_real_input(tmp_path):
 
 
 def test_region_masks_keep_their_features_and_grey_the_rest():
-    from synface.data.crop_regions import MASK_GREY, REGIONS, mask_to_region
+    from synface.bench.crop_regions import MASK_GREY, REGIONS, mask_to_region
 
     assert set(REGIONS) == {"inner-face", "eyes", "nose", "mouth"}
     for size in (112, 224):

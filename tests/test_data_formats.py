@@ -14,11 +14,22 @@ from PIL import Image
 
 from synface.data.errors import DataError
 from synface.data.imagefolder import ImageFolderIndex
-from synface.data.lfw import LFWLayout, lfw_verification_pairs, people_of_folds, read_pairs, read_people
+from synface.data.lfw import (
+    LFWLayout,
+    lfw_verification_pairs,
+    people_of_folds,
+    read_pairs,
+    read_people,
+)
 from synface.data.recordio import MAGIC, RecordReader, read_record_at, write_recordio
 from synface.data.safe_pickle import safe_loads
 from synface.data.subsets import real_subset, subset_name
-from synface.data.verification import Pair, VerificationPairs, contiguous_folds, write_pairs
+from synface.data.verification import (
+    Pair,
+    VerificationPairs,
+    contiguous_folds,
+    write_pairs,
+)
 from synface.data.verification_bin import read_bin, write_bin
 
 

@@ -22,7 +22,7 @@ def _rank_main(rank: int, world: int, port: int, data: str, run_dir: str, out_di
     os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     torch.set_num_threads(1)
-    from synface.train.ddp import shutdown, init_distributed
+    from synface.train.ddp import init_distributed, shutdown
     from synface.train.loop import train
 
     cfg = {"data": data, "backbone": "compact", "embedding_dim": 32, "epochs": 2, "batch_size": 8,

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from synface.face.coeffs import FaceCoeffs, FaceLayout
+from synface.base.device import resolve_device
 from synface.face import prior as face_prior
+from synface.face.coeffs import FaceCoeffs, FaceLayout
 from synface.face.prior import LightControls
 from synface.generator import FaceGenerator
-from synface.base.device import resolve_device
 from synface.render.camera import ARCFACE_TEMPLATE
 
 

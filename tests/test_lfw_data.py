@@ -11,7 +11,13 @@ import pytest
 from PIL import Image
 
 from synface.data.imagefolder import ImageFolderIndex
-from synface.data.lfw import LFWLayout, lfw_verification_pairs, people_of_folds, read_pairs, read_people
+from synface.data.lfw import (
+    LFWLayout,
+    lfw_verification_pairs,
+    people_of_folds,
+    read_pairs,
+    read_people,
+)
 from synface.data.subsets import real_subset
 from synface.data.verification_bin import read_bin, write_bin
 

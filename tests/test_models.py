@@ -6,7 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from synface.train.backbones import BACKBONES, build_backbone, count_flops, count_train_flops
+from synface.train.backbones import (
+    BACKBONES,
+    build_backbone,
+    count_flops,
+    count_train_flops,
+)
 from synface.train.heads import MarginHead
 
 KINDS = ["arcface", "cosface"]

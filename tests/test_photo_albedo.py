@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from synface.face.photo_albedo import (
+from synface.bench.photo_albedo import (
     PhotoAlbedoModel,
     one_hot_identities,
     vertex_colours_from_photos,
@@ -68,7 +68,7 @@ def test_version_names_the_photos_and_bad_input_is_named(gen):
 
 def test_bench_photo_on_a_folder_of_renders(tmp_path, gen):
     pytest.importorskip("dlib")
-    from synface.bench_photo import bench_photo
+    from synface.bench.photo import bench_photo
 
     _, photos = _mean_shape_photos(gen, 4, 8)
     for i, image in enumerate(photos.numpy()):
@@ -84,7 +84,7 @@ def test_bench_photo_on_a_folder_of_renders(tmp_path, gen):
 
 
 def test_region_masks_pick_the_seen_vertices_in_that_part_of_the_crop(gen):
-    from synface.face.photo_albedo import seen_vertices_in_region
+    from synface.bench.photo_albedo import seen_vertices_in_region
 
     masks = {r: seen_vertices_in_region(gen, r) for r in ("inner-face", "eyes", "nose", "mouth")}
     assert all(int(m.sum()) > 50 for m in masks.values())
@@ -100,7 +100,7 @@ def test_region_masks_pick_the_seen_vertices_in_that_part_of_the_crop(gen):
 
 def test_bench_photo_names_a_folder_with_too_few_people(tmp_path):
     pytest.importorskip("dlib")
-    from synface.bench_photo import bench_photo
+    from synface.bench.photo import bench_photo
     from synface.data.errors import DataError
 
     for name in ("a", "b"):

@@ -8,8 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from synface.analysis import reproduce as rp
+from synface.data.benchmark import build_synthetic_benchmark
 from synface.data.lfw import LFWLayout, lfw_verification_pairs, read_pairs, read_people
+from synface.studies import plan as rp
+from synface.studies.run import execute, reproduce
 
 LFW_FOLDS, LFW_N = 5, 2
 
@@ -18,7 +20,7 @@ LFW_FOLDS, LFW_N = 5, 2
 def fake_lfw(tmp_path_factory):
     """A 5-fold LFW-layout folder of rendered faces (the benchmark builder doubles as its maker)."""
     out = tmp_path_factory.mktemp("lfw") / "lfw"
-    rp.build_synthetic_benchmark(out, folds=LFW_FOLDS, pairs_per_fold=LFW_N, seed=7)
+    build_synthetic_benchmark(out, folds=LFW_FOLDS, pairs_per_fold=LFW_N, seed=7)
     return out
 
 
@@ -90,7 +92,7 @@ def test_benchmark_layout_and_disjoint_identities(fake_lfw):
 def test_micro_end_to_end(fake_lfw, tmp_path):
     """Table 2 at the 'tiny' scale: 2 datasets, 2 runs of 2 steps, report written; a second call reuses runs."""
     root, out = tmp_path / "ws", tmp_path / "results"
-    plan, paths = rp.reproduce("table2", "tiny", fake_lfw, root, seeds=1, out_dir=out)
+    plan, paths = reproduce("table2", "tiny", fake_lfw, root, seeds=1, out_dir=out)
     assert len(plan.runs) == 2
     md = (out / "table2.md").read_text()
     assert "±" in md and "1 training seed" in md and "trend" in md
@@ -105,5 +107,5 @@ def test_micro_end_to_end(fake_lfw, tmp_path):
     runs_before = sorted(p.name for p in (root / "runs").iterdir() if p.is_dir())
     plan2 = rp.make_plan("table2", "tiny", fake_lfw, root, seeds=1)
     assert plan2.estimate()["training"] == 0  # both runs finished: nothing left to train
-    rp.execute(plan2)
+    execute(plan2)
     assert sorted(p.name for p in (root / "runs").iterdir() if p.is_dir()) == runs_before

@@ -11,7 +11,16 @@ import time
 import pytest
 
 from synface import runs
-from synface.runs import Run, create_run, find_run, launch, list_runs, read_queue, request_stop, run_queue
+from synface.runs import (
+    Run,
+    create_run,
+    find_run,
+    launch,
+    list_runs,
+    read_queue,
+    request_stop,
+    run_queue,
+)
 
 CFG = {"data": "/nowhere", "epochs": 2, "name": "toy"}
 
@@ -21,8 +30,9 @@ def test_workspace_root(monkeypatch, tmp_path):
     assert runs.workspace_root() == tmp_path / "home"
     assert runs.workspace_root(tmp_path / "x") == tmp_path / "x"
     monkeypatch.delenv("SYNFACE_HOME")
-    import synface
     from pathlib import Path
+
+    import synface
 
     assert runs.workspace_root() == Path(synface.__file__).resolve().parents[1] / "workspace"
 

@@ -11,7 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-from synface.train.config import ConfigError, config_from_dict, load_config, parse_overrides
+from synface.train.config import (
+    ConfigError,
+    config_from_dict,
+    load_config,
+    parse_overrides,
+)
 from synface.train.data import EpochSampler, build_train_data
 from synface.train.heads import MarginHead
 from synface.train.loop import load_checkpoint, train
@@ -205,9 +210,10 @@ def test_nan_loss_fails_and_keeps_last_good_checkpoint(tmp_path, synthetic, monk
 
 
 def test_eval_during_training_and_eval_cli(tmp_path, synthetic):
+    import argparse
+
     from synface.cli import eval as eval_cli
     from synface.data.verification_bin import write_bin
-    import argparse
 
     # a .bin verification set built from the synthetic images: pairs of the same / other identity
     paths = sorted(synthetic.glob("*/*.jpg"))

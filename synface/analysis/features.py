@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from synface.base.files import atomic_path
 from synface.data.errors import DataError
 from synface.data.imagefolder import ImageFolderIndex
 from synface.data.imageio import read_rgb
-from synface.base.files import atomic_path
 
 __all__ = ["FeatureSet", "DatasetSource", "resolve_dataset", "extract_features", "list_datasets",
            "list_checkpoints", "load_image_112", "DLIB"]

@@ -50,7 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--identity-scale", type=float, default=1.0, help="multiply every identity draw (1 = default prior)")
     s.add_argument("--real", metavar="DIR", default=None,
                    help="identity-per-folder aligned crops (e.g. workspace/real/lfw_test/images): the same statistics")
-    from synface.data.crop_regions import REGIONS  # light: numpy only, no renderer or dlib
+    from synface.bench.crop_regions import (
+        REGIONS,  # light: numpy only, no renderer or dlib
+    )
 
     s.add_argument("--region", choices=REGIONS, default=None,
                    help="mask every crop (both sets) to this region first: how much of the spread it carries")
@@ -77,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from synface.bench import bench_render
+    from synface.bench.render import bench_render
 
     print_json(bench_render(device=args.device, batch=args.batch, repeats=args.repeats,
                             progress=lambda msg: print(f"[bench render] {msg}", file=sys.stderr)))
@@ -85,7 +87,7 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _realism(args: argparse.Namespace) -> int:
-    from synface.bench import bench_realism
+    from synface.bench.realism import bench_realism
     from synface.cli.common import tqdm_progress
 
     bars: dict[str, tuple] = {}
@@ -118,7 +120,7 @@ def _print_with_bar(desc: str, unit: str, run: Callable[[Callable[[int, int], No
 
 
 def _identity(args: argparse.Namespace) -> int:
-    from synface.bench_identity import bench_identity
+    from synface.bench.identity import bench_identity
 
     return _print_with_bar("bench identity", "coeff", lambda progress: bench_identity(
         n_identities=args.identities, amplitude=args.amplitude, seed=args.seed, device=args.device,
@@ -126,7 +128,7 @@ def _identity(args: argparse.Namespace) -> int:
 
 
 def _spread(args: argparse.Namespace) -> int:
-    from synface.bench_spread import bench_spread
+    from synface.bench.spread import bench_spread
 
     return _print_with_bar("bench spread", "img", lambda progress: bench_spread(
         identities=args.identities, draws=args.draws, seed=args.seed, identity_scale=args.identity_scale,
@@ -134,7 +136,7 @@ def _spread(args: argparse.Namespace) -> int:
 
 
 def _photo(args: argparse.Namespace) -> int:
-    from synface.bench_photo import bench_photo
+    from synface.bench.photo import bench_photo
 
     return _print_with_bar("bench photo", "img", lambda progress: bench_photo(
         args.photos, identities=args.identities, seed=args.seed, mean_shape=args.mean_shape, region=args.region,
@@ -142,15 +144,15 @@ def _photo(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from synface.bench_train import bench_train
+    from synface.bench.train import bench_train
 
     print_json(bench_train(preset=args.preset, steps=args.steps, batch=args.batch))
     return 0
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from synface.bench.generate import bench_generate
     from synface.cli.common import tqdm_progress
-    from synface.data.bench_generate import bench_generate
 
     update, close = tqdm_progress("bench generate", args.images, unit="img")
     try:

@@ -31,7 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_eval(args: argparse.Namespace) -> int:
     from synface.base.device import resolve_device
-    from synface.eval.run_eval import EvalSet, evaluate, load_checkpoint_model, load_pairs
+    from synface.eval.run_eval import (
+        EvalSet,
+        evaluate,
+        load_checkpoint_model,
+        load_pairs,
+    )
 
     if args.folds is not None and len(set(args.folds)) < 2:
         raise ValueError("--folds needs at least 2 folds (each threshold is chosen on the others)")

@@ -49,9 +49,9 @@ def _generate(args: argparse.Namespace) -> int:
         return _verification(args)
     if args.ids is None or args.samples is None:
         raise ValueError("generate needs --ids and --samples (or --verification for the benchmark)")
+    from synface.base.workspace import workspace_root
     from synface.data.synthetic import DEFAULT_PHI_GRID, SynthConfig, build_dataset
     from synface.generator import FaceGenerator
-    from synface.base.workspace import workspace_root
 
     config = SynthConfig(
         ids=args.ids, samples=args.samples, seed=args.seed, im=args.im,
@@ -78,9 +78,9 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _verification(args: argparse.Namespace) -> int:
-    from synface.analysis.reproduce import build_synthetic_benchmark
-    from synface.generator import FaceGenerator
     from synface.base.workspace import workspace_root
+    from synface.data.benchmark import build_synthetic_benchmark
+    from synface.generator import FaceGenerator
 
     name = args.name or f"SynBench_{args.folds}x{args.pairs_per_fold}_s{args.seed}"
     out = Path(args.out) if args.out else workspace_root(args.root) / "benchmarks" / name

@@ -14,7 +14,7 @@ from synface.cli.common import print_json, tqdm_progress
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from synface.analysis.reproduce import SCALES, TABLES  # noqa: PLC0415
+    from synface.studies.plan import SCALES, TABLES  # noqa: PLC0415
 
     p = subparsers.add_parser("reproduce", help="rebuild Table 1/2/3 or Figure 4: datasets, runs, results/")
     p.add_argument("table", choices=TABLES)
@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
-    from synface.analysis.reproduce import plan_dict, reproduce  # noqa: PLC0415
+    from synface.studies.plan import plan_dict  # noqa: PLC0415
+    from synface.studies.run import reproduce  # noqa: PLC0415
 
     def progress(desc: str, total: int):
         if args.no_progress:

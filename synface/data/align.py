@@ -27,10 +27,10 @@ from typing import Callable, Optional
 import numpy as np
 from PIL import Image
 
+from synface.base.files import atomic_path
 from synface.data.errors import DataError
 from synface.data.imagefolder import ImageFolderIndex
 from synface.data.imageio import read_rgb
-from synface.base.files import atomic_path
 from synface.realface import RealFaceToolsMissing, models_dir
 from synface.render.camera import ARCFACE_TEMPLATE
 

@@ -22,8 +22,8 @@ from typing import BinaryIO, Callable, Iterable, TextIO
 import numpy as np
 from PIL import Image
 
-from synface.data.errors import DataError
 from synface.base.files import atomic_path
+from synface.data.errors import DataError
 
 MAGIC = 0xCED7230A
 _MAGIC_BYTES = struct.pack("<I", MAGIC)

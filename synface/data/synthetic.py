@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from synface.base.files import atomic_path
 from synface.data.errors import DataError
 from synface.data.subsets import subset_name
-from synface.base.files import atomic_path
 from synface.face.coeffs import FaceCoeffs
 from synface.generator import FaceGenerator
 

@@ -15,10 +15,10 @@ from typing import BinaryIO, Sequence
 
 import numpy as np
 
+from synface.base.files import atomic_path
 from synface.data.errors import DataError
 from synface.data.safe_pickle import safe_loads
 from synface.data.verification import VerificationPairs, contiguous_folds
-from synface.base.files import atomic_path
 
 
 def read_bin(path: str | Path, num_folds: int = 10) -> VerificationPairs:

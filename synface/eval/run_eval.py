@@ -19,7 +19,12 @@ from synface.data.errors import DataError
 from synface.data.lfw import lfw_verification_pairs
 from synface.data.verification import VerificationPairs
 from synface.data.verification_bin import read_bin
-from synface.eval.verification import VerificationResult, embed_pairs, kfold_verification, pair_scores
+from synface.eval.verification import (
+    VerificationResult,
+    embed_pairs,
+    kfold_verification,
+    pair_scores,
+)
 
 __all__ = ["load_pairs", "EvalSet", "evaluate", "load_checkpoint_model", "eval_record", "CACHE_LIMIT_BYTES"]
 

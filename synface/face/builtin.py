@@ -25,8 +25,14 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from synface.face.builtin_albedo import ALBEDO_INDEX, ALBEDO_SEMANTIC, N_ALBEDO_RANDOM, AlbedoEvaluator, build_mask_library
 from synface.base.exact import basis_product, stable_pow
+from synface.face.builtin_albedo import (
+    ALBEDO_INDEX,
+    ALBEDO_SEMANTIC,
+    N_ALBEDO_RANDOM,
+    AlbedoEvaluator,
+    build_mask_library,
+)
 from synface.face.model import CoeffInfo, MorphableModel, basis_tensor
 from synface.face.prior import IDENTITY_CLAMP
 
@@ -37,8 +43,26 @@ PIGMENT_FIELDS = ("hair_lightness", "iris_darkness")
 PIGMENT_CORRELATION = 0.5
 
 from synface.face.geometry_fields import (  # noqa: E402
-    EYE_X, EYE_Y, MOUTH_X, MOUTH_Y, N_HEAD_ROWS, N_LON, N_NECK_ROWS, NOSE_TIP_Y,
-    gauss as _gauss, hairline_lat as _hairline_lat, pair as _pair, smoothstep as _smoothstep,
+    EYE_X,
+    EYE_Y,
+    MOUTH_X,
+    MOUTH_Y,
+    N_HEAD_ROWS,
+    N_LON,
+    N_NECK_ROWS,
+    NOSE_TIP_Y,
+)
+from synface.face.geometry_fields import (
+    gauss as _gauss,
+)
+from synface.face.geometry_fields import (
+    hairline_lat as _hairline_lat,
+)
+from synface.face.geometry_fields import (
+    pair as _pair,
+)
+from synface.face.geometry_fields import (
+    smoothstep as _smoothstep,
 )
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from synface.base.exact import basis_product, stable_erf
 from synface.face.geometry_fields import (
     EYE_X,
     EYE_Y,
@@ -33,7 +34,6 @@ from synface.face.geometry_fields import (
     pair,
     smoothstep,
 )
-from synface.base.exact import basis_product, stable_erf
 from synface.face.model import basis_tensor
 
 SKIN_PALETTE = np.array(

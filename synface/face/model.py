@@ -14,7 +14,6 @@ import torch
 
 from synface.face.coeffs import FaceLayout
 
-
 #: basis entries below this magnitude are stored as exact zeros
 BASIS_FLUSH = 1e-12
 

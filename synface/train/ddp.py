@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-
-from synface.base.device import resolve_device
 import torch.distributed as dist
 from torch import nn
+
+from synface.base.device import resolve_device
 
 __all__ = ["DistContext", "init_distributed", "wrap_model", "broadcast_object", "sync_buffers",
            "all_reduce_flag", "barrier", "shutdown"]

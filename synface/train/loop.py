@@ -44,7 +44,14 @@ from synface.runs import Run
 from synface.train.backbones import build_backbone
 from synface.train.config import ConfigError, TrainConfig, config_from_dict
 from synface.train.data import build_train_data
-from synface.train.ddp import DistContext, all_reduce_flag, barrier, init_distributed, sync_buffers, wrap_model
+from synface.train.ddp import (
+    DistContext,
+    all_reduce_flag,
+    barrier,
+    init_distributed,
+    sync_buffers,
+    wrap_model,
+)
 from synface.train.heads import MarginHead
 from synface.train.mixup import domain_mix, psi_for_step
 

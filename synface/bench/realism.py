@@ -1,90 +1,21 @@
-"""Benchmarks quoted in the README: `python -m synface bench <what> --json`.
-
-Each returns one flat dict (printed as one JSON line). Timings are medians over repeats, measured
-in one process, because shared machines are noisy.
-"""
+"""Realism of renders under a recognizer trained on real photos (dlib): detection, verification,
+the phi trend, and the same verification protocol on real pairs as the reference."""
 
 from __future__ import annotations
 
 import math
-import platform
-import resource
-import statistics
-import time
 from typing import Callable
 
 import numpy as np
-import torch
 
 from synface.eval.verification import best_threshold
 from synface.generator import FaceGenerator
-from synface.base.device import resolve_device
-
-
-def _median_time(fn: Callable[[], object], repeats: int, sync: Callable[[], None]) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def bench_render(device: str = "auto", batch: int = 256, repeats: int = 5, single_repeats: int = 30, seed: int = 0,
-                 progress: Callable[[str], None] | None = None) -> dict:
-    """Batched throughput (images/s), single-image latency (median ms) and peak memory."""
-    dev = resolve_device(device)
-    gen = FaceGenerator(device=dev)
-    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
-    say = progress or (lambda msg: None)
-    say("warming up")
-    gen.render(gen.sample(min(batch, 8), seed))
-    rss_before = _peak_rss_mb()
-    coeffs = gen.sample(batch, seed + 1)
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-    gen.render(coeffs)
-    sync()
-    peak_mb = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else _peak_rss_mb()
-    say(f"timing {repeats} batches of {batch}")
-    batch_s = _median_time(lambda: gen.render(coeffs), repeats, sync)
-    single = gen.sample(single_repeats, seed + 2)
-    say(f"timing {single_repeats} single renders")
-    singles = []
-    for i in range(single_repeats):
-        one = single[i]
-        t0 = time.perf_counter()
-        gen.render(one)
-        sync()
-        singles.append(time.perf_counter() - t0)
-    return {
-        "bench": "render",
-        "device": str(dev),
-        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(),
-        "batch": batch,
-        "images_per_s": round(batch / batch_s, 1),
-        "batch_ms_median": round(batch_s * 1000, 1),
-        "single_ms_median": round(statistics.median(singles) * 1000, 2),
-        "peak_memory_mb": round(peak_mb, 1),
-        "peak_memory_kind": "cuda max_memory_allocated" if dev.type == "cuda" else "process peak RSS (includes Python and torch)",
-        "rss_before_batch_mb": round(rss_before, 1),
-        "vertices": gen.model.num_vertices,
-        "triangles": int(gen.model.faces.shape[0]),
-        "supersample": gen.supersample,
-        "repeats": repeats,
-    }
 
 
 # ---------------------------------------------------------------------------------------------
 # Realism: dlib's detector and descriptor on renders
 # ---------------------------------------------------------------------------------------------
-def _distance_verification(dist: np.ndarray, issame: np.ndarray) -> tuple[float, float]:
+def distance_verification(dist: np.ndarray, issame: np.ndarray) -> tuple[float, float]:
     """(threshold, accuracy) of the project's best-threshold search on descriptor distances
     (negated: higher = same person)."""
     neg_threshold, accuracy = best_threshold(-dist, issame)
@@ -105,7 +36,7 @@ def real_pairs_reference(pairs_source: str, embed: Callable[[np.ndarray], np.nda
         dist[i] = np.linalg.norm(e[0] - e[1])
         if i % 100 == 0:
             tick("real pairs", i, n)
-    _, accuracy = _distance_verification(dist, pairs.issame)
+    _, accuracy = distance_verification(dist, pairs.issame)
     return {"real_pairs": f"{int(pairs.issame.sum())} genuine + {int((~pairs.issame).sum())} impostor from {pairs_source}",
             "real_verification_accuracy": round(accuracy, 4),
             "real_genuine_dist_mean": round(float(dist[pairs.issame].mean()), 4),
@@ -153,7 +84,7 @@ def bench_realism(n_detect: int = 500, n_pairs: int = 500, n_phi_pairs: int = 40
     tick("verify", 3, 3)
     genuine = np.linalg.norm(e1[:n_pairs] - e2[:n_pairs], axis=1)
     impostor = np.linalg.norm(e1[n_pairs : 2 * n_pairs] - e2[np.roll(np.arange(n_pairs, 2 * n_pairs), 1)], axis=1)
-    threshold, accuracy = _distance_verification(np.concatenate([genuine, impostor]),
+    threshold, accuracy = distance_verification(np.concatenate([genuine, impostor]),
                                                  np.r_[np.ones(len(genuine), bool), np.zeros(len(impostor), bool)])
     # 3. identity mixup: distance to A as phi goes 1 -> 0 (attributes fixed to a neutral-ish draw).
     # Two references: A under the same attributes as the blends (the phi = 1 render), where the

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from synface.data.crop_regions import in_region
+from synface.bench.crop_regions import in_region
 from synface.face.model import CoeffInfo, MorphableModel
 from synface.face.prior import neutral_attributes
 from synface.render.shading import sh_irradiance

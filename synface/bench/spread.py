@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from synface.data.crop_regions import check_region, mask_to_region
+from synface.bench.crop_regions import check_region, mask_to_region
 from synface.data.errors import DataError
 from synface.data.imageio import read_rgb
 

@@ -21,16 +21,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from synface.bench import _distance_verification
-from synface.bench_spread import load_aligned_crop, real_identity_images
-from synface.data.crop_regions import check_region
+from synface.bench.crop_regions import check_region
+from synface.bench.realism import distance_verification
+from synface.bench.spread import load_aligned_crop, real_identity_images
 
 
 def _pair_statistics(first: np.ndarray, second: np.ndarray) -> dict:
     """Genuine pairs: identity k's two renders; impostor pairs: k's first against k+1's second."""
     genuine = np.linalg.norm(first - second, axis=1)
     impostor = np.linalg.norm(first - np.roll(second, -1, axis=0), axis=1)
-    threshold, accuracy = _distance_verification(np.concatenate([genuine, impostor]),
+    threshold, accuracy = distance_verification(np.concatenate([genuine, impostor]),
                                                  np.r_[np.ones(len(genuine), bool), np.zeros(len(impostor), bool)])
     return {"verification_accuracy": round(accuracy, 4), "verification_threshold": round(threshold, 4),
             "genuine_dist_mean": round(float(genuine.mean()), 4), "impostor_dist_mean": round(float(impostor.mean()), 4)}
@@ -48,7 +48,7 @@ def bench_photo(photos: str | Path, identities: int = 500, seed: int = 0, mean_s
     painted mouth). With `region` (one of bench spread's REGIONS) photo identity k wears the
     photo's colours only inside that crop region and built-in identity k's colours elsewhere.
     """
-    from synface.face.photo_albedo import (  # noqa: PLC0415
+    from synface.bench.photo_albedo import (  # noqa: PLC0415
         PhotoAlbedoModel,
         as_uint8_batch,
         one_hot_identities,

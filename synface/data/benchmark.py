@@ -1,0 +1,89 @@
+"""A synthetic verification benchmark in LFW layout (and insightface .bin): people who can never be training identities."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from synface.data.errors import DataError
+
+
+def build_synthetic_benchmark(out: str | Path, folds: int = 10, pairs_per_fold: int = 300, seed: int = 0,
+                              progress: Callable[[int, int], None] | None = None, generator: Any = None) -> Path:
+    """An LFW-layout verification set of synthetic people (the analogue of the paper's Syn-LFW).
+
+    Writes `<out>/<Name>/<Name>_%04d.jpg` (two images per person, attributes drawn per image),
+    benchmark.bin (the same pairs in insightface's format), pairs.txt (`folds`, each `pairs_per_fold` same + `pairs_per_fold` different pairs) and people.txt
+    (each fold its own people, so folds are identity-disjoint). Identities come from
+    SynthConfig(purpose="benchmark"), whose seeds are odd: never a training identity. Skips the
+    work when `<out>/benchmark.json` records the same settings.
+    """
+    from PIL import Image  # noqa: PLC0415
+
+    from synface.base.files import atomic_path  # noqa: PLC0415
+    from synface.data.synthetic import SynthConfig, SyntheticSpec  # noqa: PLC0415
+    from synface.data.verification import Pair, write_pairs  # noqa: PLC0415
+    from synface.face.coeffs import FaceCoeffs  # noqa: PLC0415
+    from synface.generator import FaceGenerator  # noqa: PLC0415
+
+    if folds < 1 or pairs_per_fold < 2:
+        raise ValueError(f"need folds >= 1 and pairs_per_fold >= 2, got {folds} and {pairs_per_fold}")
+    out = Path(out)
+    settings = {"folds": folds, "pairs_per_fold": pairs_per_fold, "seed": seed, "version": 1}
+    card = out / "benchmark.json"
+    if card.is_file():
+        try:
+            if {k: json.loads(card.read_text()).get(k) for k in settings} == settings:
+                return out
+        except ValueError:
+            pass
+        raise DataError(f"{out} holds a different benchmark; choose another folder", path=out)
+    n_ids = folds * pairs_per_fold
+    config = SynthConfig(ids=n_ids, samples=2, seed=seed, purpose="benchmark")
+    gen = generator or FaceGenerator()
+    spec = SyntheticSpec(config, gen)
+    names = [f"SynBench_{i:05d}" for i in range(n_ids)]
+    batch = 64
+    for start in range(0, n_ids, batch):
+        ids = range(start, min(n_ids, start + batch))
+        todo = [i for i in ids if not (out / names[i] / f"{names[i]}_0002.jpg").is_file()]
+        if todo:
+            coeffs = FaceCoeffs.cat([spec.identity_batch(i)[0] for i in todo])
+            images = gen.render(coeffs).images.cpu().numpy()
+            for j, i in enumerate(todo):
+                folder = out / names[i]
+                folder.mkdir(parents=True, exist_ok=True)
+                for k in range(2):
+                    with atomic_path(folder / f"{names[i]}_{k + 1:04d}.jpg") as tmp:
+                        Image.fromarray(images[2 * j + k]).save(tmp, format="JPEG", quality=95)
+        if progress:
+            progress(min(n_ids, start + batch), n_ids)
+    rng = np.random.default_rng(seed)
+    pairs, people = [], []
+    for f in range(folds):
+        members = list(range(f * pairs_per_fold, (f + 1) * pairs_per_fold))
+        people.append(members)
+        pairs += [Pair(f, names[i], 1, names[i], 2, True) for i in members]
+        shift = 1 + rng.permutation(pairs_per_fold - 1)[: pairs_per_fold]  # a derangement by rotation
+        rot = int(shift[0])
+        pairs += [Pair(f, names[members[j]], 1 + (j % 2), names[members[(j + rot) % pairs_per_fold]], 2 - (j % 2), False)
+                  for j in range(pairs_per_fold)]
+    write_pairs(out / "pairs.txt", pairs, folds, pairs_per_fold)
+    lines = [str(folds)]
+    for members in people:
+        lines.append(str(len(members)))
+        lines += [f"{names[i]}\t2" for i in members]
+    with atomic_path(out / "people.txt") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    # the same pairs as an insightface .bin, so .bin-only evaluators read the benchmark too
+    from synface.data.lfw import lfw_verification_pairs  # noqa: PLC0415
+    from synface.data.verification_bin import write_bin  # noqa: PLC0415
+
+    write_bin(out / "benchmark.bin", lfw_verification_pairs(out))
+    with atomic_path(card) as tmp:
+        tmp.write_text(json.dumps({**settings, "identities": n_ids, "images": 2 * n_ids,
+                                   "synth_config": config.to_dict()}, indent=1))
+    return out

@@ -1,0 +1,351 @@
+"""Reproduce the paper's Tables 1-3 and Figure 4 end to end: datasets, training runs, evaluation, reports.
+
+    plan = make_plan("table2", scale="cpu", lfw="/data/lfw")   # what would run, and how long
+    execute(plan)                                             # builds, trains, evaluates, resumable
+    write_report(plan, "results")                             # results/table2.{md,csv,html,png}
+
+Protocol at every scale. Real data is LFW given in its own layout (people.txt folds): the people
+of folds 1-3 are the real training identities (an aligned copy under <workspace>/real/), the
+pairs of the remaining folds (4-5 of the 5-fold copy; 4-10 of a full LFW) are the test set, also
+aligned, with identity disjointness asserted. Synthetic test data is `build_synthetic_benchmark`:
+LFW-layout pairs of benchmark-purpose identities, which can never be training identities.
+Accuracy is k-fold over the test pairs' own folds; each cell is trained with `seeds` training
+seeds (datasets are fixed, seed 0), and the reports pool folds x seeds.
+
+Resumability: datasets are keyed by name (a build resumes), runs by a hash of their config
+(a finished run with all its evaluations is reused, an interrupted one resumes from last.pt).
+Runs carry a study.json tag (see synface.analysis.tables). No Streamlit here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from synface.analysis import tables
+from synface.data.errors import DataError
+
+__all__ = ["SCALES", "TABLES", "FACTORS", "Plan", "DatasetStep", "RunStep", "make_plan", "plan_dict", "ProgressFactory"]
+
+TABLES = ("table1", "table2", "table3", "figure4")
+FACTORS = ("pose", "expression", "illumination")
+
+#: Throughput used by the time estimates, measured on the shared 2-core dev CPU (see README):
+#: rendering to disk, cpu-quick training at 56x56 (~250 images/s free, 55-150 shared), dlib
+#: alignment of LFW photos (2 workers), one evaluation of ~1,000 pairs at 56x56 (decode + flip).
+RATES = {"cpu": {"render": 120.0, "train": 110.0, "align": 20.0, "eval_s_per_kpair": 12.0, "start_s": 6.0},
+         "tiny": {"render": 120.0, "train": 110.0, "align": 20.0, "eval_s_per_kpair": 12.0, "start_s": 6.0},
+         # one 8-GPU node, paper recipe (IResNet-50, 512 batch): ~4,800 images/s train
+         "paper": {"render": 1500.0, "train": 4800.0, "align": 50.0, "eval_s_per_kpair": 2.0, "start_s": 60.0}}
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Sizes of every grid at one scale; documented in each report."""
+
+    name: str
+    preset: str
+    train: dict  # TrainConfig overrides on top of the preset
+    t1_syn: tuple[int, int, bool]            # (ids, samples, im) of Table 1's synthetic model
+    t2_ids: tuple[int, ...]
+    t2_samples: tuple[int, ...]
+    t3_syn: tuple[int, int]                  # Table 3's synthetic set (with IM)
+    t3_real: tuple[int, int]                 # Real_{R}_{k}
+    f4_syn: tuple[int, int]                  # Figure 4's sets (ids, samples)
+    bench: tuple[int, int]                   # synthetic benchmark (folds, pairs per class per fold)
+    train_people_folds: int = 3              # people.txt folds 1..N train, the remaining pairs folds test
+    max_test_pairs_per_fold: int | None = None
+
+
+SCALES: dict[str, Scale] = {
+    "paper": Scale("paper", "paper", {}, (10_000, 50, False), (1_000, 2_000, 5_000, 10_000), (10, 20, 50),
+                   (10_000, 50), (2_000, 10), (10_000, 50), (10, 300)),
+    # Sized so each table finishes within ~90 min on the shared 2-core CPU (estimates in the plan).
+    "cpu": Scale("cpu", "cpu-quick", {"eval_every": 5, "batch_size": 128}, (400, 20, True), (100, 300), (10, 20),
+                 (400, 20), (100, 5), (200, 15), (10, 50)),
+    # For tests: a few steps, a handful of images.
+    "tiny": Scale("tiny", "cpu-quick", {"epochs": 1, "steps_per_epoch": 2, "batch_size": 8, "warmup_epochs": 0.0,
+                                        "milestones": [1], "eval_every": 1, "eval_batch_size": 16, "log_every": 1},
+                  (4, 3, False), (4,), (3,), (4, 3), (2, 2), (4, 2), (2, 2), max_test_pairs_per_fold=2),
+}
+
+
+# ----------------------------------------------------------------------------- plan
+
+
+@dataclass
+class DatasetStep:
+    name: str
+    kind: str  # "synthetic" | "benchmark" | "real-train" | "real-test"
+    path: str
+    images: int
+    spec: dict = field(default_factory=dict)
+
+    def exists(self) -> bool:
+        p = Path(self.path)
+        if self.kind == "synthetic":
+            return (p / "dataset.json").is_file()
+        if self.kind == "benchmark":
+            return (p / "benchmark.json").is_file()
+        return (p / "source.json").is_file()
+
+
+@dataclass
+class RunStep:
+    study: str
+    label: str
+    cell: dict
+    seed: int
+    config: dict
+    train_images: int
+    eval_pairs: int
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            cfg = {k: v for k, v in self.config.items() if k != "name"}
+            self.key = hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Plan:
+    name: str
+    scale: str
+    root: str
+    lfw: str
+    seeds: int
+    datasets: list[DatasetStep]
+    runs: list[RunStep]
+    notes: list[str] = field(default_factory=list)
+
+    def estimate(self) -> dict[str, float]:
+        """Seconds still to spend per stage (finished datasets and runs cost nothing)."""
+        r = RATES[self.scale]
+        done = finished_runs(self.root)
+        est = {"datasets": 0.0, "training": 0.0, "evaluation": 0.0}
+        for d in self.datasets:
+            if not d.exists():
+                est["datasets"] += d.images / (r["align"] if d.kind.startswith("real") else r["render"])
+        epochs = None
+        for run in self.runs:
+            if run.key in done:
+                continue
+            epochs = run.config.get("epochs", 1)
+            steps = run.config.get("steps_per_epoch")
+            per_epoch = run.train_images if steps is None else min(run.train_images, steps * run.config["batch_size"])
+            est["training"] += epochs * per_epoch / r["train"] + r["start_s"]
+            n_eval = max(1, epochs // max(1, run.config.get("eval_every", 1)))
+            est["evaluation"] += n_eval * run.eval_pairs / 1000 * r["eval_s_per_kpair"]
+        est["total"] = sum(est.values())
+        return est
+
+    def describe(self) -> str:
+        """The plan as text (what --dry-run prints)."""
+        done = finished_runs(self.root)
+        est = self.estimate()
+        lines = [f"reproduce {self.name} at scale '{self.scale}' ({self.seeds} training seed(s)); workspace {self.root}",
+                 f"LFW: {self.lfw}", "", "datasets:"]
+        for d in self.datasets:
+            lines.append(f"  [{'done' if d.exists() else 'todo'}] {d.kind:11s} {d.name:28s} {d.images:7d} images  {d.path}")
+        lines += ["", "runs:"]
+        for run in self.runs:
+            cfg = run.config
+            lines.append(f"  [{'done' if run.key in done else 'todo'}] {run.study} {run.label:34s} seed {run.seed}  "
+                         f"{run.train_images} images x {cfg['epochs']} epochs, {cfg['backbone']}, key {run.key}")
+        lines += ["", "estimated time still to spend (s): " +
+                  ", ".join(f"{k} {v:.0f}" for k, v in est.items()) + f"  (~{est['total'] / 60:.0f} min)"]
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def finished_runs(root: str | Path) -> dict[str, Path]:
+    """key -> run folder of every tagged run that finished with evaluations."""
+    base = Path(root) / "runs"
+    out: dict[str, Path] = {}
+    if not base.is_dir():
+        return out
+    for p in sorted(base.iterdir()):
+        tag_path = p / tables.STUDY_FILE
+        if not tag_path.is_file():
+            continue
+        try:
+            tag = json.loads(tag_path.read_text())
+            status = json.loads((p / "status.json").read_text()).get("status")
+            evals = json.loads((p / "eval.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if status == "finished" and evals and tag.get("key"):
+            out[tag["key"]] = p
+    return out
+
+
+def any_run(root: str | Path, key: str) -> Path | None:
+    base = Path(root) / "runs"
+    if not base.is_dir():
+        return None
+    for p in sorted(base.iterdir(), reverse=True):
+        try:
+            if json.loads((p / tables.STUDY_FILE).read_text()).get("key") == key:
+                return p
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _syn_name(ids: int, samples: int, im: bool = False, varied: str | None = None) -> str:
+    from synface.data.subsets import subset_name  # noqa: PLC0415
+
+    name = subset_name(ids, samples, prefix="Syn") + ("_IM" if im else "")
+    if varied is not None:
+        name += f"_vary-{varied}"
+    return name
+
+
+def _synth_spec(ids: int, samples: int, im: bool, varied: str | None = None) -> dict:
+    spec = {"ids": ids, "samples": samples, "im": im, "seed": 0}
+    if varied is not None:  # Figure 4: only the chosen factor(s) are drawn per image
+        for f in FACTORS:
+            spec[f] = "vary" if varied == "all" or varied == f else "fixed"
+    spec["name"] = _syn_name(ids, samples, im, varied)
+    return spec
+
+
+def _lfw_sizes(lfw: Path, scale: Scale) -> tuple[int, int, int]:
+    """(train images of people folds 1..N, test pairs, people folds) of an LFW folder."""
+    from synface.data.lfw import LFWLayout, read_pairs, read_people  # noqa: PLC0415
+
+    layout = LFWLayout(lfw)
+    people = read_people(layout.people_file)
+    if len(people) <= scale.train_people_folds:
+        raise DataError(f"people.txt has {len(people)} folds; need more than {scale.train_people_folds} "
+                        f"(train on folds 1-{scale.train_people_folds}, test on the rest)", path=layout.people_file)
+    train_images = sum(c for fold in people[: scale.train_people_folds] for _, c in fold)
+    pairs = read_pairs(layout.pairs_file)
+    test = [p for p in pairs if p.fold >= scale.train_people_folds]
+    if scale.max_test_pairs_per_fold:
+        folds = len(people) - scale.train_people_folds
+        return train_images, min(len(test), folds * 2 * scale.max_test_pairs_per_fold), len(people)
+    return train_images, len(test), len(people)
+
+
+def make_plan(name: str, scale: str = "cpu", lfw: str | Path | None = None, root: str | Path | None = None,
+              seeds: int = 2) -> Plan:
+    """Datasets and runs one table needs at one scale (nothing is created)."""
+    from synface.base.workspace import workspace_root  # noqa: PLC0415
+    from synface.train.config import config_from_dict  # noqa: PLC0415
+
+    if name not in TABLES:
+        raise ValueError(f"unknown table {name!r}; choose from {', '.join(TABLES)}")
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; choose from {', '.join(SCALES)}")
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
+    if lfw is None:
+        raise ValueError("--lfw is required: an LFW-layout folder with people.txt and pairs.txt")
+    sc = SCALES[scale]
+    ws = workspace_root(root).resolve()
+    lfw = Path(lfw).expanduser().resolve()
+    train_images, test_pairs, n_folds = _lfw_sizes(lfw, sc)
+    real_train = DatasetStep("lfw_folds123" if sc.train_people_folds == 3 else f"lfw_folds1-{sc.train_people_folds}",
+                             "real-train", str(ws / "real" / "lfw_folds123"), train_images,
+                             {"people_folds": list(range(sc.train_people_folds))})
+    real_test = DatasetStep(f"lfw_test_folds{sc.train_people_folds + 1}-{n_folds}", "real-test",
+                            str(ws / "real" / "lfw_test"), 2 * test_pairs,
+                            {"pairs_folds": list(range(sc.train_people_folds, n_folds)),
+                             "max_pairs_per_fold": sc.max_test_pairs_per_fold})
+    datasets: list[DatasetStep] = [real_test]
+    eval_lfw = {"path": real_test.path, "name": tables.LFW_SET}
+    notes = [f"test: LFW pairs of folds {sc.train_people_folds + 1}-{n_folds} ({test_pairs} pairs, aligned), "
+             f"identity-disjoint from the real training people (folds 1-{sc.train_people_folds})",
+             f"training: preset '{sc.preset}' with {sc.train or 'no overrides'}; datasets seed 0; training seeds 0..{seeds - 1}"]
+
+    def syn(ids: int, samples: int, im: bool, varied: str | None = None) -> DatasetStep:
+        spec = _synth_spec(ids, samples, im, varied)
+        step = DatasetStep(spec["name"], "synthetic", str(ws / "datasets" / spec["name"]), ids * samples, spec)
+        if all(d.name != step.name for d in datasets):
+            datasets.append(step)
+        return step
+
+    runs: list[RunStep] = []
+
+    def add_runs(study: str, label: str, cell: dict, data: dict, images: int, evals: list[dict]) -> None:
+        for seed in range(seeds):
+            values = {"preset": sc.preset, **sc.train, **data, "seed": seed, "eval_sets": evals,
+                      "name": f"{study}-{label}-s{seed}"}
+            cfg = config_from_dict(values).to_dict()
+            pairs = sum(test_pairs if e["name"] == tables.LFW_SET else bench_pairs for e in evals)
+            runs.append(RunStep(study, label, cell, seed, cfg, images, pairs))
+
+    bench_pairs = 0
+    if name == "table1":
+        folds, n = sc.bench
+        bench = DatasetStep(f"SynBench_{folds}x{n}", "benchmark", str(ws / "benchmarks" / f"SynBench_{folds}x{n}"),
+                            folds * n * 2, {"folds": folds, "pairs_per_fold": n, "seed": 0})
+        datasets.append(bench)
+        bench_pairs = 2 * folds * n
+        evals = [eval_lfw, {"path": bench.path, "name": tables.BENCH_SET}]
+        ids, samples, im = sc.t1_syn
+        s = syn(ids, samples, im)
+        datasets.append(real_train)
+        add_runs(name, s.name, {"train": "Syn", "train_set": s.name}, {"data": s.path}, s.images, evals)
+        add_runs(name, "Real_LFW123", {"train": "Real", "train_set": f"Real (LFW people folds 1-{sc.train_people_folds})"},
+                 {"real_root": real_train.path}, train_images, evals)
+        notes.append(f"synthetic benchmark: {folds} folds x ({n} same + {n} different) pairs of benchmark-purpose identities")
+    elif name == "table2":
+        for ids in sc.t2_ids:
+            for samples in sc.t2_samples:
+                for im in (False, True):
+                    s = syn(ids, samples, im)
+                    add_runs(name, s.name, {"ids": ids, "samples": samples, "im": im}, {"data": s.path}, s.images,
+                             [eval_lfw])
+    elif name == "table3":
+        ids, samples = sc.t3_syn
+        r_id, k = sc.t3_real
+        s = syn(ids, samples, True)
+        datasets.append(real_train)
+        from synface.data.subsets import subset_name  # noqa: PLC0415
+
+        real_name = subset_name(r_id, k)
+        add_runs(name, s.name, {"method": "Syn", "data": s.name}, {"data": s.path}, s.images, [eval_lfw])
+        add_runs(name, real_name, {"method": "Real", "data": real_name},
+                 {"real_root": real_train.path, "real_ids": r_id, "real_k": k}, r_id * k, [eval_lfw])
+        add_runs(name, f"{s.name}+{real_name}-DM", {"method": "Mix (DM)", "data": f"{s.name} + {real_name}"},
+                 {"data": s.path, "real_root": real_train.path, "real_ids": r_id, "real_k": k, "psi": "grid"},
+                 s.images, [eval_lfw])
+        notes.append(f"{real_name}: the first {r_id} LFW people (sorted) of folds 1-{sc.train_people_folds} "
+                     f"with >= {k} images, {k} images each; DM oversamples it to the synthetic set's length")
+    else:  # figure4
+        ids, samples = sc.f4_syn
+        for varied in ("none", *FACTORS, "all"):
+            for im in (False, True):
+                s = syn(ids, samples, im, varied)
+                add_runs(name, s.name, {"varied": varied, "im": im}, {"data": s.path}, s.images, [eval_lfw])
+        notes.append("Figure 4 protocol: only the named factor is re-drawn per image, the others are drawn once "
+                     "per identity and held ('none' = all held, 'all' = all re-drawn)")
+    return Plan(name, scale, str(ws), str(lfw), seeds, datasets, runs, notes)
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+# ----------------------------------------------------------------------------- execution
+
+ProgressFactory = Callable[[str, int], tuple[Callable[[int, int], None], Callable[[], None]]]
+
+
+# ----------------------------------------------------------------------------- reports
+
+
+def plan_dict(plan: Plan) -> dict[str, Any]:
+    return {**{k: v for k, v in asdict(plan).items() if k not in ("datasets", "runs")},
+            "datasets": [asdict(d) for d in plan.datasets],
+            "runs": [{"study": r.study, "label": r.label, "seed": r.seed, "key": r.key, "cell": r.cell} for r in plan.runs],
+            "estimate_s": plan.estimate()}
+
+
+# ----------------------------------------------------------------------------- background jobs (the app)
+
+

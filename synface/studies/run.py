@@ -1,0 +1,160 @@
+"""Execute a study plan: prepare LFW, build datasets, train and evaluate each run; resumable at every step."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from synface.analysis import tables
+from synface.data.benchmark import build_synthetic_benchmark
+from synface.data.errors import DataError
+from synface.studies.plan import (
+    DatasetStep,
+    Plan,
+    ProgressFactory,
+    RunStep,
+    any_run,
+    finished_runs,
+    make_plan,
+)
+from synface.studies.report import write_report
+
+
+def _link_people(images_root: Path, names: list[str], dst: Path) -> None:
+    """A folder of symlinks to the chosen people's image folders (align_folder's source)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        link = dst / name
+        if not link.exists():
+            os.symlink((images_root / name).resolve(), link)
+
+
+def _check_source(step: DatasetStep, lfw: Path) -> None:
+    src = Path(step.path) / "source.json"
+    if src.is_file():
+        have = json.loads(src.read_text()).get("lfw")
+        if have != str(lfw):
+            raise DataError(f"{step.path} was made from {have}, not {lfw}; use another --root", path=step.path)
+
+
+def prepare_lfw(step: DatasetStep, lfw: str | Path, progress: Callable[[int, int], None] | None = None,
+                workers: int = 2) -> Path:
+    """Aligned real data: the training people (ImageFolder) or the test pairs (LFW layout), resumably."""
+    from synface.base.files import atomic_path  # noqa: PLC0415
+    from synface.data.align import align_folder  # noqa: PLC0415
+    from synface.data.lfw import LFWLayout, people_of_folds, read_pairs, read_people  # noqa: PLC0415
+    from synface.data.verification import Pair, write_pairs  # noqa: PLC0415
+
+    lfw = Path(lfw).resolve()
+    _check_source(step, lfw)
+    layout = LFWLayout(lfw)
+    people = read_people(layout.people_file)
+    out = Path(step.path)
+    staging = out.parent / f"_src_{out.name}"
+    if step.kind == "real-train":
+        names = people_of_folds(people, step.spec["people_folds"])
+        _link_people(layout.images_root, names, staging)
+        align_folder(staging, out, progress=progress, workers=workers)
+    else:
+        test_folds = step.spec["pairs_folds"]
+        cap = step.spec.get("max_pairs_per_fold")
+        pairs = read_pairs(layout.pairs_file)
+        chosen: list[Pair] = []
+        per = None
+        for new, f in enumerate(test_folds):
+            same = [p for p in pairs if p.fold == f and p.same]
+            diff = [p for p in pairs if p.fold == f and not p.same]
+            n = min(len(same), len(diff), cap or 10**9)
+            per = n if per is None else min(per, n)
+        for new, f in enumerate(test_folds):
+            same = [p for p in pairs if p.fold == f and p.same][:per]
+            diff = [p for p in pairs if p.fold == f and not p.same][:per]
+            chosen += [Pair(new, p.name_a, p.num_a, p.name_b, p.num_b, p.same) for p in same + diff]
+        train_people = set(people_of_folds(people, range(len(people) - len(test_folds))))
+        test_people = {p.name_a for p in chosen} | {p.name_b for p in chosen}
+        overlap = train_people & test_people
+        assert not overlap, f"test pairs share identities with the training people: {sorted(overlap)[:5]}"
+        _link_people(layout.images_root, sorted(test_people), staging)
+        align_folder(staging, out / "images", progress=progress, workers=workers)
+        write_pairs(out / "pairs.txt", chosen, len(test_folds), per)
+        lines = [str(len(test_folds))]
+        for f in test_folds:
+            fold_people = [(n, c) for n, c in people[f] if n in test_people]
+            lines += [str(len(fold_people))] + [f"{n}\t{c}" for n, c in fold_people]
+        with atomic_path(out / "people.txt") as tmp:
+            tmp.write_text("\n".join(lines) + "\n")
+    with atomic_path(out / "source.json") as tmp:
+        tmp.write_text(json.dumps({"lfw": str(lfw), **step.spec, "kind": step.kind}, indent=1))
+    return out
+
+
+def build_step(step: DatasetStep, lfw: str | Path, progress: Callable[[int, int], None] | None = None,
+               generator: Any = None) -> None:
+    if step.exists():
+        return
+    if step.kind == "synthetic":
+        from synface.data.synthetic import SynthConfig, build_dataset  # noqa: PLC0415
+
+        build_dataset(SynthConfig.from_dict(step.spec), step.path, generator=generator, progress=progress)
+    elif step.kind == "benchmark":
+        build_synthetic_benchmark(step.path, step.spec["folds"], step.spec["pairs_per_fold"], step.spec["seed"],
+                                  progress=progress, generator=generator)
+    else:
+        prepare_lfw(step, lfw, progress)
+
+
+def _null_progress(desc: str, total: int):
+    return (lambda done, total_now: None), (lambda: None)
+
+
+def execute_run(run: RunStep, plan: Plan, progress: ProgressFactory = _null_progress) -> Path:
+    """Train and evaluate one run unless an identical finished one exists; returns its folder."""
+    from synface.runs import Run, create_run  # noqa: PLC0415
+    from synface.train.loop import train  # noqa: PLC0415
+
+    root = Path(plan.root)
+    tag = {"key": run.key, "seed": run.seed, "scale": plan.scale, "label": run.label}
+    done = finished_runs(root).get(run.key)
+    if done is not None:
+        tables.write_study_tag(done, run.study, run.cell, **tag)
+        return done
+    existing = any_run(root, run.key)
+    resume = existing is not None and Run(existing).last_checkpoint.is_file()
+    if existing is None:
+        existing = create_run(run.config, name=run.config["name"], root=root).path
+    tables.write_study_tag(existing, run.study, run.cell, **tag)
+    update, close = progress(f"{run.study} {run.label} s{run.seed}", 0)
+    try:
+        result = train(run.config, existing, resume=resume, progress=update)
+    finally:
+        close()
+    if result["status"] != "finished":
+        raise RuntimeError(f"run {existing.name} ended '{result['status']}': {result['message']}")
+    return existing
+
+
+def execute(plan: Plan, progress: ProgressFactory = _null_progress, generator: Any = None) -> list[Path]:
+    """Build every dataset, then train/evaluate every run (resumable); returns the run folders."""
+    for step in plan.datasets:
+        if not step.exists():
+            update, close = progress(f"dataset {step.name}", step.images)
+            try:
+                build_step(step, plan.lfw, update, generator)
+            finally:
+                close()
+    return [execute_run(run, plan, progress) for run in plan.runs]
+
+
+def reproduce(name: str, scale: str = "cpu", lfw: str | Path | None = None, root: str | Path | None = None,
+              seeds: int = 2, out_dir: str | Path = "results", dry_run: bool = False,
+              progress: ProgressFactory = _null_progress) -> tuple[Plan, dict[str, Path] | None]:
+    """Plan, then (unless dry_run) execute and write the report."""
+    plan = make_plan(name, scale, lfw, root, seeds)
+    if dry_run:
+        return plan, None
+    t0 = time.time()
+    execute(plan, progress)
+    return plan, write_report(plan, out_dir, time.time() - t0)
