@@ -267,13 +267,7 @@ def browse_section() -> None:
 def real_section() -> None:
     import pandas as pd
 
-    from synface.realsets import (
-        FORMATS,
-        default_set_name,
-        detect_format,
-        list_real_sets,
-        register_real_set,
-    )
+    from synface.data.realsets import FORMATS, default_set_name, detect_format, list_real_sets, register_real_set
 
     st.subheader("Real sets")
     st.caption("A folder (<identity>/<image>, or an LFW copy with pairs.txt), an insightface .bin, "

@@ -1,6 +1,6 @@
 """Train page: launch short runs (synthetic set, IM, DM psi, real subset, preset), follow them live.
 
-Training never runs in the Streamlit process: `synface.runs.launch` queues a detached
+Training never runs in the Streamlit process: `synface.runs.queue.launch` queues a detached
 `python -m synface train` that writes status.json and metrics.jsonl; a fragment re-reads those
 files every 2 s and starts queued runs when a slot frees (`run_queue`). Everything shown is
 read from disk, so the list survives reloads and app restarts.
@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import streamlit as st  # noqa: E402
 
 from pages import common  # noqa: E402
-from synface import runs  # noqa: E402
+from synface.runs import queue, registry  # noqa: E402
 from synface.data.errors import DataError  # noqa: E402
 from synface.train.config import PRESETS, ConfigError, config_from_dict  # noqa: E402
 
@@ -69,7 +69,7 @@ def eval_spec(choice: str, real_sets: dict) -> dict | None:
 
 
 def launch_form(sets: dict[str, dict]) -> None:
-    from synface.realsets import list_real_sets
+    from synface.data.realsets import list_real_sets
 
     st.subheader("Launch a run")
     s = st.session_state
@@ -153,7 +153,7 @@ def launch(data_path: str, real_sets: dict) -> None:
     except (ConfigError, DataError, KeyError) as exc:
         st.error(f"Cannot launch: {exc}")
         return
-    run_id, pid = runs.launch(cfg, root=common.workspace(), name=name, max_running=runs.default_max_running())
+    run_id, pid = queue.launch(cfg, root=common.workspace(), name=name, max_running=queue.default_max_running())
     st.session_state["tr.run"] = run_id
     st.success(f"Launched {run_id}" + (f" (pid {pid})" if pid else " (queued: waiting for a free slot)"))
 
@@ -168,11 +168,9 @@ def _auto_name(data_path: str, values: dict) -> str:
     return name
 
 
-def resume(run: runs.Run) -> None:
+def resume(run: registry.Run) -> None:
     """Continue a stopped or failed run from checkpoints/last.pt in the background."""
-    root = common.workspace()
-    argv = [sys.executable, "-m", "synface", "train", "--resume", str(run.path), "--root", str(root), "--no-progress"]
-    runs._spawn(run, argv)  # noqa: SLF001 - the registry's own detached launcher
+    queue.resume_run(run, common.workspace())
 
 
 # ----------------------------------------------------------------------------- live view
@@ -185,7 +183,7 @@ def _fmt_eta(seconds) -> str:
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
-def curves(run: runs.Run) -> None:
+def curves(run: registry.Run) -> None:
     import plotly.graph_objects as go
 
     train = run.read_metrics("train")
@@ -218,8 +216,8 @@ def live_view() -> None:
 
     root = common.workspace()
     with common.page_errors("The run queue"):
-        runs.run_queue(root, runs.default_max_running())
-    summaries = runs.list_runs(root)
+        queue.run_queue(root, queue.default_max_running())
+    summaries = registry.list_runs(root)
     if not summaries:
         st.info("No runs yet.")
         return
@@ -233,7 +231,7 @@ def live_view() -> None:
     if st.session_state.get("tr.run") not in ids:
         st.session_state["tr.run"] = ids[0]
     choice = st.selectbox("follow run", ids, key="tr.run", persist_state="session")
-    run = runs.Run(root / "runs" / choice)
+    run = registry.Run(root / "runs" / choice)
     status = run.status()
     state = status.get("status", "unknown")
     progress = float(status.get("progress") or 0.0)
@@ -243,8 +241,8 @@ def live_view() -> None:
     if status.get("message"):
         st.caption(str(status["message"]))
     b1, b2, _ = st.columns([1, 1, 4])
-    if state in (*runs.ACTIVE_STATES, "queued") and b1.button("Stop", key="btn.tr.stop"):
-        runs.request_stop(run)
+    if state in (*registry.ACTIVE_STATES, "queued") and b1.button("Stop", key="btn.tr.stop"):
+        queue.request_stop(run)
         st.toast(f"Stop requested for {choice}; it saves a checkpoint and exits.")
     if state in RESUMABLE and run.last_checkpoint.exists() and b2.button("Resume", key="btn.tr.resume"):
         resume(run)
@@ -255,7 +253,7 @@ def live_view() -> None:
 def body() -> None:
     st.title("Train")
     st.caption(f"Runs train in background processes on **{common.device_label()}**; "
-               f"at most {runs.default_max_running()} at a time, the rest wait in a queue.")
+               f"at most {queue.default_max_running()} at a time, the rest wait in a queue.")
     init_state()
     launch_form(synthetic_sets())
     st.subheader("Runs")

@@ -9,13 +9,7 @@ import pytest
 from PIL import Image
 
 from synface.data.errors import DataError
-from synface.realsets import (
-    detect_format,
-    get_real_set,
-    list_real_sets,
-    register_real_set,
-    remove_real_set,
-)
+from synface.data.realsets import detect_format, get_real_set, list_real_sets, register_real_set, remove_real_set
 
 
 def _imagefolder(root, ids=2, per=2):

@@ -10,31 +10,23 @@ import time
 
 import pytest
 
-from synface import runs
-from synface.runs import (
-    Run,
-    create_run,
-    find_run,
-    launch,
-    list_runs,
-    read_queue,
-    request_stop,
-    run_queue,
-)
+from synface.base.workspace import workspace_root
+from synface.runs.registry import Run, create_run, find_run, list_runs
+from synface.runs.queue import launch, read_queue, request_stop, run_queue
 
 CFG = {"data": "/nowhere", "epochs": 2, "name": "toy"}
 
 
 def test_workspace_root(monkeypatch, tmp_path):
     monkeypatch.setenv("SYNFACE_HOME", str(tmp_path / "home"))
-    assert runs.workspace_root() == tmp_path / "home"
-    assert runs.workspace_root(tmp_path / "x") == tmp_path / "x"
+    assert workspace_root() == tmp_path / "home"
+    assert workspace_root(tmp_path / "x") == tmp_path / "x"
     monkeypatch.delenv("SYNFACE_HOME")
     from pathlib import Path
 
     import synface
 
-    assert runs.workspace_root() == Path(synface.__file__).resolve().parents[1] / "workspace"
+    assert workspace_root() == Path(synface.__file__).resolve().parents[1] / "workspace"
 
 
 def test_metrics_with_truncated_last_line(tmp_path):

@@ -248,7 +248,7 @@ def test_eval_during_training_and_eval_cli(tmp_path, synthetic):
 
 def test_cli_train_creates_a_run_and_rejects_bad_keys(tmp_path, synthetic, capsys):
     from synface.cli.train import main
-    from synface.runs import list_runs
+    from synface.runs.registry import list_runs
 
     base = ["--preset", "cpu-quick", "--set", f"data={synthetic}", "--set", "epochs=1", "--set", "batch_size=4",
             "--set", "steps_per_epoch=2", "--set", "embedding_dim=32", "--root", str(tmp_path), "--no-progress"]

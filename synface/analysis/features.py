@@ -245,7 +245,7 @@ def _embed_torch(model: torch.nn.Module, paths: list[str], lfw_crop: bool, progr
 
 def _embed_dlib(paths: list[str], lfw_crop: bool, progress: Progress | None) -> np.ndarray:
     """dlib's descriptor of each crop upscaled 2x, as the realism bench shows renders to dlib."""
-    from synface.realface import aligned_descriptor  # noqa: PLC0415
+    from synface.data.realface import aligned_descriptor  # noqa: PLC0415
 
     out = np.zeros((len(paths), 128), dtype=np.float32)
     for i, p in enumerate(paths):
@@ -330,7 +330,7 @@ def list_datasets(root: str | Path | None = None) -> list[dict[str, str]]:
 
 def list_checkpoints(root: str | Path | None = None) -> list[dict[str, str]]:
     """Runs that have a checkpoint (id, name, path of last.pt), newest first."""
-    from synface.runs import list_runs  # noqa: PLC0415
+    from synface.runs.registry import list_runs  # noqa: PLC0415
 
     out = []
     for r in reversed(list_runs(root)):

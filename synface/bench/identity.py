@@ -26,7 +26,7 @@ def bench_identity(n_identities: int = 10, amplitude: float = 2.0, seed: int = 7
 
     `coefficients` limits the sweep to these names (default: every shape and albedo coefficient).
     """
-    from synface.realface import aligned_descriptor  # noqa: PLC0415
+    from synface.data.realface import aligned_descriptor  # noqa: PLC0415
 
     if n_identities < 2:
         raise ValueError(f"n_identities must be at least 2 (the impostor reference pairs them), got {n_identities}")

@@ -56,7 +56,7 @@ def bench_photo(photos: str | Path, identities: int = 500, seed: int = 0, mean_s
         vertex_colours_from_photos,
     )
     from synface.generator import FaceGenerator  # noqa: PLC0415
-    from synface.realface import aligned_descriptor  # noqa: PLC0415
+    from synface.data.realface import aligned_descriptor  # noqa: PLC0415
 
     if region is not None:
         check_region(region)

@@ -50,7 +50,7 @@ def bench_realism(n_detect: int = 500, n_pairs: int = 500, n_phi_pairs: int = 40
     with `real_pairs` (aligned real pairs), the same verification protocol on them as the reference.
     `identity_scale` spreads every identity draw (1 = the default prior): how far more spread of the
     existing coefficients alone could separate identities, and what it costs the detector."""
-    from synface.realface import aligned_descriptor, detect_faces, detector_view  # noqa: PLC0415
+    from synface.data.realface import aligned_descriptor, detect_faces, detector_view  # noqa: PLC0415
 
     gen = FaceGenerator(device=device)
     tick = progress or (lambda stage, done, total: None)

@@ -95,7 +95,7 @@ def bench_spread(identities: int = 100, draws: int = 4, seed: int = 31, identity
     statistics on as many real people with `draws` aligned images each. `region` (one of REGIONS)
     masks every crop of both sets to that region first."""
     from synface.generator import FaceGenerator  # noqa: PLC0415
-    from synface.realface import aligned_descriptor  # noqa: PLC0415
+    from synface.data.realface import aligned_descriptor  # noqa: PLC0415
 
     def describe(image: np.ndarray) -> np.ndarray:
         return aligned_descriptor(mask_to_region(image, region) if region else image)

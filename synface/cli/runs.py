@@ -41,7 +41,8 @@ def _table(rows: list[dict]) -> str:
 
 def run_runs(args: argparse.Namespace) -> int:
     from synface.base.workspace import workspace_root
-    from synface.runs import compare_runs, find_run, list_runs, request_stop, run_queue
+    from synface.runs.registry import compare_runs, find_run, list_runs
+    from synface.runs.queue import request_stop, run_queue
 
     as_json = args.json or getattr(args, "json_sub", False)
     if args.action == "compare":

@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _prepare(args: argparse.Namespace, ctx):
     """(config, run, resume) on every rank; rank 0 creates the folder and shares its path."""
-    from synface.runs import Run, create_run, find_run
+    from synface.runs.registry import Run, create_run, find_run
     from synface.train.config import load_config, parse_overrides
     from synface.train.ddp import broadcast_object
 
@@ -66,7 +66,7 @@ def _prepare(args: argparse.Namespace, ctx):
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from synface.runs import run_queue
+    from synface.runs.queue import run_queue
     from synface.train.ddp import DistContext, init_distributed, shutdown
     from synface.train.loop import train
 

@@ -31,7 +31,7 @@ from synface.base.files import atomic_path
 from synface.data.errors import DataError
 from synface.data.imagefolder import ImageFolderIndex
 from synface.data.imageio import read_rgb
-from synface.realface import RealFaceToolsMissing, models_dir
+from synface.data.realface import RealFaceToolsMissing, models_dir
 from synface.render.camera import ARCFACE_TEMPLATE
 
 __all__ = [

@@ -112,7 +112,7 @@ def _null_progress(desc: str, total: int):
 
 def execute_run(run: RunStep, plan: Plan, progress: ProgressFactory = _null_progress) -> Path:
     """Train and evaluate one run unless an identical finished one exists; returns its folder."""
-    from synface.runs import Run, create_run  # noqa: PLC0415
+    from synface.runs.registry import Run, create_run  # noqa: PLC0415
     from synface.train.loop import train  # noqa: PLC0415
 
     root = Path(plan.root)

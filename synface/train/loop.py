@@ -40,7 +40,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from synface.base.files import atomic_path
-from synface.runs import Run
+from synface.runs.registry import Run
 from synface.train.backbones import build_backbone
 from synface.train.config import ConfigError, TrainConfig, config_from_dict
 from synface.train.data import build_train_data

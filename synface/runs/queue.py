@@ -1,0 +1,159 @@
+"""The run queue: runs wait in queue.json and start as detached processes when a slot frees.
+
+The app and the CLI start runs through `launch`, which survives the app's reruns and restarts;
+`run_queue` starts queued runs when fewer than `max_running` are alive. No Streamlit here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from synface.base.processes import spawn_detached, synface_argv
+from synface.base.files import read_json, write_json
+from synface.base.workspace import workspace_root
+from synface.runs.registry import ACTIVE_STATES, Run, create_run, find_run, iso_time
+
+
+def _queue_path(root: Path) -> Path:
+    return root / "runs" / "queue.json"
+
+
+@contextlib.contextmanager
+def _queue_lock(root: Path) -> Iterator[None]:
+    lock = root / "runs" / ".queue.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def read_queue(root: str | Path | None = None) -> list[dict[str, Any]]:
+    data = read_json(_queue_path(workspace_root(root)), [])
+    return data if isinstance(data, list) else []
+
+
+def default_max_running() -> int:
+    """$SYNFACE_MAX_RUNS, else one run per GPU, else 1 (two runs on one CPU only slow each other)."""
+    env = os.environ.get("SYNFACE_MAX_RUNS")
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        import torch
+
+        return max(1, torch.cuda.device_count())
+    except Exception:  # noqa: BLE001 - torch missing or broken CUDA: stay conservative
+        return 1
+
+
+def _train_argv(run: Run, root: Path) -> list[str]:
+    """`python -m synface train ...` for a run folder."""
+    return synface_argv("train", "--config", str(run.config_path), "--run-dir", str(run.path), "--root", str(root),
+                        "--no-progress")
+
+
+def _spawn(run: Run, argv: Sequence[str]) -> int:
+    """Start `argv` detached with output to the run's log.txt; returns its pid."""
+    proc = spawn_detached(argv, run.log_path)
+    run.write_status(status="starting", pid=proc.pid, host=socket.gethostname(), launched=iso_time(time.time()))
+    return proc.pid
+
+
+def _prepare(config: Any, root: Path, name: str | None) -> Run:
+    return create_run(config, name=name, root=root)
+
+
+def launch_run_subprocess(config: Any, root: str | Path | None = None, name: str | None = None,
+                          argv: Sequence[str] | None = None) -> tuple[str, int]:
+    """Create a run and start `python -m synface train` for it in the background, now.
+
+    config: a TrainConfig, a dict, or a YAML/JSON path. `argv` replaces the command (tests).
+    Returns (run id, pid).
+    """
+    root = workspace_root(root)
+    run = _prepare(config, root, name)
+    return run.id, _spawn(run, argv or _train_argv(run, root))
+
+
+def _active_count(root: Path) -> int:
+    base = root / "runs"
+    if not base.is_dir():
+        return 0
+    return sum(1 for p in base.iterdir() if p.is_dir() and Run(p).status().get("status") in ACTIVE_STATES)
+
+
+def launch(config: Any, root: str | Path | None = None, name: str | None = None,
+           max_running: int | None = None, argv: Sequence[str] | None = None) -> tuple[str, int | None]:
+    """Create a run and queue it; it starts at once when a slot is free. Returns (run id, pid or None)."""
+    root = workspace_root(root)
+    run = _prepare(config, root, name)
+    entry = {"run_id": run.id, "argv": list(argv or _train_argv(run, root)), "queued": iso_time(time.time())}
+    with _queue_lock(root):
+        queue = read_queue(root)
+        queue.append(entry)
+        write_json(_queue_path(root), queue)
+        run.write_status(status="queued", position=len(queue))
+    run_queue(root, max_running)
+    pid = run.raw_status().get("pid")
+    return run.id, pid if run.raw_status().get("status") in ACTIVE_STATES else None
+
+
+def run_queue(root: str | Path | None = None, max_running: int | None = None) -> list[str]:
+    """Start queued runs while fewer than `max_running` are active; returns the ids started.
+
+    Safe to call from many processes (file lock); the app calls it on each refresh and a
+    training process calls it when it ends.
+    """
+    root = workspace_root(root)
+    limit = default_max_running() if max_running is None else max_running
+    started: list[str] = []
+    if not _queue_path(root).exists():
+        return started
+    with _queue_lock(root):
+        queue = read_queue(root)
+        active = _active_count(root)
+        while queue and active < limit:
+            entry = queue.pop(0)
+            run = Run(root / "runs" / entry["run_id"])
+            if not run.config_path.exists() or run.stop_requested():
+                continue
+            _spawn(run, entry["argv"])
+            started.append(run.id)
+            active += 1
+        write_json(_queue_path(root), queue)
+        for i, entry in enumerate(queue):
+            Run(root / "runs" / entry["run_id"]).write_status(position=i + 1)
+    return started
+
+
+def request_stop(run: Run | str | Path, root: str | Path | None = None) -> Run:
+    """Ask a run to stop: the loop sees STOP between steps, saves a resumable checkpoint, exits 'stopped'.
+
+    A queued run is removed from the queue and marked stopped at once.
+    """
+    run = run if isinstance(run, Run) else find_run(run, root)
+    run.stop_path.write_text(iso_time(time.time()) + "\n")
+    queue_root = run.path.parent.parent
+    if run.path.parent.name != "runs" or not _queue_path(queue_root).exists():
+        return run
+    with _queue_lock(queue_root):
+        queue = read_queue(queue_root)
+        kept = [q for q in queue if q.get("run_id") != run.id]
+        if len(kept) != len(queue):
+            write_json(_queue_path(queue_root), kept)
+            run.write_status(status="stopped", message="removed from the queue before it started")
+    return run
+
+
+def resume_run(run: Run, root: str | Path | None = None) -> int:
+    """Continue a stopped or failed run from checkpoints/last.pt as a detached process; its pid."""
+    argv = synface_argv("train", "--resume", str(run.path), "--root", str(workspace_root(root)), "--no-progress")
+    return _spawn(run, argv)
