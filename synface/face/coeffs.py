@@ -13,13 +13,14 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
+from synface.render.camera import JITTER_DIM
+
 #: Field order of the flat layout. Dimensions beyond these come from the model (`FaceLayout`).
 FIELD_ORDER: tuple[str, ...] = ("shape", "albedo", "expr", "light", "pose", "jitter", "background")
 
 #: Fixed sizes of the attribute fields (the identity and expression sizes depend on the model).
 LIGHT_DIM = 27  # 9 spherical-harmonic bands x RGB (reference.md section 2)
 POSE_DIM = 3  # yaw, pitch, roll in radians
-JITTER_DIM = 3  # tx, ty (fraction of the image width) and log-scale, applied after alignment
 BACKGROUND_DIM = 12  # colour A rgb, colour B rgb, gradient angle, noise amplitude, 4 noise weights
 
 

@@ -14,7 +14,7 @@ from synface.base.exact import stable_cos, stable_sin
 _NOISE_CACHE: dict[tuple[int, str], torch.Tensor] = {}
 
 
-def _noise_fields(size: int, device: torch.device) -> torch.Tensor:
+def noise_fields(size: int, device: torch.device) -> torch.Tensor:
     key = (size, str(device))
     if key not in _NOISE_CACHE:
         g = torch.Generator().manual_seed(2021)
@@ -37,5 +37,5 @@ def render_background(coeffs: torch.Tensor, size: int) -> torch.Tensor:
     t = (stable_cos(angle).view(B, 1, 1) * xx + stable_sin(angle).view(B, 1, 1) * yy) * 0.5 + 0.5
     t = t.clamp(0, 1).unsqueeze(1)
     image = colour_a.view(B, 3, 1, 1) * (1 - t) + colour_b.view(B, 3, 1, 1) * t
-    noise = torch.einsum("bk,kchw->bchw", weights, _noise_fields(size, device))
+    noise = torch.einsum("bk,kchw->bchw", weights, noise_fields(size, device))
     return (image + amp.view(B, 1, 1, 1) * noise * 0.5).clamp(0, 1)

@@ -17,6 +17,7 @@ ARCFACE_TEMPLATE = torch.tensor(
 )
 CAMERA_DISTANCE = 10.0  # Deep3DFaceReconstruction convention
 FOCAL_224 = 1015.0  # focal length for a 224x224 image
+JITTER_DIM = 3  # tx, ty (fraction of the image width) and log-scale, applied after alignment
 
 
 def rotation_matrices(pose: torch.Tensor) -> torch.Tensor:

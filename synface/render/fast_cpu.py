@@ -15,23 +15,23 @@ from __future__ import annotations
 import functools
 import itertools
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numba
 import numpy as np
 import torch
 
-from synface.render.background import _noise_fields
-from synface.render.raster_numba import HALF, SUBPIXEL, SUBPIXEL_BITS, _exclusive
+from synface.render.background import noise_fields
+from synface.render.camera import CAMERA_DISTANCE, FOCAL_224
+from synface.render.raster_numba import HALF, SUBPIXEL, SUBPIXEL_BITS, exclusive_bias
+from synface.render.shading import SH_K
 
 #: no contraction to FMA, no reassociation, no approximate functions: those depend on the CPU the
 #: kernel is compiled for (FMA units, vector width), and an image must have the same pixels on any
 _FASTMATH = {"nsz"}
 
 
-# Deep3DFace SH constants (reference.md section 2), folded: a_l * c_l.
-_K0 = float(np.pi * (1 / np.sqrt(4 * np.pi)))
-_K1 = float((2 * np.pi / np.sqrt(3.0)) * (np.sqrt(3.0) / np.sqrt(4 * np.pi)))
-_K2 = float((2 * np.pi / np.sqrt(8.0)) * (3 * np.sqrt(5.0) / np.sqrt(12 * np.pi)))
+_K0, _K1, _K2 = SH_K  # the SH band constants, folded (a_l * c_l), as numba globals
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH)
@@ -171,9 +171,9 @@ def _raster_colour(sv, faces, colour, buf_colour, buf_mask, buf_depth):
         r1 = min((max(Y0, Y1, Y2) - HALF) >> SUBPIXEL_BITS, height - 1)
         if r0 > r1:
             continue
-        ex0 = _exclusive(X1, Y1, X2, Y2)
-        ex1 = _exclusive(X2, Y2, X0, Y0)
-        ex2 = _exclusive(X0, Y0, X1, Y1)
+        ex0 = exclusive_bias(X1, Y1, X2, Y2)
+        ex1 = exclusive_bias(X2, Y2, X0, Y0)
+        ex2 = exclusive_bias(X0, Y0, X1, Y1)
         sx0 = (Y1 - Y2) * SUBPIXEL
         sx1 = (Y2 - Y0) * SUBPIXEL
         sx2 = (Y0 - Y1) * SUBPIXEL
@@ -274,16 +274,27 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synface-render")
 
 
-def render_cpu(verts: torch.Tensor, faces: torch.Tensor, raster_faces: torch.Tensor, rot: torch.Tensor,
-               albedo_parts: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
-               gamma_with_offset: torch.Tensor, focal: float, cam_dist: float, A: torch.Tensor, t: torch.Tensor,
-               supersample: int, background: torch.Tensor, size: int,
-               grid_shape: tuple[int, int] | None = None, workers: int | None = None) -> torch.Tensor:
-    """(B,size,size,3) uint8 images.
+@dataclass
+class FusedInputs:
+    """One batch for the fused kernel (CPU tensors). verts are unposed model vertices (B,V,3);
+    rot (B,3,3); albedo_parts as `MorphableModel.albedo_parts`; gamma the (B,3,9) light with the
+    ambient offset; A, t map perspective-projected points to output pixels; background (B,12);
+    grid_shape (rows, cols) when the mesh is a pole + longitude/latitude grid (faster normals)."""
 
-    verts: unposed model vertices (B,V,3); rot (B,3,3); albedo_parts as `MorphableModel.albedo_parts`;
-    A, t map perspective-projected points to output pixels; background: (B,12) coefficients;
-    grid_shape: (rows, cols) when the mesh is a pole + longitude/latitude grid (faster normals).
+    verts: torch.Tensor
+    faces: torch.Tensor
+    raster_faces: torch.Tensor
+    rot: torch.Tensor
+    albedo_parts: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+    gamma: torch.Tensor
+    A: torch.Tensor
+    t: torch.Tensor
+    background: torch.Tensor
+    grid_shape: tuple[int, int] | None = None
+
+
+def render_cpu(inputs: FusedInputs, supersample: int, size: int, workers: int | None = None) -> torch.Tensor:
+    """(B,size,size,3) uint8 images.
 
     Work is shared dynamically: `workers` threads (default: numba's thread count, i.e. the cores)
     take chunks of CHUNK images from a common counter, so a core slowed by another process does
@@ -293,13 +304,14 @@ def render_cpu(verts: torch.Tensor, faces: torch.Tensor, raster_faces: torch.Ten
     def np32(x: torch.Tensor) -> np.ndarray:
         return np.ascontiguousarray(x.detach().to(torch.float32).numpy())
 
-    skin, scale, coverage, paint = albedo_parts
-    B, n = verts.shape[0], verts.shape[1]
+    skin, scale, coverage, paint = inputs.albedo_parts
+    B, n = inputs.verts.shape[0], inputs.verts.shape[1]
     out = np.empty((B, size, size, 3), np.uint8)
     big = size * supersample
-    args = (np32(verts), faces.numpy(), raster_faces.numpy(), np32(rot), np32(skin), np32(scale), np32(coverage),
-            np32(paint), np32(gamma_with_offset), float(focal), float(cam_dist), np32(A), np32(t), int(supersample),
-            np32(background), np32(_noise_fields(size, torch.device("cpu"))), out, *(grid_shape or (0, 0)))
+    args = (np32(inputs.verts), inputs.faces.numpy(), inputs.raster_faces.numpy(), np32(inputs.rot), np32(skin),
+            np32(scale), np32(coverage), np32(paint), np32(inputs.gamma), FOCAL_224 / 224.0, CAMERA_DISTANCE,
+            np32(inputs.A), np32(inputs.t), int(supersample), np32(inputs.background),
+            np32(noise_fields(size, torch.device("cpu"))), out, *(inputs.grid_shape or (0, 0)))
     counter = itertools.count()
 
     def work() -> None:

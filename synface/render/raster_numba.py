@@ -50,7 +50,7 @@ def _last_centre(hi: int) -> int:
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH)
-def _exclusive(ax: int, ay: int, bx: int, by: int) -> int:
+def exclusive_bias(ax: int, ay: int, bx: int, by: int) -> int:
     """1 if pixel centres exactly on edge a->b are NOT owned by this triangle (top-left rule).
 
     For a triangle with e > 0 (interior on the left of each edge in y-down coordinates), an edge
@@ -167,9 +167,9 @@ def _draw_triangle(X0, Y0, X1, Y1, X2, Y2, z0, z1, z2, e, va, i0, i1, i2,
     if j0 > j1 or r0 > r1:
         return
     # Edge k is opposite vertex k: w_k(p) = (b-a) x (p-a), with w_k(v_k) = e.
-    ex0 = _exclusive(X1, Y1, X2, Y2)
-    ex1 = _exclusive(X2, Y2, X0, Y0)
-    ex2 = _exclusive(X0, Y0, X1, Y1)
+    ex0 = exclusive_bias(X1, Y1, X2, Y2)
+    ex1 = exclusive_bias(X2, Y2, X0, Y0)
+    ex2 = exclusive_bias(X0, Y0, X1, Y1)
     sx0 = (Y1 - Y2) * SUBPIXEL  # step of w_k per pixel along x
     sx1 = (Y2 - Y0) * SUBPIXEL
     sx2 = (Y0 - Y1) * SUBPIXEL

@@ -46,7 +46,7 @@ def _last_centre(hi: torch.Tensor) -> torch.Tensor:
 
 
 def _exclusive(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Top-left rule (see raster_numba._exclusive): 1 where centres on edge a->b are not owned."""
+    """Top-left rule (see raster_numba.exclusive_bias): 1 where centres on edge a->b are not owned."""
     dx = b[..., 0] - a[..., 0]
     dy = b[..., 1] - a[..., 1]
     owned = (dy < 0) | ((dy == 0) & (dx > 0))

@@ -16,6 +16,8 @@ from synface.base.exact import stable_cos, stable_sin
 SH_A = (math.pi, 2 * math.pi / math.sqrt(3), 2 * math.pi / math.sqrt(8))
 SH_C = (1 / math.sqrt(4 * math.pi), math.sqrt(3) / math.sqrt(4 * math.pi),
         3 * math.sqrt(5) / math.sqrt(12 * math.pi))
+#: the folded band constants a_l * c_l, the one set every shader uses
+SH_K = (SH_A[0] * SH_C[0], SH_A[1] * SH_C[1], SH_A[2] * SH_C[2])
 AMBIENT_OFFSET = 0.8  # added to band 0 of every colour (Deep3DFace convention)
 N_FIT_DIRS = 1024  # sphere directions for the least-squares fit of light_to_sh
 
@@ -25,9 +27,7 @@ _FIT_CACHE: dict[tuple[str, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {
 def sh_basis(normals: torch.Tensor) -> torch.Tensor:
     """(...,3) unit normals -> (...,9) scaled SH basis, Deep3DFace order and signs."""
     x, y, z = normals.unbind(-1)
-    k0 = SH_A[0] * SH_C[0]
-    k1 = SH_A[1] * SH_C[1]
-    k2 = SH_A[2] * SH_C[2]
+    k0, k1, k2 = SH_K
     return torch.stack([
         torch.full_like(x, k0),
         -k1 * y,

@@ -1,0 +1,160 @@
+"""The render pipeline: coefficients -> posed mesh -> shaded, rasterised, aligned 112x112 images.
+
+One code path for CPU and CUDA: geometry, shading and compositing are batched torch ops, and the
+rasteriser picks its numba kernel on the CPU and its torch kernel on a GPU; on the CPU a fused
+numba kernel does shading to compositing per image (`fast_cpu`). The model is any object with the
+`MorphableModel` methods (geometry, albedo, albedo_parts, exposure, vertex_normals, faces,
+landmark_vertices); the coefficients any object with FaceCoeffs' fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from synface.render.background import render_background
+from synface.render.camera import (
+    ARCFACE_TEMPLATE, JITTER_DIM, fit_similarity, jitter_transform, perspective,
+    rotation_matrices,
+)
+from synface.render.fast_cpu import FusedInputs, render_cpu
+from synface.render.rasterize import rasterize
+from synface.render.shading import AMBIENT_OFFSET, sh_irradiance
+
+
+@dataclass
+class RenderResult:
+    images: torch.Tensor  # (B,112,112,3) uint8 RGB
+    landmarks: torch.Tensor  # (B,5,2) float pixel positions of the 5 landmarks in the output image
+
+
+@dataclass
+class MeshResult:
+    vertices: torch.Tensor  # (B,V,3) posed model-space vertices (y up)
+    faces: torch.Tensor  # (F,3)
+    colours: torch.Tensor  # (B,V,3) shaded vertex colours in [0,1]
+
+
+class RenderPipeline:
+    """Renders one model's faces at one size; `fast_cpu` picks the fused kernel on the CPU."""
+
+    def __init__(self, model: Any, device: torch.device, supersample: int = 2, image_size: int = 112) -> None:
+        if supersample < 1:
+            raise ValueError(f"supersample must be >= 1, got {supersample}")
+        self.model = model
+        self.device = device
+        self.supersample = int(supersample)
+        self.image_size = int(image_size)
+        #: use the fused numba kernel on the CPU (the torch path is the reference and the GPU path)
+        self.fast_cpu = True
+        # The rasteriser draws triangles whose screen winding is positive; the model's faces are
+        # counter-clockwise in a y-up frame, which the y-down screen flips.
+        self._raster_faces = model.faces[:, [0, 2, 1]].contiguous()
+
+    def posed_mesh(self, coeffs: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Posed vertices (model space, y up), unit normals, and albedo."""
+        verts = self.model.geometry(coeffs.shape, coeffs.expr)
+        rot = rotation_matrices(coeffs.pose)
+        verts = verts @ rot.transpose(1, 2)
+        normals = self.model.vertex_normals(verts)
+        albedo = self.model.albedo(coeffs.albedo, coeffs.expr)
+        return verts, normals, albedo
+
+    def mesh(self, coeffs: Any) -> MeshResult:
+        """Shaded mesh for 3-D views."""
+        with torch.no_grad():
+            verts, normals, albedo = self.posed_mesh(coeffs)
+            exposure = self.model.exposure(coeffs.albedo).view(-1, 1, 1)
+            colours = (albedo * sh_irradiance(normals, coeffs.light) * exposure).clamp(0, 1)
+        return MeshResult(verts, self.model.faces, colours)
+
+    def render_float(self, coeffs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B,3,112,112) float images in [0,1] and (B,5,2) landmarks."""
+        result = self.render(coeffs)
+        return result.images.permute(0, 3, 1, 2).float() / 255.0, result.landmarks
+
+    def render(self, coeffs: Any) -> RenderResult:
+        """(B,112,112,3) uint8 images aligned to the ArcFace template, plus their 5 landmarks."""
+        with torch.no_grad():
+            if self.device.type == "cpu" and self.fast_cpu:
+                images, landmarks = self._render_fused_cpu(coeffs)
+            else:
+                images, landmarks = self._render_torch(coeffs)
+        return RenderResult(images=images, landmarks=landmarks)
+
+    def _alignment(self, verts: torch.Tensor, rot: torch.Tensor, jitter: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(A, t) mapping perspective-projected points to output pixels: the 5-point similarity
+        onto the ArcFace template followed by the jitter."""
+        size = self.image_size
+        lm3d = verts[:, self.model.landmark_vertices] @ rot.transpose(1, 2)
+        lm_src, _ = perspective(lm3d)
+        template = ARCFACE_TEMPLATE.to(verts.device) * (size / 112.0)
+        A, t = fit_similarity(lm_src, template.unsqueeze(0).expand(verts.shape[0], -1, -1))
+        J, tj = jitter_transform(jitter, size)
+        return J @ A, (t.unsqueeze(1) @ J.transpose(1, 2)).squeeze(1) + tj
+
+    def frontal_pixels(self, verts: torch.Tensor) -> torch.Tensor:
+        """(B, V, 2) output pixels of unposed model vertices seen frontally, without jitter: where
+        each vertex lands in an aligned crop."""
+        B = verts.shape[0]
+        rot = torch.eye(3, device=verts.device).expand(B, 3, 3)
+        A, t = self._alignment(verts, rot, torch.zeros(B, JITTER_DIM, device=verts.device))
+        return self._to_pixels(verts, A, t)
+
+    def _render_fused_cpu(self, coeffs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        # Pose and alignment are small per-image sums (3x3 and 5-point fits) whose float32 result
+        # would depend on the batch's kernel choice: they run in float64 and are rounded once, so
+        # every image gets the same float32 inputs alone or in any batch.
+        verts = self.model.geometry(coeffs.shape, coeffs.expr)
+        rot64 = rotation_matrices(coeffs.pose.double())
+        verts64 = verts.double()
+        A64, t64 = self._alignment(verts64, rot64, coeffs.jitter.double())
+        rot, A, t = rot64.float(), A64.float(), t64.float()
+        parts = self.model.albedo_parts(coeffs.albedo, coeffs.expr)
+        gamma = coeffs.light.view(-1, 3, 9).clone()
+        gamma[:, :, 0] += AMBIENT_OFFSET
+        gamma = gamma * self.model.exposure(coeffs.albedo).view(-1, 1, 1)
+        images = render_cpu(FusedInputs(verts, self.model.faces, self._raster_faces, rot, parts, gamma, A, t,
+                                        coeffs.background, getattr(self.model, "grid_shape", None)),
+                            self.supersample, self.image_size)
+        landmarks = self._project_landmarks(verts64, rot64, A64, t64).float()
+        return images, landmarks
+
+    def _project_landmarks(self, verts: torch.Tensor, rot: torch.Tensor, A: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self._to_pixels(verts[:, self.model.landmark_vertices] @ rot.transpose(1, 2), A, t)
+
+    @staticmethod
+    def _to_pixels(posed: torch.Tensor, A: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """(B, N, 2) output pixels of posed points: perspective projection, then `_alignment`'s map."""
+        xy, _ = perspective(posed)
+        return xy @ A.transpose(1, 2) + t.unsqueeze(1)
+
+    def _render_torch(self, coeffs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reference path (and the CUDA path): batched torch ops and the torch/numba rasteriser."""
+        size, ss = self.image_size, self.supersample
+        big = size * ss
+        verts = self.model.geometry(coeffs.shape, coeffs.expr)
+        rot = rotation_matrices(coeffs.pose)
+        A, t = self._alignment(verts, rot, coeffs.jitter)
+        posed = verts @ rot.transpose(1, 2)
+        normals = self.model.vertex_normals(posed)
+        albedo = self.model.albedo(coeffs.albedo, coeffs.expr)
+        exposure = self.model.exposure(coeffs.albedo).view(-1, 1, 1)
+        colour = (albedo * sh_irradiance(normals, coeffs.light) * exposure).clamp(0, 1)
+        xy, depth = perspective(posed)
+        screen = xy @ A.transpose(1, 2) + t.unsqueeze(1)
+        landmarks = screen[:, self.model.landmark_vertices]
+        screen_big = torch.cat([screen * ss, depth.unsqueeze(-1)], -1).contiguous()
+        raster = rasterize(screen_big, self._raster_faces, colour.contiguous(), big, big, cull_backfaces=True)
+        premult = (raster.attrs * raster.mask.unsqueeze(-1)).permute(0, 3, 1, 2)
+        coverage = raster.mask.unsqueeze(1)
+        if ss > 1:
+            premult = F.avg_pool2d(premult, ss)
+            coverage = F.avg_pool2d(coverage, ss)
+        background = render_background(coeffs.background, size)
+        image = (premult + (1 - coverage) * background).clamp(0, 1)
+        images = (image * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+        return images, landmarks
