@@ -20,7 +20,6 @@ Construction, in short:
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import numpy as np
 import torch
@@ -33,6 +32,7 @@ from synface.face.builtin_albedo import (
     AlbedoEvaluator,
     build_mask_library,
 )
+from synface.face.builtin_mesh import build_base_mesh, ear_field, hair_volume_field, mean_displacement, nose_profile, reference_frame
 from synface.face.model import CoeffInfo, MorphableModel, basis_tensor
 from synface.face.prior import IDENTITY_CLAMP
 
@@ -47,16 +47,11 @@ from synface.face.geometry_fields import (  # noqa: E402
     EYE_Y,
     MOUTH_X,
     MOUTH_Y,
-    N_HEAD_ROWS,
     N_LON,
-    N_NECK_ROWS,
     NOSE_TIP_Y,
 )
 from synface.face.geometry_fields import (
     gauss as _gauss,
-)
-from synface.face.geometry_fields import (
-    hairline_lat as _hairline_lat,
 )
 from synface.face.geometry_fields import (
     pair as _pair,
@@ -64,164 +59,6 @@ from synface.face.geometry_fields import (
 from synface.face.geometry_fields import (
     smoothstep as _smoothstep,
 )
-
-
-# ----------------------------------------------------------------------------------------------
-# Mesh topology and base positions
-# ----------------------------------------------------------------------------------------------
-def _longitudes() -> np.ndarray:
-    """Angles around the vertical axis, 0 at the front, denser at the front (about 6:1)."""
-    s = np.linspace(-1.0, 1.0, N_LON, endpoint=False) + 1.0 / N_LON
-    c = 0.6
-    return math.pi * ((1 - c) * s + c * s**3)
-
-
-def _latitudes() -> np.ndarray:
-    """Polar angles from the crown (0) down to the jaw: sparse over the scalp, dense over the face,
-    densest across the eyes and the mouth, where painted detail needs vertices."""
-    top = np.linspace(0.05 * math.pi, 0.30 * math.pi, 20, endpoint=False)
-    fine = np.linspace(0.30 * math.pi, 0.80 * math.pi, 2001)
-    density = (1.0 + 1.3 * np.exp(-0.5 * ((fine / math.pi - 0.465) / 0.035) ** 2)
-               + 0.7 * np.exp(-0.5 * ((fine / math.pi - 0.675) / 0.035) ** 2))
-    cdf = np.concatenate([[0.0], np.cumsum((density[1:] + density[:-1]) / 2)])
-    face = np.interp(np.linspace(0, cdf[-1], N_HEAD_ROWS - 20), cdf, fine)
-    return np.concatenate([top, face])
-
-
-def _superellipse(angle: np.ndarray, n: float = 3.2) -> tuple[np.ndarray, np.ndarray]:
-    s, c = np.sin(angle), np.cos(angle)
-    return np.sign(s) * np.abs(s) ** (2 / n), np.sign(c) * np.abs(c) ** (2 / n)
-
-
-@lru_cache(maxsize=1)
-def build_base_mesh() -> dict[str, np.ndarray]:
-    """Vertices of the undeformed head, triangles, and per-vertex reference data."""
-    theta = _longitudes()
-    phi = _latitudes()
-    a, b, c = 0.78, 1.12, 0.93
-    sx, sz = _superellipse(theta)
-    rows, lat = [], []
-    for p in phi:
-        y = b * math.cos(p)
-        taper = 1.0 - 0.22 * float(_smoothstep(-0.1, -0.95, np.array(y)))  # jaw narrows
-        back = 1.0 - 0.12 * float(_smoothstep(-0.2, -0.95, np.array(y)))
-        r = math.sin(p)
-        x = a * r * taper * sx
-        z = np.where(sz > 0, c * r * sz * (1.0 - 0.08 * (1 - taper)), c * r * sz * back)
-        rows.append(np.stack([x, np.full_like(x, y), z], axis=1))
-        lat.append(np.full_like(x, p))
-    head_last = rows[-1]
-    # Neck: blend from the last head ring to a cylinder under and behind the chin.
-    neck_x, neck_z, neck_cz = 0.36, 0.40, -0.14
-    for k in range(1, N_NECK_ROWS + 1):
-        t = k / N_NECK_ROWS
-        y_ring = head_last[0, 1] - 0.08 - 1.0 * t
-        cyl = np.stack([neck_x * sx, np.full_like(sx, y_ring), neck_cz + neck_z * sz], axis=1)
-        w = float(_smoothstep(0.0, 0.35, np.array(t)))
-        ring = (1 - w) * head_last + w * cyl
-        ring[:, 1] = (1 - w) * (head_last[:, 1] - 0.08 * t) + w * y_ring
-        rows.append(ring)
-        lat.append(np.full(N_LON, math.pi * 0.8 + t * 0.2))
-    grid = np.stack(rows)  # (R, N_LON, 3)
-    n_rows = grid.shape[0]
-    verts = grid.reshape(-1, 3)
-    crown = np.array([[0.0, b, 0.0]])
-    verts = np.concatenate([crown, verts])
-    lat_all = np.concatenate([[0.0], np.concatenate(lat)])
-    lon_all = np.concatenate([[0.0], np.tile(theta, n_rows)])
-
-    def vid(r: int, j: int) -> int:
-        return 1 + r * N_LON + (j % N_LON)
-
-    faces = []
-    for j in range(N_LON):  # crown fan
-        faces.append((0, vid(0, j + 1), vid(0, j)))
-    for r in range(n_rows - 1):
-        for j in range(N_LON):
-            v00, v01, v10, v11 = vid(r, j), vid(r, j + 1), vid(r + 1, j), vid(r + 1, j + 1)
-            faces.append((v00, v01, v11))
-            faces.append((v00, v11, v10))
-    faces = np.array(faces, dtype=np.int64)
-    faces = _orient_outward(verts, faces)
-    return {"verts": verts.astype(np.float64), "faces": faces, "lat": lat_all, "lon": lon_all}
-
-
-def _orient_outward(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Flip triangles whose normal points toward the head's axis, so all wind outward."""
-    v0, v1, v2 = verts[faces[:, 0]], verts[faces[:, 1]], verts[faces[:, 2]]
-    normal = np.cross(v1 - v0, v2 - v0)
-    centre = (v0 + v1 + v2) / 3
-    axis_point = np.stack([np.zeros(len(centre)), np.clip(centre[:, 1], -3, 0.9), np.where(centre[:, 1] < -0.95, -0.14, 0.0)], axis=1)
-    outward = centre - axis_point
-    flip = (normal * outward).sum(1) < 0
-    faces = faces.copy()
-    faces[flip] = faces[flip][:, [0, 2, 1]]
-    return faces
-
-
-# ----------------------------------------------------------------------------------------------
-# Reference coordinates and masks
-# ----------------------------------------------------------------------------------------------
-def _reference(base: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    v = base["verts"]
-    X, Y, Z = v[:, 0], v[:, 1], v[:, 2]
-    front = _smoothstep(0.05, 0.45, Z)  # weight of "face" fields
-    side = _smoothstep(0.55, 0.72, np.abs(X)) * _smoothstep(-0.45, 0.1, Z) * (1 - _smoothstep(0.05, 0.35, Z))
-    return {"X": X, "Y": Y, "Z": Z, "front": front, "side": side, "lat": base["lat"], "lon": base["lon"]}
-
-
-def _nose_profile(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """Nose height over the face: a ridge from the bridge growing to the tip, then a steep base."""
-    rise = 0.05 + 0.27 * _smoothstep(0.12, NOSE_TIP_Y, Y) ** 1.3
-    cut = 1.0 - _smoothstep(NOSE_TIP_Y - 0.005, NOSE_TIP_Y - 0.11, Y)
-    top = 1.0 - _smoothstep(0.16, 0.26, Y)  # the ridge fades out into the forehead
-    width = 0.045 + 0.05 * _smoothstep(0.05, NOSE_TIP_Y, Y)
-    return rise * cut * top * np.exp(-0.5 * (X / width) ** 2)
-
-
-def _mean_displacement(ref: dict[str, np.ndarray]) -> np.ndarray:
-    X, Y, F = ref["X"], ref["Y"], ref["front"]
-    dz = np.zeros_like(X)
-    dz += _nose_profile(X, Y)
-    dz += 0.07 * _pair(X, Y, 0.085, NOSE_TIP_Y - 0.04, 0.035, 0.035)  # alae
-    dz -= 0.10 * _pair(X, Y, EYE_X, EYE_Y + 0.01, 0.12, 0.08)  # eye sockets
-    dz += 0.065 * _pair(X, Y, EYE_X, EYE_Y, 0.075, 0.045)  # eyeballs
-    dz += 0.06 * _pair(X, Y, 0.27, 0.28, 0.16, 0.045)  # brow ridge
-    dz += 0.05 * _pair(X, Y, 0.45, -0.08, 0.1, 0.1)  # cheekbones
-    dz += 0.045 * _gauss(X, Y, 0, MOUTH_Y + 0.03, 0.17, 0.03)  # upper lip
-    dz += 0.055 * _gauss(X, Y, 0, MOUTH_Y - 0.045, 0.15, 0.03)  # lower lip
-    dz -= 0.035 * _gauss(X, Y, 0, MOUTH_Y, 0.22, 0.012)  # mouth line
-    dz -= 0.03 * _gauss(X, Y, 0, -0.77, 0.13, 0.03)  # mentolabial fold
-    dz += 0.09 * _gauss(X, Y, 0, -0.88, 0.15, 0.07)  # chin
-    dz -= 0.04 * _pair(X, Y, 0.62, 0.32, 0.08, 0.12)  # temples
-    dz -= 0.025 * _pair(X, Y, 0.2, -0.42, 0.05, 0.1)  # nasolabial folds
-    disp = np.zeros((len(X), 3))
-    disp[:, 2] = dz * F
-    disp += _ear_field(ref, size=1.0, protrusion=1.0)
-    disp += _hair_volume_field(ref) * 0.08
-    return disp
-
-
-def _ear_field(ref: dict[str, np.ndarray], size: float, protrusion: float) -> np.ndarray:
-    """Ears: an outward-pushed oval with a rim and a hollow, on both sides."""
-    X, Y, Z, side = ref["X"], ref["Y"], ref["Z"], ref["side"]
-    cy, cz = 0.02, -0.06
-    hh, hw = 0.21 * size, 0.12 * size
-    e = np.sqrt(((Y - cy) / hh) ** 2 + ((Z - cz) / hw) ** 2)
-    shell = 1.0 - _smoothstep(0.75, 1.05, e)
-    hollow = 1.0 - _smoothstep(0.2, 0.6, e)
-    out = (0.13 * shell - 0.05 * hollow) * protrusion
-    disp = np.zeros((len(X), 3))
-    disp[:, 0] = np.sign(X) * out * side
-    return disp
-
-
-def _hair_volume_field(ref: dict[str, np.ndarray]) -> np.ndarray:
-    lat, lon = ref["lat"], ref["lon"]
-    mask = _smoothstep(0.0, 0.05 * math.pi, _hairline_lat(lon) - lat)
-    normal = np.stack([ref["X"], ref["Y"], ref["Z"]], 1)
-    normal /= np.linalg.norm(normal, axis=1, keepdims=True) + 1e-9
-    return normal * mask[:, None]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -315,7 +152,7 @@ def _shape_basis(ref: dict[str, np.ndarray]) -> np.ndarray:
     lips = _gauss(X, Y, 0, -0.53, 0.17, 0.035) + _gauss(X, Y, 0, -0.67, 0.15, 0.035)
     chin = _gauss(X, Y, 0, -0.88, 0.18, 0.09)
     lower_y = np.minimum(Y - EYE_Y, 0.0)
-    hair = _hair_volume_field(ref)
+    hair = hair_volume_field(ref)
 
     fields.append(field(dx=0.08 * X))  # face_width
     fields.append(field(dy=0.10 * lower_y * (1 - ref["side"] * 0.5)))  # face_length
@@ -324,7 +161,7 @@ def _shape_basis(ref: dict[str, np.ndarray]) -> np.ndarray:
     fields.append(field(dz=0.06 * chin * F))  # chin_protrusion
     fields.append(field(dy=-0.04 * nose * F))  # nose_length
     fields.append(field(dx=0.25 * X * nose * F))  # nose_width
-    fields.append(field(dz=0.35 * _nose_profile(X, Y) * F))  # nose_protrusion
+    fields.append(field(dz=0.35 * nose_profile(X, Y) * F))  # nose_protrusion
     fields.append(field(dz=0.035 * _gauss(X, Y, 0, 0.0, 0.05, 0.12) * F))  # nose_bridge
     fields.append(field(dx=0.03 * np.sign(X) * eyes * F))  # eye_spacing
     ex, ey = np.abs(X) - EYE_X, Y - EYE_Y
@@ -341,8 +178,8 @@ def _shape_basis(ref: dict[str, np.ndarray]) -> np.ndarray:
     fields.append(field(dy=0.025 * mouth * F))  # mouth_height
     fields.append(field(dz=-0.07 * _smoothstep(0.35, 1.05, Y) * F))  # forehead_slope
     fields.append(field(dz=0.07 * np.minimum(Z, 0.0)))  # head_depth
-    fields.append(_ear_field(ref, 1.2, 1.0) - _ear_field(ref, 1.0, 1.0))  # ear_size
-    fields.append(_ear_field(ref, 1.0, 0.4))  # ear_protrusion
+    fields.append(ear_field(ref, 1.2, 1.0) - ear_field(ref, 1.0, 1.0))  # ear_size
+    fields.append(ear_field(ref, 1.0, 0.4))  # ear_protrusion
     neck = _smoothstep(-1.0, -1.2, Y)
     fields.append(field(dx=0.06 * X * neck, dz=0.06 * (Z + 0.14) * neck))  # neck_width
     fields.append(hair * 0.04)  # hair_volume
@@ -446,8 +283,8 @@ class BuiltinFaceModel(MorphableModel):
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         base = build_base_mesh()
-        ref = _reference(base)
-        mean = base["verts"] + _mean_displacement(ref)
+        ref = reference_frame(base)
+        mean = base["verts"] + mean_displacement(ref)
         shape_basis = _shape_basis(ref)
         expr_basis = _expr_basis(ref)
         self.shape_info = tuple(CoeffInfo(n, d) for n, d in SHAPE_SEMANTIC) + tuple(
