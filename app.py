@@ -12,14 +12,11 @@ waits for them. Each session then runs this same file as the page script (`__nam
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import streamlit as st
 
-import streamlit as st  # noqa: E402
-
-from pages import common  # noqa: E402
+from pages import common
 
 ROOT = Path(__file__).resolve().parent
 #: (file, title, icon, url path) of every page, in menu order

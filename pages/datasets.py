@@ -10,20 +10,17 @@ where it stopped when started again.
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import streamlit as st
 
-import numpy as np  # noqa: E402
-import streamlit as st  # noqa: E402
-
-from pages import common  # noqa: E402
-from synface.data.errors import DataError  # noqa: E402
-from synface.data.synthetic import (  # noqa: E402
+from pages import common
+from synface.data.errors import DataError
+from synface.data.synthetic import (
     ATTRIBUTES,
     CARD,
     STATE,
@@ -307,7 +304,7 @@ def real_section() -> None:
         st.info("No real sets registered yet.")
 
 
-def body() -> None:
+def main() -> None:
     st.title("Datasets")
     init_state()
     build, browse, real = st.tabs(["Build", "Browse", "Real sets"])
@@ -323,4 +320,4 @@ def body() -> None:
 
 
 with common.page_errors("The datasets page"):
-    body()
+    main()

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import pandas as pd
+import streamlit as st
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
-
-from pages import common  # noqa: E402
+from pages import common
 
 MAX_SETS = 4
 RESULT_KEY = "features_result"  # not a widget key: holds arrays, must not be re-assigned each run
@@ -208,4 +205,5 @@ def main() -> None:
         _results()
 
 
-main()
+with common.page_errors("Features"):
+    main()

@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import math
 import random
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import streamlit as st
+import torch
 
-import numpy as np  # noqa: E402
-import streamlit as st  # noqa: E402
-import torch  # noqa: E402
-
-from pages import common  # noqa: E402
-from synface.face.coeffs import FaceCoeffs  # noqa: E402
-from synface.face.prior import LightControls  # noqa: E402
-from synface.generator import FaceGenerator  # noqa: E402
+from pages import common
+from synface.face.coeffs import FaceCoeffs
+from synface.face.prior import LightControls
+from synface.generator import FaceGenerator
 
 PHI_STRIP = tuple(round(0.1 * i, 1) for i in range(11))
 LIVE_SIZE = 336
@@ -221,7 +217,7 @@ def live_view(seed_a: int, seed_b: int) -> None:
         st.rerun(scope="app")
 
 
-def body() -> None:
+def main() -> None:
     st.title("Generator")
     gen = common.get_generator()
     st.caption(f"Rendering on **{common.device_label()}** - generator {gen.version}. "
@@ -255,4 +251,4 @@ def body() -> None:
 
 
 with common.page_errors("The generator page"):
-    body()
+    main()

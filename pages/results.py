@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import streamlit as st  # noqa: E402
-
-from pages import common  # noqa: E402
+from pages import common
 
 TITLES = {
     "table1": "Table 1: cross-domain (trained on synthetic or real, tested on LFW and the synthetic benchmark)",

@@ -8,17 +8,14 @@ read from disk, so the list survives reloads and app restarts.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import streamlit as st
 
-import streamlit as st  # noqa: E402
-
-from pages import common  # noqa: E402
-from synface.runs import queue, registry  # noqa: E402
-from synface.data.errors import DataError  # noqa: E402
-from synface.train.config import PRESETS, ConfigError, config_from_dict  # noqa: E402
+from pages import common
+from synface.data.errors import DataError
+from synface.runs import queue, registry
+from synface.train.config import PRESETS, ConfigError, config_from_dict
 
 OTHER = "(folder path)"
 NO_REAL = "(none)"
@@ -250,7 +247,7 @@ def live_view() -> None:
     curves(run)
 
 
-def body() -> None:
+def main() -> None:
     st.title("Train")
     st.caption(f"Runs train in background processes on **{common.device_label()}**; "
                f"at most {queue.default_max_running()} at a time, the rest wait in a queue.")
@@ -261,4 +258,4 @@ def body() -> None:
 
 
 with common.page_errors("The train page"):
-    body()
+    main()

@@ -20,11 +20,6 @@ from synface.generator import FaceGenerator
 from synface.render.camera import ARCFACE_TEMPLATE
 
 
-@pytest.fixture(scope="module")
-def gen() -> FaceGenerator:
-    return FaceGenerator(device="cpu")
-
-
 # ---------------------------------------------------------------------------------------------
 # Mesh and model
 # ---------------------------------------------------------------------------------------------

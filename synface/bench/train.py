@@ -26,7 +26,8 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -34,7 +35,7 @@ from synface.train.backbones import build_backbone, count_flops, count_train_flo
 from synface.train.config import load_config
 from synface.train.heads import MarginHead
 
-__all__ = ["bench_train", "matmul_peak", "matmul_kernels", "compute_mfu"]
+__all__ = ["bench_train", "compute_mfu", "matmul_kernels", "matmul_peak"]
 
 
 def _median(values: list[float]) -> float:

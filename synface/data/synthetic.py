@@ -202,15 +202,14 @@ class SyntheticSpec:
         partner, phi = self._mixup(i)
         partner, phi = partner[ks], phi[ks]
         shape_i, albedo_i = self.identity(i)
-        shape = shape_i.expand(len(ks), -1).clone()
-        albedo = albedo_i.expand(len(ks), -1).clone()
-        for row, p in enumerate(partner):
-            if p >= 0:
-                shape_p, albedo_p = self.identity(int(p))
-                w = float(phi[row])
-                shape[row] = w * shape_i + (1 - w) * shape_p
-                albedo[row] = w * albedo_i + (1 - w) * albedo_p
-        coeffs = FaceCoeffs(shape=shape, albedo=albedo, **attrs)
+        own = FaceCoeffs(shape=shape_i.expand(len(ks), -1).clone(), albedo=albedo_i.expand(len(ks), -1).clone(), **attrs)
+        if not (partner >= 0).any():
+            coeffs = own
+        else:  # the one identity mixup (FaceGenerator.mix); a sample without a partner keeps phi = 1
+            others = [self.identity(int(p) if p >= 0 else i) for p in partner]
+            partners = own.replace(shape=torch.cat([o[0].reshape(1, -1) for o in others]),
+                                   albedo=torch.cat([o[1].reshape(1, -1) for o in others]))
+            coeffs = FaceGenerator.mix(own, partners, torch.from_numpy(phi.astype(np.float32)))
         labels = SampleLabels(np.full(len(ks), i, dtype=np.int64), partner, phi.astype(np.float32))
         return coeffs, labels
 

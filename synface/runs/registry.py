@@ -198,11 +198,7 @@ def _config_dict(config: Any) -> dict[str, Any]:
         return config.to_dict()
     if isinstance(config, Mapping):
         return dict(config)
-    if isinstance(config, (str, Path)):
-        from synface.train.config import load_config
-
-        return load_config(config).to_dict()
-    raise TypeError(f"config must be a TrainConfig, a mapping or a path, got {type(config).__name__}")
+    raise TypeError(f"config must be a TrainConfig or a mapping (load a config file first), got {type(config).__name__}")
 
 
 def create_run(config: Any, name: str | None = None, root: str | Path | None = None,

@@ -10,7 +10,8 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support import REPO  # noqa: E402
+
 TIMEOUT = 120  # the first render may compile numba kernels
 
 

@@ -13,11 +13,6 @@ from synface.bench.photo_albedo import (
 from synface.generator import FaceGenerator
 
 
-@pytest.fixture(scope="module")
-def gen():
-    return FaceGenerator(device="cpu")
-
-
 def _mean_shape_photos(gen, n, seed):
     """Neutral frontal renders of built-in identities on the mean shape: 'photos' whose true
     per-vertex colours the photo model should recover."""

@@ -18,8 +18,7 @@ from synface.analysis.features import (
     resolve_dataset,
 )
 from synface.data.errors import DataError
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.support import REPO  # noqa: E402
 
 
 @pytest.fixture(scope="module")

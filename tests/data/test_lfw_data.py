@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +19,7 @@ from synface.data.lfw import (
 )
 from synface.data.subsets import real_subset
 from synface.data.verification_bin import read_bin, write_bin
-
-_DEFAULT_LFW = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"
-LFW_ROOT = Path(os.environ.get("SYNFACE_LFW", _DEFAULT_LFW))
+from tests.support import LFW_ROOT
 
 if not (LFW_ROOT / "pairs.txt").is_file():
     pytest.skip(f"LFW copy not found at {LFW_ROOT} (set SYNFACE_LFW)", allow_module_level=True)

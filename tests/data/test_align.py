@@ -7,7 +7,6 @@ where it or dlib is absent; the geometry tests always run.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
@@ -29,14 +28,8 @@ from synface.data.align import (
     landmarks5,
     warp_to_template,
 )
-
-_DEFAULT_LFW = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"
-LFW_ROOT = Path(os.environ.get("SYNFACE_LFW", _DEFAULT_LFW))
-_HAVE_DLIB = importlib.util.find_spec("dlib") is not None
-requires_lfw = pytest.mark.skipif(
-    not ((LFW_ROOT / "images").is_dir() and _HAVE_DLIB),
-    reason=f"LFW copy not found at {LFW_ROOT} (set SYNFACE_LFW) or dlib missing",
-)
+from tests.support import HAVE_DLIB as _HAVE_DLIB  # noqa: E402
+from tests.support import LFW_ROOT, requires_lfw
 
 
 def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:

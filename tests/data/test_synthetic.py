@@ -23,11 +23,6 @@ from synface.data.synthetic import (
 from synface.generator import FaceGenerator
 
 
-@pytest.fixture(scope="module")
-def gen() -> FaceGenerator:
-    return FaceGenerator(device="cpu")
-
-
 def test_names_follow_the_paper() -> None:
     assert default_name(SynthConfig(ids=10_000, samples=50)) == "Syn_10K_50"
     assert default_name(SynthConfig(ids=1000, samples=50, im=True)) == "Syn_1K_50_IM"

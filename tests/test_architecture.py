@@ -1,0 +1,130 @@
+"""The house rules, checked on the source: layers import only downward, no loops, no module over
+500 lines, no private names across modules, benchmarks stay out of the product, no sys.path edits."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.support import REPO
+
+PACKAGE = REPO / "synface"
+#: lowest first; a module may import its own layer or any layer before it. Training and evaluation
+#: are one layer (training ends with an evaluation; evaluation loads training's backbones), and
+#: the command line is one client with its entry point.
+LAYERS = ["base", "render", "face", "generator", "data", "runs", ("train", "eval"), "analysis", "studies", "bench",
+          ("cli", "__main__")]
+LEVEL = {name: i for i, entry in enumerate(LAYERS) for name in (entry if isinstance(entry, tuple) else (entry,))}
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(REPO).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = path
+    return out
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def _imports(path: Path) -> list[tuple[str, list[str], int]]:
+    """(module, imported names, line) of every synface import, type-checking blocks excluded."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip |= {id(n) for child in node.body for n in ast.walk(child)}
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("synface"):
+            found.append((node.module, [a.name for a in node.names], node.lineno))
+        elif isinstance(node, ast.Import):
+            found += [(a.name, [], node.lineno) for a in node.names if a.name.startswith("synface")]
+    return found
+
+
+def test_layers_import_only_downward() -> None:
+    modules = _modules()
+    wrong = []
+    for name, path in modules.items():
+        layer = _layer(name)
+        if layer not in LEVEL:
+            continue
+        for target, names, line in _imports(path):
+            targets = [target] + [f"{target}.{n}" for n in names if f"{target}.{n}" in modules]
+            for t in targets:
+                t_layer = _layer(t)
+                if t_layer in LEVEL and LEVEL[t_layer] > LEVEL[layer]:
+                    wrong.append(f"{path.relative_to(REPO)}:{line} ({layer}) imports {t} ({t_layer})")
+    assert not wrong, "upward imports:\n" + "\n".join(wrong)
+
+
+def test_every_module_sits_in_a_layer() -> None:
+    stray = [n for n in _modules() if _layer(n) not in LEVEL and n != "synface"]
+    assert not stray, f"modules outside the layers {LAYERS}: {stray}"
+
+
+def test_no_import_loops() -> None:
+    modules = _modules()
+    graph = {name: {t for target, names, _ in _imports(path)
+                    for t in [target] + [f"{target}.{n}" for n in names] if t in modules and t != name}
+             for name, path in modules.items()}
+    state: dict[str, int] = {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for nxt in graph[node]:
+            if state.get(nxt) == 1:
+                raise AssertionError("import loop: " + " -> ".join(stack[stack.index(nxt):] + [nxt]) if nxt in stack
+                                     else f"import loop through {nxt}")
+            if nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = 2
+
+    for name in graph:
+        if name not in state:
+            visit(name, [name])
+
+
+def test_no_module_over_500_lines() -> None:
+    long = {str(p.relative_to(REPO)): n for p in [*PACKAGE.rglob("*.py"), *(REPO / "pages").glob("*.py"), REPO / "app.py"]
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500}
+    assert not long, long
+
+
+def test_no_private_names_imported_from_other_modules() -> None:
+    wrong = []
+    for name, path in _modules().items():
+        for target, names, line in _imports(path):
+            wrong += [f"{path.relative_to(REPO)}:{line} imports {target}.{n}" for n in names
+                      if n.startswith("_") and not n.startswith("__")]
+    for path in [*(REPO / "pages").glob("*.py"), REPO / "app.py"]:
+        for target, names, line in _imports(path):
+            wrong += [f"{path.relative_to(REPO)}:{line} imports {target}.{n}" for n in names if n.startswith("_")]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_only_bench_and_cli_import_the_benchmarks() -> None:
+    wrong = []
+    clients = {n: p for n, p in _modules().items() if _layer(n) not in ("bench", "cli")}
+    clients |= {p.stem: p for p in [*(REPO / "pages").glob("*.py"), REPO / "app.py"]}
+    for name, path in clients.items():
+        wrong += [f"{path.relative_to(REPO)}:{line} imports {target}" for target, _, line in _imports(path)
+                  if target == "synface.bench" or target.startswith("synface.bench.")]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_sys_path_edits_and_no_streamlit_in_the_library() -> None:
+    for path in [*(REPO / "pages").glob("*.py"), REPO / "app.py", *PACKAGE.rglob("*.py")]:
+        text = path.read_text(encoding="utf-8")
+        assert "sys.path.insert" not in text and "sys.path.append" not in text, path
+    for path in PACKAGE.rglob("*.py"):
+        assert "import streamlit" not in path.read_text(encoding="utf-8"), path
