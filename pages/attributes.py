@@ -66,7 +66,7 @@ def main() -> None:
     if todo and st.button("Queue the missing runs", type="primary", key="attr_queue",
                           help="Starts `python -m synface reproduce figure4` in the background: it builds the "
                                "datasets first, then trains and evaluates each missing run (resumable)."):
-        status = launch_reproduce("figure4", scale, lfw, out_dir=str(common.REPO_ROOT / "results"))
+        status = launch_reproduce("figure4", scale, lfw, root=common.workspace())
         st.success(f"Started (pid {status.get('pid')}); log: {status.get('log')}")
     _job(scale)
 

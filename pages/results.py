@@ -16,12 +16,13 @@ TITLES = {
 
 def main() -> None:
     from synface.analysis.tables import build_table
+    from synface.studies.report import results_dir
 
     st.title("Results")
     st.caption("Accuracy (%) on the test pairs: mean ± std over folds x training seeds, from each run's eval.json. "
                "Fill the tables with `python -m synface reproduce <table> --scale cpu --lfw DIR`.")
     scale = st.selectbox("Scale", ["cpu", "paper", "tiny", "any"], key="res.scale")
-    results_dir = common.REPO_ROOT / "results"
+    own_dir, shipped_dir = results_dir(common.workspace()), common.REPO_ROOT / "results"
     for name, title in TITLES.items():
         st.subheader(title)
         with common.page_errors(name):
@@ -32,12 +33,14 @@ def main() -> None:
                 st.dataframe(df, hide_index=True)
                 st.download_button("Download CSV", df.to_csv(index=False).encode(), f"{name}.csv", "text/csv",
                                    key=f"res_dl_{name}")
-            png = results_dir / f"{name}.png"
+            # the user's own reproduce report first; else the one shipped with the repository
+            folder = own_dir if (own_dir / f"{name}.png").is_file() else shipped_dir
+            label = "your reproduce run" if folder == own_dir else "shipped with the repository"
+            png, md = folder / f"{name}.png", folder / f"{name}.md"
             if png.is_file():
-                st.image(str(png), caption=f"results/{name}.png (written by reproduce)")
-            md = results_dir / f"{name}.md"
+                st.image(str(png), caption=f"{png} ({label})")
             if md.is_file():
-                with st.expander("Report (results/" + md.name + ")"):
+                with st.expander(f"Report ({label})"):
                     st.markdown(md.read_text(encoding="utf-8"))
 
 

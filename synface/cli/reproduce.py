@@ -23,7 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lfw", required=True, metavar="DIR", help="LFW-layout folder (images/, people.txt, pairs.txt)")
     p.add_argument("--root", metavar="DIR", help="workspace root (default $SYNFACE_HOME or ./workspace)")
     p.add_argument("--seeds", type=int, default=2, help="training seeds per cell (default 2)")
-    p.add_argument("--out", default="results", metavar="DIR", help="where <table>.md/.csv/.html/.png go")
+    p.add_argument("--out", metavar="DIR",
+                   help="where <table>.md/.csv/.html/.png go (default <workspace>/results; the repository's own "
+                        "results/ only when named here)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and time estimate; run nothing")
     p.add_argument("--json", action="store_true", help="with --dry-run: the plan as one JSON line")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")

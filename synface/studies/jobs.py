@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from synface.studies.plan import make_plan
+from synface.studies.report import results_dir
 
 
 def _job_paths(name: str, scale: str, root: str | Path | None) -> tuple[Path, Path]:
@@ -18,7 +19,7 @@ def _job_paths(name: str, scale: str, root: str | Path | None) -> tuple[Path, Pa
 
 
 def launch_reproduce(name: str, scale: str, lfw: str | Path, root: str | Path | None = None,
-                     out_dir: str | Path = "results", seeds: int = 2) -> dict[str, Any]:
+                     out_dir: str | Path | None = None, seeds: int = 2) -> dict[str, Any]:
     """Start `reproduce` as a detached process (survives app reruns); refuses a second live one."""
     from synface.base.processes import pid_alive, spawn_detached, synface_argv  # noqa: PLC0415
     from synface.base.workspace import workspace_root  # noqa: PLC0415
@@ -30,7 +31,7 @@ def launch_reproduce(name: str, scale: str, lfw: str | Path, root: str | Path | 
     log, meta = _job_paths(name, scale, root)
     log.parent.mkdir(parents=True, exist_ok=True)
     argv = synface_argv("reproduce", name, "--scale", scale, "--lfw", str(lfw), "--root", str(workspace_root(root)),
-                        "--out", str(out_dir), "--seeds", str(seeds), "--no-progress")
+                        "--out", str(results_dir(root) if out_dir is None else out_dir), "--seeds", str(seeds), "--no-progress")
     proc = spawn_detached(argv, log)
     meta.write_text(json.dumps({"pid": proc.pid, "argv": argv, "started": time.time()}))
     return {"pid": proc.pid, "alive": pid_alive(proc.pid), "log": str(log)}

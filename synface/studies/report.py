@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from synface.analysis import tables
+from synface.base.workspace import workspace_root
 from synface.face.builtin import GENERATOR_MODEL_VERSION
 from synface.studies.plan import FACTORS, SCALES, Plan
 
@@ -140,6 +141,11 @@ def plot_html(groups: list[str], series: list[tuple[str, list[float], list[float
     fig.update_layout(title=title, barmode="group", yaxis_title="accuracy (%)")
     with atomic_path(path) as tmp:
         fig.write_html(str(tmp), include_plotlyjs=True, full_html=True)
+
+
+def results_dir(root: str | Path | None = None) -> Path:
+    """Where reports go by default: the workspace, never the repository's shipped results/."""
+    return workspace_root(root) / "results"
 
 
 def write_report(plan: Plan, out_dir: str | Path, elapsed_s: float | None = None) -> dict[str, Path]:

@@ -20,7 +20,7 @@ from synface.studies.plan import (
     finished_runs,
     make_plan,
 )
-from synface.studies.report import write_report
+from synface.studies.report import results_dir, write_report
 
 
 def _link_people(images_root: Path, names: list[str], dst: Path) -> None:
@@ -149,7 +149,7 @@ def execute(plan: Plan, progress: ProgressFactory = _null_progress, generator: A
 
 
 def reproduce(name: str, scale: str = "cpu", lfw: str | Path | None = None, root: str | Path | None = None,
-              seeds: int = 2, out_dir: str | Path = "results", dry_run: bool = False,
+              seeds: int = 2, out_dir: str | Path | None = None, dry_run: bool = False,
               progress: ProgressFactory = _null_progress) -> tuple[Plan, dict[str, Path] | None]:
     """Plan, then (unless dry_run) execute and write the report."""
     plan = make_plan(name, scale, lfw, root, seeds)
@@ -157,4 +157,4 @@ def reproduce(name: str, scale: str = "cpu", lfw: str | Path | None = None, root
         return plan, None
     t0 = time.time()
     execute(plan, progress)
-    return plan, write_report(plan, out_dir, time.time() - t0)
+    return plan, write_report(plan, results_dir(root) if out_dir is None else out_dir, time.time() - t0)

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 import torch.multiprocessing as mp
 
-from tests.test_train import make_synthetic
+from tests.train.test_train import make_synthetic
 
 
 def _free_port() -> int:
