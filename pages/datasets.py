@@ -19,6 +19,7 @@ import numpy as np
 import streamlit as st
 
 from pages import common
+from synface.base.names import child_path
 from synface.data.errors import DataError
 from synface.data.synthetic import (
     ATTRIBUTES,
@@ -136,7 +137,8 @@ def build_section() -> None:
                   help="vary: drawn per image; fixed: drawn once per identity and held")
         col.slider(f"{attr} scale", 0.0, 3.0, step=0.1, key=f"ds.{attr}_scale", persist_state="session")
     c1, c2 = st.columns([2, 1])
-    c1.text_input("name (empty: paper-style name)", key="ds.name", persist_state="session")
+    c1.text_input("name (empty: paper-style name)", key="ds.name", persist_state="session",
+                  help="The set's folder under datasets/: letters, digits, '.', '_' and '-' (up to 100).")
     c2.selectbox("image format", ["jpg", "png"], key="ds.format", persist_state="session")
 
     try:
@@ -144,7 +146,7 @@ def build_section() -> None:
     except DataError as exc:
         st.error(str(exc))
         return
-    out = common.datasets_dir() / config.name
+    out = child_path(common.datasets_dir(), config.name, "dataset name")  # the config has checked the name too
     st.markdown(f"**{config.name}**: {config.ids} identities x {config.samples} = {config.num_images} images"
                 + (f", IM phi grid {list(config.phi_grid)}" if config.im else "") + f" -> `{out}`")
     grid, captions = preview(json.dumps(config.to_dict()))

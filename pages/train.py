@@ -107,7 +107,9 @@ def launch_form(sets: dict[str, dict]) -> None:
     c1, c2, c3 = st.columns([2, 2, 2])
     c1.selectbox("backbone preset", list(PRESETS), key="tr.preset", persist_state="session")
     c2.selectbox("evaluation set", [EVAL_SIDEBAR, *verif, NO_EVAL], key="tr.eval", persist_state="session")
-    c3.text_input("run name (optional)", key="tr.name", persist_state="session")
+    c3.text_input("run name (optional)", key="tr.name", persist_state="session",
+                  help="Part of the run's folder name: letters, digits, '.', '_' and '-' are kept, "
+                       "anything else becomes '-'.")
     with st.expander("Advanced (0 = the preset's value)"):
         a1, a2, a3, a4 = st.columns(4)
         a1.number_input("epochs", 0, 1000, step=1, key="tr.epochs", persist_state="session")

@@ -1,4 +1,5 @@
-"""Plumbing every layer may use: atomic files, the workspace, device choice, processes, exact arithmetic.
+"""Plumbing every layer may use: atomic files, the workspace, safe user-given names, device choice, processes,
+exact arithmetic.
 
 Nothing here imports another synface package.
 """

@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--folds", type=int, default=10, help="with --verification: number of folds")
     p.add_argument("--pairs-per-fold", type=int, default=300, help="with --verification: same (and different) pairs per fold")
     p.add_argument("--format", choices=("jpg", "png"), default="jpg")
-    p.add_argument("--name", default="", help="dataset name (default: paper style, e.g. Syn_1K_50_IM)")
+    p.add_argument("--name", default="", help="dataset name: one folder name of letters, digits, '.', '_', '-' "
+                                               "(default: paper style, e.g. Syn_1K_50_IM)")
     p.add_argument("--out", default=None, help="output folder (default: <workspace>/datasets/<name>)")
     p.add_argument("--root", default=None, help="workspace root (default: $SYNFACE_HOME or workspace/)")
     p.add_argument("--device", default="auto")
@@ -49,6 +50,7 @@ def _generate(args: argparse.Namespace) -> int:
         return _verification(args)
     if args.ids is None or args.samples is None:
         raise ValueError("generate needs --ids and --samples (or --verification for the benchmark)")
+    from synface.base.names import child_path
     from synface.base.workspace import workspace_root
     from synface.data.synthetic import DEFAULT_PHI_GRID, SynthConfig, build_dataset
     from synface.generator import FaceGenerator
@@ -61,7 +63,8 @@ def _generate(args: argparse.Namespace) -> int:
         illumination_scale=args.illumination_scale,
         purpose="benchmark" if args.benchmark else "train", image_format=args.format, name=args.name,
     )
-    out = Path(args.out) if args.out else workspace_root(args.root) / "datasets" / config.name
+    # SynthConfig has checked the name; --out is the user's own folder and may be anywhere
+    out = Path(args.out) if args.out else child_path(workspace_root(args.root) / "datasets", config.name, "dataset name")
     update, close = tqdm_progress(f"generate {config.name}", config.num_images, unit="img")
     try:
         report = build_dataset(config, out, FaceGenerator(device=args.device), progress=update, batch_size=args.batch)
@@ -78,12 +81,13 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _verification(args: argparse.Namespace) -> int:
+    from synface.base.names import check_name, child_path
     from synface.base.workspace import workspace_root
     from synface.data.benchmark import build_synthetic_benchmark
     from synface.generator import FaceGenerator
 
-    name = args.name or f"SynBench_{args.folds}x{args.pairs_per_fold}_s{args.seed}"
-    out = Path(args.out) if args.out else workspace_root(args.root) / "benchmarks" / name
+    name = check_name(args.name or f"SynBench_{args.folds}x{args.pairs_per_fold}_s{args.seed}", "benchmark name")
+    out = Path(args.out) if args.out else child_path(workspace_root(args.root) / "benchmarks", name, "benchmark name")
     total = args.folds * args.pairs_per_fold
     update, close = tqdm_progress(f"benchmark {name}", total, unit="id")
     try:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from synface.base.files import atomic_path
+from synface.base.names import child_path
 from synface.base.workspace import workspace_root
 from synface.data.errors import DataError
 from synface.data.imagefolder import IMAGE_EXTENSIONS, ImageFolderIndex
@@ -232,7 +233,7 @@ def register_real_set(path: str | Path, name: str | None = None, align: bool = T
     if align and fmt in ("imagefolder", "lfw"):
         from synface.data.align import align_folder
 
-        dst = workspace_root(root) / "real" / name
+        dst = child_path(workspace_root(root) / "real", name, "real set name")
         report = align_folder(src, dst, progress=progress, workers=workers)
         entry.aligned = str(dst)
         entry.align_report = report.to_dict()

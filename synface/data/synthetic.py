@@ -28,6 +28,7 @@ import torch
 from PIL import Image
 
 from synface.base.files import atomic_path
+from synface.base.names import check_name
 from synface.data.errors import DataError
 from synface.data.subsets import subset_name
 from synface.face.coeffs import FaceCoeffs
@@ -92,6 +93,11 @@ class SynthConfig:
             raise bad("purpose", f"must be 'train' or 'benchmark', got {self.purpose!r}")
         if self.image_format not in ("jpg", "png"):
             raise bad("image_format", f"must be 'jpg' or 'png', got {self.image_format!r}")
+        if self.name:  # it names the set's folder in the workspace: one safe path component
+            try:
+                check_name(self.name, "dataset name")
+            except ValueError as exc:
+                raise DataError(str(exc)) from None
 
     @property
     def num_images(self) -> int:

@@ -16,6 +16,7 @@ from typing import Any, Iterator, Sequence
 
 from synface.base.processes import spawn_detached, synface_argv
 from synface.base.files import read_json, write_json
+from synface.base.names import child_path
 from synface.base.workspace import workspace_root
 from synface.runs.registry import ACTIVE_STATES, Run, create_run, find_run, iso_time
 
@@ -106,6 +107,14 @@ def launch(config: Any, root: str | Path | None = None, name: str | None = None,
     return run.id, pid if run.raw_status().get("status") in ACTIVE_STATES else None
 
 
+def _queued_run(root: Path, entry: Any) -> Run | None:
+    """The run folder of a queue entry; None for an entry whose id is not a plain name in runs/."""
+    try:
+        return Run(child_path(root / "runs", entry["run_id"], "queued run id"))
+    except (TypeError, KeyError, ValueError):
+        return None
+
+
 def run_queue(root: str | Path | None = None, max_running: int | None = None) -> list[str]:
     """Start queued runs while fewer than `max_running` are active; returns the ids started.
 
@@ -122,15 +131,16 @@ def run_queue(root: str | Path | None = None, max_running: int | None = None) ->
         active = _active_count(root)
         while queue and active < limit:
             entry = queue.pop(0)
-            run = Run(root / "runs" / entry["run_id"])
-            if not run.config_path.exists() or run.stop_requested():
+            run = _queued_run(root, entry)
+            if run is None or not run.config_path.exists() or run.stop_requested():
                 continue
             _spawn(run, entry["argv"])
             started.append(run.id)
             active += 1
+        queue = [entry for entry in queue if _queued_run(root, entry) is not None]  # drop unusable entries
         write_json(_queue_path(root), queue)
         for i, entry in enumerate(queue):
-            Run(root / "runs" / entry["run_id"]).write_status(position=i + 1)
+            _queued_run(root, entry).write_status(position=i + 1)
     return started
 
 

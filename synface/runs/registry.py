@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
+import os
 import re
 import socket
 import time
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from synface.base.files import read_json, write_json
+from synface.base.names import check_name, child_path
 from synface.base.processes import pid_alive
 from synface.base.workspace import workspace_root
 
@@ -189,7 +191,8 @@ class RunSummary:
 
 
 def _slug(name: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.")
+    """A run name as the free-text label's safe part: only [A-Za-z0-9_.-], never '.', '..' or empty."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(name)).strip("-.")
     return slug[:40] or "run"
 
 
@@ -216,7 +219,7 @@ def create_run(config: Any, name: str | None = None, root: str | Path | None = N
         base.mkdir(parents=True, exist_ok=True)
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
         for i in range(1000):
-            path = base / f"{stamp}-{_slug(name)}{'' if i == 0 else f'-{i + 1}'}"
+            path = child_path(base, f"{stamp}-{_slug(name)}{'' if i == 0 else f'-{i + 1}'}", "run id")
             try:
                 path.mkdir()
                 break
@@ -231,19 +234,27 @@ def create_run(config: Any, name: str | None = None, root: str | Path | None = N
 
 
 def find_run(ref: str | Path, root: str | Path | None = None) -> Run:
-    """A run by folder path, id, or unique id suffix/prefix within the workspace."""
+    """A run by folder path, id, or unique id suffix/prefix within the workspace.
+
+    A folder path (the user's own choice) may be anywhere; an id is a single safe name, so it can
+    only ever pick a folder directly inside <workspace>/runs.
+    """
     path = Path(ref)
     if path.is_dir() and (path / "config.json").exists():
         return Run(path)
     base = _runs_dir(root)
-    if (base / str(ref)).is_dir():
-        return Run(base / str(ref))
-    hits = [p for p in sorted(base.glob("*")) if p.is_dir() and (p.name.startswith(str(ref)) or p.name.endswith(str(ref)))]
+    text = str(ref)
+    if "/" in text or "\\" in text or os.sep in text:
+        raise FileNotFoundError(f"no run folder {text} (no config.json there); give a run folder or a run id")
+    run_id = check_name(text, "run id")
+    if (base / run_id).is_dir():
+        return Run(child_path(base, run_id, "run id"))
+    hits = [p for p in sorted(base.glob("*")) if p.is_dir() and (p.name.startswith(run_id) or p.name.endswith(run_id))]
     if len(hits) == 1:
         return Run(hits[0])
     if not hits:
-        raise FileNotFoundError(f"no run {ref!r} in {base}")
-    raise ValueError(f"run {ref!r} is ambiguous: {', '.join(p.name for p in hits)}")
+        raise FileNotFoundError(f"no run {run_id!r} in {base}")
+    raise ValueError(f"run {run_id!r} is ambiguous: {', '.join(p.name for p in hits)}")
 
 
 def summarize(run: Run) -> RunSummary:
