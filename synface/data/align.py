@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import signal
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -328,8 +329,23 @@ def _run_tasks(tasks: list[tuple[str, str]], workers: int):
     chunk = max(1, min(16, len(tasks) // (workers * 4)))
     # fork starts workers without re-importing torch; elsewhere the default method works too
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
-    with multiprocessing.get_context(method).Pool(workers) as pool:
+    pool = multiprocessing.get_context(method).Pool(workers, initializer=_default_signals)
+    try:
         yield from pool.imap_unordered(_align_file, tasks, chunksize=chunk)
+        pool.close()  # normal end: workers leave on their own, no signal needed
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def _default_signals() -> None:
+    """Worker start: default SIGTERM/SIGINT handling.
+
+    Why: a forked worker inherits its parent's handlers. Under Streamlit the inherited SIGTERM
+    handler only asks the server to shut down, so the pool's terminate() never ended the workers
+    and registering a real set hung at N/N."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def align_folder(

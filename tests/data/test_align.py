@@ -29,7 +29,7 @@ from synface.data.align import (
     warp_to_template,
 )
 from tests.support import HAVE_DLIB as _HAVE_DLIB  # noqa: E402
-from tests.support import LFW_ROOT, requires_lfw
+from tests.support import LFW_ROOT, REPO, requires_lfw
 
 
 def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -211,3 +211,27 @@ def test_cli_verb_prints_one_json_line(tmp_path: Path, capsys: pytest.CaptureFix
     assert args.func(args) == 0
     record = json.loads(capsys.readouterr().out.strip())
     assert record["total"] == 2 and record["detector"] + record["fallback"] == 2
+
+
+@pytest.mark.skipif(not _HAVE_DLIB, reason="dlib missing")
+def test_the_alignment_pool_ends_under_a_parent_that_ignores_sigterm(tmp_path):
+    """Streamlit's SIGTERM handler is inherited by forked workers: the pool must still end."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "src"
+    rng = np.random.default_rng(0)
+    for person in ("a", "b"):
+        (src / person).mkdir(parents=True)
+        for k in range(3):
+            Image.fromarray(rng.integers(0, 255, (120, 120, 3), dtype=np.uint8)).save(src / person / f"{k}.jpg")
+    script = (
+        "import signal, sys\n"
+        "signal.signal(signal.SIGTERM, lambda *a: None)\n"
+        "from synface.data.align import align_folder\n"
+        f"r = align_folder({str(src)!r}, {str(tmp_path / 'dst')!r}, workers=2)\n"
+        "print('done', r.total)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=str(REPO))
+    assert out.returncode == 0, out.stderr
+    assert "done 6" in out.stdout
