@@ -34,11 +34,28 @@ def generator_device() -> str:
 
 
 @st.cache_resource(show_spinner="Loading the face generator ...")
-def get_generator():
-    """The process's shared, warmed-up FaceGenerator (built at server start by app.py)."""
+def builtin_generator():
+    """The process's shared, warmed-up FaceGenerator of the built-in head (built at server start by app.py)."""
     from synface.generator import shared_generator
 
     return shared_generator(generator_device())
+
+
+def get_generator(model: str | None = None):
+    """The shared, warmed-up FaceGenerator of face model `model` (None or "builtin": the built-in
+    head; else a learned model of the workspace, one generator per model version)."""
+    if model in (None, "", "builtin"):
+        return builtin_generator()
+    from synface.generator import shared_generator
+
+    return shared_generator(generator_device(), model, workspace())
+
+
+def model_names() -> list[str]:
+    """"builtin" and the learned face models of the workspace that load."""
+    from synface.face.catalog import model_names as names
+
+    return names(workspace())
 
 
 def preload() -> None:
@@ -64,9 +81,9 @@ def render_lock() -> threading.Lock:
     return threading.Lock()
 
 
-def render(coeffs) -> np.ndarray:
-    """(B,112,112,3) uint8 images of `coeffs` on the shared generator."""
-    gen = get_generator()
+def render(coeffs, model: str | None = None) -> np.ndarray:
+    """(B,112,112,3) uint8 images of `coeffs` on the shared generator of face model `model`."""
+    gen = get_generator(model)
     with render_lock():
         return gen.render(coeffs).images.cpu().numpy()
 

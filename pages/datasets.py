@@ -4,7 +4,9 @@ Small sets build inside the script run with a progress bar (a few seconds). Bigg
 in a background thread registered process-wide by output folder, so reruns and other sessions
 see the same job instead of starting a duplicate, and the page polls it from a fragment. Builds
 are resumable (`build_dataset` skips images already on disk), so an interrupted build continues
-where it stopped when started again.
+where it stopped when started again. A set's face model is a choice (the built-in head or a learned
+model of the workspace); a learned model's sets can keep every identity a minimum distance from
+the model's source people, and their cards report how near the identities come.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ from synface.data.synthetic import (
 
 #: builds up to this many images run in the script run; bigger ones in a background thread
 INLINE_BUILD_LIMIT = 600
+#: a learned model's build checks identities against its source people (about half a second
+#: each on a laptop CPU): more identities than this build in the background
+INLINE_CHECK_LIMIT = 24
 PREVIEW_IDS, PREVIEW_SAMPLES = 3, 5
 
 
@@ -45,6 +50,9 @@ class BuildJob:
     done: int = 0
     error: str | None = None
     finished: bool = False
+    stage: str = "images"
+    checked: int = 0
+    to_check: int = 0
     started: float = field(default_factory=time.time)
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -54,17 +62,21 @@ def build_jobs() -> dict[str, BuildJob]:
     return {}
 
 
-def _run_job(job: BuildJob, config: SynthConfig) -> None:
+def _run_job(job: BuildJob, config: SynthConfig, device, workspace: Path) -> None:
     """Thread body (no st.* calls): its own generator, so it never blocks the live renders."""
     try:
-        from synface.generator import FaceGenerator
+        from synface.data.synth_model import generator_for
 
-        gen = FaceGenerator(device=common.get_generator().device)
+        gen = generator_for(config.model, device=device, workspace=workspace)
 
         def progress(done: int, total: int) -> None:
             job.done, job.total = done, total
 
-        build_dataset(config, job.out, gen, progress=progress, stop=job.stop.is_set)
+        def check_progress(done: int, total: int) -> None:
+            job.stage, job.checked, job.to_check = "source check", done, total
+
+        build_dataset(config, job.out, gen, progress=progress, stop=job.stop.is_set, workspace=workspace,
+                      check_progress=check_progress)
         if job.stop.is_set():
             job.error = "stopped; start the build again to resume"
     except Exception as exc:  # noqa: BLE001 - reported on the page
@@ -78,7 +90,8 @@ def _run_job(job: BuildJob, config: SynthConfig) -> None:
 def init_state() -> None:
     for key, value in {"ds.ids": 100, "ds.samples": 10, "ds.seed": 0, "ds.im": False, "ds.phi_range": (0.0, 1.0),
                        "ds.phi_step": 0.05, "ds.purpose": "train", "ds.format": "jpg", "ds.name": "",
-                       "ds.real_path": "", "ds.real_name": "", "ds.real_align": True}.items():
+                       "ds.real_path": "", "ds.real_name": "", "ds.real_align": True, "ds.model": "builtin",
+                       "ds.min_dist": 0.0}.items():
         common.default(key, value)
     for attr in ATTRIBUTES:
         common.default(f"ds.{attr}", "vary")
@@ -96,7 +109,8 @@ def config_from_state() -> SynthConfig:
     lo, hi = s["ds.phi_range"]
     values = dict(ids=int(s["ds.ids"]), samples=int(s["ds.samples"]), seed=int(s["ds.seed"]), im=bool(s["ds.im"]),
                   phi_grid=phi_grid(float(lo), float(hi), float(s["ds.phi_step"])), purpose=s["ds.purpose"],
-                  image_format=s["ds.format"], name=str(s["ds.name"]).strip())
+                  image_format=s["ds.format"], name=str(s["ds.name"]).strip(), model=str(s["ds.model"]),
+                  min_source_distance=float(s["ds.min_dist"]) if s["ds.model"] != "builtin" else 0.0)
     for attr in ATTRIBUTES:
         values[attr] = s[f"ds.{attr}"]
         values[f"{attr}_scale"] = float(s[f"ds.{attr}_scale"])
@@ -111,12 +125,26 @@ def preview(config_json: str) -> tuple[np.ndarray, list[str]]:
     ks = min(PREVIEW_SAMPLES, config.samples)
     indices = [i * config.samples + k for i in range(ids) for k in range(ks)]
     with common.render_lock():
-        batch = OnTheFlyDataset(config, common.get_generator()).get_batch(indices)
+        batch = OnTheFlyDataset(config, common.get_generator(config.model), workspace=common.workspace()).get_batch(indices)
     labels, weights = batch["labels"].numpy(), batch["weights"].numpy()
     captions = []
     for (a, b), (wa, _) in zip(labels, weights):
         captions.append(f"id {a}" if b < 0 else f"id {a} x {b}, phi={wa:.2f}")
     return common.tile(batch["images"].numpy(), cols=ks), captions
+
+
+def model_controls() -> None:
+    """The face model of the set, and (learned models) the minimum distance to their source people."""
+    names = common.model_names()
+    if st.session_state["ds.model"] not in names:
+        st.session_state["ds.model"] = "builtin"
+    c1, c2 = st.columns([2, 1])
+    c1.selectbox("face model", names, key="ds.model", persist_state="session",
+                 help="builtin: the procedural head; learned models are fitted from photographs on the Generator page")
+    if st.session_state["ds.model"] != "builtin":
+        c2.number_input("min source distance", 0.0, 2.0, step=0.01, key="ds.min_dist", persist_state="session",
+                        help="redraw every identity closer than this (dlib descriptor distance) to a person of the "
+                             "model's source photos; 0 keeps every draw. The card reports the distances either way.")
 
 
 def build_section() -> None:
@@ -140,6 +168,7 @@ def build_section() -> None:
     c1.text_input("name (empty: paper-style name)", key="ds.name", persist_state="session",
                   help="The set's folder under datasets/: letters, digits, '.', '_' and '-' (up to 100).")
     c2.selectbox("image format", ["jpg", "png"], key="ds.format", persist_state="session")
+    model_controls()
 
     try:
         config = config_from_state()
@@ -164,19 +193,24 @@ def build_section() -> None:
         build_progress(str(out))
         return
     if st.button("Build", key="btn.ds.build", type="primary"):
-        if config.num_images <= INLINE_BUILD_LIMIT:
+        if config.num_images <= INLINE_BUILD_LIMIT and (config.model == "builtin" or config.ids <= INLINE_CHECK_LIMIT):
             bar = st.progress(0.0, text="building ...")
 
             def progress(done: int, total: int) -> None:
                 bar.progress(done / max(1, total), text=f"{done} / {total} images")
 
-            report = build_dataset(config, out, common.get_generator(), progress=progress)
+            def check_progress(done: int, total: int) -> None:
+                bar.progress(done / max(1, total), text=f"source-distance check: {done} / {total} identities")
+
+            report = build_dataset(config, out, common.get_generator(config.model), progress=progress,
+                                   workspace=common.workspace(), check_progress=check_progress)
             st.success(f"Built {report.name}: {report.num_images} images in {report.seconds:.1f} s "
                        f"({report.images_per_s:.0f} images/s)")
         else:
             new = BuildJob(out=str(out), total=config.num_images)
             jobs[str(out)] = new
-            threading.Thread(target=_run_job, args=(new, config), daemon=True, name=f"build-{config.name}").start()
+            threading.Thread(target=_run_job, args=(new, config, common.get_generator().device, common.workspace()),
+                             daemon=True, name=f"build-{config.name}").start()
             st.rerun()
     elif job is not None and job.error:
         st.error(f"The last build of {config.name} failed: {job.error}")
@@ -191,8 +225,12 @@ def build_progress(out: str) -> None:
     if job.finished:
         st.rerun()
     rate = job.done / max(1e-6, time.time() - job.started)
-    st.progress(job.done / max(1, job.total), text=f"building in the background: {job.done} / {job.total} images "
-                                                    f"({rate:.0f} images/s)")
+    if job.stage == "source check":
+        st.progress(job.checked / max(1, job.to_check),
+                    text=f"checking identities against the model's source people: {job.checked} / {job.to_check}")
+    else:
+        st.progress(job.done / max(1, job.total), text=f"building in the background: {job.done} / {job.total} images "
+                                                        f"({rate:.0f} images/s)")
     if st.button("Stop build", key="btn.ds.stop"):
         job.stop.set()
 
@@ -244,6 +282,8 @@ def browse_section() -> None:
              "IM": c.get("config", {}).get("im"), "pose": c.get("config", {}).get("pose"),
              "expression": c.get("config", {}).get("expression"),
              "illumination": c.get("config", {}).get("illumination"), "seed": c.get("seed"),
+             "model": c.get("model") or c.get("config", {}).get("model", "builtin"),
+             "nearest source (median)": (c.get("privacy") or {}).get("nearest_median"),
              "generator": c.get("generator_version"), "created": c.get("created")} for c in cards]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     names = [c["name"] for c in cards]

@@ -2,7 +2,9 @@
 
 Every slider feeds the coefficients straight into `FaceGenerator.render`, so one move costs one
 render (tens of ms). The phi strip (the paper's Figure 2) and the attribute grid are cached by
-their inputs and only re-render when those change.
+their inputs and only re-render when those change. The face model is a choice: the built-in head
+or a learned model of the workspace (with its identity editor, and a way to fit a new model from
+a folder of photos: `pages/face_models.py`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from pages import common
+from pages import common, face_models
 from synface.face.coeffs import FaceCoeffs
 from synface.face.prior import LightControls
 from synface.generator import FaceGenerator
@@ -30,8 +32,22 @@ LIGHT_DEFAULTS = {"gen.light_yaw": 0, "gen.light_pitch": 17, "gen.intensity": 0.
                   "gen.colour": "#FFFFFF"}
 
 
+def model_name() -> str:
+    """The face model chosen on this page ("builtin" until the picker has drawn)."""
+    return str(st.session_state.get("gen.model") or "builtin")
+
+
+def page_generator():
+    return common.get_generator(model_name())
+
+
+def model_key(gen) -> str:
+    """Names the model and its version in the cached renders' inputs."""
+    return f"{model_name()}|{gen.version}"
+
+
 def expr_infos() -> tuple:
-    return tuple(common.get_generator().model.expr_info)
+    return tuple(page_generator().model.expr_info)
 
 
 def init_state() -> None:
@@ -64,7 +80,7 @@ def attributes_from_seed() -> None:
     from synface.render.shading import sh_to_light
 
     seed = random.randint(0, 99_999)
-    attrs = common.get_generator().sample_attributes(1, seed)
+    attrs = page_generator().sample_attributes(1, seed)
     yaw, pitch, roll = (round(math.degrees(float(v))) for v in attrs["pose"][0])
     st.session_state.update({"gen.yaw": yaw, "gen.pitch": pitch, "gen.roll": roll})
     for info, value in zip(expr_infos(), attrs["expr"][0].tolist()):
@@ -99,10 +115,24 @@ def current_attributes() -> dict:
     }
 
 
-def build_coeffs(seed_a: int, seed_b: int, phi: float, attrs: dict) -> tuple[FaceCoeffs, list[str]]:
+def model_of(key: str) -> str:
+    return key.split("|", 1)[0]
+
+
+def identity_coeffs(gen, ident: tuple) -> FaceCoeffs:
+    """One identity: ("seed", seed) is the seed's draw; a learned model's editor identity
+    ("learned", seed, shape, picks) replaces the draw's identity with the editor's."""
+    coeffs = gen.sample(1, ident[1])
+    if ident[0] == "learned":
+        shape, albedo = face_models.coefficients(gen, ident)
+        coeffs = coeffs.replace(shape=shape.to(coeffs.device), albedo=albedo.to(coeffs.device))
+    return coeffs
+
+
+def build_coeffs(key: str, ident_a: tuple, ident_b: tuple, phi: float, attrs: dict) -> tuple[FaceCoeffs, list[str]]:
     """Identity = phi*A + (1-phi)*B with the slider attributes; clamped to the prior's range."""
-    gen = common.get_generator()
-    a, b = gen.sample(1, seed_a), gen.sample(1, seed_b)
+    gen = common.get_generator(model_of(key))
+    a, b = identity_coeffs(gen, ident_a), identity_coeffs(gen, ident_b)
     mixed = FaceGenerator.mix(a, b, phi)
     ly, lp, inten, amb, colour = attrs["light"]
     light = LightControls(torch.tensor([math.radians(ly)]), torch.tensor([math.radians(lp)]),
@@ -114,36 +144,36 @@ def build_coeffs(seed_a: int, seed_b: int, phi: float, attrs: dict) -> tuple[Fac
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def live_image(seed_a: int, seed_b: int, phi: float, attrs: dict) -> tuple[np.ndarray, list[str]]:
-    coeffs, notes = build_coeffs(seed_a, seed_b, phi, attrs)
-    return common.render(coeffs)[0], notes
+def live_image(key: str, ident_a: tuple, ident_b: tuple, phi: float, attrs: dict) -> tuple[np.ndarray, list[str]]:
+    coeffs, notes = build_coeffs(key, ident_a, ident_b, phi, attrs)
+    return common.render(coeffs, model_of(key))[0], notes
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def phi_strip(seed_a: int, seed_b: int) -> np.ndarray:
+def phi_strip(key: str, ident_a: tuple, ident_b: tuple) -> np.ndarray:
     """Figure 2: the mixed identity for phi = 0, 0.1, ..., 1 (frontal, neutral)."""
-    gen = common.get_generator()
-    a, b = gen.sample(1, seed_a), gen.sample(1, seed_b)
+    gen = common.get_generator(model_of(key))
+    a, b = identity_coeffs(gen, ident_a), identity_coeffs(gen, ident_b)
     mixed = gen.neutral(FaceGenerator.mix(a, b, torch.tensor(PHI_STRIP)))
-    return common.tile(common.render(mixed), cols=len(PHI_STRIP))
+    return common.tile(common.render(mixed, model_of(key)), cols=len(PHI_STRIP))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def attribute_grid(seed_a: int, seed_b: int, phi: float, grid_seed: int) -> np.ndarray:
+def attribute_grid(key: str, ident_a: tuple, ident_b: tuple, phi: float, grid_seed: int) -> np.ndarray:
     """The current identity with 12 attribute draws from the prior (2 x 6)."""
-    gen = common.get_generator()
-    a, b = gen.sample(1, seed_a), gen.sample(1, seed_b)
+    gen = common.get_generator(model_of(key))
+    a, b = identity_coeffs(gen, ident_a), identity_coeffs(gen, ident_b)
     mixed = FaceGenerator.mix(a, b, phi)
     attrs = gen.sample_attributes(12, grid_seed)
     coeffs = FaceCoeffs(shape=mixed.shape.expand(12, -1), albedo=mixed.albedo.expand(12, -1), **attrs)
-    return common.tile(common.render(coeffs), cols=6)
+    return common.tile(common.render(coeffs, model_of(key)), cols=6)
 
 
 def mesh_figure(coeffs: FaceCoeffs):
     """Rotatable 3-D view of the posed, shaded mesh (y up, viewer on +z)."""
     import plotly.graph_objects as go
 
-    mesh = common.get_generator().mesh(coeffs)
+    mesh = page_generator().mesh(coeffs)
     v = mesh.vertices[0].cpu().numpy()
     f = mesh.faces.cpu().numpy()
     rgb = (mesh.colours[0].cpu().numpy() * 255).round().astype(int)
@@ -186,10 +216,11 @@ def attribute_controls() -> None:
 
 
 @st.fragment
-def live_view(seed_a: int, seed_b: int) -> None:
+def live_view(key: str, ident_a: tuple, ident_b: tuple) -> None:
     """The phi slider, the attribute sliders and the live image: a fragment, so a slider move
     re-runs (and re-sends) only this part of the page, not the strip and the grid below."""
     s = st.session_state
+    seed_a, seed_b = ident_a[1], ident_b[1]
     left, right = st.columns([3, 4])
     with right:
         st.slider("phi (weight of A)", 0.0, 1.0, step=0.01, key="gen.phi", persist_state="session")
@@ -197,7 +228,7 @@ def live_view(seed_a: int, seed_b: int) -> None:
         st.toggle("3-D view (rotatable)", key="gen.show3d", persist_state="session")
     phi = float(s["gen.phi"])
     attrs = current_attributes()
-    image, notes = live_image(seed_a, seed_b, phi, attrs)
+    image, notes = live_image(key, ident_a, ident_b, phi, attrs)
     with left:
         st.image(common.upscale(image, LIVE_SIZE, smooth=bool(s["gen.smooth"])),
                  caption=f"phi = {phi:.2f} (A = {seed_a}, B = {seed_b}), 112 x 112 shown at {LIVE_SIZE} px",
@@ -208,7 +239,7 @@ def live_view(seed_a: int, seed_b: int) -> None:
         else:
             st.caption("All values inside the prior's range.")
     if s["gen.show3d"]:
-        coeffs, _ = build_coeffs(seed_a, seed_b, phi, attrs)
+        coeffs, _ = build_coeffs(key, ident_a, ident_b, phi, attrs)
         st.plotly_chart(mesh_figure(coeffs), width="stretch", key="chart.gen_mesh")
     # The attribute grid below the fragment follows phi only in 'current mix' mode; then a phi
     # move re-runs the whole page (body() records the phi the grid was drawn with).
@@ -217,10 +248,26 @@ def live_view(seed_a: int, seed_b: int) -> None:
         st.rerun(scope="app")
 
 
+def model_picker() -> None:
+    """The face model selectbox (the built-in head and the workspace's learned models)."""
+    names = common.model_names()
+    common.default("gen.model", "builtin")
+    if st.session_state["gen.model"] not in names:  # a model deleted since, or another workspace
+        st.session_state["gen.model"] = "builtin"
+    st.selectbox("face model", names, key="gen.model", persist_state="session",
+                 help="builtin: the procedural head (no photos). Learned models are fitted from photographs "
+                      "(see 'Fit a face model from a folder' below, or `python -m synface face-model fit`).")
+
+
 def main() -> None:
     st.title("Generator")
-    gen = common.get_generator()
-    st.caption(f"Rendering on **{common.device_label()}** - generator {gen.version}. "
+    c1, c2 = st.columns([2, 5])
+    with c1:
+        model_picker()
+    with st.spinner(f"Loading face model {model_name()} ..."):
+        gen = page_generator()
+    learned = model_name() != "builtin"
+    c2.caption(f"Rendering on **{common.device_label()}** - generator {gen.version}. "
                "Identity mixup: identity = phi * A + (1 - phi) * B; phi = 1 gives A.")
     init_state()
     c1, c2, _ = st.columns([2, 2, 3])
@@ -233,10 +280,18 @@ def main() -> None:
 
     s = st.session_state
     seed_a, seed_b = int(s["gen.seed_a"]), int(s["gen.seed_b"])
-    live_view(seed_a, seed_b)
+    key = model_key(gen)
+    if learned:
+        for which, seed in (("A", seed_a), ("B", seed_b)):
+            face_models.sync(which, gen, key, seed)
+        face_models.identity_editor(gen, randomise)
+        ident_a, ident_b = face_models.identity("A", gen, seed_a), face_models.identity("B", gen, seed_b)
+    else:
+        ident_a, ident_b = ("seed", seed_a), ("seed", seed_b)
+    live_view(key, ident_a, ident_b)
 
     st.subheader("Identity mixup strip (Figure 2)")
-    st.image(phi_strip(seed_a, seed_b), width="stretch", output_format="JPEG",
+    st.image(phi_strip(key, ident_a, ident_b), width="stretch", output_format="JPEG",
              caption="phi = " + ", ".join(f"{p:.1f}" for p in PHI_STRIP) + "  (left: B, right: A)")
     st.subheader("Same identity, varied attributes")
     cols = st.columns([1, 2, 2])
@@ -246,8 +301,10 @@ def main() -> None:
     phi = float(s["gen.phi"])
     s["gen._grid_phi"] = phi
     grid_phi = {"A": 1.0, "B": 0.0}.get(s["gen.grid_identity"], phi)
-    st.image(attribute_grid(seed_a, seed_b, grid_phi, int(s["gen.grid_seed"])), width="stretch", output_format="JPEG",
+    st.image(attribute_grid(key, ident_a, ident_b, grid_phi, int(s["gen.grid_seed"])), width="stretch",
+             output_format="JPEG",
              caption=f"identity phi = {grid_phi:.2f}; pose, expression and illumination drawn from the prior")
+    face_models.fit_expander()
 
 
 with common.page_errors("The generator page"):

@@ -7,7 +7,7 @@ import importlib
 import sys
 
 # Each verb lives in synface/cli/<module>.py and registers itself.
-VERB_MODULES = ("bench", "align", "generate", "export", "train", "eval", "runs", "reproduce")
+VERB_MODULES = ("bench", "align", "face_model", "generate", "export", "train", "eval", "runs", "reproduce")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import threading
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -195,21 +196,35 @@ class FaceGenerator:
             warnings.warn(f"generator warm-up failed: {exc}")
 
 
-_SHARED: dict[str, FaceGenerator] = {}
+_SHARED: dict[tuple[str, str, str], FaceGenerator] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def shared_generator(device: str | torch.device | None = "auto") -> FaceGenerator:
-    """One warmed-up FaceGenerator per device and process, for interactive clients.
+def shared_generator(device: str | torch.device | None = "auto", model: str | None = None,
+                     workspace: str | Path | None = None) -> FaceGenerator:
+    """One warmed-up FaceGenerator per device, face model and model version, for interactive clients.
 
-    The app builds it while the server starts (before it answers requests) and every page then
-    reuses it, so no user waits for model construction or kernel loading.
+    `model` names the face model: None or "builtin" for the built-in head, else a learned model of
+    `workspace` (a FaceModelError when it does not load). A refitted model (a new version) gets a
+    new generator. The app builds the built-in one while the server starts (before it answers
+    requests) and every page then reuses it, so no user waits for model construction or kernel
+    loading.
     """
-    key = str(resolve_device(device))
+    from synface.face.catalog import BUILTIN, load_model  # noqa: PLC0415
+    from synface.face.learned import LearnedFaceModel  # noqa: PLC0415
+
+    key_device = str(resolve_device(device))
+    learned = load_model(model, workspace)
+    key = (key_device, model or BUILTIN, learned.version if learned is not None else "")
     with _SHARED_LOCK:
         gen = _SHARED.get(key)
         if gen is None:
-            gen = FaceGenerator(device=key)
+            # its own copy of a learned model: the catalog's cached one may serve generators on other devices
+            own = None if learned is None else LearnedFaceModel(learned.folder)
+            gen = FaceGenerator(device=key_device, model=own)
             gen.warmup()
+            stale = [k for k in _SHARED if k[:2] == key[:2]]  # older versions of a refitted model
+            for k in stale:
+                del _SHARED[k]
             _SHARED[key] = gen
         return gen

@@ -290,3 +290,16 @@ def test_cli_reports_a_missing_gpu_without_a_traceback() -> None:
     out = subprocess.run([sys.executable, "-m", "synface", "bench", "render", "--device", "cuda", "--json"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "no CUDA GPU" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_shared_generators_are_one_per_device_and_face_model(learned_model_workspace) -> None:
+    from synface.face.catalog import load_model
+    from synface.generator import shared_generator
+    from tests.support import LEARNED_MODEL
+
+    builtin = shared_generator("cpu")
+    assert shared_generator("cpu", "builtin") is builtin and builtin.version.startswith("builtin-")
+    learned = shared_generator("cpu", LEARNED_MODEL, learned_model_workspace)
+    assert learned is shared_generator("cpu", LEARNED_MODEL, learned_model_workspace) and learned is not builtin
+    assert learned.version == load_model(LEARNED_MODEL, learned_model_workspace).version
+    assert learned.model is not load_model(LEARNED_MODEL, learned_model_workspace)  # its own copy of the model

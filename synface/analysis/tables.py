@@ -21,13 +21,19 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["STUDY_FILE", "STUDIES", "study_frame", "aggregate", "table1", "table2", "table3", "figure4",
-           "build_table", "to_markdown", "write_study_tag"]
+           "build_table", "study_key", "to_markdown", "write_study_tag"]
 
 STUDY_FILE = "study.json"
 STUDIES = ("table1", "table2", "table3", "figure4")
 LFW_SET = "LFW"
 BENCH_SET = "SynBench"
 FACTOR_ORDER = ["none", "pose", "expression", "illumination", "all"]
+
+
+def study_key(table: str, model: str | None = None) -> str:
+    """The study a table's runs are tagged with: the table's name for the built-in face model,
+    '<table>-<model>' for a learned one (so tables of two models never pool)."""
+    return table if model in (None, "", "builtin") else f"{table}-{model}"
 
 
 def write_study_tag(run_dir: str | Path, study: str, cell: dict[str, Any], **fields: Any) -> None:
@@ -111,18 +117,19 @@ def _wide(agg: pd.DataFrame, index: list[str], column: str, label: Callable[[Any
     return wide.reset_index()
 
 
-def table1(root: str | Path | None = None, scale: str | None = None) -> pd.DataFrame:
+def table1(root: str | Path | None = None, scale: str | None = None, model: str | None = None) -> pd.DataFrame:
     """Cross-domain: rows = training data (synthetic / real), columns = LFW and the synthetic benchmark."""
-    frame = study_frame(root, "table1", scale)
+    frame = study_frame(root, study_key("table1", model), scale)
     if frame.empty:
         return pd.DataFrame(columns=["train", "train_set"])
     agg = aggregate(frame, ["train", "train_set"])
     return _wide(agg, ["train", "train_set"], "eval_set", str)
 
 
-def table2(root: str | Path | None = None, scale: str | None = None, eval_set: str = LFW_SET) -> pd.DataFrame:
+def table2(root: str | Path | None = None, scale: str | None = None, eval_set: str = LFW_SET,
+           model: str | None = None) -> pd.DataFrame:
     """Identities x samples per identity, without and with identity mixup, on `eval_set`."""
-    frame = study_frame(root, "table2", scale)
+    frame = study_frame(root, study_key("table2", model), scale)
     if frame.empty:
         return pd.DataFrame(columns=["ids", "samples"])
     frame = frame[frame["eval_set"] == eval_set]
@@ -133,9 +140,10 @@ def table2(root: str | Path | None = None, scale: str | None = None, eval_set: s
     return wide.sort_values(["ids", "samples"]).reset_index(drop=True)
 
 
-def table3(root: str | Path | None = None, scale: str | None = None, eval_set: str = LFW_SET) -> pd.DataFrame:
+def table3(root: str | Path | None = None, scale: str | None = None, eval_set: str = LFW_SET,
+           model: str | None = None) -> pd.DataFrame:
     """Synthetic only / real subset only / both with domain mixup, on `eval_set`."""
-    frame = study_frame(root, "table3", scale)
+    frame = study_frame(root, study_key("table3", model), scale)
     if frame.empty:
         return pd.DataFrame(columns=["method", "data"])
     frame = frame[frame["eval_set"] == eval_set]
@@ -145,9 +153,10 @@ def table3(root: str | Path | None = None, scale: str | None = None, eval_set: s
     return wide.sort_values("method", key=lambda s: s.map(order).fillna(9)).reset_index(drop=True)
 
 
-def figure4(root: str | Path | None = None, scale: str | None = None, eval_set: str = LFW_SET) -> pd.DataFrame:
+def figure4(root: str | Path | None = None, scale: str | None = None, eval_set: str = LFW_SET,
+            model: str | None = None) -> pd.DataFrame:
     """Which factors vary per image (none / one / all), without and with IM, on `eval_set`."""
-    frame = study_frame(root, "figure4", scale)
+    frame = study_frame(root, study_key("figure4", model), scale)
     if frame.empty:
         return pd.DataFrame(columns=["varied"])
     frame = frame[frame["eval_set"] == eval_set]
@@ -160,10 +169,12 @@ def figure4(root: str | Path | None = None, scale: str | None = None, eval_set: 
 _BUILDERS = {"table1": table1, "table2": table2, "table3": table3, "figure4": figure4}
 
 
-def build_table(name: str, root: str | Path | None = None, scale: str | None = None) -> pd.DataFrame:
+def build_table(name: str, root: str | Path | None = None, scale: str | None = None,
+                model: str | None = None) -> pd.DataFrame:
+    """Table `name` from the runs tagged for it (with face model `model`: None or 'builtin' for the built-in head)."""
     if name not in _BUILDERS:
         raise ValueError(f"unknown table {name!r}; choose from {', '.join(_BUILDERS)}")
-    return _BUILDERS[name](root, scale)
+    return _BUILDERS[name](root, scale, model=model)
 
 
 def to_markdown(df: pd.DataFrame) -> str:

@@ -49,3 +49,33 @@ def spawn_detached(argv: Sequence[str], log_path: str | Path) -> subprocess.Pope
     with open(log_path, "ab") as log:
         return subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=str(REPO_ROOT), env=env, start_new_session=True, close_fds=True)
+
+
+def default_signals() -> None:
+    """Worker start: default SIGTERM/SIGINT handling.
+
+    Why: a forked worker inherits its parent's handlers. Under Streamlit the inherited SIGTERM
+    handler only asks the server to shut down, so a pool's terminate() never ended the workers
+    and a job hung at N/N."""
+    import signal  # noqa: PLC0415
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def ordered_pool_map(fn, tasks: list, workers: int):
+    """Yield fn(task) in task order, from `workers` forked processes (in-process for one worker
+    or one task); the pool's workers reset their signal handlers (`default_signals`)."""
+    import multiprocessing  # noqa: PLC0415
+
+    if workers <= 1 or len(tasks) < 2:
+        yield from map(fn, tasks)
+        return
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+    pool = multiprocessing.get_context(method).Pool(workers, initializer=default_signals)
+    try:
+        yield from pool.imap(fn, tasks)
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()

@@ -22,10 +22,28 @@ def distance_verification(dist: np.ndarray, issame: np.ndarray) -> tuple[float, 
     return -neg_threshold, accuracy
 
 
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two descriptor sets (as FID does for images)."""
+    from scipy import linalg  # noqa: PLC0415
+
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = linalg.sqrtm(ca @ cb)
+    root = root.real if np.iscomplexobj(root) else root
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(ca + cb - 2 * root))
+
+
+def identity_d_prime(genuine: np.ndarray, impostor: np.ndarray) -> float:
+    """Separation of impostor from genuine distances in pooled standard deviations."""
+    pooled = np.sqrt((genuine.var() + impostor.var()) / 2)
+    return float((impostor.mean() - genuine.mean()) / pooled) if pooled > 0 else float("nan")
+
+
 def real_pairs_reference(pairs_source: str, embed: Callable[[np.ndarray], np.ndarray],
-                         tick: Callable[[str, int, int], None]) -> dict:
+                         tick: Callable[[str, int, int], None], keep: list | None = None) -> dict:
     """The same descriptor protocol on real aligned pairs (an LFW-layout folder or a .bin): what
-    the synthetic genuine and impostor distances should be compared with."""
+    the synthetic genuine and impostor distances should be compared with. `keep` collects the
+    descriptors of the first image of every pair (for the Fréchet distance)."""
     from synface.eval.run_eval import load_pairs  # noqa: PLC0415
 
     pairs = load_pairs(pairs_source)
@@ -34,10 +52,14 @@ def real_pairs_reference(pairs_source: str, embed: Callable[[np.ndarray], np.nda
     for i in range(n):
         e = embed(np.stack([np.asarray(pairs.load_image(i, side)) for side in (0, 1)]))
         dist[i] = np.linalg.norm(e[0] - e[1])
+        if keep is not None:
+            keep.append(e[0])
         if i % 100 == 0:
             tick("real pairs", i, n)
     _, accuracy = distance_verification(dist, pairs.issame)
-    return {"real_pairs": f"{int(pairs.issame.sum())} genuine + {int((~pairs.issame).sum())} impostor from {pairs_source}",
+    genuine, impostor = dist[pairs.issame], dist[~pairs.issame]
+    return {"real_identity_d_prime": round(identity_d_prime(genuine, impostor), 3),
+            "real_pairs": f"{int(pairs.issame.sum())} genuine + {int((~pairs.issame).sum())} impostor from {pairs_source}",
             "real_verification_accuracy": round(accuracy, 4),
             "real_genuine_dist_mean": round(float(dist[pairs.issame].mean()), 4),
             "real_impostor_dist_mean": round(float(dist[~pairs.issame].mean()), 4)}
@@ -45,14 +67,25 @@ def real_pairs_reference(pairs_source: str, embed: Callable[[np.ndarray], np.nda
 
 def bench_realism(n_detect: int = 500, n_pairs: int = 500, n_phi_pairs: int = 40, seed: int = 0, device: str = "auto",
                   progress: Callable[[str, int, int], None] | None = None, real_pairs: str | None = None,
-                  identity_scale: float = 1.0) -> dict:
+                  identity_scale: float = 1.0, model: str | None = None, workspace: str | None = None,
+                  variant: str = "mosaic") -> dict:
     """Detection rate (|yaw| <= 30 deg), identity verification accuracy and the phi trend under dlib;
     with `real_pairs` (aligned real pairs), the same verification protocol on them as the reference.
     `identity_scale` spreads every identity draw (1 = the default prior): how far more spread of the
-    existing coefficients alone could separate identities, and what it costs the detector."""
+    existing coefficients alone could separate identities, and what it costs the detector.
+    `model` names a learned face model of the workspace (default: the built-in head)."""
+    from synface.bench.spread import spread_statistics  # noqa: PLC0415
     from synface.data.realface import aligned_descriptor, detect_faces, detector_view  # noqa: PLC0415
+    from synface.face.catalog import load_model  # noqa: PLC0415
 
-    gen = FaceGenerator(device=device)
+    learned = load_model(model, workspace)
+    if learned is not None:
+        from synface.bench.leakage import with_identity_mode  # noqa: PLC0415
+
+        learned = with_identity_mode(learned, variant)
+    elif variant != "mosaic":
+        raise ValueError("--variant applies to learned models only")
+    gen = FaceGenerator(device=device, model=learned)
     tick = progress or (lambda stage, done, total: None)
     # 1. detection on prior draws with |yaw| <= 30 degrees
     frontalish: list[np.ndarray] = []
@@ -71,17 +104,20 @@ def bench_realism(n_detect: int = 500, n_pairs: int = 500, n_phi_pairs: int = 40
             tick("detect", i, n_detect)
     counts_arr = np.array(counts)
     # 2. verification: two renders per identity with independent attributes vs two identities
-    def embed(images: np.ndarray) -> np.ndarray:
-        return np.stack([aligned_descriptor(im) for im in images])
+    def embed(images: np.ndarray, stage: str | None = None, offset: int = 0, total: int = 0) -> np.ndarray:
+        rows = []
+        for i, im in enumerate(images):
+            rows.append(aligned_descriptor(im))
+            if stage and (i % 50 == 0 or i == len(images) - 1):
+                tick(stage, offset + i + 1, total)
+        return np.stack(rows)
 
     ids = gen.sample(n_pairs * 2, seed + 101, identity_scale=identity_scale)
     attrs_b = gen.sample_attributes(n_pairs * 2, seed + 202)
     first = gen.render(ids).images.cpu().numpy()
-    tick("verify", 1, 3)
     second = gen.render(ids.replace(**attrs_b)).images.cpu().numpy()
-    tick("verify", 2, 3)
-    e1, e2 = embed(first), embed(second)
-    tick("verify", 3, 3)
+    e1 = embed(first, "verify", 0, 2 * len(first))
+    e2 = embed(second, "verify", len(first), 2 * len(first))
     genuine = np.linalg.norm(e1[:n_pairs] - e2[:n_pairs], axis=1)
     impostor = np.linalg.norm(e1[n_pairs : 2 * n_pairs] - e2[np.roll(np.arange(n_pairs, 2 * n_pairs), 1)], axis=1)
     threshold, accuracy = distance_verification(np.concatenate([genuine, impostor]),
@@ -102,9 +138,16 @@ def bench_realism(n_detect: int = 500, n_pairs: int = 500, n_phi_pairs: int = 40
         tick("phi", len(blends), len(phis))
     mean_dist = [float(np.linalg.norm(e - blends[0], axis=1).mean()) for e in blends]
     mean_dist_other = [float(np.linalg.norm(e - a_other, axis=1).mean()) for e in blends]
-    reference = real_pairs_reference(real_pairs, embed, tick) if real_pairs else {}
+    real_descriptors: list[np.ndarray] = []
+    reference = real_pairs_reference(real_pairs, embed, tick, real_descriptors) if real_pairs else {}
+    if real_descriptors:
+        reference["frechet_to_real"] = round(frechet_distance(np.concatenate([e1, e2]), np.stack(real_descriptors)), 4)
+    spread = spread_statistics(np.stack([e1[:n_pairs], e2[:n_pairs]], axis=1)) if n_pairs >= 3 else {"between_to_within": None}
     return {
         "bench": "realism",
+        "model": model or "builtin",
+        "variant": variant if learned is not None else None,
+        "generator": gen.version,
         "detector": "dlib frontal HOG (face_recognition_models weights)",
         "n_detect": n_detect,
         "detect_exactly_one": round(float((counts_arr == 1).mean()), 4),
@@ -115,6 +158,8 @@ def bench_realism(n_detect: int = 500, n_pairs: int = 500, n_phi_pairs: int = 40
         "verification_threshold": round(threshold, 4),
         "genuine_dist_mean": round(float(genuine.mean()), 4),
         "impostor_dist_mean": round(float(impostor.mean()), 4),
+        "identity_d_prime": round(identity_d_prime(genuine, impostor), 3),
+        "between_to_within": spread["between_to_within"],
         "phi_grid": phis.tolist(),
         "phi_mean_dist_to_A": [round(d, 4) for d in mean_dist],
         "phi_monotonic": bool((np.diff(mean_dist) >= 0).all()),

@@ -29,10 +29,14 @@ def _peak_rss_mb() -> float:
 
 
 def bench_render(device: str = "auto", batch: int = 256, repeats: int = 5, single_repeats: int = 30, seed: int = 0,
-                 progress: Callable[[str], None] | None = None) -> dict:
-    """Batched throughput (images/s), single-image latency (median ms) and peak memory."""
+                 progress: Callable[[str], None] | None = None, model: str | None = None,
+                 workspace: str | None = None) -> dict:
+    """Batched throughput (images/s), single-image latency (median ms) and peak memory of the
+    built-in head or the learned model `model`."""
+    from synface.face.catalog import load_model  # noqa: PLC0415
+
     dev = resolve_device(device)
-    gen = FaceGenerator(device=dev)
+    gen = FaceGenerator(device=dev, model=load_model(model, workspace))
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     say = progress or (lambda msg: None)
     say("warming up")
@@ -57,6 +61,8 @@ def bench_render(device: str = "auto", batch: int = 256, repeats: int = 5, singl
         singles.append(time.perf_counter() - t0)
     return {
         "bench": "render",
+        "model": model or "builtin",
+        "generator": gen.version,
         "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),

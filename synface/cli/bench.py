@@ -16,6 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     r.add_argument("--batch", type=int, default=256)
     r.add_argument("--repeats", type=int, default=5)
+    r.add_argument("--model", default=None, help="face model: builtin (default) or a learned model's name")
+    r.add_argument("--workspace", default=None)
     r.add_argument("--json", action="store_true", help="print one JSON line (default output too)")
     r.set_defaults(func=_render)
     q = which.add_parser("realism", help="dlib detection rate, identity verification and the phi trend")
@@ -28,8 +30,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="aligned real pairs (LFW-layout folder or .bin): the same verification protocol on them")
     q.add_argument("--identity-scale", type=float, default=1.0,
                    help="multiply every identity draw (1 = default prior): what more spread alone buys")
+    q.add_argument("--model", default=None, help="face model: builtin (default) or a learned model's name")
+    q.add_argument("--workspace", default=None, help="workspace holding the learned model")
+    q.add_argument("--variant", default="mosaic", help="learned models: mosaic (default), one_person or whole_face_blend")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_realism)
+    lk = which.add_parser("leakage", help="a learned model's synthetic people against its source people (privacy)")
+    lk.add_argument("--model", required=True, help="learned face model name")
+    lk.add_argument("--identities", type=int, default=1000)
+    lk.add_argument("--seed", type=int, default=0)
+    lk.add_argument("--variant", default="mosaic", help="mosaic (the model's draws), one_person or whole_face_blend")
+    lk.add_argument("--min-source-distance", type=float, default=0.0,
+                    help="draw as generate --min-source-distance does, then re-check under unseen attributes")
+    lk.add_argument("--workspace", default=None)
+    lk.add_argument("--device", default="auto")
+    lk.add_argument("--json", action="store_true")
+    lk.set_defaults(func=_leakage)
     t = which.add_parser("train", help="training images/s and MFU against this machine's fp32 matmul peak")
     t.add_argument("--preset", default="cpu-quick")
     t.add_argument("--steps", type=int, default=8)
@@ -81,7 +97,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _render(args: argparse.Namespace) -> int:
     from synface.bench.render import bench_render
 
-    print_json(bench_render(device=args.device, batch=args.batch, repeats=args.repeats,
+    print_json(bench_render(device=args.device, batch=args.batch, repeats=args.repeats, model=args.model,
+                            workspace=args.workspace,
                             progress=lambda msg: print(f"[bench render] {msg}", file=sys.stderr)))
     return 0
 
@@ -99,7 +116,8 @@ def _realism(args: argparse.Namespace) -> int:
 
     result = bench_realism(n_detect=args.detect, n_pairs=args.pairs, n_phi_pairs=args.phi_pairs, seed=args.seed,
                            device=args.device, progress=tick, real_pairs=args.real_pairs,
-                           identity_scale=args.identity_scale)
+                           identity_scale=args.identity_scale, model=args.model, workspace=args.workspace,
+                           variant=args.variant)
     for update, close in bars.values():
         close()
     print_json(result)
@@ -117,6 +135,16 @@ def _print_with_bar(desc: str, unit: str, run: Callable[[Callable[[int, int], No
         close()
     print_json(result)
     return 0
+
+
+def _leakage(args: argparse.Namespace) -> int:
+    from synface.bench.leakage import bench_leakage
+
+    if args.identities < 1:
+        raise ValueError(f"--identities must be >= 1, got {args.identities}")
+    return _print_with_bar("bench leakage", "identity", lambda progress: bench_leakage(
+        args.model, identities=args.identities, seed=args.seed, variant=args.variant, workspace=args.workspace,
+        device=args.device, progress=progress, min_distance=args.min_source_distance))
 
 
 def _identity(args: argparse.Namespace) -> int:

@@ -34,6 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         ".bin, identity-disjoint folds, identities disjoint from every training set")
     p.add_argument("--folds", type=int, default=10, help="with --verification: number of folds")
     p.add_argument("--pairs-per-fold", type=int, default=300, help="with --verification: same (and different) pairs per fold")
+    p.add_argument("--model", default="builtin",
+                   help="face model: 'builtin' (the procedural head) or a learned model of the workspace "
+                        "(`python -m synface face-model list`)")
+    p.add_argument("--min-source-distance", type=float, default=0.0, metavar="D",
+                   help="learned models only: redraw every identity closer than D (dlib descriptor distance) to a "
+                        "person of the model's source photos (0: keep every draw; the card reports the distances)")
     p.add_argument("--format", choices=("jpg", "png"), default="jpg")
     p.add_argument("--name", default="", help="dataset name: one folder name of letters, digits, '.', '_', '-' "
                                                "(default: paper style, e.g. Syn_1K_50_IM)")
@@ -45,6 +51,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_generate)
 
 
+class _Bars:
+    """tqdm bars opened on their first progress call (so a refused build prints only its error);
+    a new stage's bar closes the previous one."""
+
+    def __init__(self) -> None:
+        self.open: dict[str, tuple] = {}
+
+    def stage(self, desc: str, unit: str):
+        def update(done: int, total: int) -> None:
+            if desc not in self.open:
+                self.close()
+                self.open[desc] = tqdm_progress(desc, total, unit=unit)
+            self.open[desc][0](done, total)
+
+        return update
+
+    def close(self) -> None:
+        for _, close in self.open.values():
+            close()
+
+
 def _generate(args: argparse.Namespace) -> int:
     if args.verification:
         return _verification(args)
@@ -53,6 +80,7 @@ def _generate(args: argparse.Namespace) -> int:
     from synface.base.names import child_path
     from synface.base.workspace import workspace_root
     from synface.data.synthetic import DEFAULT_PHI_GRID, SynthConfig, build_dataset
+    from synface.face.catalog import load_model
     from synface.generator import FaceGenerator
 
     config = SynthConfig(
@@ -62,17 +90,26 @@ def _generate(args: argparse.Namespace) -> int:
         pose_scale=args.pose_scale, expression_scale=args.expression_scale,
         illumination_scale=args.illumination_scale,
         purpose="benchmark" if args.benchmark else "train", image_format=args.format, name=args.name,
+        model=args.model, min_source_distance=args.min_source_distance,
     )
     # SynthConfig has checked the name; --out is the user's own folder and may be anywhere
     out = Path(args.out) if args.out else child_path(workspace_root(args.root) / "datasets", config.name, "dataset name")
-    update, close = tqdm_progress(f"generate {config.name}", config.num_images, unit="img")
+    gen = FaceGenerator(device=args.device, model=load_model(config.model, args.root))
+    bars = _Bars()
     try:
-        report = build_dataset(config, out, FaceGenerator(device=args.device), progress=update, batch_size=args.batch)
+        report = build_dataset(config, out, gen, batch_size=args.batch, workspace=args.root,
+                               progress=bars.stage(f"generate {config.name}", "img"),
+                               check_progress=bars.stage("source-distance check", "id"))
     finally:
-        close()
-    record = {"out": report.out, "name": report.name, "images": report.num_images, "rendered": report.rendered,
-              "already_present": report.already_present, "seconds": report.seconds,
+        bars.close()
+    record = {"out": report.out, "name": report.name, "model": config.model, "images": report.num_images,
+              "rendered": report.rendered, "already_present": report.already_present, "seconds": report.seconds,
               "images_per_s": report.images_per_s, "disk_mb": round(report.disk_bytes / 2**20, 1)}
+    card = out / "dataset.json"
+    if card.is_file() and config.model != "builtin":
+        record["privacy"] = {k: v for k, v in json.loads(card.read_text()).get("privacy", {}).items()
+                             if k in ("threshold", "identities_checked", "nearest_min", "nearest_p01", "nearest_median",
+                                      "share_under_threshold", "redrawn")}
     if args.json:
         print_json(record)
     else:
@@ -84,17 +121,24 @@ def _verification(args: argparse.Namespace) -> int:
     from synface.base.names import check_name, child_path
     from synface.base.workspace import workspace_root
     from synface.data.benchmark import build_synthetic_benchmark
+    from synface.face.catalog import load_model
     from synface.generator import FaceGenerator
 
-    name = check_name(args.name or f"SynBench_{args.folds}x{args.pairs_per_fold}_s{args.seed}", "benchmark name")
+    if args.min_source_distance:
+        raise ValueError("--min-source-distance applies to training sets, not to --verification benchmarks")
+    model = load_model(args.model, args.root)  # a one-line error before anything is written
+    suffix = "" if args.model == "builtin" else f"_{args.model}"
+    name = check_name(args.name or f"SynBench_{args.folds}x{args.pairs_per_fold}_s{args.seed}{suffix}", "benchmark name")
     out = Path(args.out) if args.out else child_path(workspace_root(args.root) / "benchmarks", name, "benchmark name")
     total = args.folds * args.pairs_per_fold
-    update, close = tqdm_progress(f"benchmark {name}", total, unit="id")
+    bars = _Bars()
     try:
         build_synthetic_benchmark(out, folds=args.folds, pairs_per_fold=args.pairs_per_fold, seed=args.seed,
-                                  progress=update, generator=FaceGenerator(device=args.device))
+                                  progress=bars.stage(f"benchmark {name}", "id"),
+                                  generator=FaceGenerator(device=args.device, model=model),
+                                  model=args.model, workspace=args.root)
     finally:
-        close()
+        bars.close()
     record = {"out": str(out), "name": name, "folds": args.folds, "pairs": 2 * total, "images": 2 * total,
               "bin": str(out / "benchmark.bin")}
     print_json(record) if args.json else print(json.dumps(record, indent=1))

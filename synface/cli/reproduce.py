@@ -26,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR",
                    help="where <table>.md/.csv/.html/.png go (default <workspace>/results; the repository's own "
                         "results/ only when named here)")
+    p.add_argument("--model", default="builtin",
+                   help="face model of the synthetic sets: 'builtin' or a learned model of the workspace; refused "
+                        "when its source people appear in the evaluation pairs")
     p.add_argument("--dry-run", action="store_true", help="print the plan and time estimate; run nothing")
     p.add_argument("--json", action="store_true", help="with --dry-run: the plan as one JSON line")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
@@ -42,7 +45,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
         return tqdm_progress(desc, total or None)
 
     plan, paths = reproduce(args.table, args.scale, args.lfw, args.root, args.seeds, args.out,
-                            dry_run=args.dry_run, progress=progress)
+                            dry_run=args.dry_run, progress=progress, model=args.model)
     if args.dry_run:
         if args.json:
             print_json(plan_dict(plan))

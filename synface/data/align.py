@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import signal
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -29,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from synface.base.files import atomic_path
+from synface.base.processes import default_signals
 from synface.data.errors import DataError
 from synface.data.imagefolder import ImageFolderIndex
 from synface.data.imageio import read_rgb
@@ -206,18 +206,27 @@ def detect(image: np.ndarray) -> list:
     return rects
 
 
+def landmarks68(image: np.ndarray, rect) -> np.ndarray:
+    """(68,2) iBUG-order points of dlib's 68-point predictor inside dlib rectangle `rect`."""
+    shape = _predictor68()(np.ascontiguousarray(image), rect)
+    return np.array([[shape.part(i).x, shape.part(i).y] for i in range(68)], dtype=np.float64)
+
+
+def five_from_68(pts: np.ndarray) -> np.ndarray:
+    """ArcFace-order 5 points (eye centres, nose tip, mouth corners) from 68 iBUG points."""
+    return np.stack([pts[36:42].mean(0), pts[42:48].mean(0), pts[30], pts[48], pts[54]])
+
+
 def landmarks5(image: np.ndarray, rect) -> np.ndarray:
     """(5,2) ArcFace-order points from the 68-point predictor inside dlib rectangle `rect`.
 
     Order: left eye centre, right eye centre, nose tip, left mouth corner, right mouth corner,
     left/right as seen in the image (iBUG points 36-41, 42-47, 30, 48, 54).
     """
-    shape = _predictor68()(np.ascontiguousarray(image), rect)
-    pts = np.array([[shape.part(i).x, shape.part(i).y] for i in range(68)], dtype=np.float64)
-    return np.stack([pts[36:42].mean(0), pts[42:48].mean(0), pts[30], pts[48], pts[54]])
+    return five_from_68(landmarks68(image, rect))
 
 
-def _pick_face(rects: list, width: int, height: int):
+def pick_face(rects: list, width: int, height: int):
     """Largest face, discounted by distance from the centre (LFW's subject is the central one)."""
     cx, cy = width / 2.0, height / 2.0
 
@@ -237,7 +246,7 @@ def align_image(image: np.ndarray, size: int = TEMPLATE_SIZE) -> AlignResult:
     h, w = image.shape[:2]
     rects = detect(image)
     if rects:
-        points = landmarks5(image, _pick_face(rects, w, h))
+        points = landmarks5(image, pick_face(rects, w, h))
         return AlignResult(warp_to_template(image, points, size), points, "detector", len(rects))
     return AlignResult(warp_with_matrix(image, fallback_matrix(w, h, size), size), None, "fallback", 0)
 
@@ -252,7 +261,7 @@ def measure_fallback(paths: list[Path]) -> tuple[np.ndarray, np.ndarray, int]:
         image = load_rgb(path)
         rects = detect(image)
         if rects:
-            points = landmarks5(image, _pick_face(rects, image.shape[1], image.shape[0]))
+            points = landmarks5(image, pick_face(rects, image.shape[1], image.shape[0]))
             mats.append(estimate_similarity(points, TEMPLATE))
     if not mats:
         raise DataError("no face detected in any measuring image")
@@ -329,23 +338,13 @@ def _run_tasks(tasks: list[tuple[str, str]], workers: int):
     chunk = max(1, min(16, len(tasks) // (workers * 4)))
     # fork starts workers without re-importing torch; elsewhere the default method works too
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
-    pool = multiprocessing.get_context(method).Pool(workers, initializer=_default_signals)
+    pool = multiprocessing.get_context(method).Pool(workers, initializer=default_signals)
     try:
         yield from pool.imap_unordered(_align_file, tasks, chunksize=chunk)
         pool.close()  # normal end: workers leave on their own, no signal needed
     finally:
         pool.terminate()
         pool.join()
-
-
-def _default_signals() -> None:
-    """Worker start: default SIGTERM/SIGINT handling.
-
-    Why: a forked worker inherits its parent's handlers. Under Streamlit the inherited SIGTERM
-    handler only asks the server to shut down, so the pool's terminate() never ended the workers
-    and registering a real set hung at N/N."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def align_folder(

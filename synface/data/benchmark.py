@@ -12,38 +12,47 @@ from synface.data.errors import DataError
 
 
 def build_synthetic_benchmark(out: str | Path, folds: int = 10, pairs_per_fold: int = 300, seed: int = 0,
-                              progress: Callable[[int, int], None] | None = None, generator: Any = None) -> Path:
+                              progress: Callable[[int, int], None] | None = None, generator: Any = None,
+                              model: str = "builtin", workspace: str | Path | None = None) -> Path:
     """An LFW-layout verification set of synthetic people (the analogue of the paper's Syn-LFW).
 
     Writes `<out>/<Name>/<Name>_%04d.jpg` (two images per person, attributes drawn per image),
     benchmark.bin (the same pairs in insightface's format), pairs.txt (`folds`, each `pairs_per_fold` same + `pairs_per_fold` different pairs) and people.txt
     (each fold its own people, so folds are identity-disjoint). Identities come from
     SynthConfig(purpose="benchmark"), whose seeds are odd: never a training identity. Skips the
-    work when `<out>/benchmark.json` records the same settings.
+    work when `<out>/benchmark.json` records the same settings. `model` names the face model
+    (a learned one of `workspace`); `generator` is used when it renders that model.
     """
     from PIL import Image  # noqa: PLC0415
 
     from synface.base.files import atomic_path  # noqa: PLC0415
+    from synface.data.synth_model import generator_for  # noqa: PLC0415
     from synface.data.synthetic import SynthConfig, SyntheticSpec  # noqa: PLC0415
     from synface.data.verification import Pair, write_pairs  # noqa: PLC0415
     from synface.face.coeffs import FaceCoeffs  # noqa: PLC0415
-    from synface.generator import FaceGenerator  # noqa: PLC0415
 
     if folds < 1 or pairs_per_fold < 2:
         raise ValueError(f"need folds >= 1 and pairs_per_fold >= 2, got {folds} and {pairs_per_fold}")
     out = Path(out)
     settings = {"folds": folds, "pairs_per_fold": pairs_per_fold, "seed": seed, "version": 1}
+    if model not in (None, "", "builtin"):  # benchmarks of the built-in head keep their old settings
+        settings["model"] = model
     card = out / "benchmark.json"
     if card.is_file():
         try:
-            if {k: json.loads(card.read_text()).get(k) for k in settings} == settings:
-                return out
+            held = json.loads(card.read_text())
         except ValueError:
-            pass
+            held = {}
+        before, now = held.get("model") or "builtin", model or "builtin"
+        if before != now:
+            raise DataError(f"this benchmark was built with face model {before!r}, not {now!r}; choose another folder",
+                            path=out)
+        if {k: held.get(k) for k in settings} == settings:
+            return out
         raise DataError(f"{out} holds a different benchmark; choose another folder", path=out)
     n_ids = folds * pairs_per_fold
-    config = SynthConfig(ids=n_ids, samples=2, seed=seed, purpose="benchmark")
-    gen = generator or FaceGenerator()
+    config = SynthConfig(ids=n_ids, samples=2, seed=seed, purpose="benchmark", model=model or "builtin")
+    gen = generator_for(config.model, generator, workspace=workspace)
     spec = SyntheticSpec(config, gen)
     names = [f"SynBench_{i:05d}" for i in range(n_ids)]
     batch = 64
@@ -84,6 +93,6 @@ def build_synthetic_benchmark(out: str | Path, folds: int = 10, pairs_per_fold: 
 
     write_bin(out / "benchmark.bin", lfw_verification_pairs(out))
     with atomic_path(card) as tmp:
-        tmp.write_text(json.dumps({**settings, "identities": n_ids, "images": 2 * n_ids,
-                                   "synth_config": config.to_dict()}, indent=1))
+        tmp.write_text(json.dumps({**settings, "identities": n_ids, "images": 2 * n_ids, "model": config.model,
+                                   "generator_version": gen.version, "synth_config": config.to_dict()}, indent=1))
     return out

@@ -3,18 +3,12 @@
 Every image is a pure function of (config, identity index, sample index): its coefficients are
 drawn from seeds derived from those numbers alone. That is what makes a killed build resumable
 without duplicates (missing files are re-rendered, present ones kept) and what lets the on-the-fly
-dataset yield the same images as the on-disk build.
-
-Seeds. Identity i of a set built with seed S draws its identity coefficients from
-`identity_seed(S, i, purpose)` = 2 * (S * 2**32 + i) for training sets and the same plus one for
-benchmark sets: training seeds are even and benchmark seeds odd, so a benchmark identity can never
-be a training identity, whatever the seeds and sizes. Attributes use separate streams
-(`_stream_seed`), so changing the attribute modes never changes the identities.
+dataset yield the same images as the on-disk build. The config and its seed streams are in
+`synface.data.synth_config` (re-exported here); its face model in `synface.data.synth_model`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -28,122 +22,19 @@ import torch
 from PIL import Image
 
 from synface.base.files import atomic_path
-from synface.base.names import check_name
 from synface.data.errors import DataError
-from synface.data.subsets import subset_name
+from synface.data.synth_config import (  # noqa: F401  (the config half of this module's API lives there)
+    ATTRIBUTES, DEFAULT_PHI_GRID, MAX_SEED, SynthConfig, default_name, identity_seed, stream_seed,
+)
+from synface.data.synth_model import (
+    BUILTIN, CHECK_FILE, PRIVACY_SAMPLE, SourceCheck, generator_for, model_name_of, privacy_summary,
+)
 from synface.face.coeffs import FaceCoeffs
 from synface.generator import FaceGenerator
 
-ATTRIBUTES = ("pose", "expression", "illumination")
-DEFAULT_PHI_GRID = tuple(round(0.05 * i, 2) for i in range(21))
-MAX_SEED = 2**31 - 1
 MANIFEST = "manifest.parquet"
 CARD = "dataset.json"
 STATE = "build_state.json"
-
-
-@dataclass
-class SynthConfig:
-    """What a synthetic set is; two builds of one config give the same pixels."""
-
-    ids: int
-    samples: int
-    seed: int = 0
-    im: bool = False
-    phi_grid: tuple[float, ...] = DEFAULT_PHI_GRID
-    pose: str = "vary"  # "vary": drawn per image; "fixed": drawn once per identity and held
-    expression: str = "vary"
-    illumination: str = "vary"
-    pose_scale: float = 1.0
-    expression_scale: float = 1.0
-    illumination_scale: float = 1.0
-    purpose: str = "train"  # "train" or "benchmark": disjoint identity seeds
-    image_format: str = "jpg"
-    jpeg_quality: int = 95
-    name: str = ""
-
-    def __post_init__(self) -> None:
-        self.phi_grid = tuple(float(p) for p in self.phi_grid)
-        self.validate()
-        if not self.name:
-            self.name = default_name(self)
-
-    def validate(self) -> None:
-        def bad(key: str, why: str) -> DataError:
-            return DataError(f"synthetic dataset config: '{key}' {why}")
-
-        for key in ("ids", "samples"):
-            value = getattr(self, key)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise bad(key, f"must be a positive integer, got {value!r}")
-        if self.im and self.ids < 2:
-            raise bad("im", "needs at least 2 identities (a partner to mix with)")
-        if not 0 <= int(self.seed) <= MAX_SEED:
-            raise bad("seed", f"must be in [0, {MAX_SEED}], got {self.seed}")
-        if not self.phi_grid or any(not (0.0 <= p <= 1.0) for p in self.phi_grid):
-            raise bad("phi_grid", f"must be a non-empty list of values in [0, 1], got {list(self.phi_grid)}")
-        for attr in ATTRIBUTES:
-            mode = getattr(self, attr)
-            if mode not in ("vary", "fixed"):
-                raise bad(attr, f"must be 'vary' or 'fixed', got {mode!r}")
-            scale = getattr(self, f"{attr}_scale")
-            if not (0.0 <= float(scale) <= 3.0):
-                raise bad(f"{attr}_scale", f"must be in [0, 3], got {scale}")
-        if self.purpose not in ("train", "benchmark"):
-            raise bad("purpose", f"must be 'train' or 'benchmark', got {self.purpose!r}")
-        if self.image_format not in ("jpg", "png"):
-            raise bad("image_format", f"must be 'jpg' or 'png', got {self.image_format!r}")
-        if self.name:  # it names the set's folder in the workspace: one safe path component
-            try:
-                check_name(self.name, "dataset name")
-            except ValueError as exc:
-                raise DataError(str(exc)) from None
-
-    @property
-    def num_images(self) -> int:
-        return self.ids * self.samples
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["phi_grid"] = list(self.phi_grid)
-        return d
-
-    @staticmethod
-    def from_dict(d: dict) -> "SynthConfig":
-        known = set(SynthConfig.__dataclass_fields__)
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise DataError(f"synthetic dataset config: unknown key(s) {unknown}; known keys are {sorted(known)}")
-        return SynthConfig(**d)
-
-    def fingerprint(self) -> str:
-        """Hash of everything that changes pixels (not the name)."""
-        d = self.to_dict()
-        d.pop("name")
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def default_name(cfg: SynthConfig) -> str:
-    """Paper-style names: Syn_10K_50, Syn_1K_50_IM, Syn_1K_20_fixed-pose."""
-    name = subset_name(cfg.ids, cfg.samples, prefix="Syn")
-    if cfg.im:
-        name += "_IM"
-    fixed = [a for a in ATTRIBUTES if getattr(cfg, a) == "fixed"]
-    if fixed:
-        name += "_fixed-" + "-".join(fixed)
-    if cfg.purpose == "benchmark":
-        name += "_bench"
-    return name
-
-
-def identity_seed(seed: int, identity: int, purpose: str) -> int:
-    """Even for training sets, odd for benchmark sets: the two can never share an identity."""
-    return 2 * (int(seed) * 2**32 + int(identity)) + (1 if purpose == "benchmark" else 0)
-
-
-def _stream_seed(*parts: object) -> int:
-    digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -160,18 +51,35 @@ class SyntheticSpec:
     """The coefficients and soft labels of every image of one config (shared by build and on-the-fly)."""
 
     def __init__(self, config: SynthConfig, generator: FaceGenerator) -> None:
+        rendering = model_name_of(generator)
+        if rendering != config.model:
+            raise DataError(f"synthetic set {config.name!r} uses face model {config.model!r}, but the generator "
+                            f"renders {rendering!r} ({generator.version})")
         self.config = config
         self.gen = generator
         self._identity_cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        #: the source-distance check of a set with min_source_distance > 0 (None otherwise)
+        self.check = SourceCheck(generator, config.min_source_distance) if config.min_source_distance > 0 else None
+
+    def first_seed(self, i: int) -> int:
+        return identity_seed(self.config.seed, i, self.config.purpose)
+
+    def draw(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(shape, albedo) rows of the identity drawn from `seed` (CPU)."""
+        shape, albedo = self.gen.draw_identities(1, torch.Generator().manual_seed(int(seed)))
+        return shape[0], albedo[0]
 
     def identity(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(shape, albedo) rows of identity i (CPU)."""
+        """(shape, albedo) rows of identity i (CPU): its seed's draw, or with min_source_distance
+        the first of its redraws far enough from every source person."""
         if i not in self._identity_cache:
-            g = torch.Generator().manual_seed(identity_seed(self.config.seed, i, self.config.purpose))
-            shape, albedo = self.gen.draw_identities(1, g)
+            if self.check is None:
+                rows = self.draw(self.first_seed(i))
+            else:
+                rows = self.check.choose(i, self.first_seed(i), self.draw)
             if len(self._identity_cache) > 50_000:
                 self._identity_cache.clear()
-            self._identity_cache[i] = (shape[0], albedo[0])
+            self._identity_cache[i] = rows
         return self._identity_cache[i]
 
     def _attributes(self, i: int) -> dict[str, torch.Tensor]:
@@ -179,10 +87,10 @@ class SyntheticSpec:
         c = self.config
         m = c.samples
         varied = self.gen.sample_attributes(
-            m, _stream_seed("attr", c.seed, c.purpose, i),
+            m, stream_seed("attr", c.seed, c.purpose, i),
             pose_scale=c.pose_scale, expr_scale=c.expression_scale, light_scale=c.illumination_scale)
         held = self.gen.sample_attributes(
-            1, _stream_seed("fixed", c.seed, c.purpose, i),
+            1, stream_seed("fixed", c.seed, c.purpose, i),
             pose_scale=c.pose_scale, expr_scale=c.expression_scale, light_scale=c.illumination_scale)
         for attr, key in (("pose", "pose"), ("expression", "expr"), ("illumination", "light")):
             if getattr(c, attr) == "fixed":
@@ -195,7 +103,7 @@ class SyntheticSpec:
         m = c.samples
         if not c.im:
             return np.full(m, -1, dtype=np.int64), np.ones(m, dtype=np.float32)
-        rng = np.random.default_rng(_stream_seed("mix", c.seed, c.purpose, i))
+        rng = np.random.default_rng(stream_seed("mix", c.seed, c.purpose, i))
         partner = rng.integers(0, c.ids - 1, size=m)
         partner = partner + (partner >= i)  # any identity but i
         phi = np.asarray(c.phi_grid, dtype=np.float32)[rng.integers(0, len(c.phi_grid), size=m)]
@@ -270,36 +178,51 @@ def _check_state(out: Path, config: SynthConfig, generator_version: str) -> bool
             previous = json.loads(state.read_text())
         except json.JSONDecodeError as exc:
             raise DataError(f"{state}: unreadable build state ({exc}); delete the folder to rebuild", path=state) from exc
+        before = previous.get("model") or (previous.get("config") or {}).get("model") or BUILTIN
+        if before != config.model:
+            raise DataError(f"this set was built with face model {before!r} ({previous.get('generator_version')}), "
+                            f"not {config.model!r} ({generator_version}); resume it with --model {before} "
+                            "or choose another --out", path=out)
         if previous.get("fingerprint") != config.fingerprint():
             raise DataError(
                 f"{out} holds a different synthetic set (config {previous.get('config')}); choose another --out", path=out)
         if previous.get("generator_version") != generator_version:
             raise DataError(
-                f"{out} was rendered by generator {previous.get('generator_version')!r}, this is {generator_version!r}; "
-                "delete the folder or choose another --out", path=out)
+                f"{out} was rendered by face model {before!r} version {previous.get('generator_version')!r}, this "
+                f"{config.model!r} is {generator_version!r}; delete the folder or choose another --out", path=out)
         return True
     if out.exists() and any(out.iterdir()):
         raise DataError(f"{out} is not empty and is not a synthetic build folder; choose another --out", path=out)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(state) as tmp:
         tmp.write_text(json.dumps({"fingerprint": config.fingerprint(), "generator_version": generator_version,
-                                   "config": config.to_dict()}, indent=1))
+                                   "model": config.model, "config": config.to_dict()}, indent=1))
     return False
 
 
 def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator | None = None,
                   progress: Callable[[int, int], None] | None = None, batch_size: int = 256,
-                  write_threads: int = 2, stop: Callable[[], bool] | None = None) -> BuildReport:
+                  write_threads: int = 2, stop: Callable[[], bool] | None = None,
+                  workspace: str | Path | None = None,
+                  check_progress: Callable[[int, int], None] | None = None) -> BuildReport:
     """Render a synthetic set to `out` (ImageFolder + manifest.parquet + dataset.json).
 
     Resumable: re-running with the same config renders only missing images. The manifest and the
-    card are written last, atomically; the card's presence marks a complete set.
+    card are written last, atomically; the card's presence marks a complete set. The set's face
+    model (`config.model`, from `workspace`'s models) renders it: `generator` when it renders that
+    model, else a new generator on its device. A learned model's card gets a "privacy" section
+    (`check_progress` follows its source-distance checks when they run after the images).
     """
     out = Path(out)
-    gen = generator or FaceGenerator()
+    gen = generator_for(config.model, generator, workspace=workspace)
     resumed = _check_state(out, config, gen.version)
     _sweep_temp_files(out)
     spec = SyntheticSpec(config, gen)
+    check_key = {"fingerprint": config.fingerprint(), "generator_version": gen.version}
+    if spec.check is not None:
+        spec.check.load(out / CHECK_FILE, check_key)
+    if spec.check is not None:  # each new identity costs a descriptor check: report progress often
+        batch_size = min(batch_size, 8 * config.samples)
     fmt = config.image_format
     total = config.num_images
     t0 = time.perf_counter()
@@ -339,6 +262,8 @@ def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator
             ]
             rendered += len(keys)
             done += len(keys)
+            if spec.check is not None:
+                spec.check.save(out / CHECK_FILE, check_key)
             if progress:
                 progress(done, total)
         for f in pending:
@@ -346,6 +271,10 @@ def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator
     complete = done >= total and not (stop and stop())
     if complete:
         write_manifest(config, out, spec)
+    privacy = None
+    if complete and config.model != BUILTIN:
+        privacy = _privacy(config, out, spec, check_key, check_progress, stop)
+        complete = privacy is not None
     seconds = time.perf_counter() - t0
     disk = sum(p.stat().st_size for p in out.glob(f"*/*.{fmt}"))
     report = BuildReport(str(out), config.name, config.ids, total, rendered, present, round(seconds, 2),
@@ -358,15 +287,44 @@ def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator
             "num_identities": config.ids,
             "num_images": total,
             "generator_version": gen.version,
+            "model": config.model,
+            "model_version": gen.version,
             "layout": gen.layout.sizes(),
             "seed": config.seed,
             "seed_scheme": "identity_seed = 2*(seed*2**32 + i) (+1 for benchmarks); attributes from sha256 streams",
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "build": asdict(report),
         }
+        if privacy is not None:
+            card["privacy"] = privacy
         with atomic_path(out / CARD) as tmp:
             tmp.write_text(json.dumps(card, indent=1))
     return report
+
+
+def _privacy(config: SynthConfig, out: Path, spec: SyntheticSpec, key: dict,
+             progress: Callable[[int, int], None] | None, stop: Callable[[], bool] | None) -> dict | None:
+    """The card's privacy section: every identity's distance when the build checked them while
+    drawing, else the first PRIVACY_SAMPLE identities' (checked now, resumably). None if stopped."""
+    if spec.check is not None:
+        for i in range(config.ids):  # a resumed build may not have drawn every identity
+            spec.identity(i)
+        spec.check.save(out / CHECK_FILE, key)
+        return privacy_summary(spec.check, list(range(config.ids)), config.ids, all_checked=True)
+    check = SourceCheck(spec.gen)
+    check.load(out / CHECK_FILE, key)
+    ids = list(range(min(config.ids, PRIVACY_SAMPLE)))
+    tick = progress or (lambda done, total: None)
+    tick(0, len(ids))
+    for n, i in enumerate(ids):
+        if stop and stop():
+            check.save(out / CHECK_FILE, key)
+            return None
+        check.choose(i, spec.first_seed(i), spec.draw)
+        if n % 8 == 7 or n == len(ids) - 1:
+            check.save(out / CHECK_FILE, key)
+            tick(n + 1, len(ids))
+    return privacy_summary(check, ids, config.ids, all_checked=False)
 
 
 def _chunks(todo: list[tuple[int, list[int]]], batch_size: int) -> Iterable[list[tuple[int, list[int]]]]:
@@ -428,9 +386,10 @@ class OnTheFlyDataset(torch.utils.data.Dataset):
     The pixels equal the on-disk build's before JPEG compression (PNG builds match exactly).
     """
 
-    def __init__(self, config: SynthConfig, generator: FaceGenerator | None = None) -> None:
+    def __init__(self, config: SynthConfig, generator: FaceGenerator | None = None,
+                 workspace: str | Path | None = None) -> None:
         self.config = config
-        self.gen = generator or FaceGenerator()
+        self.gen = generator_for(config.model, generator, workspace=workspace)
         self.spec = SyntheticSpec(config, self.gen)
 
     def __len__(self) -> int:

@@ -15,6 +15,12 @@ seeds (datasets are fixed, seed 0), and the reports pool folds x seeds.
 Resumability: datasets are keyed by name (a build resumes), runs by a hash of their config
 (a finished run with all its evaluations is reused, an interrupted one resumes from last.pt).
 Runs carry a study.json tag (see synface.analysis.tables). No Streamlit here.
+
+Face model. `model` names the face model of every synthetic set the study builds ("builtin", or a
+learned model of the workspace). A learned model's sets and runs carry its name (Syn_400_20_IM_t60,
+study key `table2-t60`, report `table2-t60.md`), so its tables never pool with the built-in
+head's, while runs on real data alone serve both. A learned model whose source people appear in
+the evaluation pairs is refused: its faces would be built from the very people it is tested on.
 """
 
 from __future__ import annotations
@@ -27,6 +33,10 @@ from typing import Any, Callable
 
 from synface.analysis import tables
 from synface.data.errors import DataError
+
+#: synface.face.catalog.BUILTIN, spelled out: the CLI imports this module to build its parser, and
+#: the catalog would bring torch along
+BUILTIN = "builtin"
 
 __all__ = ["SCALES", "TABLES", "FACTORS", "Plan", "DatasetStep", "RunStep", "make_plan", "plan_dict", "ProgressFactory"]
 
@@ -120,6 +130,13 @@ class Plan:
     datasets: list[DatasetStep]
     runs: list[RunStep]
     notes: list[str] = field(default_factory=list)
+    model: str = BUILTIN  # the face model of the synthetic sets
+    model_version: str = ""
+
+    @property
+    def study(self) -> str:
+        """The study key of this plan's runs and report: the table, plus a learned model's name."""
+        return tables.study_key(self.name, self.model)
 
     def estimate(self) -> dict[str, float]:
         """Seconds still to spend per stage (finished datasets and runs cost nothing)."""
@@ -147,7 +164,7 @@ class Plan:
         done = finished_runs(self.root)
         est = self.estimate()
         lines = [f"reproduce {self.name} at scale '{self.scale}' ({self.seeds} training seed(s)); workspace {self.root}",
-                 f"LFW: {self.lfw}", "", "datasets:"]
+                 f"LFW: {self.lfw}", f"face model: {self.model} ({self.model_version})", "", "datasets:"]
         for d in self.datasets:
             lines.append(f"  [{'done' if d.exists() else 'todo'}] {d.kind:11s} {d.name:28s} {d.images:7d} images  {d.path}")
         lines += ["", "runs:"]
@@ -204,13 +221,39 @@ def _syn_name(ids: int, samples: int, im: bool = False, varied: str | None = Non
     return name
 
 
-def _synth_spec(ids: int, samples: int, im: bool, varied: str | None = None) -> dict:
+def _synth_spec(ids: int, samples: int, im: bool, varied: str | None = None, model: str = BUILTIN) -> dict:
     spec = {"ids": ids, "samples": samples, "im": im, "seed": 0}
     if varied is not None:  # Figure 4: only the chosen factor(s) are drawn per image
         for f in FACTORS:
             spec[f] = "vary" if varied == "all" or varied == f else "fixed"
-    spec["name"] = _syn_name(ids, samples, im, varied)
+    spec["name"] = _syn_name(ids, samples, im, varied) + model_suffix(model)
+    if model != BUILTIN:
+        spec["model"] = model
     return spec
+
+
+def model_suffix(model: str) -> str:
+    """'' for the built-in head, '_<name>' for a learned model (dataset and benchmark names)."""
+    return "" if model == BUILTIN else f"_{model}"
+
+
+def evaluation_people(lfw: Path, scale: Scale) -> set[str]:
+    """Names in the pairs of the evaluation folds (pairs.txt folds after the training folds)."""
+    from synface.data.lfw import LFWLayout, read_pairs  # noqa: PLC0415
+
+    pairs = read_pairs(LFWLayout(lfw).pairs_file)
+    return {n for p in pairs if p.fold >= scale.train_people_folds for n in (p.name_a, p.name_b)}
+
+
+def check_model_sources(model: str, card: dict, lfw: Path, scale: Scale) -> None:
+    """Refuse a learned model fitted to people of the evaluation pairs (one-line ValueError)."""
+    shared = sorted(set(card.get("source_people") or []) & evaluation_people(lfw, scale))
+    if shared:
+        more = f" (+{len(shared) - 10} more)" if len(shared) > 10 else ""
+        raise ValueError(f"face model {model!r} was learned from {len(shared)} people of the evaluation pairs "
+                         f"(pairs folds {scale.train_people_folds + 1}+ of {lfw}): {', '.join(shared[:10])}{more}; "
+                         f"fit it on the training people only (face-model fit --folds "
+                         f"{','.join(str(f + 1) for f in range(scale.train_people_folds))}) or on other photos")
 
 
 def _lfw_sizes(lfw: Path, scale: Scale) -> tuple[int, int, int]:
@@ -232,9 +275,13 @@ def _lfw_sizes(lfw: Path, scale: Scale) -> tuple[int, int, int]:
 
 
 def make_plan(name: str, scale: str = "cpu", lfw: str | Path | None = None, root: str | Path | None = None,
-              seeds: int = 2) -> Plan:
-    """Datasets and runs one table needs at one scale (nothing is created)."""
+              seeds: int = 2, model: str = BUILTIN) -> Plan:
+    """Datasets and runs one table needs at one scale (nothing is created); synthetic sets of face
+    model `model` (a FaceModelError when it does not load, a ValueError when its source people
+    overlap the evaluation pairs)."""
     from synface.base.workspace import workspace_root  # noqa: PLC0415
+    from synface.face.builtin import GENERATOR_MODEL_VERSION  # noqa: PLC0415
+    from synface.face.catalog import load_model  # noqa: PLC0415
     from synface.train.config import config_from_dict  # noqa: PLC0415
 
     if name not in TABLES:
@@ -249,6 +296,12 @@ def make_plan(name: str, scale: str = "cpu", lfw: str | Path | None = None, root
     ws = workspace_root(root).resolve()
     lfw = Path(lfw).expanduser().resolve()
     train_images, test_pairs, n_folds = _lfw_sizes(lfw, sc)
+    model = model or BUILTIN
+    learned = load_model(model, ws)
+    if learned is not None:
+        check_model_sources(model, learned.card, lfw, sc)
+    model_version = learned.version if learned is not None else GENERATOR_MODEL_VERSION
+    study_name = tables.study_key(name, model)
     real_train = DatasetStep("lfw_folds123" if sc.train_people_folds == 3 else f"lfw_folds1-{sc.train_people_folds}",
                              "real-train", str(ws / "real" / "lfw_folds123"), train_images,
                              {"people_folds": list(range(sc.train_people_folds))})
@@ -262,8 +315,12 @@ def make_plan(name: str, scale: str = "cpu", lfw: str | Path | None = None, root
              f"identity-disjoint from the real training people (folds 1-{sc.train_people_folds})",
              f"training: preset '{sc.preset}' with {sc.train or 'no overrides'}; datasets seed 0; training seeds 0..{seeds - 1}"]
 
+    if learned is not None:
+        notes.append(f"face model of the synthetic sets: {model} ({model_version}), learned from "
+                     f"{len(learned.card.get('source_people') or [])} people, none of them in the evaluation pairs")
+
     def syn(ids: int, samples: int, im: bool, varied: str | None = None) -> DatasetStep:
-        spec = _synth_spec(ids, samples, im, varied)
+        spec = _synth_spec(ids, samples, im, varied, model)
         step = DatasetStep(spec["name"], "synthetic", str(ws / "datasets" / spec["name"]), ids * samples, spec)
         if all(d.name != step.name for d in datasets):
             datasets.append(step)
@@ -282,16 +339,17 @@ def make_plan(name: str, scale: str = "cpu", lfw: str | Path | None = None, root
     bench_pairs = 0
     if name == "table1":
         folds, n = sc.bench
-        bench = DatasetStep(f"SynBench_{folds}x{n}", "benchmark", str(ws / "benchmarks" / f"SynBench_{folds}x{n}"),
-                            folds * n * 2, {"folds": folds, "pairs_per_fold": n, "seed": 0})
+        bench_name = f"SynBench_{folds}x{n}{model_suffix(model)}"
+        bench_spec = {"folds": folds, "pairs_per_fold": n, "seed": 0, **({"model": model} if learned is not None else {})}
+        bench = DatasetStep(bench_name, "benchmark", str(ws / "benchmarks" / bench_name), folds * n * 2, bench_spec)
         datasets.append(bench)
         bench_pairs = 2 * folds * n
         evals = [eval_lfw, {"path": bench.path, "name": tables.BENCH_SET}]
         ids, samples, im = sc.t1_syn
         s = syn(ids, samples, im)
         datasets.append(real_train)
-        add_runs(name, s.name, {"train": "Syn", "train_set": s.name}, {"data": s.path}, s.images, evals)
-        add_runs(name, "Real_LFW123", {"train": "Real", "train_set": f"Real (LFW people folds 1-{sc.train_people_folds})"},
+        add_runs(study_name, s.name, {"train": "Syn", "train_set": s.name}, {"data": s.path}, s.images, evals)
+        add_runs(study_name, "Real_LFW123", {"train": "Real", "train_set": f"Real (LFW people folds 1-{sc.train_people_folds})"},
                  {"real_root": real_train.path}, train_images, evals)
         notes.append(f"synthetic benchmark: {folds} folds x ({n} same + {n} different) pairs of benchmark-purpose identities")
     elif name == "table2":
@@ -299,7 +357,7 @@ def make_plan(name: str, scale: str = "cpu", lfw: str | Path | None = None, root
             for samples in sc.t2_samples:
                 for im in (False, True):
                     s = syn(ids, samples, im)
-                    add_runs(name, s.name, {"ids": ids, "samples": samples, "im": im}, {"data": s.path}, s.images,
+                    add_runs(study_name, s.name, {"ids": ids, "samples": samples, "im": im}, {"data": s.path}, s.images,
                              [eval_lfw])
     elif name == "table3":
         ids, samples = sc.t3_syn
@@ -309,10 +367,10 @@ def make_plan(name: str, scale: str = "cpu", lfw: str | Path | None = None, root
         from synface.data.subsets import subset_name  # noqa: PLC0415
 
         real_name = subset_name(r_id, k)
-        add_runs(name, s.name, {"method": "Syn", "data": s.name}, {"data": s.path}, s.images, [eval_lfw])
-        add_runs(name, real_name, {"method": "Real", "data": real_name},
+        add_runs(study_name, s.name, {"method": "Syn", "data": s.name}, {"data": s.path}, s.images, [eval_lfw])
+        add_runs(study_name, real_name, {"method": "Real", "data": real_name},
                  {"real_root": real_train.path, "real_ids": r_id, "real_k": k}, r_id * k, [eval_lfw])
-        add_runs(name, f"{s.name}+{real_name}-DM", {"method": "Mix (DM)", "data": f"{s.name} + {real_name}"},
+        add_runs(study_name, f"{s.name}+{real_name}-DM", {"method": "Mix (DM)", "data": f"{s.name} + {real_name}"},
                  {"data": s.path, "real_root": real_train.path, "real_ids": r_id, "real_k": k, "psi": "grid"},
                  s.images, [eval_lfw])
         notes.append(f"{real_name}: the first {r_id} LFW people (sorted) of folds 1-{sc.train_people_folds} "
@@ -322,10 +380,10 @@ def make_plan(name: str, scale: str = "cpu", lfw: str | Path | None = None, root
         for varied in ("none", *FACTORS, "all"):
             for im in (False, True):
                 s = syn(ids, samples, im, varied)
-                add_runs(name, s.name, {"varied": varied, "im": im}, {"data": s.path}, s.images, [eval_lfw])
+                add_runs(study_name, s.name, {"varied": varied, "im": im}, {"data": s.path}, s.images, [eval_lfw])
         notes.append("Figure 4 protocol: only the named factor is re-drawn per image, the others are drawn once "
                      "per identity and held ('none' = all held, 'all' = all re-drawn)")
-    return Plan(name, scale, str(ws), str(lfw), seeds, datasets, runs, notes)
+    return Plan(name, scale, str(ws), str(lfw), seeds, datasets, runs, notes, model, model_version)
 
 
 # ----------------------------------------------------------------------------- datasets

@@ -152,8 +152,9 @@ def write_report(plan: Plan, out_dir: str | Path, elapsed_s: float | None = None
     """results/<name>.md, .csv, .html and .png from the registry (the plan's scale only)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    df = tables.build_table(plan.name, plan.root, plan.scale)
-    paths = {ext: out_dir / f"{plan.name}.{ext}" for ext in ("md", "csv", "html", "png")}
+    df = tables.build_table(plan.name, plan.root, plan.scale, model=plan.model)
+    stem = plan.study  # table2 for the built-in head, table2-<model> for a learned one
+    paths = {ext: out_dir / f"{stem}.{ext}" for ext in ("md", "csv", "html", "png")}
     df.to_csv(paths["csv"], index=False)
     groups, series, title = _plot_series(plan.name, df)
     plot_html(groups, series, title, paths["html"])
@@ -170,10 +171,11 @@ def write_report(plan: Plan, out_dir: str | Path, elapsed_s: float | None = None
     lines += [f"- training preset `{sc.preset}`, overrides {sc.train}; backbone "
               f"`{plan.runs[0].config['backbone'] if plan.runs else '-'}`, {plan.runs[0].config['epochs'] if plan.runs else '-'} epochs",
               "- datasets: " + ", ".join(f"{d.name} ({d.images} images)" for d in plan.datasets),
-              f"- face generator `{GENERATOR_MODEL_VERSION}` (synthetic sets refuse to resume under another version)"]
+              f"- face model `{plan.model}`, generator `{plan.model_version or GENERATOR_MODEL_VERSION}` "
+              "(synthetic sets refuse to resume under another version)"]
     if elapsed_s is not None:
         lines.append(f"- wall time of this reproduce call: {elapsed_s / 60:.1f} min")
-    lines += ["", f"![{plan.name}]({plan.name}.png)", "", f"Interactive chart: [{plan.name}.html]({plan.name}.html)", ""]
+    lines += ["", f"![{plan.name}]({stem}.png)", "", f"Interactive chart: [{stem}.html]({stem}.html)", ""]
     if plan.scale != "paper":
         lines.append("_Small-scale reproduction: absolute accuracies are far below the paper's (tiny sets, a compact "
                      "56x56 network, minutes of CPU training); only the direction of the differences is comparable._")

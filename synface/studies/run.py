@@ -92,16 +92,20 @@ def prepare_lfw(step: DatasetStep, lfw: str | Path, progress: Callable[[int, int
 
 
 def build_step(step: DatasetStep, lfw: str | Path, progress: Callable[[int, int], None] | None = None,
-               generator: Any = None) -> None:
+               generator: Any = None, workspace: str | Path | None = None) -> None:
+    """Build one dataset of a plan; synthetic ones with the face model their spec names (from
+    `workspace`'s models; `generator` is used when it renders that model)."""
     if step.exists():
         return
     if step.kind == "synthetic":
         from synface.data.synthetic import SynthConfig, build_dataset  # noqa: PLC0415
 
-        build_dataset(SynthConfig.from_dict(step.spec), step.path, generator=generator, progress=progress)
+        build_dataset(SynthConfig.from_dict(step.spec), step.path, generator=generator, progress=progress,
+                      workspace=workspace)
     elif step.kind == "benchmark":
         build_synthetic_benchmark(step.path, step.spec["folds"], step.spec["pairs_per_fold"], step.spec["seed"],
-                                  progress=progress, generator=generator)
+                                  progress=progress, generator=generator, model=step.spec.get("model", "builtin"),
+                                  workspace=workspace)
     else:
         prepare_lfw(step, lfw, progress)
 
@@ -142,7 +146,7 @@ def execute(plan: Plan, progress: ProgressFactory = _null_progress, generator: A
         if not step.exists():
             update, close = progress(f"dataset {step.name}", step.images)
             try:
-                build_step(step, plan.lfw, update, generator)
+                build_step(step, plan.lfw, update, generator, workspace=plan.root)
             finally:
                 close()
     return [execute_run(run, plan, progress) for run in plan.runs]
@@ -150,9 +154,9 @@ def execute(plan: Plan, progress: ProgressFactory = _null_progress, generator: A
 
 def reproduce(name: str, scale: str = "cpu", lfw: str | Path | None = None, root: str | Path | None = None,
               seeds: int = 2, out_dir: str | Path | None = None, dry_run: bool = False,
-              progress: ProgressFactory = _null_progress) -> tuple[Plan, dict[str, Path] | None]:
-    """Plan, then (unless dry_run) execute and write the report."""
-    plan = make_plan(name, scale, lfw, root, seeds)
+              progress: ProgressFactory = _null_progress, model: str = "builtin") -> tuple[Plan, dict[str, Path] | None]:
+    """Plan, then (unless dry_run) execute and write the report; synthetic sets of face model `model`."""
+    plan = make_plan(name, scale, lfw, root, seeds, model=model)
     if dry_run:
         return plan, None
     t0 = time.time()

@@ -109,3 +109,58 @@ def test_micro_end_to_end(fake_lfw, tmp_path):
     assert plan2.estimate()["training"] == 0  # both runs finished: nothing left to train
     execute(plan2)
     assert sorted(p.name for p in (root / "runs").iterdir() if p.is_dir()) == runs_before
+
+
+def test_a_model_learned_from_evaluation_people_is_refused(fake_lfw, monkeypatch):
+    sc = rp.SCALES["tiny"]
+    people = sorted(rp.evaluation_people(fake_lfw, sc))
+    assert people and all(n.startswith("SynBench_") for n in people)
+    with pytest.raises(ValueError, match=rf"learned from {len(people)} people of the evaluation pairs"):
+        rp.check_model_sources("m", {"source_people": ["Someone_Else", *people]}, fake_lfw, sc)
+    rp.check_model_sources("m", {"source_people": ["Someone_Else"]}, fake_lfw, sc)  # disjoint: fine
+    many = [f"Person_{i:02d}" for i in range(12)]  # a one-line message naming at most 10 of them
+    monkeypatch.setattr(rp, "evaluation_people", lambda lfw, scale: set(many))
+    with pytest.raises(ValueError) as info:
+        rp.check_model_sources("m", {"source_people": many}, fake_lfw, sc)
+    message = str(info.value)
+    assert "\n" not in message and "(+2 more)" in message and "Person_09" in message and "Person_10" not in message
+
+
+def test_reproduce_with_a_learned_model(learned_model_workspace, fake_lfw, tmp_path, capsys):
+    import shutil
+
+    from synface.__main__ import main
+    from synface.studies.run import build_step
+    from tests.support import LEARNED_MODEL, copy_models
+
+    ws = copy_models(learned_model_workspace, tmp_path / "ws")
+    leaky = ws / "face_models" / "leaky"  # the same model, but its card lists people of the evaluation pairs
+    shutil.copytree(ws / "face_models" / LEARNED_MODEL, leaky)
+    card = json.loads((leaky / "card.json").read_text())
+    card["source_people"] += sorted(rp.evaluation_people(fake_lfw, rp.SCALES["tiny"]))[:3]
+    (leaky / "card.json").write_text(json.dumps(card))
+    base = ["reproduce", "table2", "--scale", "tiny", "--lfw", str(fake_lfw), "--root", str(ws), "--dry-run", "--json"]
+    assert main([*base, "--model", "leaky"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'leaky' was learned from 3 people of the evaluation pairs" in err
+    assert not (ws / "datasets").exists()
+
+    # the model itself was learned from real LFW people, none of them in these (synthetic) pairs
+    assert main([*base, "--model", LEARNED_MODEL]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["model"] == LEARNED_MODEL and plan["model_version"].startswith(f"learned-{LEARNED_MODEL}-")
+    synthetic = [d for d in plan["datasets"] if d["kind"] == "synthetic"]
+    assert synthetic and all(d["name"].endswith(f"_{LEARNED_MODEL}") and d["spec"]["model"] == LEARNED_MODEL
+                             for d in synthetic)
+    assert {r["study"] for r in plan["runs"]} == {f"table2-{LEARNED_MODEL}"}
+    builtin = rp.make_plan("table2", "tiny", fake_lfw, ws)  # the built-in head's plan keeps its names and keys
+    assert not {d.name for d in builtin.datasets} & {d["name"] for d in synthetic}
+    assert not {r.key for r in builtin.runs} & {r["key"] for r in plan["runs"]}
+    t1 = rp.make_plan("table1", "tiny", fake_lfw, ws, model=LEARNED_MODEL)
+    bench = next(d for d in t1.datasets if d.kind == "benchmark")
+    assert bench.name.endswith(f"_{LEARNED_MODEL}") and bench.spec["model"] == LEARNED_MODEL
+
+    step = rp.DatasetStep(**synthetic[0])  # a study's synthetic set is rendered by the model
+    build_step(step, fake_lfw, workspace=ws)
+    built = json.loads((tmp_path / "ws" / "datasets" / step.name / "dataset.json").read_text())
+    assert built["model"] == LEARNED_MODEL and built["model_version"] == plan["model_version"]

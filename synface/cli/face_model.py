@@ -1,0 +1,112 @@
+"""`python -m synface face-model fit|list|show`: learn a face model from photographs, and inspect it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from synface.cli.common import print_json, tqdm_progress
+
+
+def _folds(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        folds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"--folds {text!r}: expected comma-separated fold numbers such as 1,2,3") from None
+    if not folds:
+        raise ValueError(f"--folds {text!r}: no fold given")
+    return folds
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("face-model", help="learn a face model from photographs (fit), list or show them")
+    sub = p.add_subparsers(dest="action", required=True)
+    fit = sub.add_parser("fit", help="fit the head to every photo and learn a model (resumable)")
+    fit.add_argument("--photos", required=True, help="<person>/<photo> folder, or an LFW copy with images/ and people.txt")
+    fit.add_argument("--name", default="learned", help="model name: face_models/<name>/ in the workspace")
+    fit.add_argument("--people", type=int, default=None, help="use only the first N people (sorted by name)")
+    fit.add_argument("--folds", default=None, help="LFW only: the people of these View-2 folds, e.g. 1,2,3")
+    fit.add_argument("--bank", type=int, default=None, help="people in the reflectance bank (default 400)")
+    fit.add_argument("--max-photos-per-person", type=int, default=None)
+    fit.add_argument("--workspace", default=None, help="workspace root (default $SYNFACE_HOME or ./workspace)")
+    fit.set_defaults(func=_fit)
+    ls = sub.add_parser("list", help="the models in the workspace")
+    ls.add_argument("--workspace", default=None)
+    ls.set_defaults(func=_list)
+    show = sub.add_parser("show", help="one model's card")
+    show.add_argument("name")
+    show.add_argument("--workspace", default=None)
+    show.set_defaults(func=_show)
+    preview = sub.add_parser("preview", help="a PNG of new people: the built-in head beside learned models")
+    preview.add_argument("names", nargs="+", help="learned model names (the built-in head comes first)")
+    preview.add_argument("--out", required=True, help="PNG file to write")
+    preview.add_argument("--people", type=int, default=8)
+    preview.add_argument("--seed", type=int, default=0)
+    preview.add_argument("--workspace", default=None)
+    preview.set_defaults(func=_preview)
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from synface.fitting.build import DEFAULT_BANK, fit_face_model  # noqa: PLC0415
+
+    for flag, value in (("--people", args.people), ("--bank", args.bank), ("--max-photos-per-person", args.max_photos_per_person)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be a positive number, got {value}")
+    bars: dict[str, tuple] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage not in bars:
+            for update, close in bars.values():
+                close()
+            bars.clear()
+            bars[stage] = tqdm_progress(f"face-model {stage}", total, unit="photo")
+        bars[stage][0](done, total)
+
+    try:
+        card = fit_face_model(args.photos, args.name, people=args.people, folds=_folds(args.folds),
+                              bank=args.bank or DEFAULT_BANK, workspace=args.workspace,
+                              max_photos_per_person=args.max_photos_per_person, progress=progress)
+    finally:
+        for _, close in bars.values():
+            close()
+    print_json({k: v for k, v in card.items() if k != "source_people"})
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from synface.face.catalog import list_models  # noqa: PLC0415
+
+    print_json({"name": "builtin", "kind": "built-in procedural head (no photos)"})
+    for card in list_models(args.workspace):
+        print_json({k: card.get(k) for k in ("name", "kind", "version", "people_fitted", "bank_people",
+                                              "images_fitted", "fit_error_iod_median", "created", "error")
+                    if k in card})
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from synface.face.catalog import model_folder  # noqa: PLC0415
+    from synface.face.learned import read_card  # noqa: PLC0415
+
+    card = read_card(model_folder(args.name, args.workspace))
+    print(json.dumps(card, indent=2))
+    return 0
+
+
+def _preview(args: argparse.Namespace) -> int:
+    from PIL import Image  # noqa: PLC0415
+
+    from synface.base.files import atomic_path  # noqa: PLC0415
+    from synface.face.catalog import load_model  # noqa: PLC0415
+    from synface.fitting.preview import preview_grid  # noqa: PLC0415
+
+    if not 1 <= args.people <= 32:
+        raise ValueError(f"--people must be in 1..32, got {args.people}")
+    models = {"builtin": None, **{name: load_model(name, args.workspace) for name in args.names}}
+    grid = preview_grid(models, people=args.people, seed=args.seed)
+    with atomic_path(args.out) as tmp:
+        Image.fromarray(grid).save(tmp, format="PNG")
+    print_json({"out": str(args.out), "rows": [f"{name}: prior attributes, then neutral" for name in models]})
+    return 0

@@ -1,0 +1,218 @@
+"""Privacy of a learned face model: is any synthetic person someone from its source photos?
+
+A learned model's people are built from real people's photographs, so each synthetic identity is
+compared with every source photo under dlib's descriptor (the recogniser the realism benchmarks
+use, the same aligned-crop protocol), and called a leak when it lies closer to a source person
+than the genuine-pair threshold measured on the source photos themselves (two photos of one
+person are usually that close). Generation can refuse such identities and redraw them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from synface.face.learned import FaceModelError
+
+SOURCES_FILE = "sources.npz"
+#: renders per identity the check takes the closest of (frontal neutral, then prior draws)
+VIEWS = 2
+HIST_BINS = np.round(np.arange(0.0, 1.21, 0.05), 2)
+
+
+@dataclass
+class SourceIndex:
+    """Descriptors of a learned model's source photos and the person of each."""
+
+    descriptors: np.ndarray  # (N, 128)
+    person: np.ndarray  # (N,) index into people
+    people: list[str]
+    threshold: float  # genuine-pair threshold measured on the sources
+    bank_person: np.ndarray | None = None  # (P,) person index of each reflectance-bank entry
+
+    @staticmethod
+    def of_model(model) -> "SourceIndex":
+        """The index stored beside a learned model (`model.folder`); a named error otherwise."""
+        folder = getattr(model, "folder", None)
+        if folder is None:
+            raise FaceModelError("the built-in head has no source people: leakage applies to learned models only")
+        path = Path(folder) / SOURCES_FILE
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                descriptors, person = data["descriptors"], data["person"]
+                bank_person = data["bank_person"] if "bank_person" in data.files else None
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise FaceModelError(f"{path}: unreadable source index ({exc})") from exc
+        people = list(model.card.get("source_people", []))
+        if descriptors.ndim != 2 or descriptors.shape[1] != 128 or len(person) != len(descriptors) or \
+                (len(person) and int(person.max()) >= len(people)):
+            raise FaceModelError(f"{path}: source index does not match the model card")
+        return SourceIndex(descriptors.astype(np.float32), person.astype(np.int64), people,
+                           float(model.card.get("genuine_threshold", 0.6)), bank_person)
+
+    def nearest(self, descriptors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(M,) distance to the nearest source photo and (M,) that photo's person index."""
+        d = np.asarray(descriptors, np.float64)
+        src = self.descriptors.astype(np.float64)
+        sq = (d**2).sum(1)[:, None] + (src**2).sum(1)[None, :] - 2 * d @ src.T
+        nearest = sq.argmin(1)
+        dist = np.sqrt(np.clip(sq[np.arange(len(d)), nearest], 0, None))
+        return dist, self.person[nearest]
+
+    def stranger_distances(self, rows: int = 1000) -> np.ndarray:
+        """Each source photo's distance to the nearest photo of ANOTHER source person: how close a
+        real stranger comes to somebody in a gallery of this size (leave one person out). A
+        synthetic person is judged against this, not against pair distances: with a thousand
+        people in the gallery, most strangers lie within the genuine-pair threshold of someone."""
+        src = self.descriptors.astype(np.float64)
+        norms = (src**2).sum(1)
+        out = np.empty(len(src))
+        for start in range(0, len(src), rows):
+            part = slice(start, start + rows)
+            sq = norms[part, None] + norms[None, :] - 2 * src[part] @ src.T
+            sq[self.person[part, None] == self.person[None, :]] = np.inf
+            out[part] = np.sqrt(np.clip(sq.min(1), 0, None))
+        return out
+
+    def impostor_distances(self, count: int = 5000, seed: int = 0) -> np.ndarray:
+        """Distances between photos of two different source people (random pairs): the real
+        impostor distribution the synthetic people's nearest distances are shown beside."""
+        rng = np.random.default_rng(seed)
+        a, b = rng.integers(0, len(self.person), size=(2, count * 2))
+        keep = self.person[a] != self.person[b]
+        a, b = a[keep][:count], b[keep][:count]
+        return np.linalg.norm(self.descriptors[a] - self.descriptors[b], axis=1)
+
+
+def identity_descriptors(generator, shape: torch.Tensor, albedo: torch.Tensor, seed: int = 0) -> np.ndarray:
+    """(N, VIEWS, 128) descriptors of N identities: frontal neutral, then under prior attributes."""
+    from synface.data.realface import aligned_descriptor  # noqa: PLC0415
+    from synface.face.coeffs import FaceCoeffs  # noqa: PLC0415
+
+    n = len(shape)
+    views = []
+    neutral = generator.neutral(FaceCoeffs(shape=shape, albedo=albedo, **generator.sample_attributes(n, seed)))
+    views.append(neutral)
+    for v in range(1, VIEWS):
+        views.append(neutral.replace(**generator.sample_attributes(n, seed + 1000 * v)))
+    out = np.zeros((n, len(views), 128), np.float32)
+    for j, coeffs in enumerate(views):
+        for i, image in enumerate(generator.render(coeffs).images.cpu().numpy()):
+            out[i, j] = aligned_descriptor(image)
+    return out
+
+
+def source_distances(generator, index: SourceIndex, shape: torch.Tensor, albedo: torch.Tensor,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) each identity's distance to its nearest source person (closest over its views), and
+    (N,) that person's index."""
+    desc = identity_descriptors(generator, shape, albedo, seed)
+    n, v, _ = desc.shape
+    dist, person = index.nearest(desc.reshape(n * v, -1))
+    dist, person = dist.reshape(n, v), person.reshape(n, v)
+    best = dist.argmin(1)
+    return dist[np.arange(n), best], person[np.arange(n), best]
+
+
+def draw_distant_identities(generator, index: SourceIndex, n: int, generator_seed: int, min_distance: float,
+                            max_tries: int = 20) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, int]:
+    """n identities each at least `min_distance` from every source person: draws from a seeded
+    stream and drops the close ones, so the same seed gives the same people. Returns shape,
+    albedo, their distances and how many draws were refused."""
+    g = torch.Generator().manual_seed(int(generator_seed))
+    kept_shape, kept_albedo, kept_dist = [], [], []
+    refused = 0
+    for _ in range(max_tries):
+        need = n - sum(len(s) for s in kept_shape)
+        if need <= 0:
+            break
+        shape, albedo = generator.draw_identities(need, g)
+        dist, _ = source_distances(generator, index, shape, albedo)
+        ok = dist >= min_distance
+        refused += int((~ok).sum())
+        kept_shape.append(shape[torch.from_numpy(ok)])
+        kept_albedo.append(albedo[torch.from_numpy(ok)])
+        kept_dist.append(dist[ok])
+    if sum(len(s) for s in kept_shape) < n:
+        raise ValueError(f"could not draw {n} identities at least {min_distance} from every source person in "
+                         f"{max_tries} rounds ({refused} refused): lower --min-source-distance")
+    return torch.cat(kept_shape)[:n], torch.cat(kept_albedo)[:n], np.concatenate(kept_dist)[:n], refused
+
+
+def _constituents(model, albedo: torch.Tensor, bank_person: np.ndarray | None) -> list[set[int]] | None:
+    """Per identity, the source people its reflectance was taken from (learned mosaic models)."""
+    if bank_person is None or not hasattr(model, "people"):
+        return None
+    weights = albedo.reshape(len(albedo), -1, model.people)
+    return [set(bank_person[np.unique(np.nonzero(w.numpy())[1])].tolist()) for w in weights]
+
+
+def leakage_report(generator, index: SourceIndex, identities: int = 1000, seed: int = 0,
+                   progress: Callable[[int, int], None] | None = None, min_distance: float = 0.0) -> dict:
+    """For `identities` new people of the model: the nearest source person, the share closer than
+    the genuine threshold and than the 1st percentile of real strangers' nearest distances, how
+    often the nearest source person is one the identity was built from, and the distributions.
+    With `min_distance`, identities are drawn as generation does with that distance
+    (`draw_distant_identities`) and re-checked under attributes the draw never saw."""
+    tick = progress or (lambda done, total: None)
+    g = torch.Generator().manual_seed(int(seed))
+    dists, persons, own = [], [], []
+    refused = 0
+    batch = 100
+    for start in range(0, identities, batch):
+        n = min(batch, identities - start)
+        if min_distance > 0:
+            shape, albedo, _, r = draw_distant_identities(generator, index, n, seed * 7919 + start, min_distance)
+            refused += r
+        else:
+            shape, albedo = generator.draw_identities(n, g)
+        # the held-out views: attribute draws unrelated to any used while drawing
+        d, p = source_distances(generator, index, shape, albedo, seed=seed + start + 500_000)
+        dists.append(d)
+        persons.append(p)
+        parts = _constituents(generator.model, albedo, index.bank_person)
+        if parts is not None:
+            own.extend(int(pi) in part for pi, part in zip(p, parts))
+        tick(min(start + batch, identities), identities)
+    dist = np.concatenate(dists)
+    person = np.concatenate(persons)
+    impostor = index.impostor_distances()
+    strangers = index.stranger_distances()
+    stranger_p01 = float(np.percentile(strangers, 1))
+    closest = np.argsort(dist)[:5]
+    counts = lambda x: np.histogram(x, bins=HIST_BINS)[0].tolist()  # noqa: E731
+    hub, hub_count = np.unique(person, return_counts=True)
+    return {
+        "identities": identities,
+        "seed": seed,
+        "min_source_distance": min_distance,
+        "redrawn": refused,
+        "source_photos": int(len(index.person)),
+        "source_people": len(index.people),
+        "genuine_threshold": round(index.threshold, 4),
+        "leaked": int((dist < index.threshold).sum()),
+        "leaked_share": round(float((dist < index.threshold).mean()), 4),
+        "strangers_under_genuine_threshold": round(float((strangers < index.threshold).mean()), 4),
+        "stranger_nearest_p01": round(stranger_p01, 4),
+        "stranger_nearest_median": round(float(np.median(strangers)), 4),
+        "under_stranger_p01_share": round(float((dist < stranger_p01).mean()), 4),
+        "nearest_is_own_source_share": round(float(np.mean(own)), 4) if own else None,
+        "most_frequent_nearest": {"person": index.people[int(hub[hub_count.argmax()])],
+                                  "share": round(float(hub_count.max() / len(person)), 4)},
+        "nearest_dist_median": round(float(np.median(dist)), 4),
+        "nearest_dist_min": round(float(dist.min()), 4),
+        "nearest_dist_p01": round(float(np.percentile(dist, 1)), 4),
+        "real_impostor_dist_median": round(float(np.median(impostor)), 4),
+        "real_impostor_below_threshold": round(float((impostor < index.threshold).mean()), 4),
+        "closest_identities": [{"identity": int(i), "distance": round(float(dist[i]), 4),
+                                "source_person": index.people[int(person[i])]} for i in closest],
+        "histogram_bins": HIST_BINS.tolist(),
+        "nearest_histogram": counts(dist),
+        "stranger_nearest_histogram": counts(strangers),
+        "real_impostor_histogram": counts(impostor),
+    }

@@ -1,0 +1,152 @@
+"""What a synthetic set is: `SynthConfig`, its paper-style names and its seed streams.
+
+Seeds. Identity i of a set built with seed S draws its identity coefficients from
+`identity_seed(S, i, purpose)` = 2 * (S * 2**32 + i) for training sets and the same plus one for
+benchmark sets: training seeds are even and benchmark seeds odd, so a benchmark identity can never
+be a training identity, whatever the seeds and sizes. Attributes use separate streams
+(`stream_seed`), so changing the attribute modes never changes the identities.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from synface.base.names import check_name
+from synface.data.errors import DataError
+from synface.data.subsets import subset_name
+from synface.face.catalog import BUILTIN
+
+ATTRIBUTES = ("pose", "expression", "illumination")
+DEFAULT_PHI_GRID = tuple(round(0.05 * i, 2) for i in range(21))
+MAX_SEED = 2**31 - 1
+
+
+@dataclass
+class SynthConfig:
+    """What a synthetic set is; two builds of one config give the same pixels."""
+
+    ids: int
+    samples: int
+    seed: int = 0
+    im: bool = False
+    phi_grid: tuple[float, ...] = DEFAULT_PHI_GRID
+    pose: str = "vary"  # "vary": drawn per image; "fixed": drawn once per identity and held
+    expression: str = "vary"
+    illumination: str = "vary"
+    pose_scale: float = 1.0
+    expression_scale: float = 1.0
+    illumination_scale: float = 1.0
+    purpose: str = "train"  # "train" or "benchmark": disjoint identity seeds
+    image_format: str = "jpg"
+    jpeg_quality: int = 95
+    name: str = ""
+    model: str = BUILTIN  # the face model: "builtin" or a learned model of the workspace (face_models/<name>)
+    min_source_distance: float = 0.0  # learned models: redraw identities nearer than this to a source person
+
+    def __post_init__(self) -> None:
+        self.phi_grid = tuple(float(p) for p in self.phi_grid)
+        self.validate()
+        if not self.name:
+            self.name = default_name(self)
+
+    def validate(self) -> None:
+        def bad(key: str, why: str) -> DataError:
+            return DataError(f"synthetic dataset config: '{key}' {why}")
+
+        for key in ("ids", "samples"):
+            value = getattr(self, key)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise bad(key, f"must be a positive integer, got {value!r}")
+        if self.im and self.ids < 2:
+            raise bad("im", "needs at least 2 identities (a partner to mix with)")
+        if not 0 <= int(self.seed) <= MAX_SEED:
+            raise bad("seed", f"must be in [0, {MAX_SEED}], got {self.seed}")
+        if not self.phi_grid or any(not (0.0 <= p <= 1.0) for p in self.phi_grid):
+            raise bad("phi_grid", f"must be a non-empty list of values in [0, 1], got {list(self.phi_grid)}")
+        for attr in ATTRIBUTES:
+            mode = getattr(self, attr)
+            if mode not in ("vary", "fixed"):
+                raise bad(attr, f"must be 'vary' or 'fixed', got {mode!r}")
+            scale = getattr(self, f"{attr}_scale")
+            if not (0.0 <= float(scale) <= 3.0):
+                raise bad(f"{attr}_scale", f"must be in [0, 3], got {scale}")
+        if self.purpose not in ("train", "benchmark"):
+            raise bad("purpose", f"must be 'train' or 'benchmark', got {self.purpose!r}")
+        if self.image_format not in ("jpg", "png"):
+            raise bad("image_format", f"must be 'jpg' or 'png', got {self.image_format!r}")
+        if not isinstance(self.model, str) or not self.model:
+            raise bad("model", f"must be 'builtin' or a learned face model's name, got {self.model!r}")
+        if self.model != BUILTIN:
+            try:
+                check_name(self.model, "face model name")
+            except ValueError as exc:
+                raise DataError(str(exc)) from None
+        distance = self.min_source_distance
+        if isinstance(distance, bool) or not isinstance(distance, (int, float)) or not 0.0 <= float(distance) < 10.0:
+            raise bad("min_source_distance", f"must be a number in [0, 10), got {distance!r}")
+        self.min_source_distance = float(distance)
+        if self.min_source_distance > 0 and self.model == BUILTIN:
+            raise bad("min_source_distance", "needs a learned face model: the built-in head has no source people "
+                                             "(choose one with --model NAME)")
+        if self.name:  # it names the set's folder in the workspace: one safe path component
+            try:
+                check_name(self.name, "dataset name")
+            except ValueError as exc:
+                raise DataError(str(exc)) from None
+
+    @property
+    def num_images(self) -> int:
+        return self.ids * self.samples
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["phi_grid"] = list(self.phi_grid)
+        return d
+
+    @staticmethod
+    def from_dict(d: dict) -> "SynthConfig":
+        known = set(SynthConfig.__dataclass_fields__)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise DataError(f"synthetic dataset config: unknown key(s) {unknown}; known keys are {sorted(known)}")
+        return SynthConfig(**d)
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes pixels (not the name). The face-model keys count only
+        when they differ from their defaults, so sets built before models had names keep theirs."""
+        d = self.to_dict()
+        d.pop("name")
+        if d["model"] == BUILTIN:
+            d.pop("model")
+        if d["min_source_distance"] == 0.0:
+            d.pop("min_source_distance")
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def default_name(cfg: SynthConfig) -> str:
+    """Paper-style names: Syn_10K_50, Syn_1K_50_IM, Syn_1K_20_fixed-pose."""
+    name = subset_name(cfg.ids, cfg.samples, prefix="Syn")
+    if cfg.im:
+        name += "_IM"
+    fixed = [a for a in ATTRIBUTES if getattr(cfg, a) == "fixed"]
+    if fixed:
+        name += "_fixed-" + "-".join(fixed)
+    if cfg.purpose == "benchmark":
+        name += "_bench"
+    if cfg.model != BUILTIN:
+        name += f"_{cfg.model}"
+    return name
+
+
+def identity_seed(seed: int, identity: int, purpose: str) -> int:
+    """Even for training sets, odd for benchmark sets: the two can never share an identity."""
+    return 2 * (int(seed) * 2**32 + int(identity)) + (1 if purpose == "benchmark" else 0)
+
+
+def stream_seed(*parts: object) -> int:
+    digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)

@@ -1,0 +1,357 @@
+"""`face-model fit`: photographs -> a learned face model in `<workspace>/face_models/<name>/`.
+
+Stages, each with progress and a cache so a killed fit resumes where it stopped:
+1. landmarks: per photo, dlib's face, 68 points and the 128-D descriptor of its aligned crop
+   (cached in chunks under `cache/`; photos without a face are counted and listed, never fatal);
+2. geometry: pose, shape and expression fitted to the points (cached per chunk);
+3. reflectance: per person, the photos' colours on the fitted heads, light divided out, unseen
+   parts filled; then the shape prior and the model file.
+The model file is written last and atomically: a folder without it is an unfinished fit.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from synface.base.files import atomic_path, write_json
+from synface.data.errors import DataError
+from synface.face.builtin import GENERATOR_MODEL_VERSION
+from synface.face.catalog import model_folder
+from synface.face.learned import CARD_FILE, MODEL_FILE, model_arrays, model_version, save_model_arrays
+from synface.fitting.geometry_fit import GeometryFit, fit_geometry
+from synface.fitting.landmarks import calibrate_landmark_vertices, landmark_basis, photo_landmarks
+from synface.fitting.photos import MIN_PEOPLE, PhotoSet, find_photos
+from synface.fitting.regions import region_masks, tone_vertices
+from synface.fitting.reflectance import (
+    fill_unseen, mesh_neighbours, mirror_vertices, photo_reflectance, project_to_photo, skin_vertices,
+)
+
+CHUNK = 128
+SOURCES_FILE = "sources.npz"
+NO_FACE_FILE = "no_face.txt"
+#: the reflectance bank's default size (the albedo coefficients per identity)
+DEFAULT_BANK = 400
+#: spread kept in shape directions the landmarks do not constrain (prior standard deviations)
+SHAPE_FLOOR = 0.35
+#: inner-lip gap (fraction of the eye distance) above which a photo's mouth counts as open
+OPEN_MOUTH_GAP = 0.06
+#: share of a region's vertices a person's photos must see for them to serve that region
+MIN_REGION_COVERAGE = 0.5
+Progress = Callable[[str, int, int], None]
+
+
+def mouth_gap(points: np.ndarray) -> float:
+    """Mean distance between the inner upper and lower lip (68-point ids 61-63, 67-65) over the
+    eye distance: 0 for closed lips."""
+    iod = np.linalg.norm(points[36:42].mean(0) - points[42:48].mean(0))
+    return float(np.linalg.norm(points[[61, 62, 63]] - points[[67, 66, 65]], axis=1).mean() / max(iod, 1.0))
+
+
+def _chunk_key(files: list[tuple[int, Path]], root: Path) -> str:
+    h = hashlib.sha256("\n".join(str(p.relative_to(root)) for _, p in files).encode())
+    return h.hexdigest()[:12]
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray] | None:
+    """A cached chunk, or None when missing or torn (it is then recomputed)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
+
+
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+
+def _landmark_chunk(files: list[tuple[int, Path]]) -> dict[str, np.ndarray]:
+    from synface.data.align import five_from_68, warp_to_template  # noqa: PLC0415
+    from synface.data.imageio import read_rgb  # noqa: PLC0415
+    from synface.data.realface import aligned_descriptor  # noqa: PLC0415
+
+    n = len(files)
+    found = np.zeros(n, bool)
+    unreadable = np.zeros(n, bool)
+    points = np.zeros((n, 68, 2))
+    desc = np.zeros((n, 128), np.float32)
+    for i, (_, path) in enumerate(files):
+        try:
+            image = np.asarray(read_rgb(path, what="photo"))
+        except DataError:
+            unreadable[i] = True
+            continue
+        lm = photo_landmarks(image)
+        if lm is None:
+            continue
+        found[i] = True
+        points[i] = lm + 0.5  # pixel index -> continuous coordinate of its centre
+        desc[i] = aligned_descriptor(warp_to_template(image, five_from_68(lm)))
+    return {"found": found, "unreadable": unreadable, "points": points, "descriptors": desc}
+
+
+def _chunks(photos: PhotoSet, size: int) -> list[list[tuple[int, Path]]]:
+    files = photos.files
+    return [files[i : i + size] for i in range(0, len(files), size)]
+
+
+def source_threshold(descriptors: np.ndarray, person: np.ndarray, best_threshold) -> tuple[float, str]:
+    """The genuine-pair distance threshold measured on the source photos themselves (pairs of one
+    person's photos against random pairs of two people), or dlib's published 0.6 when fewer than
+    50 genuine pairs exist."""
+    rng = np.random.default_rng(0)
+    genuine = []
+    for p in np.unique(person):
+        rows = np.flatnonzero(person == p)[:12]
+        for i in range(len(rows)):
+            for j in range(i + 1, len(rows)):
+                genuine.append(np.linalg.norm(descriptors[rows[i]] - descriptors[rows[j]]))
+    if len(genuine) < 50:
+        return 0.6, "dlib's published 0.6 (fewer than 50 genuine pairs among the source photos)"
+    a, b = rng.integers(0, len(person), size=(2, 20 * len(genuine)))
+    keep = person[a] != person[b]
+    impostor = np.linalg.norm(descriptors[a[keep]] - descriptors[b[keep]], axis=1)
+    scores = -np.concatenate([np.asarray(genuine), impostor])
+    labels = np.r_[np.ones(len(genuine), bool), np.zeros(len(impostor), bool)]
+    threshold = float(-best_threshold(scores, labels)[0])
+    return threshold, f"best-accuracy threshold of {len(genuine)} genuine and {int(keep.sum())} impostor source pairs"
+
+
+def _landmark_stage(photos: PhotoSet, chunks: list, cache: Path, workers: int, tick: Progress) -> list[dict[str, np.ndarray]]:
+    """Stage 1: landmarks and descriptors per chunk, the missing chunks in worker processes."""
+    from synface.base.processes import ordered_pool_map  # noqa: PLC0415
+
+    total = len(photos.files)
+    paths = [cache / f"landmarks-{_chunk_key(c, photos.root)}.npz" for c in chunks]
+    marks: list[dict[str, np.ndarray] | None] = []
+    for c, path in zip(chunks, paths):
+        data = read_npz(path)
+        marks.append(data if data is not None and len(data.get("found", [])) == len(c) else None)
+    todo = [i for i, m in enumerate(marks) if m is None]
+    done = sum(len(chunks[i]) for i, m in enumerate(marks) if m is not None)
+    tick("landmarks", done, total)
+    for i, data in zip(todo, ordered_pool_map(_landmark_chunk, [chunks[i] for i in todo], workers)):
+        _save_npz(paths[i], **data)
+        marks[i] = data
+        done += len(chunks[i])
+        tick("landmarks", done, total)
+    return marks  # type: ignore[return-value]
+
+
+def _geometry_stage(gen, photos: PhotoSet, chunks: list, marks: list, cache: Path,
+                    tick: Progress) -> tuple[np.ndarray, float, list[GeometryFit | None]]:
+    """Stage 2: where the 68 points lie on the head (once per model folder), then per chunk the
+    pose, shape and expression fits of the photos with a face."""
+    corr = read_npz(cache / "landmark_vertices.npz")
+    if corr is None:
+        ids, residual = calibrate_landmark_vertices(gen)
+        corr = {"ids": ids, "residual": np.array([residual])}
+        _save_npz(cache / "landmark_vertices.npz", **corr)
+    ids = corr["ids"]
+    mean, shape_basis, expr_basis = landmark_basis(gen.model, ids)
+    low, high = gen.model.expr_range()
+    fits: list[GeometryFit | None] = []
+    done, total = 0, len(photos.files)
+    tick("geometry", 0, total)
+    for chunk, m in zip(chunks, marks):
+        path = cache / f"geometry-{_chunk_key(chunk, photos.root)}.npz"
+        data = read_npz(path)
+        if data is None or len(data.get("error", [])) != int(m["found"].sum()):
+            if m["found"].any():
+                f = fit_geometry(m["points"][m["found"]], mean, shape_basis, expr_basis, low, high)
+                data = {"pose": f.pose, "shape": f.shape, "expr": f.expr, "A": f.A, "t": f.t, "error": f.error}
+            else:
+                data = {"error": np.zeros(0)}
+            _save_npz(path, **data)
+        fits.append(GeometryFit(**data) if len(data["error"]) else None)
+        done += len(chunk)
+        tick("geometry", done, total)
+    return ids, float(corr["residual"][0]), fits
+
+
+def _choose_bank(chunks: list, marks: list, fits: list, fitted_people: list[int], bank: int) -> list[int]:
+    """The people whose photos fit best (median landmark error), at most `bank`, in name order."""
+    per_person: dict[int, list[float]] = {}
+    for chunk, m, f in zip(chunks, marks, fits):
+        row = 0
+        for (p, _), ok in zip(chunk, m["found"]):
+            if ok:
+                per_person.setdefault(p, []).append(float(f.error[row]))
+                row += 1
+    ranked = sorted(fitted_people, key=lambda p: (float(np.median(per_person[p])), p))
+    return sorted(ranked[:bank])
+
+
+def _reflectance_stage(gen, chunks: list, marks: list, fits: list, bank_people: list[int], ids: np.ndarray,
+                       regions: torch.Tensor, region_names: list[str], tick: Progress):
+    """Stage 3: every bank person's photos' colours on their fitted heads (trust-weighted sums),
+    and every fitted person's shapes. Returns colour sums (P,V,3), trust sums (P,V), shapes by
+    person, the skin vertices and the mean face's frontal normals."""
+    from synface.data.imageio import read_rgb  # noqa: PLC0415
+
+    model = gen.model
+    slot = {p: i for i, p in enumerate(bank_people)}
+    V = model.num_vertices
+    colour_sum = np.zeros((len(bank_people), V, 3))
+    trust_sum = np.zeros((len(bank_people), V))
+    skin = skin_vertices(gen)
+    layout = model.layout
+    mean_verts = model.geometry(torch.zeros(1, layout.shape), torch.zeros(1, layout.expr))
+    frontal_normals = model.vertex_normals(mean_verts)[0]
+    mouth = regions[region_names.index("mouth_chin")].numpy()
+    shapes_by_person: dict[int, list[np.ndarray]] = {}
+    total = sum(int(m["found"][[p in slot for p, _ in chunk]].sum()) for chunk, m in zip(chunks, marks))
+    done = 0
+    tick("reflectance", 0, total)
+    for chunk, m, f in zip(chunks, marks, fits):
+        points = m["points"][m["found"]]
+        row = 0
+        for (p, path), ok in zip(chunk, m["found"]):
+            if not ok:
+                continue
+            shapes_by_person.setdefault(p, []).append(f.shape[row])
+            if p in slot:
+                image = np.asarray(read_rgb(path, what="photo"))
+                pixels, normals = project_to_photo(model, f, row, points[row], ids)
+                albedo, trust = photo_reflectance(image, pixels, normals, skin, frontal_normals)
+                if mouth_gap(points[row]) > OPEN_MOUTH_GAP:
+                    trust = trust * (1 - mouth)  # lips apart: teeth would be painted on closed lips
+                colour_sum[slot[p]] += albedo * trust[:, None]
+                trust_sum[slot[p]] += trust
+                done += 1
+                if done % 16 == 0 or done == total:
+                    tick("reflectance", done, total)
+            row += 1
+    return colour_sum, trust_sum, shapes_by_person, skin, mean_verts, frontal_normals
+
+
+def _fill_bank(gen, colour_sum: np.ndarray, trust_sum: np.ndarray, mean_verts: torch.Tensor, tick: Progress) -> np.ndarray:
+    """Stage 4: each bank person's reflectance with the unseen vertices filled, 64 people at a time."""
+    V = gen.model.num_vertices
+    neighbours = mesh_neighbours(gen.model.faces.cpu().numpy(), V)
+    mirror = mirror_vertices(mean_verts[0].cpu().numpy().astype(np.float64))
+    P = len(colour_sum)
+    tick("fill", 0, P)
+    bank_colours = np.zeros((P, V, 3), np.float32)
+    for start in range(0, P, 64):
+        part = slice(start, start + 64)
+        bank_colours[part] = fill_unseen(colour_sum[part], trust_sum[part], mirror, neighbours)
+        tick("fill", min(start + 64, P), P)
+    return bank_colours
+
+
+def _region_eligibility(trust_sum: np.ndarray, regions: torch.Tensor, region_names: list[str],
+                        frontal_normals: torch.Tensor, root: Path) -> np.ndarray:
+    """(R, P) bool: a person serves a region only where their photos saw it well (not, for the
+    mouth, with the lips apart)."""
+    seeable = regions.numpy().astype(np.float64) * (frontal_normals[:, 2].numpy() > 0.3)  # what a frontal photo sees
+    coverage = (trust_sum.clip(0, 1) @ seeable.T) / seeable.sum(1)
+    eligible = (coverage >= MIN_REGION_COVERAGE).T
+    for r, region in enumerate(region_names):
+        if eligible[r].sum() < 2:
+            raise DataError(f"only {int(eligible[r].sum())} people show their {region} well enough; "
+                            "add people with frontal, closed-mouth photos", path=root)
+    return eligible
+
+
+def shape_prior(person_shapes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (S,) and whitening components (K, S) of the people's fitted shapes, with SHAPE_FLOOR
+    kept in every direction (the landmarks leave some directions unconstrained)."""
+    mean = person_shapes.mean(0)
+    cov = np.cov(person_shapes, rowvar=False) if len(person_shapes) > 1 else np.zeros((person_shapes.shape[1],) * 2)
+    cov = cov + SHAPE_FLOOR**2 * np.eye(person_shapes.shape[1])
+    eigval, eigvec = np.linalg.eigh(cov)
+    order = np.argsort(eigval)[::-1]
+    return mean, (eigvec[:, order] * np.sqrt(np.clip(eigval[order], 0, None))).T
+
+
+def fit_face_model(photo_root: str | Path, name: str, people: int | None = None, folds: list[int] | None = None,
+                   bank: int = DEFAULT_BANK, workspace: str | Path | None = None, max_photos_per_person: int | None = None,
+                   progress: Progress | None = None, chunk: int = CHUNK, workers: int = 2) -> dict:
+    """Fit a learned face model from the photos under `photo_root`; returns its card. Work is
+    cached per `chunk` photos (a killed fit loses at most the chunks in flight); landmarks run
+    in `workers` processes. A refit of an existing name replaces it only when it finishes."""
+    from synface.eval.verification import best_threshold  # noqa: PLC0415
+    from synface.generator import FaceGenerator  # noqa: PLC0415
+
+    tick = progress or (lambda stage, done, total: None)
+    if bank < MIN_PEOPLE:
+        raise ValueError(f"--bank {bank}: the reflectance bank needs at least {MIN_PEOPLE} people")
+    photos = find_photos(photo_root, people=people, folds=folds, max_photos_per_person=max_photos_per_person)
+    folder = model_folder(name, workspace)
+    cache = folder / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    gen = FaceGenerator(device="cpu")
+    chunks = _chunks(photos, chunk)
+    marks = _landmark_stage(photos, chunks, cache, workers, tick)
+    found = np.concatenate([m["found"] for m in marks])
+    unreadable = np.concatenate([m["unreadable"] for m in marks])
+    ids, residual, fits = _geometry_stage(gen, photos, chunks, marks, cache, tick)
+    person_of = np.array([p for p, _ in photos.files])
+    fitted_people = sorted(set(person_of[found].tolist()))
+    if len(fitted_people) < MIN_PEOPLE:
+        raise DataError(f"dlib found a face for only {len(fitted_people)} people; a face model needs at least "
+                        f"{MIN_PEOPLE}", path=photos.root)
+    errors = np.concatenate([f.error for f in fits if f is not None])
+    bank_people = _choose_bank(chunks, marks, fits, fitted_people, bank)
+    region_names, regions = region_masks(gen)
+    colour_sum, trust_sum, shapes_by_person, skin, mean_verts, frontal_normals = _reflectance_stage(
+        gen, chunks, marks, fits, bank_people, ids, regions, region_names, tick)
+    bank_colours = _fill_bank(gen, colour_sum, trust_sum, mean_verts, tick)
+    eligible = _region_eligibility(trust_sum, regions, region_names, frontal_normals, photos.root)
+    tones = bank_colours[:, tone_vertices(regions, skin).numpy()].mean(1)
+    shape_mean, components = shape_prior(np.stack([np.mean(shapes_by_person[p], axis=0) for p in fitted_people]))
+    # descriptors of every fitted photo: what the leakage check compares new people with
+    descriptors = np.concatenate([m["descriptors"][m["found"]] for m in marks])
+    index_of = {p: i for i, p in enumerate(fitted_people)}
+    source_person = np.array([index_of[p] for p in person_of[found]], np.int64)
+    threshold, threshold_note = source_threshold(descriptors, source_person, best_threshold)
+    from synface.data.leakage import SourceIndex  # noqa: PLC0415
+
+    strangers = SourceIndex(descriptors, source_person, [], threshold).stranger_distances()
+    arrays = model_arrays(shape_mean, components, bank_colours, ids, regions.numpy(), tones, eligible)
+    card = {
+        "name": name, "kind": "learned", "builtin_version": GENERATOR_MODEL_VERSION,
+        "version": model_version(name, arrays),
+        "source": str(Path(photo_root).resolve()), "folds": folds,
+        "people_listed": len(photos.people), "people_fitted": len(fitted_people), "bank_people": len(bank_people),
+        "images_listed": len(photos.files), "images_fitted": int(found.sum()),
+        "images_without_face": int((~found & ~unreadable).sum()), "images_unreadable": int(unreadable.sum()),
+        "file_list_sha256": photos.digest(),
+        "landmarks": "dlib 68-point predictor (face_recognition_models), HOG detector",
+        "landmark_vertex_residual_px": round(residual, 3),
+        "fit_error_iod_median": round(float(np.median(errors)), 4),
+        "fit_error_iod_p90": round(float(np.percentile(errors, 90)), 4),
+        "shape_components": int(len(components)),
+        "regions": region_names,
+        "region_people": {region: int(eligible[r].sum()) for r, region in enumerate(region_names)},
+        "genuine_threshold": round(threshold, 4), "genuine_threshold_from": threshold_note,
+        "stranger_nearest_p01": round(float(np.percentile(strangers, 1)), 4),
+        "strangers_under_genuine_threshold": round(float((strangers < threshold).mean()), 4),
+        "source_people": [photos.people[p] for p in fitted_people],
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    no_face = [str(path.relative_to(photos.root)) for (_, path), ok in zip(photos.files, found) if not ok]
+    with atomic_path(folder / NO_FACE_FILE) as tmp:
+        tmp.write_text("".join(line + "\n" for line in no_face))
+    _save_npz(folder / SOURCES_FILE, descriptors=descriptors.astype(np.float32), person=source_person,
+              bank_person=np.array([index_of[p] for p in bank_people], np.int64))
+    write_json(folder / CARD_FILE, card)
+    with atomic_path(folder / MODEL_FILE) as tmp:  # last: the model file marks a finished fit
+        save_model_arrays(tmp, arrays)
+    return card
+
+
+def describe(card: dict) -> str:
+    """A few lines for `face-model show` and the app."""
+    return json.dumps({k: v for k, v in card.items() if k != "source_people"}, indent=2)

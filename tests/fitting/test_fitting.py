@@ -1,0 +1,225 @@
+"""The learned face model: landmark fits, re-rendering a fitted person, sampling, privacy, resume, bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from tests.support import LFW_ROOT, REPO, requires_lfw
+
+pytestmark = requires_lfw
+PEOPLE = 12
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory) -> dict:
+    """A tiny model (the first 12 LFW people, one photo each), fitted the hard way: a fit in a
+    subprocess is killed after its first landmark chunk, then the same fit resumes here."""
+    from synface.fitting.build import fit_face_model
+
+    ws = tmp_path_factory.mktemp("ws")
+    code = ("from synface.fitting.build import fit_face_model; "
+            f"fit_face_model({str(LFW_ROOT)!r}, 'tiny', people={PEOPLE}, max_photos_per_person=1, "
+            f"workspace={str(ws)!r}, bank={PEOPLE}, chunk=4, workers=1)")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cache = ws / "face_models" / "tiny" / "cache"
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(cache.glob("landmarks-*.npz")):
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    before = {p.name: p.stat().st_mtime_ns for p in cache.glob("landmarks-*.npz")}
+    finished_before = (ws / "face_models" / "tiny" / "model.npz").exists()
+    from synface.face.catalog import list_models
+
+    offered_before = list_models(ws)
+    stages: list[str] = []
+    fit_face_model(LFW_ROOT, "tiny", people=PEOPLE, max_photos_per_person=1, workspace=ws, bank=PEOPLE, chunk=4,
+                   progress=lambda stage, d, t: stages.append(stage))
+    after = {p.name: p.stat().st_mtime_ns for p in cache.glob("landmarks-*.npz")}
+    return {"ws": ws, "before": before, "after": after, "finished_before": finished_before,
+            "offered_before": offered_before, "stages": stages}
+
+
+@pytest.fixture(scope="module")
+def model(fitted):
+    from synface.face.catalog import load_model
+
+    return load_model("tiny", fitted["ws"])
+
+
+def test_landmark_fit_on_real_photos_and_renders(fitted, gen):
+    """68-point fits land within a tenth of the eye distance on photos and on our own renders."""
+    from synface.data.realface import detector_view
+    from synface.fitting.build import read_npz
+    from synface.fitting.geometry_fit import fit_geometry
+    from synface.fitting.landmarks import landmark_basis, photo_landmarks
+
+    geometry = {"error": np.concatenate([read_npz(p)["error"] for p in
+                                         sorted((fitted["ws"] / "face_models" / "tiny" / "cache").glob("geometry-*.npz"))])}
+    assert np.median(geometry["error"]) < 0.08 and geometry["error"].max() < 0.15
+    ids = read_npz(fitted["ws"] / "face_models" / "tiny" / "cache" / "landmark_vertices.npz")["ids"]
+    coeffs = gen.sample(6, 11).replace(jitter=torch.zeros(6, 3))
+    points = [photo_landmarks(detector_view(im, 2, 0.25)) for im in gen.render(coeffs).images.numpy()]
+    points = np.stack([p + 0.5 for p in points if p is not None])
+    assert len(points) >= 5
+    mean, shape_basis, expr_basis = landmark_basis(gen.model, ids)
+    low, high = gen.model.expr_range()
+    fit = fit_geometry(points, mean, shape_basis, expr_basis, low, high)
+    assert np.median(fit.error) < 0.07
+
+
+def test_a_fitted_person_re_renders_as_themselves(fitted, model):
+    """Source person k's reflectance on their fitted head, frontal: dlib calls it the same person
+    as their photo (distance under the source threshold), and nearer to them than to the others."""
+    from synface.data.leakage import SourceIndex, identity_descriptors
+    from synface.generator import FaceGenerator
+
+    gen = FaceGenerator(device="cpu", model=model)
+    index = SourceIndex.of_model(model)
+    k = 3
+    albedo = torch.zeros(1, model.regions, model.people)
+    albedo[0, :, k] = 1.0
+    shape = torch.zeros(1, model.layout.shape)  # the learned mean head
+    desc = identity_descriptors(gen, shape, albedo.view(1, -1))[0, :1]
+    dist = np.linalg.norm(index.descriptors - desc, axis=1)
+    bank_person = int(np.load(fitted["ws"] / "face_models" / "tiny" / "sources.npz")["bank_person"][k])
+    assert index.person[dist.argmin()] == bank_person
+    assert dist.min() < index.threshold + 0.1
+
+
+def test_sampling_is_deterministic_and_batch_independent(model):
+    from synface.generator import FaceGenerator
+
+    gen = FaceGenerator(device="cpu", model=model)
+    a, b = gen.sample(5, 42), gen.sample(5, 42)
+    assert torch.equal(a.albedo, b.albedo) and torch.equal(a.shape, b.shape)
+    assert ((a.albedo.view(5, model.regions, -1) > 0).sum(2) == 1).all()  # one source person per region
+    batch = gen.render(a).images
+    alone = torch.cat([gen.render(a[i]).images for i in range(5)])
+    assert torch.equal(batch, alone)
+    mixed = FaceGenerator.mix(a[0], a[1], 0.5)
+    assert torch.allclose(mixed.albedo, 0.5 * (a.albedo[0] + a.albedo[1]))
+    assert gen.render(mixed).images.shape == (1, 112, 112, 3)
+
+
+def test_leakage_flags_a_planted_copy_of_a_source_person(model):
+    """An 'identity' that is source person k's photo descriptor itself is a leak; the report's
+    numbers are consistent."""
+    from synface.data.leakage import SourceIndex, leakage_report
+    from synface.generator import FaceGenerator
+
+    index = SourceIndex.of_model(model)
+    planted = index.descriptors[:1] + 0.01
+    dist, person = index.nearest(planted)
+    assert dist[0] < index.threshold and person[0] == index.person[0]
+    report = leakage_report(FaceGenerator(device="cpu", model=model), index, identities=8)
+    assert report["identities"] == 8 and sum(report["nearest_histogram"]) <= 8
+    assert report["leaked"] == round(report["leaked_share"] * 8)
+
+
+def test_a_killed_fit_resumes_without_redoing_finished_chunks(fitted, model):
+    assert 1 <= len(fitted["before"]) < 3, "the fit should have been killed between its 3 chunks"
+    assert not fitted["finished_before"] and fitted["offered_before"] == []  # an unfinished fit is not offered
+    for name, stamp in fitted["before"].items():
+        assert fitted["after"][name] == stamp  # finished chunks were not redone
+    assert len(fitted["after"]) == 3
+    assert model.people == PEOPLE
+    assert {"landmarks", "geometry", "reflectance", "fill"} <= set(fitted["stages"])
+
+
+def test_bad_photo_folders_and_model_folders_get_named_errors(tmp_path, fitted):
+    from synface.data.errors import DataError
+    from synface.face.catalog import load_model
+    from synface.face.learned import FaceModelError
+    from synface.fitting.build import fit_face_model
+
+    with pytest.raises(DataError, match="not found"):
+        fit_face_model(tmp_path / "missing", "x", workspace=tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no identity folders"):
+        fit_face_model(tmp_path / "empty", "x", workspace=tmp_path)
+    few = tmp_path / "few"
+    for i in range(3):
+        (few / f"p{i}").mkdir(parents=True)
+        (few / f"p{i}" / "a.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DataError, match="at least 10"):
+        fit_face_model(few, "x", workspace=tmp_path)
+    with pytest.raises(ValueError, match="not allowed"):
+        fit_face_model(LFW_ROOT, "../escape", workspace=tmp_path)
+    with pytest.raises(FaceModelError, match="no face model 'nope'"):
+        load_model("nope", fitted["ws"])
+    # corrupt, partial and foreign-version folders
+    import shutil
+
+    src = fitted["ws"] / "face_models" / "tiny"
+    for case in ("torn", "partial", "foreign"):
+        dst = tmp_path / "face_models" / case
+        shutil.copytree(src, dst)
+        if case == "torn":
+            data = (dst / "model.npz").read_bytes()
+            (dst / "model.npz").write_bytes(data[: len(data) // 2])
+        elif case == "partial":
+            (dst / "model.npz").unlink()
+        else:
+            card = (dst / "card.json").read_text().replace('"builtin-5"', '"builtin-4"')
+            (dst / "card.json").write_text(card)
+    with pytest.raises(FaceModelError, match="unreadable model file"):
+        load_model("torn", tmp_path)
+    with pytest.raises(FaceModelError, match="no model.npz"):
+        load_model("partial", tmp_path)
+    with pytest.raises(FaceModelError, match="fit the model again"):
+        load_model("foreign", tmp_path)
+
+
+def test_face_model_cli_fit_list_show(fitted):
+    env = {**os.environ, "SYNFACE_HOME": str(fitted["ws"])}
+    out = subprocess.run([sys.executable, "-m", "synface", "face-model", "list"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and '"tiny"' in out.stdout and '"builtin"' in out.stdout
+    shown = subprocess.run([sys.executable, "-m", "synface", "face-model", "show", "tiny"], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0 and '"file_list_sha256"' in shown.stdout
+    bad = subprocess.run([sys.executable, "-m", "synface", "face-model", "fit", "--photos", "/nonexistent", "--name", "z"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "photo folder not found" in bad.stderr
+
+
+def test_the_mosaic_kernel_equals_the_torch_formula(model):
+    """The numba mosaic (CPU) and the einsum formula (the GPU path) agree, and a one-hot identity
+    wears its source person's colours inside each region's core."""
+    from synface.face.mosaic_kernel import mosaic
+
+    g = torch.Generator().manual_seed(0)
+    weights = torch.rand(4, model.regions, model.people, generator=g) * (torch.rand(4, model.regions, model.people, generator=g) > 0.7)
+    got = mosaic(weights, model._bank, model._tones, model._regions)
+    blend = torch.einsum("brp,pn->brn", weights, model._bank).view(4, model.regions, -1, 3)
+    tone = torch.einsum("brp,pc->brc", weights, model._tones)
+    want = tone[:, 0].unsqueeze(1) + (model._regions.view(1, model.regions, -1, 1) * (blend - tone.unsqueeze(2))).sum(1)
+    assert torch.allclose(got, want.permute(0, 2, 1), atol=1e-5)
+    one = torch.zeros(1, model.regions, model.people)
+    one[0, :, 2] = 1.0
+    colours = mosaic(one, model._bank, model._tones, model._regions)[0].T
+    assert torch.allclose(colours, model._bank[2].view(-1, 3), atol=1e-5)
+
+
+def test_bench_leakage_cli_reports_and_refuses_the_builtin_head(fitted):
+    import json
+
+    env = {**os.environ, "SYNFACE_HOME": str(fitted["ws"])}
+    out = subprocess.run([sys.executable, "-m", "synface", "bench", "leakage", "--model", "tiny", "--identities", "6"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-500:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["identities"] == 6 and report["source_people"] == PEOPLE
+    assert len(report["nearest_histogram"]) == len(report["histogram_bins"]) - 1
+    assert 0 <= report["leaked_share"] <= 1 and report["closest_identities"][0]["source_person"]
+    bad = subprocess.run([sys.executable, "-m", "synface", "bench", "leakage", "--model", "builtin"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "built-in head has no source people" in bad.stderr

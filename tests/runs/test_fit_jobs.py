@@ -1,0 +1,71 @@
+"""Face-model fits as detached jobs: the command, progress per stage read back from the log, and
+how a job ended (finished, failed, stopped)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+
+from synface.runs.fit_jobs import STAGES, fit_argv, fit_jobs, fit_status, launch_fit, parse_progress
+
+#: what `face-model fit` writes: a tqdm bar per stage on stderr (\r updates), then its card on stdout
+FAKE_FIT = (
+    "import json, sys\n"
+    "for stage, total in (('landmarks', 4), ('geometry', 4), ('reflectance', 3), ('fill', 2)):\n"
+    "    for done in range(total + 1):\n"
+    "        sys.stderr.write(f'\\rface-model {stage}: {100 * done // total:3d}%|##        | {done}/{total} [00:00<00:00]')\n"
+    "    sys.stderr.write('\\n')\n"
+    "print(json.dumps({'name': 'fake', 'people_fitted': 3, 'images_fitted': 4}))\n"
+)
+
+
+def _wait(name: str, root) -> dict:
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        status = fit_status(name, root)
+        if not status["alive"]:
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"fit job {name} did not end")
+
+
+def test_the_fit_command_is_face_model_fit(tmp_path):
+    argv = fit_argv(tmp_path / "photos", "mine", tmp_path / "ws", people=60)
+    assert argv[1:] == ["-m", "synface", "face-model", "fit", "--photos", str(tmp_path / "photos"), "--name", "mine",
+                        "--workspace", str((tmp_path / "ws").resolve()), "--people", "60"]
+
+
+def test_a_detached_fit_reports_each_stage_and_its_end(tmp_path):
+    root = tmp_path / "ws"
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    assert fit_status("fake", root)["state"] == "none"
+    launch_fit(photos, "fake", root, argv=[sys.executable, "-c", FAKE_FIT])
+    status = _wait("fake", root)
+    assert status["state"] == "finished" and status["card"]["people_fitted"] == 3
+    assert status["stages"] == {"landmarks": (4, 4), "geometry": (4, 4), "reflectance": (3, 3), "fill": (2, 2)}
+    assert list(status["stages"]) == list(STAGES) and fit_jobs(root) == ["fake"]
+
+    launch_fit(photos, "broken", root, argv=[sys.executable, "-c",
+                                             "import sys; print('error: no faces found', file=sys.stderr); sys.exit(2)"])
+    status = _wait("broken", root)
+    assert status["state"] == "failed" and status["error"] == "error: no faces found"
+    launch_fit(photos, "killed", root, argv=[sys.executable, "-c", "pass"])
+    assert _wait("killed", root)["state"] == "stopped"
+
+
+def test_bad_fit_requests_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        launch_fit(tmp_path / "nowhere", "mine", tmp_path)
+    with pytest.raises(ValueError, match="face model name"):
+        launch_fit(tmp_path, "../escape", tmp_path)
+    with pytest.raises(ValueError, match="built-in head"):
+        launch_fit(tmp_path, "builtin", tmp_path)
+
+
+def test_progress_is_read_from_the_last_update_of_each_stage():
+    text = ("face-model landmarks:   0%|          | 0/135 [00:00<?, ?photo/s]\rface-model landmarks:  47%|####"
+            "      | 64/135 [00:10<00:11, 6.1photo/s]\r")
+    assert parse_progress(text) == {"landmarks": (64, 135)}
