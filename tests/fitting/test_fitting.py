@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -18,33 +17,11 @@ PEOPLE = 12
 
 
 @pytest.fixture(scope="module")
-def fitted(tmp_path_factory) -> dict:
-    """A tiny model (the first 12 LFW people, one photo each), fitted the hard way: a fit in a
-    subprocess is killed after its first landmark chunk, then the same fit resumes here."""
-    from synface.fitting.build import fit_face_model
+def fitted(learned_model_workspace) -> dict:
+    """The session's tiny model (conftest: killed once mid-fit, then resumed) and its fit record."""
+    import json
 
-    ws = tmp_path_factory.mktemp("ws")
-    code = ("from synface.fitting.build import fit_face_model; "
-            f"fit_face_model({str(LFW_ROOT)!r}, 'tiny', people={PEOPLE}, max_photos_per_person=1, "
-            f"workspace={str(ws)!r}, bank={PEOPLE}, chunk=4, workers=1)")
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    cache = ws / "face_models" / "tiny" / "cache"
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(cache.glob("landmarks-*.npz")):
-        time.sleep(0.05)
-    proc.kill()
-    proc.wait()
-    before = {p.name: p.stat().st_mtime_ns for p in cache.glob("landmarks-*.npz")}
-    finished_before = (ws / "face_models" / "tiny" / "model.npz").exists()
-    from synface.face.catalog import list_models
-
-    offered_before = list_models(ws)
-    stages: list[str] = []
-    fit_face_model(LFW_ROOT, "tiny", people=PEOPLE, max_photos_per_person=1, workspace=ws, bank=PEOPLE, chunk=4,
-                   progress=lambda stage, d, t: stages.append(stage))
-    after = {p.name: p.stat().st_mtime_ns for p in cache.glob("landmarks-*.npz")}
-    return {"ws": ws, "before": before, "after": after, "finished_before": finished_before,
-            "offered_before": offered_before, "stages": stages}
+    return {"ws": learned_model_workspace, **json.loads((learned_model_workspace / "fit_record.json").read_text())}
 
 
 @pytest.fixture(scope="module")
