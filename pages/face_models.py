@@ -44,14 +44,8 @@ def bank_names(folder: str, version: str, people: int) -> list[str]:
 
 
 def eligible_people(gen) -> list[list[int]]:
-    """Per region, the bank people who may serve it (the model's own rule, read through its
-    public `correlate_identity`: a draw favouring person k picks k only where k is eligible)."""
-    model = gen.model
-    P, R = model.people, model.regions
-    favour = torch.eye(P).repeat(1, R)  # row k: person k favoured in every region
-    _, weights = model.correlate_identity(torch.zeros(P, len(model.shape_info)), favour.to(model.device))
-    picks = weights.view(P, R, P).argmax(2).cpu()  # (k, r) -> chosen person
-    return [[k for k in range(P) if int(picks[k, r]) == k] for r in range(R)]
+    """Per region, the bank people who may serve it (the model's own rule)."""
+    return gen.model.region_people()
 
 
 def sync(which: str, gen, model_key: str, seed: int) -> None:

@@ -197,6 +197,11 @@ class LearnedFaceModel(MorphableModel):
     def regions(self) -> int:
         return int(self._regions.shape[0])
 
+    def region_people(self) -> list[list[int]]:
+        """Per region, the bank people whose photos saw that region well enough to serve it."""
+        eligible = self._eligible.cpu()
+        return [eligible[r].nonzero().flatten().tolist() for r in range(self.regions)]
+
     def geometry(self, shape: torch.Tensor, expr: torch.Tensor) -> torch.Tensor:
         coeffs = torch.cat([shape, expr], dim=1)
         return basis_product(coeffs, self._basis, self._mean).view(coeffs.shape[0], -1, 3)
