@@ -152,7 +152,11 @@ def launch(data_path: str, real_sets: dict) -> None:
     except (ConfigError, DataError, KeyError) as exc:
         st.error(f"Cannot launch: {exc}")
         return
-    run_id, pid = queue.launch(cfg, root=common.workspace(), name=name, max_running=queue.default_max_running())
+    try:
+        run_id, pid = queue.launch(cfg, root=common.workspace(), name=name, max_running=queue.default_max_running())
+    except (DataError, OSError) as exc:  # a damaged queue.json, an unwritable workspace
+        st.error(f"Cannot launch: {exc}")
+        return
     st.session_state["tr.run"] = run_id
     st.success(f"Launched {run_id}" + (f" (pid {pid})" if pid else " (queued: waiting for a free slot)"))
 

@@ -31,3 +31,25 @@ def copy_models(workspace: Path, into: Path) -> Path:
     shutil.copytree(workspace / "face_models", into / "face_models", ignore=shutil.ignore_patterns("cache"),
                     dirs_exist_ok=True)
     return into
+
+
+def cli_error(capsys: pytest.CaptureFixture, argv: list[str], *needles: str, stdout_ok: bool = False) -> str:
+    """Run `python -m synface ARGV` in-process; it must fail the way every bad input fails: exit code
+    2, exactly one line on stderr (`error: ...`, containing each of `needles`; a progress bar of work
+    that had started may precede it), no traceback and nothing on stdout (unless `stdout_ok`: `train`
+    prints its run folder first). Returns that line."""
+    from synface.__main__ import main
+
+    capsys.readouterr()
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse
+        code = exc.code
+    out, err = capsys.readouterr()
+    lines = [line for line in err.split("\n") if line.strip() and "\r" not in line and "%|" not in line]  # no bars
+    assert code == 2, (code, out, err)
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err and (stdout_ok or out == ""), (out, err)
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]

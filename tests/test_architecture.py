@@ -128,3 +128,11 @@ def test_no_sys_path_edits_and_no_streamlit_in_the_library() -> None:
         assert "sys.path.insert" not in text and "sys.path.append" not in text, path
     for path in PACKAGE.rglob("*.py"):
         assert "import streamlit" not in path.read_text(encoding="utf-8"), path
+
+
+def test_the_library_validates_with_exceptions_not_asserts() -> None:
+    """`python -O` strips asserts, and an AssertionError is a traceback, not a message: every check
+    of an input (or of an invariant) raises a named exception instead."""
+    found = [f"{path.relative_to(REPO)}:{node.lineno}" for path in PACKAGE.rglob("*.py")
+             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))) if isinstance(node, ast.Assert)]
+    assert not found, "assert statements in synface/: " + ", ".join(found)

@@ -1,10 +1,12 @@
-"""Atomic writes: readers (a training run, the app, a resumed build) never see a half-written file."""
+"""Atomic writes: readers (a training run, the app, a resumed build) never see a half-written file.
+Also: OS errors that name their file, and a free-space check before a big write."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -22,18 +24,63 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     an empty or partial file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with naming(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        _fsync(tmp_path)
-        os.chmod(tmp_path, FILE_MODE)
-        os.replace(tmp_path, path)
+        with naming(path):
+            yield tmp_path
+            _fsync(tmp_path)
+            os.chmod(tmp_path, FILE_MODE)
+            os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def naming(path: str | Path) -> Iterator[None]:
+    """Give an OSError raised inside the block that names no file (a full disk on `write()`, an
+    error from a library that wrote through a handle) `path` as its filename, so the one-line
+    message the command line prints says which file failed."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None or exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+
+
+def nearest_existing(path: str | Path) -> Path:
+    """`path` or its nearest ancestor that exists (where a new folder would be created)."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def human_bytes(n: float) -> str:
+    """1536 -> '1.5 KB', 3.2e9 -> '3.0 GB' (binary units, as `df -h`)."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def check_free_space(path: str | Path, need_bytes: int, what: str) -> None:
+    """Refuse (ValueError naming `what`, the estimate and the free space) when the disk holding
+    `path` (or the folder that would hold it) has less than `need_bytes` free, before anything
+    is written."""
+    if need_bytes <= 0:
+        return
+    where = nearest_existing(path)
+    free = shutil.disk_usage(where if where.is_dir() else where.parent).free
+    if need_bytes > free:
+        raise ValueError(f"{what} needs about {human_bytes(need_bytes)} but {where} has only "
+                         f"{human_bytes(free)} free; free some space or choose a smaller set or another --out")
 
 
 def _fsync(path: Path) -> None:

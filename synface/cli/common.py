@@ -14,14 +14,30 @@ def print_json(record: dict[str, Any]) -> None:
     print(json.dumps(record, sort_keys=False), flush=True)
 
 
-def tqdm_progress(desc: str, total: int | None = None, unit: str = "it") -> tuple[Callable[[int, int], None], Callable[[], None]]:
-    """A (done, total) callback drawing a tqdm bar on stderr, and a close function."""
-    bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True)
+def tqdm_progress(desc: str, total: int | None = None, unit: str = "it",
+                  lazy: bool = False) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+    """A (done, total) callback drawing a tqdm bar on stderr, and a close function. `lazy`: the bar
+    appears at the first progress call, so a command refused before any work prints only its
+    one-line error."""
+    bar: list[tqdm] = []
+
+    def open_bar() -> tqdm:
+        if not bar:
+            bar.append(tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True))
+        return bar[0]
+
+    if not lazy:
+        open_bar()
 
     def update(done: int, total_now: int) -> None:
-        if bar.total != total_now:
-            bar.total = total_now
-        bar.n = done
-        bar.refresh()
+        b = open_bar()
+        if b.total != total_now:
+            b.total = total_now
+        b.n = done
+        b.refresh()
 
-    return update, bar.close
+    def close() -> None:
+        if bar:
+            bar[0].close()
+
+    return update, close

@@ -31,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_eval(args: argparse.Namespace) -> int:
     from synface.base.device import resolve_device
+    from synface.base.files import naming
     from synface.eval.run_eval import (
         EvalSet,
         evaluate,
@@ -40,6 +41,16 @@ def run_eval(args: argparse.Namespace) -> int:
 
     if args.folds is not None and len(set(args.folds)) < 2:
         raise ValueError("--folds needs at least 2 folds (each threshold is chosen on the others)")
+    if args.folds is not None and min(args.folds) < 0:
+        raise ValueError(f"--folds are 0-based fold numbers, got {min(args.folds)}")
+    if args.center_crop is not None and not 0 < args.center_crop <= 1:  # nan fails too
+        raise ValueError(f"--center-crop must be a fraction in (0, 1], got {args.center_crop:g}")
+    if not 0 < args.far < 1:
+        raise ValueError(f"--far must be a false-accept rate in (0, 1), got {args.far:g}")
+    if args.batch < 1:
+        raise ValueError(f"--batch must be a positive integer, got {args.batch}")
+    if args.out and Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out} is a folder; give a file path for the JSON result")
     device = str(resolve_device(args.device))
     model, cfg = load_checkpoint_model(args.checkpoint, device)
     path = Path(args.lfw or args.bin)
@@ -59,8 +70,9 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({**summary, **result.to_dict(roc_points=None)}, indent=1) + "\n")
-        with open(out.with_suffix(".roc.csv"), "w", newline="") as f:
+        with naming(out):  # a full disk names the file
+            out.write_text(json.dumps({**summary, **result.to_dict(roc_points=None)}, indent=1) + "\n")
+        with naming(out.with_suffix(".roc.csv")), open(out.with_suffix(".roc.csv"), "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["fpr", "tpr", "threshold"])
             w.writerows(zip(result.fpr.tolist(), result.tpr.tolist(), result.roc_thresholds.tolist()))

@@ -2,15 +2,21 @@
 
 An ImageFolder set (any synthetic set, or an aligned real set) becomes insightface RecordIO
 (train.rec + train.idx, so arcface_torch trains on it unchanged); an LFW-layout verification set
-(images + pairs.txt) becomes an insightface `.bin`.
+(images + pairs.txt) becomes an insightface `.bin`. Every image is decoded first: a file that is
+not a whole image is never packed. RecordIO skips it (counted and named in the report and on
+stderr); a `.bin`, whose pairs need every image, is refused.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from synface.cli.common import print_json, tqdm_progress
+
+#: skipped files named in the report (all are counted)
+MAX_NAMED = 20
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,30 +28,78 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_export)
 
 
+def _problems(paths: list[Path], desc: str) -> dict[str, str]:
+    """{path: why} of every file in `paths` that is not a whole, decodable image."""
+    from synface.data.imageio import image_problem
+
+    bad: dict[str, str] = {}
+    update, close = tqdm_progress(desc, len(paths), unit="img", lazy=True)
+    try:
+        for done, path in enumerate(paths, 1):
+            try:
+                why = image_problem(Path(path).read_bytes())
+            except OSError as exc:
+                why = exc.strerror or str(exc)
+            if why:
+                bad[str(path)] = why
+            if done % 200 == 0 or (done == len(paths) and done > 200):  # no bar for a handful
+                update(done, len(paths))
+    finally:
+        close()
+    return bad
+
+
 def _export(args: argparse.Namespace) -> int:
+    from synface.data.errors import DataError
+
+    out = Path(args.out)
     if args.to == "rec":
         from synface.data.imagefolder import ImageFolderIndex
         from synface.data.recordio import write_recordio
 
-        samples = ImageFolderIndex(args.src).samples()
-        update, close = tqdm_progress("export rec", len(samples), unit="img")
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--out {out} is a file; RecordIO export writes train.rec and train.idx into a folder")
+        index = ImageFolderIndex(args.src)
+        samples = index.samples()
+        bad = _problems([p for p, _ in samples], "check images")
+        named = [f"{p} ({why})" for p, why in bad.items()]
+        if len(bad) == len(samples):
+            raise DataError(f"none of the {len(samples)} images decodes (e.g. {named[0]}); nothing written",
+                            path=args.src)
+        good = [(p, label) for p, label in samples if str(p) not in bad]
+        labels: dict[int, int] = {}  # identities left without an image drop out; the rest stay 0..C-1
+        update, close = tqdm_progress("export rec", len(good), unit="img", lazy=True)
 
         def items():
-            for done, (path, label) in enumerate(samples, 1):
-                yield Path(path).read_bytes(), int(label)
-                if done % 200 == 0 or done == len(samples):
-                    update(done, len(samples))
+            for done, (path, label) in enumerate(good, 1):
+                yield Path(path).read_bytes(), labels.setdefault(int(label), len(labels))
+                if done % 200 == 0 or done == len(good):
+                    update(done, len(good))
 
         try:
-            images, ids = write_recordio(args.out, items())
+            images, ids = write_recordio(out, items())
         finally:
             close()
-        print_json({"out": args.out, "format": "recordio", "images": images, "identities": ids})
+        record = {"out": args.out, "format": "recordio", "images": images, "identities": ids, "skipped": len(bad),
+                  "skipped_files": named[:MAX_NAMED], "ignored_files": index.ignored_files}
+        if bad:
+            print(f"warning: skipped {len(bad)} of {len(samples)} files that are not whole images "
+                  f"(e.g. {named[0]}); listed in the report", file=sys.stderr)
+        print_json(record)
     else:
         from synface.data.lfw import lfw_verification_pairs
         from synface.data.verification_bin import write_bin
 
+        if out.is_dir():
+            raise ValueError(f"--out {out} is a folder; give the .bin file path to write")
         pairs = lfw_verification_pairs(args.src, args.pairs)
-        write_bin(args.out, pairs)
+        paths = sorted({Path(p) for p in [*pairs.images_a, *pairs.images_b]})
+        bad = _problems(paths, "check images")
+        if bad:
+            first = next(iter(bad.items()))
+            raise DataError(f"{len(bad)} of the {len(paths)} images of the pairs do not decode "
+                            f"(e.g. {first[0]} ({first[1]})); "
+                            "a .bin needs every image of its pairs: nothing written", path=args.src)
+        write_bin(out, pairs)
         print_json({"out": args.out, "format": "bin", "pairs": len(pairs), "folds": pairs.num_folds})
     return 0

@@ -12,9 +12,46 @@ from synface.cli.common import print_json, tqdm_progress
 def _phi_grid(text: str) -> tuple[float, ...]:
     try:
         values = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--phi-grid must be comma-separated numbers, got {text!r}") from exc
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated numbers in [0, 1], got {text!r}") from None
+    if not values:  # an empty grid would silently fall back to the default one
+        raise argparse.ArgumentTypeError(f"needs at least one value in [0, 1], got {text!r}")
+    bad = [v for v in values if not 0.0 <= v <= 1.0]  # nan fails this too
+    if bad:
+        raise argparse.ArgumentTypeError(f"values must lie in [0, 1], got {bad[0]:g} in {text!r}")
     return values
+
+
+def _check_out(out: Path) -> None:
+    """The output folder, or the folder it would be made in, is a folder (not a file)."""
+    from synface.base.files import nearest_existing
+
+    where = nearest_existing(out)
+    if not where.is_dir():
+        inside = "" if where == out.absolute() else f": {where}"
+        raise ValueError(f"--out {out}{inside} is a file, not a folder")
+
+
+def _check_sizes(args: argparse.Namespace) -> None:
+    """Options the builders would only meet mid-work: refused before anything is loaded or written."""
+    from synface.data.synth_config import MAX_IDS, MAX_IMAGES, MAX_SAMPLES
+
+    if args.batch < 1:
+        raise ValueError(f"--batch must be a positive integer, got {args.batch}")
+    for option, value, limit in (("--ids", args.ids, MAX_IDS), ("--samples", args.samples, MAX_SAMPLES)):
+        if value is not None and not 1 <= value <= limit:
+            raise ValueError(f"{option} must be between 1 and {limit:,}, got {value:,}")
+    if args.ids and args.samples and args.ids * args.samples > MAX_IMAGES:
+        raise ValueError(f"--ids x --samples must be at most {MAX_IMAGES:,} images, got {args.ids * args.samples:,}")
+    if args.verification:
+        if args.folds < 2:
+            raise ValueError(f"--folds must be at least 2 for a verification benchmark (each fold's threshold is "
+                             f"chosen on the others), got {args.folds}")
+        if args.pairs_per_fold < 2:
+            raise ValueError(f"--pairs-per-fold must be at least 2, got {args.pairs_per_fold}")
+        if args.folds * args.pairs_per_fold > MAX_IDS:
+            raise ValueError(f"--folds x --pairs-per-fold must be at most {MAX_IDS:,} people, "
+                             f"got {args.folds * args.pairs_per_fold:,}")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -73,19 +110,20 @@ class _Bars:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    _check_sizes(args)
     if args.verification:
         return _verification(args)
     if args.ids is None or args.samples is None:
         raise ValueError("generate needs --ids and --samples (or --verification for the benchmark)")
     from synface.base.names import child_path
     from synface.base.workspace import workspace_root
-    from synface.data.synthetic import DEFAULT_PHI_GRID, SynthConfig, build_dataset
+    from synface.data.synthetic import DEFAULT_PHI_GRID, SynthConfig, build_dataset, check_build_space
     from synface.face.catalog import load_model
     from synface.generator import FaceGenerator
 
     config = SynthConfig(
         ids=args.ids, samples=args.samples, seed=args.seed, im=args.im,
-        phi_grid=args.phi_grid or DEFAULT_PHI_GRID,
+        phi_grid=DEFAULT_PHI_GRID if args.phi_grid is None else args.phi_grid,
         pose=args.pose, expression=args.expression, illumination=args.illumination,
         pose_scale=args.pose_scale, expression_scale=args.expression_scale,
         illumination_scale=args.illumination_scale,
@@ -94,6 +132,9 @@ def _generate(args: argparse.Namespace) -> int:
     )
     # SynthConfig has checked the name; --out is the user's own folder and may be anywhere
     out = Path(args.out) if args.out else child_path(workspace_root(args.root) / "datasets", config.name, "dataset name")
+    _check_out(out)
+    if not out.exists():
+        check_build_space(config, out)  # a new set that cannot fit: refused before the generator loads
     gen = FaceGenerator(device=args.device, model=load_model(config.model, args.root))
     bars = _Bars()
     try:
@@ -130,6 +171,7 @@ def _verification(args: argparse.Namespace) -> int:
     suffix = "" if args.model == "builtin" else f"_{args.model}"
     name = check_name(args.name or f"SynBench_{args.folds}x{args.pairs_per_fold}_s{args.seed}{suffix}", "benchmark name")
     out = Path(args.out) if args.out else child_path(workspace_root(args.root) / "benchmarks", name, "benchmark name")
+    _check_out(out)
     total = args.folds * args.pairs_per_fold
     bars = _Bars()
     try:

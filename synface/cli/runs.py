@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from synface.cli.common import print_json
 
@@ -41,7 +42,7 @@ def _table(rows: list[dict]) -> str:
 
 def run_runs(args: argparse.Namespace) -> int:
     from synface.base.workspace import workspace_root
-    from synface.runs.registry import compare_runs, find_run, list_runs
+    from synface.runs.registry import BROKEN, compare_runs, find_run, list_runs
     from synface.runs.queue import request_stop, run_queue
 
     as_json = args.json or getattr(args, "json_sub", False)
@@ -59,6 +60,8 @@ def run_runs(args: argparse.Namespace) -> int:
         print(f"stop requested for {run.id}")
         return 0
     if args.action == "queue":
+        if args.max_running is not None and args.max_running < 1:
+            raise ValueError(f"--max-running must be at least 1, got {args.max_running}")
         started = run_queue(args.root, args.max_running)
         print_json({"started": started}) if as_json else print("started: " + (", ".join(started) or "none"))
         return 0
@@ -69,4 +72,7 @@ def run_runs(args: argparse.Namespace) -> int:
         print(f"no runs in {workspace_root(args.root) / 'runs'}")
     else:
         print(_table(rows))
+    for row in rows:
+        if row["status"] == BROKEN:
+            print(f"warning: run {row['id']} ({row['path']}): {row['message']}", file=sys.stderr)
     return 0

@@ -65,6 +65,15 @@ def _prepare(args: argparse.Namespace, ctx):
     return cfg, Run(path), False
 
 
+def _start_queued(run_queue, root) -> None:
+    """Start runs waiting for this one's slot; a damaged queue is a warning here, never an error
+    that would hide how this run ended."""
+    try:
+        run_queue(root)
+    except (ValueError, OSError) as exc:
+        print(f"warning: queued runs not started: {exc}", file=sys.stderr)
+
+
 def run_train(args: argparse.Namespace) -> int:
     from synface.runs.queue import run_queue
     from synface.train.ddp import DistContext, init_distributed, shutdown
@@ -85,7 +94,7 @@ def run_train(args: argparse.Namespace) -> int:
         if close is not None:
             close()
         if ctx.is_main and run.path.parent.name == "runs":
-            run_queue(run.path.parent.parent)
+            _start_queued(run_queue, run.path.parent.parent)
         shutdown(ctx)
     if ctx.is_main:
         if args.json:

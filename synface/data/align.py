@@ -364,6 +364,8 @@ def align_folder(
     dst_root = Path(dst_root)
     if dst_root.resolve() == images_root.resolve():
         raise DataError("destination must differ from the source folder", path=dst_root)
+    if dst_root.exists() and not dst_root.is_dir():
+        raise DataError("destination is a file, not a folder", path=dst_root)
     tasks, total, skipped = _plan(images_root, dst_root, force)
     report = AlignReport(source=str(Path(src_root)), destination=str(dst_root), total=total,
                          skipped_existing=skipped, workers=max(1, workers))
@@ -380,6 +382,9 @@ def align_folder(
     processed = len(tasks)
     report.images_per_s = round(processed / report.elapsed_s, 2) if report.elapsed_s > 0 else 0.0
     _write_report(report, dst_root)
+    if processed and report.unreadable == processed and not skipped:
+        raise DataError(f"none of the {processed} images could be read (e.g. {report.unreadable_paths[0]}); "
+                        f"nothing aligned (see {dst_root / REPORT_NAME})", path=src_root)
     return report
 
 

@@ -25,15 +25,17 @@ def build_synthetic_benchmark(out: str | Path, folds: int = 10, pairs_per_fold: 
     """
     from PIL import Image  # noqa: PLC0415
 
-    from synface.base.files import atomic_path  # noqa: PLC0415
+    from synface.base.files import atomic_path, check_free_space  # noqa: PLC0415
     from synface.data.synth_model import generator_for  # noqa: PLC0415
     from synface.data.synthetic import SynthConfig, SyntheticSpec  # noqa: PLC0415
     from synface.data.verification import Pair, write_pairs  # noqa: PLC0415
     from synface.face.coeffs import FaceCoeffs  # noqa: PLC0415
 
-    if folds < 1 or pairs_per_fold < 2:
-        raise ValueError(f"need folds >= 1 and pairs_per_fold >= 2, got {folds} and {pairs_per_fold}")
+    if folds < 2 or pairs_per_fold < 2:  # k-fold verification picks each fold's threshold on the others
+        raise ValueError(f"need folds >= 2 and pairs_per_fold >= 2, got {folds} and {pairs_per_fold}")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataError("is a file, not a folder; choose another --out", path=out)
     settings = {"folds": folds, "pairs_per_fold": pairs_per_fold, "seed": seed, "version": 1}
     if model not in (None, "", "builtin"):  # benchmarks of the built-in head keep their old settings
         settings["model"] = model
@@ -52,6 +54,8 @@ def build_synthetic_benchmark(out: str | Path, folds: int = 10, pairs_per_fold: 
         raise DataError(f"{out} holds a different benchmark; choose another folder", path=out)
     n_ids = folds * pairs_per_fold
     config = SynthConfig(ids=n_ids, samples=2, seed=seed, purpose="benchmark", model=model or "builtin")
+    if not out.exists():  # the images, and the same images again inside benchmark.bin
+        check_free_space(out, 2 * config.estimated_bytes(), f"benchmark of {2 * n_ids:,} images")
     gen = generator_for(config.model, generator, workspace=workspace)
     spec = SyntheticSpec(config, gen)
     names = [f"SynBench_{i:05d}" for i in range(n_ids)]

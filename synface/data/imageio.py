@@ -3,9 +3,10 @@ through here, so EXIF rotation and the "which file is broken" message are the sa
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from synface.data.errors import DataError
 
@@ -21,3 +22,18 @@ def read_rgb(path: str | Path, what: str = "image") -> Image.Image:
             return ImageOps.exif_transpose(img).convert("RGB")
     except (OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"cannot read the {what} ({exc})", path=path) from None
+
+
+def image_problem(data: bytes) -> str:
+    """Why encoded `data` is not a whole image ('' when it decodes completely): a non-image or a
+    truncated file, which must never be packed into a dataset file."""
+    if not data:
+        return "empty file"
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()  # a full decode: a truncated JPEG fails here, not at open()
+    except UnidentifiedImageError:
+        return "not an image file PIL can read"
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        return str(exc) or type(exc).__name__
+    return ""

@@ -23,6 +23,7 @@ __all__ = [
     "LFWLayout",
     "lfw_verification_pairs",
     "people_of_folds",
+    "people_without_images",
 ]
 
 IMAGE_PATTERN = "{name}/{name}_{num:04d}.jpg"
@@ -195,6 +196,17 @@ class LFWLayout:
                 raise DataError(f"no image folder for {name}", path=folder)
             out[name] = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".jpg")
         return out
+
+
+def people_without_images(layout: LFWLayout, names: Iterable[str]) -> list[str]:
+    """The names (in order) that have no `.jpg` under the layout's images: no folder, or an empty one.
+    A people.txt that names them would otherwise pick fewer images than it says, silently."""
+    missing = []
+    for name in names:
+        folder = layout.images_root / name
+        if not folder.is_dir() or not any(p.suffix.lower() == ".jpg" for p in folder.iterdir()):
+            missing.append(name)
+    return missing
 
 
 def lfw_verification_pairs(root: str | Path, pairs_file: str | Path | None = None) -> VerificationPairs:

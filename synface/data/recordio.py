@@ -22,7 +22,7 @@ from typing import BinaryIO, Callable, Iterable, TextIO
 import numpy as np
 from PIL import Image
 
-from synface.base.files import atomic_path
+from synface.base.files import atomic_path, naming
 from synface.data.errors import DataError
 
 MAGIC = 0xCED7230A
@@ -73,8 +73,25 @@ def _read_exact(f: BinaryIO, n: int, path: str, offset: int) -> bytes:
     return buf
 
 
+def _file_size(f: BinaryIO) -> int:
+    try:
+        return os.fstat(f.fileno()).st_size
+    except (AttributeError, OSError, io.UnsupportedOperation):  # an in-memory file
+        here = f.tell()
+        size = f.seek(0, os.SEEK_END)
+        f.seek(here)
+        return size
+
+
 def read_record_at(f: BinaryIO, offset: int, path: str = "") -> bytes:
-    """Read one (possibly multi-part) record starting at byte `offset`."""
+    """Read one (possibly multi-part) record starting at byte `offset`.
+
+    A frame whose length runs past the end of the file (a damaged header announcing up to half a
+    gigabyte) is refused, naming the file and offset, before any of it is read or allocated.
+    """
+    size = _file_size(f)
+    if not 0 <= offset < size:
+        raise DataError(f"record offset {offset} lies outside the file ({size} bytes)", path=path)
     f.seek(offset)
     parts: list[bytes] = []
     pos = offset
@@ -84,6 +101,9 @@ def read_record_at(f: BinaryIO, offset: int, path: str = "") -> bytes:
             raise DataError(f"bad RecordIO magic 0x{magic:08x} at offset {pos}", path=path)
         cflag, length = lrec >> 29, lrec & _LEN_MASK
         padded = (length + 3) & ~3
+        if pos + _FRAME.size + padded > size:
+            raise DataError(f"record at offset {pos} announces {length:,} bytes, past the end of the file "
+                            f"({size:,} bytes): a damaged header or a truncated file", path=path)
         parts.append(_read_exact(f, padded, path, pos)[:length])
         pos += _FRAME.size + padded
         if cflag in (0, 3):
@@ -256,7 +276,7 @@ def write_recordio(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryFile(dir=out_dir) as spool:
+    with naming(out_dir), tempfile.TemporaryFile(dir=out_dir) as spool:  # a full disk names the folder
         entries = _spool(items, spool)
         ranges = _identity_ranges([label for label, _, _ in entries])
         n, num_ids = len(entries), len(ranges)

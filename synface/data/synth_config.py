@@ -23,6 +23,14 @@ from synface.face.catalog import BUILTIN
 ATTRIBUTES = ("pose", "expression", "illumination")
 DEFAULT_PHI_GRID = tuple(round(0.05 * i, 2) for i in range(21))
 MAX_SEED = 2**31 - 1
+#: size limits: far above the paper's largest sets (10K identities x 50), low enough that a typo
+#: (`--ids 1000000000`) is refused at once instead of listing a billion folders
+MAX_IDS = 1_000_000
+MAX_SAMPLES = 100_000
+MAX_IMAGES = 50_000_000
+#: disk estimate per image: a 112x112 render is ~4.4 KB as JPEG q95 (docs/benchmarks.md), two 4 KB
+#: file-system blocks; ~25 KB as PNG, eight blocks
+BYTES_PER_IMAGE = {"jpg": 8_192, "png": 32_768}
 
 
 @dataclass
@@ -61,6 +69,11 @@ class SynthConfig:
             value = getattr(self, key)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 raise bad(key, f"must be a positive integer, got {value!r}")
+        for key, limit in (("ids", MAX_IDS), ("samples", MAX_SAMPLES)):
+            if getattr(self, key) > limit:
+                raise bad(key, f"must be at most {limit:,}, got {getattr(self, key):,}")
+        if self.ids * self.samples > MAX_IMAGES:
+            raise bad("ids", f"x samples must be at most {MAX_IMAGES:,} images, got {self.ids:,} x {self.samples:,}")
         if self.im and self.ids < 2:
             raise bad("im", "needs at least 2 identities (a partner to mix with)")
         if not 0 <= int(self.seed) <= MAX_SEED:
@@ -101,6 +114,10 @@ class SynthConfig:
     @property
     def num_images(self) -> int:
         return self.ids * self.samples
+
+    def estimated_bytes(self, images: int | None = None) -> int:
+        """Disk space of `images` (default all) images of this set, estimated."""
+        return (self.num_images if images is None else images) * BYTES_PER_IMAGE.get(self.image_format, 32_768)
 
     def to_dict(self) -> dict:
         d = asdict(self)

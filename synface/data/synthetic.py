@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from synface.base.files import atomic_path
+from synface.base.files import atomic_path, check_free_space, naming
 from synface.data.errors import DataError
 from synface.data.synth_config import (  # noqa: F401  (the config half of this module's API lives there)
     ATTRIBUTES, DEFAULT_PHI_GRID, MAX_SEED, SynthConfig, default_name, identity_seed, stream_seed,
@@ -154,11 +154,12 @@ def _encode_and_write(path: Path, image: np.ndarray, fmt: str, quality: int) -> 
     """Atomic write: a killed build leaves either a whole image or none (temp files are swept)."""
     tmp = path.with_name(f".{path.name}.tmp")
     pil = Image.fromarray(image)
-    if fmt == "jpg":
-        pil.save(tmp, format="JPEG", quality=quality)
-    else:
-        pil.save(tmp, format="PNG", compress_level=1)
-    os.replace(tmp, path)
+    with naming(path):  # a full disk names the image it stopped at
+        if fmt == "jpg":
+            pil.save(tmp, format="JPEG", quality=quality)
+        else:
+            pil.save(tmp, format="PNG", compress_level=1)
+        os.replace(tmp, path)
     return path.stat().st_size
 
 
@@ -171,13 +172,18 @@ def _sweep_temp_files(out: Path) -> int:
 
 
 def _check_state(out: Path, config: SynthConfig, generator_version: str) -> bool:
-    """True when resuming a build of the same config and generator; refuses to mix two in one folder."""
+    """True when resuming a build of the same config and generator; refuses to mix two in one folder.
+    Reads only: `_start_state` writes the state of a new build."""
     state = out / STATE
+    if out.exists() and not out.is_dir():
+        raise DataError("is a file, not a folder; choose another --out", path=out)
     if state.exists():
         try:
             previous = json.loads(state.read_text())
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{state}: unreadable build state ({exc}); delete the folder to rebuild", path=state) from exc
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DataError(f"unreadable build state ({exc}); delete the folder to rebuild", path=state) from None
+        if not isinstance(previous, dict):
+            raise DataError("build state is not a JSON object; delete the folder to rebuild", path=state)
         before = previous.get("model") or (previous.get("config") or {}).get("model") or BUILTIN
         if before != config.model:
             raise DataError(f"this set was built with face model {before!r} ({previous.get('generator_version')}), "
@@ -193,11 +199,21 @@ def _check_state(out: Path, config: SynthConfig, generator_version: str) -> bool
         return True
     if out.exists() and any(out.iterdir()):
         raise DataError(f"{out} is not empty and is not a synthetic build folder; choose another --out", path=out)
+    return False
+
+
+def _start_state(out: Path, config: SynthConfig, generator_version: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(state) as tmp:
+    with atomic_path(out / STATE) as tmp:
         tmp.write_text(json.dumps({"fingerprint": config.fingerprint(), "generator_version": generator_version,
                                    "model": config.model, "config": config.to_dict()}, indent=1))
-    return False
+
+
+def check_build_space(config: SynthConfig, out: str | Path, images: int | None = None) -> None:
+    """Refuse a build whose `images` (default all) new images would not fit on `out`'s disk."""
+    check_free_space(out, config.estimated_bytes(images),
+                     f"synthetic set {config.name!r} ({images if images is not None else config.num_images:,} "
+                     f"{config.image_format} images)")
 
 
 def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator | None = None,
@@ -214,9 +230,10 @@ def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator
     (`check_progress` follows its source-distance checks when they run after the images).
     """
     out = Path(out)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise DataError(f"batch size must be a positive integer, got {batch_size!r}")
     gen = generator_for(config.model, generator, workspace=workspace)
     resumed = _check_state(out, config, gen.version)
-    _sweep_temp_files(out)
     spec = SyntheticSpec(config, gen)
     check_key = {"fingerprint": config.fingerprint(), "generator_version": gen.version}
     if spec.check is not None:
@@ -226,18 +243,24 @@ def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator
     fmt = config.image_format
     total = config.num_images
     t0 = time.perf_counter()
-    todo: list[tuple[int, list[int]]] = []
+    todo: list[tuple[int, Sequence[int]]] = []
     present = 0
+    if not out.is_dir():
+        check_build_space(config, out)  # a new set: refused before even the list of work is made
     for i in range(config.ids):
         folder = out / f"{i:05d}"
         if folder.is_dir():
             have = {p.name for p in folder.iterdir()}
-            missing = [k for k in range(config.samples) if f"{k:03d}.{fmt}" not in have]
+            missing: Sequence[int] = [k for k in range(config.samples) if f"{k:03d}.{fmt}" not in have]
         else:
-            missing = list(range(config.samples))
+            missing = range(config.samples)
         present += config.samples - len(missing)
         if missing:
             todo.append((i, missing))
+    check_build_space(config, out, total - present)  # before anything is written
+    if not resumed:
+        _start_state(out, config, gen.version)
+    _sweep_temp_files(out)
     done = present
     rendered = 0
     if progress:
@@ -327,7 +350,7 @@ def _privacy(config: SynthConfig, out: Path, spec: SyntheticSpec, key: dict,
     return privacy_summary(check, ids, config.ids, all_checked=False)
 
 
-def _chunks(todo: list[tuple[int, list[int]]], batch_size: int) -> Iterable[list[tuple[int, list[int]]]]:
+def _chunks(todo: list[tuple[int, Sequence[int]]], batch_size: int) -> Iterable[list[tuple[int, Sequence[int]]]]:
     chunk, count = [], 0
     for i, ks in todo:
         for start in range(0, len(ks), batch_size):

@@ -114,19 +114,27 @@ def eval_record(name: str, result: VerificationResult, **extra: Any) -> dict[str
 
 
 def load_checkpoint_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
-    """The backbone of a training checkpoint (weights_only load), in eval mode, and its config dict."""
-    from synface.train.backbones import build_backbone
+    """The backbone of a training checkpoint (weights_only load), in eval mode, and its config dict.
 
+    A file that is not a synface checkpoint, or lacks a key, or whose weights do not fit the
+    backbone its config names, is a ValueError naming the file and what is wrong.
+    """
+    from synface.train.backbones import BACKBONES, build_backbone
+    from synface.train.checkpoint import load_checkpoint, load_weights
+
+    ckpt = load_checkpoint(path, device, require=("model", "config"))
+    cfg, weights = ckpt["config"], ckpt["model"]
+    if not isinstance(cfg, dict) or str(cfg.get("backbone")).lower() not in BACKBONES:
+        got = cfg.get("backbone") if isinstance(cfg, dict) else type(cfg).__name__
+        raise ValueError(f"checkpoint {path}: 'config' names no known backbone (got {got!r}; "
+                         f"known: {', '.join(sorted(BACKBONES))})")
+    dim = cfg.get("embedding_dim", 512)
+    if not isinstance(dim, int) or isinstance(dim, bool) or not 1 <= dim <= 65_536:
+        raise ValueError(f"checkpoint {path}: config 'embedding_dim' must be a positive integer, got {dim!r}")
+    model = build_backbone(cfg["backbone"], dim)
+    load_weights(model, weights, f"checkpoint {path} (backbone {cfg['backbone']!r})")
     try:
-        ckpt = torch.load(Path(path), map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"checkpoint not found: {path}") from None
-    except Exception as exc:  # noqa: BLE001 - unpickling errors come in many types
-        raise ValueError(f"cannot load checkpoint {path}: {exc}") from None
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
-        raise ValueError(f"{path} is not a synface training checkpoint (no 'model'/'config')")
-    cfg = ckpt["config"]
-    model = build_backbone(cfg["backbone"], cfg.get("embedding_dim", 512))
-    model.load_state_dict(ckpt["model"])
-    model.input_size = int(ckpt.get("input_size") or cfg.get("input_size") or model.input_size)
+        model.input_size = int(ckpt.get("input_size") or cfg.get("input_size") or model.input_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"checkpoint {path}: 'input_size' is not an integer") from None
     return model.to(device).eval(), cfg

@@ -202,7 +202,8 @@ def _shape_basis(ref: dict[str, np.ndarray]) -> np.ndarray:
     fields.append(field(dy=0.35 * (Y - MOUTH_Y) * lower * F))  # lower_lip_height
     fields.append(field(dx=0.3 * X * _gauss(X, Y, 0, NOSE_TIP_Y - 0.02, 0.08, 0.05) * F))  # nose_tip_width
     fields.append(field(dy=0.03 * (X / 0.25) ** 2 * _gauss(X, Y, 0, MOUTH_Y, 0.3, 0.05) * F))  # mouth_curve
-    assert len(fields) == len(SHAPE_SEMANTIC)
+    if len(fields) != len(SHAPE_SEMANTIC):
+        raise ValueError(f"{len(fields)} shape fields built for {len(SHAPE_SEMANTIC)} named coefficients")
     # Individual detail: smooth depth relief plus small in-plane warps, which also move the
     # painted features (eyes, brows, lips) with the vertices.
     relief = _random_fields(ref, N_SHAPE_RANDOM, seed=1234, amp=0.03)

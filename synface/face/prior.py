@@ -125,7 +125,8 @@ def sample_background(n: int, generator: torch.Generator) -> torch.Tensor:
     amp = torch.rand((n, 1), generator=generator) * 0.12
     weights = torch.randn((n, 4), generator=generator) * BACKGROUND_TEXTURE
     out = torch.cat([colours, angle, amp, weights], 1)
-    assert out.shape[1] == BACKGROUND_DIM
+    if out.shape[1] != BACKGROUND_DIM:
+        raise ValueError(f"background coefficients have {out.shape[1]} columns, the renderer expects {BACKGROUND_DIM}")
     return out
 
 
@@ -133,7 +134,8 @@ def sample_jitter(n: int, generator: torch.Generator, prior: AttributePrior = DE
     shift = torch.randn((n, 2), generator=generator) * prior.jitter_shift_std * scale
     log_scale = torch.randn((n, 1), generator=generator) * prior.jitter_scale_std * scale
     out = torch.cat([shift, log_scale], 1)
-    assert out.shape[1] == JITTER_DIM
+    if out.shape[1] != JITTER_DIM:
+        raise ValueError(f"jitter coefficients have {out.shape[1]} columns, the renderer expects {JITTER_DIM}")
     return out
 
 

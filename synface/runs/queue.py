@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import socket
 import time
@@ -15,9 +16,10 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from synface.base.processes import spawn_detached, synface_argv
-from synface.base.files import read_json, write_json
+from synface.base.files import write_json
 from synface.base.names import child_path
 from synface.base.workspace import workspace_root
+from synface.data.errors import DataError
 from synface.runs.registry import ACTIVE_STATES, Run, create_run, find_run, iso_time
 
 
@@ -38,8 +40,41 @@ def _queue_lock(root: Path) -> Iterator[None]:
 
 
 def read_queue(root: str | Path | None = None) -> list[dict[str, Any]]:
-    data = read_json(_queue_path(workspace_root(root)), [])
-    return data if isinstance(data, list) else []
+    """The entries of queue.json ([] when there is none); a DataError naming the file and what is
+    wrong when it is not a JSON list of {"run_id": str, "argv": [str, ...]} objects, so a damaged
+    queue is reported instead of silently emptied by the next write."""
+    path = _queue_path(workspace_root(root))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read the run queue ({exc}); fix or delete it", path=path) from None
+    if not text.strip():
+        return []
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise DataError(f"the run queue is not valid JSON ({exc}); fix or delete it", path=path) from None
+    if not isinstance(data, list):
+        raise DataError(f"the run queue must be a JSON list of entries, got {type(data).__name__}; fix or delete it",
+                        path=path)
+    for i, entry in enumerate(data):
+        problem = _entry_problem(entry)
+        if problem:
+            raise DataError(f"queue entry {i} {problem}; fix or delete the file", path=path)
+    return data
+
+
+def _entry_problem(entry: Any) -> str:
+    if not isinstance(entry, dict):
+        return f"is a {type(entry).__name__}, not an object with 'run_id' and 'argv'"
+    if not isinstance(entry.get("run_id"), str) or not entry["run_id"]:
+        return "has no 'run_id' string"
+    argv = entry.get("argv")
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        return f"({entry['run_id']}) has no 'argv' list of strings"
+    return ""
 
 
 def default_max_running() -> int:
@@ -95,6 +130,7 @@ def launch(config: Any, root: str | Path | None = None, name: str | None = None,
            max_running: int | None = None, argv: Sequence[str] | None = None) -> tuple[str, int | None]:
     """Create a run and queue it; it starts at once when a slot is free. Returns (run id, pid or None)."""
     root = workspace_root(root)
+    read_queue(root)  # a damaged queue is refused before a run folder is made
     run = _prepare(config, root, name)
     entry = {"run_id": run.id, "argv": list(argv or _train_argv(run, root)), "queued": iso_time(time.time())}
     with _queue_lock(root):

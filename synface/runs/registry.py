@@ -31,12 +31,15 @@ from synface.base.files import read_json, write_json
 from synface.base.names import check_name, child_path
 from synface.base.processes import pid_alive
 from synface.base.workspace import workspace_root
+from synface.data.errors import DataError
 
 __all__ = ["Run", "RunSummary", "create_run", "find_run", "list_runs", "summarize", "compare_runs", "iso_time",
-           "ACTIVE_STATES", "FINAL_STATES"]
+           "read_config_file", "ACTIVE_STATES", "FINAL_STATES", "BROKEN"]
 
 ACTIVE_STATES = ("starting", "running")
 FINAL_STATES = ("finished", "failed", "stopped")
+#: the summary status of a run whose config.json does not parse (its message says why)
+BROKEN = "broken"
 def _runs_dir(root: str | Path | None) -> Path:
     return workspace_root(root) / "runs"
 
@@ -100,10 +103,9 @@ class Run:
         return self.path / "STOP"
 
     def config(self) -> dict[str, Any]:
-        data = read_json(self.config_path)
-        if not isinstance(data, dict):
-            raise FileNotFoundError(f"no readable config.json in {self.path}")
-        return data
+        """config.json; FileNotFoundError when there is none, a DataError naming the file and what
+        is wrong when it does not parse or holds no JSON object."""
+        return read_config_file(self.config_path)
 
     def write_config(self, config: Mapping[str, Any]) -> None:
         write_json(self.config_path, dict(config))
@@ -166,6 +168,39 @@ class Run:
     def read_eval(self) -> dict[str, Any]:
         data = read_json(self.eval_path, {})
         return data if isinstance(data, dict) else {}
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A run's config.json as a dict (see `Run.config`)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no config.json in {path.parent}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read run config ({exc})", path=path) from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise DataError(f"run config is not valid JSON ({exc})", path=path) from None
+    if not isinstance(data, dict):
+        raise DataError(f"run config must be a JSON object of keys to values, got {type(data).__name__}", path=path)
+    return data
+
+
+def _int(value: Any) -> int:
+    """A count from a hand-editable file: 0 for anything that is not one."""
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
+def _float(value: Any) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return out if out == out else 0.0
 
 
 @dataclass
@@ -260,16 +295,19 @@ def find_run(ref: str | Path, root: str | Path | None = None) -> Run:
 def summarize(run: Run) -> RunSummary:
     """Status, progress, best verification accuracy (first eval set) and recent throughput."""
     st = run.status()
+    problem = ""
     try:
         cfg = run.config()
     except FileNotFoundError:
         cfg = {}
+    except DataError as exc:  # shown in the runs table (which names the run), never a crash of the list
+        cfg, problem = {}, f"{run.config_path.name}: {exc.message}"
     evals = run.read_metrics("eval")
     trains = run.read_metrics("train")
     best_set = best_acc = best_std = None
     if evals:
         best_set = evals[0].get("set")
-        same = [e for e in evals if e.get("set") == best_set and e.get("mean_accuracy") is not None]
+        same = [e for e in evals if e.get("set") == best_set and isinstance(e.get("mean_accuracy"), (int, float))]
         if same:
             top = max(same, key=lambda e: e["mean_accuracy"])
             best_acc, best_std = top["mean_accuracy"], top.get("std_accuracy")
@@ -278,10 +316,11 @@ def summarize(run: Run) -> RunSummary:
     if recent:
         ips = sorted(recent)[len(recent) // 2]
     return RunSummary(
-        id=run.id, name=str(st.get("name") or cfg.get("name") or ""), status=str(st.get("status")),
-        epoch=int(st.get("epoch") or 0), epochs=int(cfg.get("epochs") or st.get("epochs") or 0),
-        progress=float(st.get("progress") or 0.0), best_set=best_set, best_accuracy=best_acc, best_std=best_std,
-        images_per_s=ips, started=st.get("started"), message=str(st.get("message") or ""), path=str(run.path),
+        id=run.id, name=str(st.get("name") or cfg.get("name") or ""), status=BROKEN if problem else str(st.get("status")),
+        epoch=_int(st.get("epoch")), epochs=_int(cfg.get("epochs")) or _int(st.get("epochs")),
+        progress=_float(st.get("progress")), best_set=best_set, best_accuracy=best_acc, best_std=best_std,
+        images_per_s=ips, started=st.get("started"), message=problem or str(st.get("message") or ""),
+        path=str(run.path),
     )
 
 
@@ -299,7 +338,7 @@ def compare_runs(runs: Sequence[Run]) -> dict[str, Any]:
     for r in runs:
         try:
             configs.append(r.config())
-        except FileNotFoundError:
+        except (FileNotFoundError, DataError):  # the summary's message names what is wrong
             configs.append({})
     keys = sorted({k for c in configs for k in c})
     differ = {k: [c.get(k) for c in configs] for k in keys

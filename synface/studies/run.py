@@ -45,7 +45,9 @@ def prepare_lfw(step: DatasetStep, lfw: str | Path, progress: Callable[[int, int
     """Aligned real data: the training people (ImageFolder) or the test pairs (LFW layout), resumably."""
     from synface.base.files import atomic_path  # noqa: PLC0415
     from synface.data.align import align_folder  # noqa: PLC0415
-    from synface.data.lfw import LFWLayout, people_of_folds, read_pairs, read_people  # noqa: PLC0415
+    from synface.data.lfw import (  # noqa: PLC0415
+        LFWLayout, people_of_folds, people_without_images, read_pairs, read_people,
+    )
     from synface.data.verification import Pair, write_pairs  # noqa: PLC0415
 
     lfw = Path(lfw).resolve()
@@ -54,8 +56,18 @@ def prepare_lfw(step: DatasetStep, lfw: str | Path, progress: Callable[[int, int
     people = read_people(layout.people_file)
     out = Path(step.path)
     staging = out.parent / f"_src_{out.name}"
+
+    def check_images(names: list[str]) -> None:
+        missing = people_without_images(layout, names)
+        if missing:
+            more = f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""
+            who = "1 person named here has" if len(missing) == 1 else f"{len(missing)} people named here have"
+            raise DataError(f"{who} no images under {layout.images_root}: {', '.join(missing[:5])}{more}",
+                            path=layout.people_file)
+
     if step.kind == "real-train":
         names = people_of_folds(people, step.spec["people_folds"])
+        check_images(names)
         _link_people(layout.images_root, names, staging)
         align_folder(staging, out, progress=progress, workers=workers)
     else:
@@ -76,7 +88,10 @@ def prepare_lfw(step: DatasetStep, lfw: str | Path, progress: Callable[[int, int
         train_people = set(people_of_folds(people, range(len(people) - len(test_folds))))
         test_people = {p.name_a for p in chosen} | {p.name_b for p in chosen}
         overlap = train_people & test_people
-        assert not overlap, f"test pairs share identities with the training people: {sorted(overlap)[:5]}"
+        if overlap:
+            raise DataError(f"test pairs share {len(overlap)} identities with the training people of people.txt: "
+                            f"{', '.join(sorted(overlap)[:5])}", path=layout.pairs_file)
+        check_images(sorted(test_people))
         _link_people(layout.images_root, sorted(test_people), staging)
         align_folder(staging, out / "images", progress=progress, workers=workers)
         write_pairs(out / "pairs.txt", chosen, len(test_folds), per)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -157,12 +158,28 @@ def _is_int(v: Any) -> bool:
 
 
 def _is_num(v: Any) -> bool:
-    return (isinstance(v, (int, float)) and not isinstance(v, bool))
+    """A finite int or float (nan and inf are refused: `lr=nan` would train to nan silently)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _pos_int(key: str, v: Any) -> None:
     if not _is_int(v) or v < 1:
         _fail(key, "a positive integer", v)
+
+
+#: upper bounds of the size keys: far above any real run, low enough that a typo
+#: (`embedding_dim=1000000000`) is refused before gigabytes are allocated
+SIZE_LIMITS = {"embedding_dim": 65_536, "input_size": 1_024, "batch_size": 1_048_576, "eval_batch_size": 1_048_576,
+               "epochs": 100_000, "real_ids": 100_000_000, "real_k": 1_000_000, "workers": 1_024,
+               "steps_per_epoch": 1_000_000_000}
+
+
+def _sized(check):
+    def inner(key: str, v: Any) -> None:
+        check(key, v)
+        if v is not None and v > SIZE_LIMITS[key]:
+            _fail(key, f"at most {SIZE_LIMITS[key]:,}", v)
+    return inner
 
 
 def _nonneg_int(key: str, v: Any) -> None:
@@ -246,21 +263,21 @@ def _eval_sets(key: str, v: Any) -> None:
 _CHECKS = {
     "name": _str,
     "backbone": _choice(BACKBONE_NAMES),
-    "embedding_dim": _pos_int,
+    "embedding_dim": _sized(_pos_int),
     "dropout": _unit,
     "head": _choice(HEADS),
     "head_s": _opt(_pos_num),
     "head_m": _opt(_nonneg_num),
-    "input_size": _opt(_pos_int),
+    "input_size": _sized(_opt(_pos_int)),
     "data": _opt(_str),
     "real_root": _opt(_str),
-    "real_ids": _opt(_pos_int),
-    "real_k": _opt(_pos_int),
+    "real_ids": _sized(_opt(_pos_int)),
+    "real_k": _sized(_opt(_pos_int)),
     "psi": _psi,
     "augment": _choice(AUGMENT_PRESETS),
     "cache_images": _bool,
-    "epochs": _pos_int,
-    "batch_size": _pos_int,
+    "epochs": _sized(_pos_int),
+    "batch_size": _sized(_pos_int),
     "lr": _pos_num,
     "momentum": _unit,
     "weight_decay": _nonneg_num,
@@ -272,14 +289,14 @@ _CHECKS = {
     "grad_clip": _nonneg_num,
     "amp": _choice(AMP_MODES),
     "channels_last": _bool,
-    "workers": _nonneg_int,
+    "workers": _sized(_nonneg_int),
     "device": _device,
     "seed": _nonneg_int,
-    "steps_per_epoch": _opt(_pos_int),
+    "steps_per_epoch": _sized(_opt(_pos_int)),
     "keep_epoch_checkpoints": _bool,
     "eval_sets": _eval_sets,
     "eval_every": _pos_int,
-    "eval_batch_size": _pos_int,
+    "eval_batch_size": _sized(_pos_int),
     "log_every": _pos_int,
 }
 

@@ -42,6 +42,7 @@ from torch.utils.data import DataLoader
 from synface.base.files import atomic_path
 from synface.runs.registry import Run
 from synface.train.backbones import build_backbone
+from synface.train.checkpoint import RESUME_KEYS, load_checkpoint, load_weights
 from synface.train.config import ConfigError, TrainConfig, config_from_dict
 from synface.train.data import build_train_data
 from synface.train.ddp import (
@@ -155,11 +156,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """A checkpoint dict, loaded with weights_only=True (no code runs from the file)."""
-    return torch.load(Path(path), map_location=map_location, weights_only=True)
-
-
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
@@ -244,17 +240,23 @@ class _Trainer:
                 _save_checkpoint(self.run.checkpoints / f"epoch_{self.epoch:03d}.pt", state)
         barrier(self.ctx)
 
-    def restore(self, path: Path) -> None:
-        ckpt = load_checkpoint(path, self.device)
+    def restore(self, path: Path, ckpt: dict[str, Any] | None = None) -> None:
+        """Continue from `path` (already loaded as `ckpt`, when given); a checkpoint that does not
+        fit this run is a ValueError naming the file."""
+        ckpt = load_checkpoint(path, self.device, require=RESUME_KEYS) if ckpt is None else ckpt
         if ckpt.get("num_classes") != self.data.num_classes:
             raise ValueError(f"checkpoint {path} has {ckpt.get('num_classes')} classes, the data has {self.data.num_classes}")
-        self.model.backbone.load_state_dict(ckpt["model"])
-        self.model.head.load_state_dict(ckpt["head"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
-        self.scaler.load_state_dict(ckpt["scaler"])
-        self.epoch, self.epoch_step, self.global_step = ckpt["epoch"], ckpt["epoch_step"], ckpt["global_step"]
-        set_rng_state(ckpt["rng"])
+        load_weights(self.model.backbone, ckpt["model"], f"checkpoint {path} (backbone)")
+        load_weights(self.model.head, ckpt["head"], f"checkpoint {path} (margin head)")
+        try:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+            self.scaler.load_state_dict(ckpt["scaler"])
+            self.epoch, self.epoch_step, self.global_step = (int(ckpt[k]) for k in ("epoch", "epoch_step", "global_step"))
+            set_rng_state(ckpt["rng"])
+        except (RuntimeError, KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise ValueError(f"checkpoint {path} does not fit this run ({type(exc).__name__}: {reason})") from None
 
     # -- reporting (rank 0)
     def status(self, **fields: Any) -> None:
@@ -401,11 +403,14 @@ def train(
     started = time.time()
     trainer: _Trainer | None = None
     try:
-        trainer = _Trainer(cfg, run, ctx, progress, stop_flag)
-        if resume:
+        ckpt = None
+        if resume:  # checked before the data and the model are built
             if not run.last_checkpoint.exists():
                 raise FileNotFoundError(f"nothing to resume: {run.last_checkpoint} does not exist")
-            trainer.restore(run.last_checkpoint)
+            ckpt = load_checkpoint(run.last_checkpoint, "cpu", require=RESUME_KEYS)
+        trainer = _Trainer(cfg, run, ctx, progress, stop_flag)
+        if resume:
+            trainer.restore(run.last_checkpoint, ckpt)
         trainer.status(status="running", pid=os.getpid(), host=socket.gethostname(),
                        started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), message=trainer.data.description,
                        epoch=trainer.epoch, epochs=cfg.epochs, step=trainer.global_step,
