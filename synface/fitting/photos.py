@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from synface.data.errors import DataError
@@ -20,6 +20,7 @@ class PhotoSet:
     root: Path
     people: list[str]
     photos: list[list[Path]]
+    missing: list[str] = field(default_factory=list)  # people the LFW folds name who have no photo folder
 
     @property
     def files(self) -> list[tuple[int, Path]]:
@@ -58,8 +59,10 @@ def find_photos(root: str | Path, people: int | None = None, folds: list[int] | 
     images_root = root / "images" if (root / "images").is_dir() else root
     index = ImageFolderIndex(images_root)
     chosen = dict(index.images)
+    missing: list[str] = []
     if folds:
         allowed = _lfw_people_of_folds(root, folds)
+        missing = sorted(allowed - set(chosen))
         chosen = {name: files for name, files in chosen.items() if name in allowed}
     names = sorted(chosen)
     if people is not None:
@@ -69,4 +72,4 @@ def find_photos(root: str | Path, people: int | None = None, folds: list[int] | 
     if len(names) < MIN_PEOPLE:
         raise DataError(f"{len(names)} people with photos; a face model needs at least {MIN_PEOPLE}", path=root)
     photos = [chosen[n][:max_photos_per_person] if max_photos_per_person else chosen[n] for n in names]
-    return PhotoSet(images_root, names, photos)
+    return PhotoSet(images_root, names, photos, missing)
