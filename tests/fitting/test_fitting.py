@@ -200,3 +200,19 @@ def test_bench_leakage_cli_reports_and_refuses_the_builtin_head(fitted):
     bad = subprocess.run([sys.executable, "-m", "synface", "bench", "leakage", "--model", "builtin"],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "built-in head has no source people" in bad.stderr
+
+
+def test_face_model_preview_draws_the_builtin_head_beside_the_learned_model(fitted, tmp_path):
+    from PIL import Image
+
+    env = {**os.environ, "SYNFACE_HOME": str(fitted["ws"])}
+    out = tmp_path / "preview.png"
+    done = subprocess.run([sys.executable, "-m", "synface", "face-model", "preview", "tiny", "--out", str(out),
+                           "--people", "3"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-500:]
+    image = np.asarray(Image.open(out))
+    assert image.shape == (4 * 112, 3 * 112, 3)  # built-in and learned, each prior then neutral
+    assert not np.array_equal(image[:224], image[224:])
+    bad = subprocess.run([sys.executable, "-m", "synface", "face-model", "preview", "nope", "--out", str(out)],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "no face model 'nope'" in bad.stderr
