@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from synface.bench.crop_regions import in_region
-from synface.face.model import CoeffInfo, MorphableModel
+from synface.face.model import CoeffInfo, KeepsBaseMesh, MorphableModel
 from synface.face.prior import neutral_attributes
 from synface.render.shading import sh_irradiance
 
@@ -81,7 +81,7 @@ def vertex_colours_from_photos(gen: "FaceGenerator", photos: torch.Tensor) -> to
     return colours.clamp(0, 1)
 
 
-class PhotoAlbedoModel(MorphableModel):
+class PhotoAlbedoModel(KeepsBaseMesh, MorphableModel):
     """`base`'s geometry and expressions; reflectance = a blend of per-vertex photo colours."""
 
     def __init__(self, base: MorphableModel, colours: torch.Tensor, names: list[str] | None = None) -> None:
@@ -102,27 +102,8 @@ class PhotoAlbedoModel(MorphableModel):
     def version(self) -> str:
         return self._version
 
-    @property
-    def faces(self) -> torch.Tensor:
-        return self.base.faces
-
-    @property
-    def num_vertices(self) -> int:
-        return self.base.num_vertices
-
-    @property
-    def landmark_vertices(self) -> torch.Tensor:
-        return self.base.landmark_vertices
-
-    @property
-    def grid_shape(self) -> tuple[int, int] | None:
-        return getattr(self.base, "grid_shape", None)
-
     def geometry(self, shape: torch.Tensor, expr: torch.Tensor) -> torch.Tensor:
         return self.base.geometry(shape, expr)
-
-    def vertex_normals(self, verts: torch.Tensor) -> torch.Tensor:
-        return self.base.vertex_normals(verts)
 
     # exposure: the base class's none, since a photo's colours come already exposed by its camera
 

@@ -34,7 +34,7 @@ import torch
 from synface.base.exact import basis_product
 from synface.face.builtin import GENERATOR_MODEL_VERSION, BuiltinFaceModel
 from synface.face.mosaic_kernel import mosaic
-from synface.face.model import CoeffInfo, MorphableModel, basis_tensor
+from synface.face.model import CoeffInfo, KeepsBaseMesh, MorphableModel, basis_tensor
 
 #: bump when the file layout changes; older files are refused with a named error
 LEARNED_FORMAT = 2
@@ -106,7 +106,7 @@ def read_card(folder: str | Path) -> dict:
     return card
 
 
-class LearnedFaceModel(MorphableModel):
+class LearnedFaceModel(KeepsBaseMesh, MorphableModel):
     """The built-in mesh, expressions and hair/ears/neck topology with a learned identity space."""
 
     def __init__(self, folder: str | Path, device: str | torch.device = "cpu", base: BuiltinFaceModel | None = None) -> None:
@@ -174,22 +174,6 @@ class LearnedFaceModel(MorphableModel):
         return self._version if self.identity_mode == "mosaic" else f"{self._version}-{self.identity_mode}"
 
     @property
-    def faces(self) -> torch.Tensor:
-        return self.base.faces
-
-    @property
-    def num_vertices(self) -> int:
-        return self.base.num_vertices
-
-    @property
-    def landmark_vertices(self) -> torch.Tensor:
-        return self.base.landmark_vertices
-
-    @property
-    def grid_shape(self) -> tuple[int, int]:
-        return self.base.grid_shape
-
-    @property
     def people(self) -> int:
         return int(self._bank.shape[0])
 
@@ -205,9 +189,6 @@ class LearnedFaceModel(MorphableModel):
     def geometry(self, shape: torch.Tensor, expr: torch.Tensor) -> torch.Tensor:
         coeffs = torch.cat([shape, expr], dim=1)
         return basis_product(coeffs, self._basis, self._mean).view(coeffs.shape[0], -1, 3)
-
-    def vertex_normals(self, verts: torch.Tensor) -> torch.Tensor:
-        return self.base.vertex_normals(verts)
 
     def _mosaic(self, albedo: torch.Tensor) -> torch.Tensor:
         """(B, 3, V) reflectance: sum over regions of mask * (region blend - its tone), plus the

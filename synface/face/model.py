@@ -122,3 +122,29 @@ class MorphableModel(ABC):
         low = torch.tensor([c.low for c in self.expr_info])
         high = torch.tensor([c.high for c in self.expr_info])
         return low, high
+
+
+class KeepsBaseMesh:
+    """For models that keep another model's mesh (`self.base`) and change only identity: the
+    topology, landmarks and normals come from the base, in one place."""
+
+    base: MorphableModel
+
+    @property
+    def faces(self) -> torch.Tensor:
+        return self.base.faces
+
+    @property
+    def num_vertices(self) -> int:
+        return self.base.num_vertices
+
+    @property
+    def landmark_vertices(self) -> torch.Tensor:
+        return self.base.landmark_vertices
+
+    @property
+    def grid_shape(self) -> tuple[int, int] | None:
+        return getattr(self.base, "grid_shape", None)
+
+    def vertex_normals(self, verts: torch.Tensor) -> torch.Tensor:
+        return self.base.vertex_normals(verts)
