@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import json
 import zipfile
 from pathlib import Path
 from typing import Callable
@@ -351,8 +350,3 @@ def fit_face_model(photo_root: str | Path, name: str, people: int | None = None,
     with atomic_path(folder / MODEL_FILE) as tmp:  # last: the model file marks a finished fit
         save_model_arrays(tmp, arrays)
     return card
-
-
-def describe(card: dict) -> str:
-    """A few lines for `face-model show` and the app."""
-    return json.dumps({k: v for k, v in card.items() if k != "source_people"}, indent=2)
