@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Callable
 
@@ -142,6 +143,8 @@ def _leakage(args: argparse.Namespace) -> int:
 
     if args.identities < 1:
         raise ValueError(f"--identities must be >= 1, got {args.identities}")
+    if not math.isfinite(args.min_source_distance) or args.min_source_distance < 0:
+        raise ValueError(f"--min-source-distance must be a finite number >= 0, got {args.min_source_distance}")
     return _print_with_bar("bench leakage", "identity", lambda progress: bench_leakage(
         args.model, identities=args.identities, seed=args.seed, variant=args.variant, workspace=args.workspace,
         device=args.device, progress=progress, min_distance=args.min_source_distance))
