@@ -11,7 +11,10 @@ from __future__ import annotations
 import copy
 from typing import Callable
 
-from synface.data.leakage import SourceIndex, leakage_report
+import torch
+
+from synface.data.leakage import SourceIndex, identity_draw_seed, leakage_report
+from synface.data.synth_model import SourceCheck
 from synface.face.catalog import load_model
 from synface.face.learned import IDENTITY_MODES
 from synface.generator import FaceGenerator
@@ -36,6 +39,22 @@ def bench_leakage(model: str, identities: int = 1000, seed: int = 0, variant: st
     learned = with_identity_mode(learned, variant)
     gen = FaceGenerator(device=device, model=learned)
     index = SourceIndex.of_model(learned)
-    report = leakage_report(gen, index, identities=identities, seed=seed, progress=progress, min_distance=min_distance)
+    choose, redraws = None, {}
+    if min_distance > 0:
+        # the very mechanism generation uses (--min-source-distance), checked again on unseen views
+        check = SourceCheck(gen, min_distance)
+
+        def draw(identity_seed: int):
+            shape, albedo = gen.draw_identities(1, torch.Generator().manual_seed(int(identity_seed)))
+            return shape[0], albedo[0]
+
+        def choose(i: int):
+            return check.choose(i, identity_draw_seed(seed, i), draw)
+
+    report = leakage_report(gen, index, identities=identities, seed=seed, progress=progress, choose=choose,
+                            min_distance=min_distance)
+    if min_distance > 0:
+        attempts = [a for a, _ in check.accepted.values()]
+        redraws = {"redrawn": sum(a > 0 for a in attempts), "extra_draws": int(sum(attempts))}
     return {"bench": "leakage", "model": model, "generator": gen.version, "variant": variant,
-            "recogniser": "dlib 128-D descriptor of the aligned crop", **report}
+            "recogniser": "dlib 128-D descriptor of the aligned crop", **report, **redraws}

@@ -9,10 +9,10 @@ person are usually that close). Generation can refuse such identities and redraw
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -89,17 +89,31 @@ class SourceIndex:
         return np.linalg.norm(self.descriptors[a] - self.descriptors[b], axis=1)
 
 
-def identity_descriptors(generator, shape: torch.Tensor, albedo: torch.Tensor, seed: int = 0) -> np.ndarray:
-    """(N, VIEWS, 128) descriptors of N identities: frontal neutral, then under prior attributes."""
+def _view_seeds(seed: int | Sequence[int], n: int) -> list[int]:
+    return [int(seed)] * n if isinstance(seed, (int, np.integer)) else [int(s) for s in seed]
+
+
+def identity_descriptors(generator, shape: torch.Tensor, albedo: torch.Tensor,
+                         seed: int | Sequence[int] = 0) -> np.ndarray:
+    """(N, VIEWS, 128) descriptors of N identities: frontal neutral, then under prior attributes.
+
+    `seed` is each identity's view seed (one int for all): identity i's views come from its own
+    seed alone, so its descriptors never depend on which identities shared its batch."""
     from synface.data.realface import aligned_descriptor  # noqa: PLC0415
     from synface.face.coeffs import FaceCoeffs  # noqa: PLC0415
 
     n = len(shape)
-    views = []
-    neutral = generator.neutral(FaceCoeffs(shape=shape, albedo=albedo, **generator.sample_attributes(n, seed)))
-    views.append(neutral)
+    seeds = _view_seeds(seed, n)
+    if len(seeds) != n:
+        raise ValueError(f"{len(seeds)} view seeds for {n} identities")
+
+    def attributes(offset: int) -> dict[str, torch.Tensor]:
+        rows = [generator.sample_attributes(1, s + offset) for s in seeds]
+        return {k: torch.cat([r[k] for r in rows]) for k in rows[0]}
+
+    views = [generator.neutral(FaceCoeffs(shape=shape, albedo=albedo, **attributes(0)))]
     for v in range(1, VIEWS):
-        views.append(neutral.replace(**generator.sample_attributes(n, seed + 1000 * v)))
+        views.append(views[0].replace(**attributes(1000 * v)))
     out = np.zeros((n, len(views), 128), np.float32)
     for j, coeffs in enumerate(views):
         for i, image in enumerate(generator.render(coeffs).images.cpu().numpy()):
@@ -108,9 +122,9 @@ def identity_descriptors(generator, shape: torch.Tensor, albedo: torch.Tensor, s
 
 
 def source_distances(generator, index: SourceIndex, shape: torch.Tensor, albedo: torch.Tensor,
-                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                     seed: int | Sequence[int] = 0) -> tuple[np.ndarray, np.ndarray]:
     """(N,) each identity's distance to its nearest source person (closest over its views), and
-    (N,) that person's index."""
+    (N,) that person's index; `seed` as in `identity_descriptors`."""
     desc = identity_descriptors(generator, shape, albedo, seed)
     n, v, _ = desc.shape
     dist, person = index.nearest(desc.reshape(n * v, -1))
@@ -119,29 +133,9 @@ def source_distances(generator, index: SourceIndex, shape: torch.Tensor, albedo:
     return dist[np.arange(n), best], person[np.arange(n), best]
 
 
-def draw_distant_identities(generator, index: SourceIndex, n: int, generator_seed: int, min_distance: float,
-                            max_tries: int = 20) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, int]:
-    """n identities each at least `min_distance` from every source person: draws from a seeded
-    stream and drops the close ones, so the same seed gives the same people. Returns shape,
-    albedo, their distances and how many draws were refused."""
-    g = torch.Generator().manual_seed(int(generator_seed))
-    kept_shape, kept_albedo, kept_dist = [], [], []
-    refused = 0
-    for _ in range(max_tries):
-        need = n - sum(len(s) for s in kept_shape)
-        if need <= 0:
-            break
-        shape, albedo = generator.draw_identities(need, g)
-        dist, _ = source_distances(generator, index, shape, albedo)
-        ok = dist >= min_distance
-        refused += int((~ok).sum())
-        kept_shape.append(shape[torch.from_numpy(ok)])
-        kept_albedo.append(albedo[torch.from_numpy(ok)])
-        kept_dist.append(dist[ok])
-    if sum(len(s) for s in kept_shape) < n:
-        raise ValueError(f"could not draw {n} identities at least {min_distance} from every source person in "
-                         f"{max_tries} rounds ({refused} refused): lower --min-source-distance")
-    return torch.cat(kept_shape)[:n], torch.cat(kept_albedo)[:n], np.concatenate(kept_dist)[:n], refused
+def identity_draw_seed(seed: int, identity: int) -> int:
+    """The identity seed of a leakage report's identity `identity` (one stream per report seed)."""
+    return int(seed) * 1_000_003 + int(identity)
 
 
 def _constituents(model, albedo: torch.Tensor, bank_person: np.ndarray | None) -> list[set[int]] | None:
@@ -152,33 +146,41 @@ def _constituents(model, albedo: torch.Tensor, bank_person: np.ndarray | None) -
     return [set(bank_person[np.unique(np.nonzero(w.numpy())[1])].tolist()) for w in weights]
 
 
+Choose = Callable[[int], tuple[torch.Tensor, torch.Tensor]]
+
+
 def leakage_report(generator, index: SourceIndex, identities: int = 1000, seed: int = 0,
-                   progress: Callable[[int, int], None] | None = None, min_distance: float = 0.0) -> dict:
+                   progress: Callable[[int, int], None] | None = None, choose: Choose | None = None,
+                   min_distance: float = 0.0) -> dict:
     """For `identities` new people of the model: the nearest source person, the share closer than
     the genuine threshold and than the 1st percentile of real strangers' nearest distances, how
     often the nearest source person is one the identity was built from, and the distributions.
-    With `min_distance`, identities are drawn as generation does with that distance
-    (`draw_distant_identities`) and re-checked under attributes the draw never saw."""
+
+    `choose(i)` gives identity i's (shape, albedo) rows; by default each is drawn from its own
+    seed (`identity_draw_seed`). Generation's redraw below a distance passes its own chooser
+    (`synface.data.synth_model.SourceCheck.choose`, then `min_distance` is recorded); either
+    way every identity is re-checked under views no draw saw."""
     tick = progress or (lambda done, total: None)
-    g = torch.Generator().manual_seed(int(seed))
+
+    def own_draw(i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        shape, albedo = generator.draw_identities(1, torch.Generator().manual_seed(identity_draw_seed(seed, i)))
+        return shape[0], albedo[0]
+
+    choose = choose or own_draw
     dists, persons, own = [], [], []
-    refused = 0
-    batch = 100
+    batch = 50
     for start in range(0, identities, batch):
-        n = min(batch, identities - start)
-        if min_distance > 0:
-            shape, albedo, _, r = draw_distant_identities(generator, index, n, seed * 7919 + start, min_distance)
-            refused += r
-        else:
-            shape, albedo = generator.draw_identities(n, g)
-        # the held-out views: attribute draws unrelated to any used while drawing
-        d, p = source_distances(generator, index, shape, albedo, seed=seed + start + 500_000)
+        ids = range(start, min(start + batch, identities))
+        rows = [choose(i) for i in ids]
+        shape, albedo = torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
+        # the held-out views: per-identity attribute seeds unrelated to any used while drawing
+        d, p = source_distances(generator, index, shape, albedo, seed=[seed * 1_000_003 + 500_000 + i for i in ids])
         dists.append(d)
         persons.append(p)
         parts = _constituents(generator.model, albedo, index.bank_person)
         if parts is not None:
             own.extend(int(pi) in part for pi, part in zip(p, parts))
-        tick(min(start + batch, identities), identities)
+        tick(ids.stop, identities)
     dist = np.concatenate(dists)
     person = np.concatenate(persons)
     impostor = index.impostor_distances()
@@ -191,7 +193,6 @@ def leakage_report(generator, index: SourceIndex, identities: int = 1000, seed: 
         "identities": identities,
         "seed": seed,
         "min_source_distance": min_distance,
-        "redrawn": refused,
         "source_photos": int(len(index.person)),
         "source_people": len(index.people),
         "genuine_threshold": round(index.threshold, 4),

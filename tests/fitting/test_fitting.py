@@ -101,6 +101,41 @@ def test_leakage_flags_a_planted_copy_of_a_source_person(model):
     assert report["leaked"] == round(report["leaked_share"] * 8)
 
 
+def test_leakage_views_belong_to_the_identity_and_redraws_are_generations_own(fitted, model):
+    """An identity's checked distance does not depend on its batch neighbours, and the bench's
+    redraw below --min-source-distance accepts exactly the draws generation's SourceCheck does."""
+    from synface.bench.leakage import bench_leakage
+    from synface.data.leakage import SourceIndex, identity_draw_seed, leakage_report, source_distances
+    from synface.data.synth_model import SourceCheck
+    from synface.generator import FaceGenerator
+
+    gen = FaceGenerator(device="cpu", model=model)
+    index = SourceIndex.of_model(model)
+    shape, albedo = gen.draw_identities(3, torch.Generator().manual_seed(5))
+    together, _ = source_distances(gen, index, shape, albedo, seed=[7, 8, 9])
+    alone, _ = source_distances(gen, index, shape[2:], albedo[2:], seed=[9])
+    assert abs(together[2] - alone[0]) < 1e-4
+
+    check = SourceCheck(gen, 0.0)
+    base = leakage_report(gen, index, identities=4, seed=3)
+    threshold = float(np.median([check.distance(*gen.draw_identities(1, torch.Generator().manual_seed(
+        identity_draw_seed(3, i)))) for i in range(4)]))
+    redraw = SourceCheck(gen, threshold)
+
+    def draw(s):
+        a, b = gen.draw_identities(1, torch.Generator().manual_seed(int(s)))
+        return a[0], b[0]
+
+    chosen = [redraw.choose(i, identity_draw_seed(3, i), draw) for i in range(4)]
+    assert all(redraw.distance(a, b) >= threshold for a, b in chosen)
+    assert any(attempt > 0 for attempt, _ in redraw.accepted.values())
+    report = bench_leakage("tiny", identities=4, seed=3, workspace=str(fitted["ws"]), device="cpu",
+                           min_distance=threshold)
+    assert report["redrawn"] == sum(a > 0 for a, _ in redraw.accepted.values())
+    assert report["extra_draws"] == sum(a for a, _ in redraw.accepted.values())
+    assert report["min_source_distance"] == threshold and report["identities"] == base["identities"] == 4
+
+
 def test_a_killed_fit_resumes_without_redoing_finished_chunks(fitted, model):
     assert 1 <= len(fitted["before"]) < 3, "the fit should have been killed between its 3 chunks"
     assert not fitted["finished_before"] and fitted["offered_before"] == []  # an unfinished fit is not offered
