@@ -211,7 +211,6 @@ def shared_generator(device: str | torch.device | None = "auto", model: str | No
     loading.
     """
     from synface.face.catalog import BUILTIN, load_model  # noqa: PLC0415
-    from synface.face.learned import LearnedFaceModel  # noqa: PLC0415
 
     key_device = str(resolve_device(device))
     learned = load_model(model, workspace)
@@ -219,9 +218,7 @@ def shared_generator(device: str | torch.device | None = "auto", model: str | No
     with _SHARED_LOCK:
         gen = _SHARED.get(key)
         if gen is None:
-            # its own copy of a learned model: the catalog's cached one may serve generators on other devices
-            own = None if learned is None else LearnedFaceModel(learned.folder)
-            gen = FaceGenerator(device=key_device, model=own)
+            gen = FaceGenerator(device=key_device, model=learned)  # a learned model moves as a copy
             gen.warmup()
             stale = [k for k in _SHARED if k[:2] == key[:2]]  # older versions of a refitted model
             for k in stale:

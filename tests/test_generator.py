@@ -302,4 +302,5 @@ def test_shared_generators_are_one_per_device_and_face_model(learned_model_works
     learned = shared_generator("cpu", LEARNED_MODEL, learned_model_workspace)
     assert learned is shared_generator("cpu", LEARNED_MODEL, learned_model_workspace) and learned is not builtin
     assert learned.version == load_model(LEARNED_MODEL, learned_model_workspace).version
-    assert learned.model is not load_model(LEARNED_MODEL, learned_model_workspace)  # its own copy of the model
+    # one load serves every CPU generator; another device gets a moved copy (tests/fitting)
+    assert learned.model is load_model(LEARNED_MODEL, learned_model_workspace)

@@ -23,6 +23,7 @@ can never run code.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import zipfile
@@ -252,7 +253,17 @@ class LearnedFaceModel(KeepsBaseMesh, MorphableModel):
         return shape, weights.view(B, -1)
 
     def to(self, device: str | torch.device) -> "LearnedFaceModel":
-        self.base = self.base.to(device)
+        """This model on `device`: itself when it is there already, else a copy, so one cached
+        instance can serve generators on several devices (the catalog shares loads)."""
+        device = torch.device(device)
+        if device == self.device:
+            return self
+        other = copy.copy(self)
+        other._move(device)
+        return other
+
+    def _move(self, device: torch.device) -> None:
+        self.base = copy.copy(self.base).to(device)
         self._mean = self._mean.to(device)
         self._basis = self._basis.to(device)
         self._bank = self._bank.to(device)
@@ -261,8 +272,7 @@ class LearnedFaceModel(KeepsBaseMesh, MorphableModel):
         self._eligible = self._eligible.to(device)
         self._expr_colour = self._expr_colour.to(device)
         self.landmarks68 = self.landmarks68.to(device)
-        self.device = torch.device(device)
-        return self
+        self.device = device
 
 
 def model_arrays(shape_mean: np.ndarray, shape_components: np.ndarray, bank: np.ndarray, landmarks68: np.ndarray,

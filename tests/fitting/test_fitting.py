@@ -136,6 +136,16 @@ def test_leakage_views_belong_to_the_identity_and_redraws_are_generations_own(fi
     assert report["min_source_distance"] == threshold and report["identities"] == base["identities"] == 4
 
 
+def test_moving_a_learned_model_leaves_the_shared_instance_where_it_was(model):
+    """The catalog shares one loaded model; a generator on another device gets a moved copy."""
+    same = model.to(model.device)
+    assert same is model
+    other = model.to("cpu:0")  # a distinct device object, as a GPU would be
+    assert other is not model and other.base is not model.base
+    assert model.device == torch.device("cpu") and other.device == torch.device("cpu:0")
+    assert other.version == model.version
+
+
 def test_a_killed_fit_resumes_without_redoing_finished_chunks(fitted, model):
     assert 1 <= len(fitted["before"]) < 3, "the fit should have been killed between its 3 chunks"
     assert not fitted["finished_before"] and fitted["offered_before"] == []  # an unfinished fit is not offered
