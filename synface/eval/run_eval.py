@@ -15,10 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from synface.data.errors import DataError
-from synface.data.lfw import lfw_verification_pairs
+from synface.data.eval_sets import load_pairs
 from synface.data.verification import VerificationPairs
-from synface.data.verification_bin import read_bin
 from synface.eval.verification import (
     VerificationResult,
     embed_pairs,
@@ -30,18 +28,6 @@ __all__ = ["load_pairs", "EvalSet", "evaluate", "load_checkpoint_model", "eval_r
 
 #: decoded sets up to this size stay in RAM between evaluations
 CACHE_LIMIT_BYTES = 1 << 30
-
-
-def load_pairs(path: str | Path, pairs_file: str | Path | None = None, folds: list[int] | None = None) -> VerificationPairs:
-    """An LFW-layout folder (pairs.txt) or a .bin file, optionally restricted to some 0-based folds."""
-    path = Path(path)
-    pairs = read_bin(path) if path.suffix.lower() == ".bin" else lfw_verification_pairs(path, pairs_file)
-    if folds is not None:
-        missing = sorted(set(folds) - set(np.unique(pairs.folds).tolist()))
-        if missing:
-            raise DataError(f"folds {missing} not in the file (it has folds 0..{pairs.num_folds - 1})", path=path)
-        pairs = pairs.select(np.isin(pairs.folds, folds))
-    return pairs
 
 
 def _decode(pairs: VerificationPairs, i: int, side: int, size: int, center_crop: float | None) -> np.ndarray:

@@ -110,6 +110,7 @@ class TrainConfig:
     keep_epoch_checkpoints: bool = False
     # evaluation and logging
     eval_sets: list[EvalSetSpec] = field(default_factory=list)
+    allow_overlap: bool = False          # accept training people in the eval sets (launch refuses otherwise)
     eval_every: int = 1
     eval_batch_size: int = 128
     log_every: int = 20
@@ -295,6 +296,7 @@ _CHECKS = {
     "steps_per_epoch": _sized(_opt(_pos_int)),
     "keep_epoch_checkpoints": _bool,
     "eval_sets": _eval_sets,
+    "allow_overlap": _bool,
     "eval_every": _pos_int,
     "eval_batch_size": _sized(_pos_int),
     "log_every": _pos_int,
