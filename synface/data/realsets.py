@@ -5,6 +5,12 @@ an insightface verification `.bin`, a RecordIO `train.rec`/`train.idx`). The app
 register a set once: its format is detected, image folders are aligned to the ArcFace template
 into `<workspace>/real/<name>/` (so real and synthetic crops match), and the counts are recorded.
 Training and evaluation then refer to a set by name. No Streamlit here.
+
+An LFW copy is both a training and a test set, so registering one says which people.txt folds
+train (`train_folds`): their people become `<workspace>/real_train/<name>/` (links to the image
+folders, nothing copied), the set's `train_root`, and its evaluation scores only the pairs of the
+other folds. Every `.bin` and every LFW copy with test pairs is a verification set, offered to
+every run (`verification_sets`, `eval_specs`).
 """
 
 from __future__ import annotations
@@ -12,11 +18,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import re
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from synface.base.files import atomic_path
 from synface.base.names import child_path
@@ -25,9 +33,12 @@ from synface.data.errors import DataError
 from synface.data.imagefolder import IMAGE_EXTENSIONS, ImageFolderIndex
 
 __all__ = ["RealSet", "detect_format", "register_real_set", "list_real_sets", "get_real_set",
-           "remove_real_set", "registry_path", "FORMATS"]
+           "remove_real_set", "registry_path", "FORMATS", "lfw_fold_count", "parse_train_folds",
+           "verification_sets", "eval_specs"]
 
 REGISTRY = "real_sets.json"
+#: <workspace>/TRAIN_VIEWS/<name>/: the training people of a registered LFW copy (links)
+TRAIN_VIEWS = "real_train"
 #: format id -> what the app shows
 FORMATS = {
     "imagefolder": "ImageFolder (<identity>/<image>)",
@@ -52,18 +63,60 @@ class RealSet:
     align_report: dict[str, Any] = field(default_factory=dict)
     registered: str = ""
     pairs_file: str | None = None
+    #: LFW: the 0-based people.txt folds that train (None: not chosen, registered before folds were asked)
+    train_folds: list[int] | None = None
+    #: LFW with train folds: the folder of links to the training people's images
+    train_view: str | None = None
+    train_people: int = 0
+    pair_folds: int = 0
 
     @property
     def train_root(self) -> str | None:
-        """The aligned copy when there is one, else an ImageFolder source as it is."""
+        """What a run trains on: an LFW copy's training people, the aligned copy, or an ImageFolder as it is."""
+        if self.format == "lfw" and self.train_folds is not None:
+            return self.train_view if self.train_folds else None
         if self.aligned:
             return self.aligned
-        return self.source if self.format in ("imagefolder", "lfw") else None
+        if self.format == "lfw":
+            images = Path(self.source) / "images"
+            return str(images) if images.is_dir() else self.source
+        return self.source if self.format == "imagefolder" else None
+
+    @property
+    def test_folds(self) -> list[int] | None:
+        """The 0-based pairs folds evaluation scores: those not training (None: every fold)."""
+        if not self.train_folds:
+            return None
+        return [f for f in range(self.pair_folds) if f not in self.train_folds]
 
     @property
     def can_verify(self) -> bool:
-        """True for sets with verification pairs (LFW layout with pairs.txt, or .bin)."""
-        return self.format == "bin" or (self.format == "lfw" and self.pairs_file is not None)
+        """True for sets with verification pairs left to score (LFW layout with pairs.txt, or .bin)."""
+        if self.format == "bin":
+            return True
+        return self.format == "lfw" and self.pairs_file is not None and self.test_folds != []
+
+    def eval_spec(self, center_crop: float | None = None) -> dict[str, Any]:
+        """The run config's `eval_sets` entry; `center_crop` applies to an LFW copy that was not aligned."""
+        if not self.can_verify:
+            raise DataError(f"real set {self.name!r} has no verification pairs to score ({FORMATS[self.format]}"
+                            + (", every pairs fold trains" if self.test_folds == [] else "") + ")")
+        if self.format == "bin":
+            return {"path": self.source, "name": self.name}
+        crop = None if self.aligned or center_crop is None or center_crop >= 1 else float(center_crop)
+        return {"path": self.aligned or self.source, "name": self.name, "pairs": self.pairs_file,
+                "folds": self.test_folds, "center_crop": crop}
+
+    def describe(self) -> str:
+        """One line for lists: format, counts, and for LFW which folds train and which test."""
+        text = f"{self.name}: {FORMATS[self.format]}, {self.identities:,} identities, {self.images:,} images"
+        if self.pairs:
+            text += f", {self.pairs:,} pairs"
+        if self.train_folds is not None:
+            train = ",".join(str(f + 1) for f in self.train_folds) or "none"
+            test = "all" if self.test_folds is None else ",".join(str(f + 1) for f in self.test_folds) or "none"
+            text += f"; trains on folds {train} ({self.train_people:,} people), tests on pairs folds {test}"
+        return text
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,6 +194,80 @@ def _counts(path: Path, fmt: str) -> dict[str, Any]:
     return {"identities": index.num_identities, "images": len(index)}
 
 
+# ----------------------------------------------------------------------------- LFW training folds
+
+
+def lfw_fold_count(path: str | Path) -> int | None:
+    """The number of people.txt folds of an LFW folder (None without a people.txt)."""
+    from synface.data.lfw import LFWLayout, read_people
+
+    layout = LFWLayout(Path(str(path).strip()).expanduser())
+    return len(read_people(layout.people_file)) if layout.people_file.is_file() else None
+
+
+def parse_train_folds(text: str, folds: int) -> list[int]:
+    """'1,2,3' (1-based, as people.txt counts), 'all' or 'none' -> sorted 0-based folds."""
+    raw = str(text).strip().lower()
+    if raw == "all":
+        return list(range(folds))
+    if raw == "none":
+        return []
+    chosen = set()
+    for item in raw.split(","):
+        item = item.strip()
+        if not item.isdigit() or not 1 <= int(item) <= folds:
+            raise DataError(f"training folds {text!r}: each must be a fold number 1..{folds} (or 'all', 'none'), "
+                            f"got {item!r}")
+        chosen.add(int(item) - 1)
+    return sorted(chosen)
+
+
+def _check_train_folds(src: Path, train_folds: Sequence[int]) -> tuple[list[str], int]:
+    """(training people, pairs folds) of an LFW copy whose people.txt folds `train_folds` train."""
+    from synface.data.lfw import LFWLayout, people_of_folds, people_without_images, read_pairs, read_people
+
+    if not train_folds:  # a test set only: every pairs fold scores
+        return [], 0
+    layout = LFWLayout(src)
+    if not layout.people_file.is_file():
+        raise DataError("training folds need people.txt (which people are in which fold)", path=src)
+    people = read_people(layout.people_file)
+    folds = sorted(set(int(f) for f in train_folds))
+    names = people_of_folds(people, folds)
+    missing = people_without_images(layout, names)
+    if missing:
+        more = f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""
+        raise DataError(f"{len(missing)} training people have no images under {layout.images_root}: "
+                        f"{', '.join(missing[:5])}{more}", path=layout.people_file)
+    pair_folds = 0
+    if layout.pairs_file.is_file():
+        pair_folds = 1 + max(p.fold for p in read_pairs(layout.pairs_file))
+        if pair_folds != len(people):
+            raise DataError(f"pairs.txt has {pair_folds} folds but people.txt {len(people)}: the training folds "
+                            "cannot tell which pairs are on training people", path=layout.pairs_file)
+        left = pair_folds - len(folds)
+        if left == 1:
+            raise DataError(f"training on folds {','.join(str(f + 1) for f in folds)} leaves 1 test fold; k-fold "
+                            "verification needs 2 (train on fewer folds, or on all of them)", path=src)
+    return names, pair_folds
+
+
+def _build_view(view: Path, images_root: Path, names: list[str]) -> None:
+    """`view/<name>` -> `images_root/<name>` for each training person, replacing an older view whole."""
+    staging = view.parent / f".{view.name}.{os.getpid()}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for name in names:
+        target = images_root / name
+        if target.is_dir():
+            os.symlink(target.resolve(), staging / name)
+    old = view.parent / f".{view.name}.{os.getpid()}.old"
+    if view.exists():
+        os.replace(view, old)
+    os.replace(staging, view)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 # ----------------------------------------------------------------------------- the registry
 
 
@@ -195,11 +322,27 @@ def get_real_set(name: str, root: str | Path | None = None) -> RealSet:
 
 
 def remove_real_set(name: str, root: str | Path | None = None) -> None:
-    """Forget a set (its aligned copy stays on disk)."""
+    """Forget a set (its aligned copy stays on disk; its links to training people go)."""
     with _locked(root) as path:
         data = _read(path)
-        data.pop(name, None)
+        entry = data.pop(name, None)
         _write(path, data)
+    view = (entry or {}).get("train_view")
+    if view and Path(view).parent == workspace_root(root) / TRAIN_VIEWS:
+        shutil.rmtree(view, ignore_errors=True)
+
+
+def verification_sets(root: str | Path | None = None) -> list[RealSet]:
+    """The registered sets with pairs to score (every .bin, LFW copies with test folds)."""
+    return [s for s in list_real_sets(root) if s.can_verify]
+
+
+def eval_specs(names: Sequence[str] | None = None, root: str | Path | None = None,
+               center_crop: float | None = None) -> list[dict[str, Any]]:
+    """`eval_sets` entries of registered sets: the named ones, or with None / ['all'] every verification set."""
+    if names is None or list(names) == ["all"]:
+        return [s.eval_spec(center_crop) for s in verification_sets(root)]
+    return [get_real_set(n, root).eval_spec(center_crop) for n in names]
 
 
 def default_set_name(path: str | Path) -> str:
@@ -211,12 +354,14 @@ def default_set_name(path: str | Path) -> str:
 
 def register_real_set(path: str | Path, name: str | None = None, align: bool = True,
                       progress: Callable[[int, int], None] | None = None, root: str | Path | None = None,
-                      workers: int = 2, replace: bool = False) -> RealSet:
+                      workers: int = 2, replace: bool = False, train_folds: Sequence[int] | None = None) -> RealSet:
     """Detect the format, count, align image folders into `<workspace>/real/<name>/`, record it.
 
     .bin and RecordIO sets are insightface's already-aligned 112x112 crops and are not re-aligned.
     Alignment is resumable (existing outputs are kept), so re-registering after an interruption
-    only aligns what is missing.
+    only aligns what is missing. `train_folds` (LFW only, 0-based people.txt folds; [] for a test
+    set only) says which people train; a .bin is parsed whole, so one that is not a verification
+    file is refused here, naming it.
     """
     fmt = detect_format(path)
     src = Path(str(path).strip()).expanduser().resolve()
@@ -226,6 +371,9 @@ def register_real_set(path: str | Path, name: str | None = None, align: bool = T
     existing = {s.name: s for s in list_real_sets(root)}
     if name in existing and not replace and Path(existing[name].source) != src:
         raise DataError(f"a real set named {name!r} already exists (from {existing[name].source}); choose another name")
+    if train_folds is not None and fmt != "lfw":
+        raise DataError(f"training folds are for LFW copies (people.txt); this is {FORMATS[fmt]}", path=src)
+    train_names, pair_folds = _check_train_folds(src, train_folds) if train_folds is not None else ([], 0)
     counts = _counts(src, fmt)
     entry = RealSet(name=name, source=str(src), format=fmt, identities=int(counts.get("identities", 0)),
                     images=int(counts.get("images", 0)), pairs=int(counts.get("pairs", 0)),
@@ -237,6 +385,15 @@ def register_real_set(path: str | Path, name: str | None = None, align: bool = T
         report = align_folder(src, dst, progress=progress, workers=workers)
         entry.aligned = str(dst)
         entry.align_report = report.to_dict()
+    if train_folds is not None:
+        from synface.data.align import images_root_of
+
+        entry.train_folds, entry.pair_folds = sorted(set(int(f) for f in train_folds)), pair_folds
+        entry.train_people = len(train_names)
+        if train_names:
+            view = child_path(workspace_root(root) / TRAIN_VIEWS, name, "real set name")
+            _build_view(view, Path(entry.aligned) if entry.aligned else images_root_of(src), train_names)
+            entry.train_view = str(view)
     with _locked(root) as reg:
         data = _read(reg)
         data[name] = entry.to_dict()
