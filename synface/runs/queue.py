@@ -2,6 +2,10 @@
 
 The app and the CLI start runs through `launch`, which survives the app's reruns and restarts;
 `run_queue` starts queued runs when fewer than `max_running` are alive. No Streamlit here.
+
+Before a run folder is made, `launch_check` makes sure every evaluation set can be scored and that
+no evaluation set tests people the run trains on (unless the config accepts it); the run keeps
+what was checked in `identity_check.json`.
 """
 
 from __future__ import annotations
@@ -20,7 +24,26 @@ from synface.base.files import write_json
 from synface.base.names import child_path
 from synface.base.workspace import workspace_root
 from synface.data.errors import DataError
+from synface.data.identity_overlap import REPORT_FILE, OverlapReport, check_launch
 from synface.runs.registry import ACTIVE_STATES, Run, create_run, find_run, iso_time
+
+
+#: how a refused overlap is accepted, for runs launched by the app
+APP_OVERRIDE = "tick 'I accept identity overlap' (config allow_overlap: true)"
+
+
+def launch_check(config: Any, root: str | Path | None = None, override_hint: str = APP_OVERRIDE) -> OverlapReport:
+    """Every evaluation set of `config` scorable and none on training people (or the overlap
+    accepted); a DataError or IdentityOverlapError (ValueErrors) naming the set otherwise."""
+    values = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+    return check_launch(values, workspace_root(root), override_hint)
+
+
+def record_check(run: Run, report: OverlapReport) -> None:
+    """Keep the launch check in the run folder; an accepted overlap also goes into status.json."""
+    write_json(run.path / REPORT_FILE, report.to_dict())
+    if report.overlapping:
+        run.write_status(identity_overlap=report.summary())
 
 
 def _queue_path(root: Path) -> Path:
@@ -115,7 +138,9 @@ def launch_run_subprocess(config: Any, root: str | Path | None = None, name: str
     Returns (run id, pid).
     """
     root = workspace_root(root)
+    report = launch_check(config, root)
     run = _prepare(config, root, name)
+    record_check(run, report)
     return run.id, _spawn(run, argv or _train_argv(run, root))
 
 
@@ -128,10 +153,12 @@ def _active_count(root: Path) -> int:
 
 def launch(config: Any, root: str | Path | None = None, name: str | None = None,
            max_running: int | None = None, argv: Sequence[str] | None = None) -> tuple[str, int | None]:
-    """Create a run and queue it; it starts at once when a slot is free. Returns (run id, pid or None)."""
+    """Check, create a run and queue it; it starts at once when a slot is free. Returns (run id, pid or None)."""
     root = workspace_root(root)
-    read_queue(root)  # a damaged queue is refused before a run folder is made
+    report = launch_check(config, root)  # refused before a run folder is made
+    read_queue(root)  # a damaged queue too
     run = _prepare(config, root, name)
+    record_check(run, report)
     entry = {"run_id": run.id, "argv": list(argv or _train_argv(run, root)), "queued": iso_time(time.time())}
     with _queue_lock(root):
         queue = read_queue(root)
