@@ -122,7 +122,8 @@ def _train_argv(run: Run, root: Path) -> list[str]:
 def _spawn(run: Run, argv: Sequence[str]) -> int:
     """Start `argv` detached with output to the run's log.txt; returns its pid."""
     proc = spawn_detached(argv, run.log_path)
-    run.write_status(status="starting", pid=proc.pid, host=socket.gethostname(), launched=iso_time(time.time()))
+    run.write_status(status="starting", pid=proc.pid, host=socket.gethostname(), launched=iso_time(time.time()),
+                     message="process started; loading the data and the model")  # not a stopped run's old message
     return proc.pid
 
 

@@ -9,6 +9,8 @@
         log.txt                          stdout/stderr of a background run
         STOP                             present = the loop stops at the next step
     <workspace>/runs/queue.json          runs waiting for a free slot
+    <workspace>/runs/_archive/<run-id>/  archived runs: kept, but not listed by default and not
+                                         counted by the study tables (which read runs/ only)
 
 The workspace is $SYNFACE_HOME, else `workspace/` beside the package's parent folder (where
 app.py lives), or an explicit `root`. Starting runs is `synface.runs.queue`'s. No Streamlit here.
@@ -34,12 +36,20 @@ from synface.base.workspace import workspace_root
 from synface.data.errors import DataError
 
 __all__ = ["Run", "RunSummary", "create_run", "find_run", "list_runs", "summarize", "compare_runs", "iso_time",
-           "read_config_file", "ACTIVE_STATES", "FINAL_STATES", "BROKEN"]
+           "read_config_file", "archive_run", "unarchive_run", "delete_run", "ACTIVE_STATES", "FINAL_STATES",
+           "BROKEN", "ARCHIVE_DIR"]
 
 ACTIVE_STATES = ("starting", "running")
 FINAL_STATES = ("finished", "failed", "stopped")
 #: the summary status of a run whose config.json does not parse (its message says why)
 BROKEN = "broken"
+#: archived runs live in <workspace>/runs/<ARCHIVE_DIR>/<run-id>; deletions pass through _TRASH_DIR
+ARCHIVE_DIR = "_archive"
+_TRASH_DIR = "_trash"
+#: files that mark a dataset folder: a run folder holding one is never deleted
+_DATASET_MARKERS = ("dataset.json", "manifest.parquet", "benchmark.json", "source.json", "pairs.txt", "people.txt")
+
+
 def _runs_dir(root: str | Path | None) -> Path:
     return workspace_root(root) / "runs"
 
@@ -220,6 +230,9 @@ class RunSummary:
     started: str | None
     message: str
     path: str
+    archived: bool = False
+    #: "on" when the config names evaluation sets, "off" when it names none (no accuracy to show)
+    evaluation: str = "on"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -282,13 +295,14 @@ def find_run(ref: str | Path, root: str | Path | None = None) -> Run:
     if "/" in text or "\\" in text or os.sep in text:
         raise FileNotFoundError(f"no run folder {text} (no config.json there); give a run folder or a run id")
     run_id = check_name(text, "run id")
-    if (base / run_id).is_dir():
-        return Run(child_path(base, run_id, "run id"))
-    hits = [p for p in sorted(base.glob("*")) if p.is_dir() and (p.name.startswith(run_id) or p.name.endswith(run_id))]
+    for folder in (base, base / ARCHIVE_DIR):
+        if (folder / run_id).is_dir() and not run_id.startswith("_"):
+            return Run(child_path(folder, run_id, "run id"))
+    hits = [p for p in _run_folders(base, archived=True) if p.name.startswith(run_id) or p.name.endswith(run_id)]
     if len(hits) == 1:
         return Run(hits[0])
     if not hits:
-        raise FileNotFoundError(f"no run {run_id!r} in {base}")
+        raise FileNotFoundError(f"no run {run_id!r} in {base} (deleted? archived runs are searched too)")
     raise ValueError(f"run {run_id!r} is ambiguous: {', '.join(p.name for p in hits)}")
 
 
@@ -320,16 +334,25 @@ def summarize(run: Run) -> RunSummary:
         epoch=_int(st.get("epoch")), epochs=_int(cfg.get("epochs")) or _int(st.get("epochs")),
         progress=_float(st.get("progress")), best_set=best_set, best_accuracy=best_acc, best_std=best_std,
         images_per_s=ips, started=st.get("started"), message=problem or str(st.get("message") or ""),
-        path=str(run.path),
+        path=str(run.path), archived=run.path.parent.name == ARCHIVE_DIR,
+        evaluation="on" if problem or cfg.get("eval_sets") or evals else "off",
     )
 
 
-def list_runs(root: str | Path | None = None) -> list[RunSummary]:
-    """Every run folder of the workspace, oldest first."""
-    base = _runs_dir(root)
-    if not base.is_dir():
-        return []
-    return [summarize(Run(p)) for p in sorted(base.iterdir()) if p.is_dir() and (p / "config.json").exists()]
+def _run_folders(base: Path, archived: bool = False) -> list[Path]:
+    """Run folders (with a config.json) in `base`, and in its archive when `archived`, oldest first.
+    A folder whose name starts with '_' or '.' (the archive, the trash) is never a run."""
+    out: list[Path] = []
+    for folder in (base, base / ARCHIVE_DIR) if archived else (base,):
+        if folder.is_dir():
+            out += [p for p in folder.iterdir()
+                    if p.is_dir() and not p.name.startswith(("_", ".")) and (p / "config.json").exists()]
+    return sorted(out, key=lambda p: p.name)
+
+
+def list_runs(root: str | Path | None = None, include_archived: bool = False) -> list[RunSummary]:
+    """Every run folder of the workspace, oldest first (archived ones too with `include_archived`)."""
+    return [summarize(Run(p)) for p in _run_folders(_runs_dir(root), include_archived)]
 
 
 def compare_runs(runs: Sequence[Run]) -> dict[str, Any]:
@@ -344,6 +367,88 @@ def compare_runs(runs: Sequence[Run]) -> dict[str, Any]:
     differ = {k: [c.get(k) for c in configs] for k in keys
               if len({json.dumps(c.get(k), sort_keys=True, default=str) for c in configs}) > 1 and k != "name"}
     return {"runs": [summarize(r).to_dict() for r in runs], "config_differences": differ}
+
+
+# ----------------------------------------------------------------------------- archive and delete
+
+
+def _removable(run: Run, root: str | Path | None, verb: str) -> Path:
+    """The runs/ folder that holds `run`, after checking it may be moved or deleted: a folder of this
+    workspace's runs/ (or its archive), not a link, not active or queued. ValueError naming why not."""
+    base = _runs_dir(root).resolve()
+    path = run.path
+    if path.is_symlink():
+        raise ValueError(f"cannot {verb} run {run.id}: {path} is a link; remove the link yourself")
+    if path.resolve().parent not in (base, base / ARCHIVE_DIR):
+        raise ValueError(f"cannot {verb} run folder {path}: only runs inside {base} are managed here")
+    state = run.status().get("status")
+    if state in (*ACTIVE_STATES, "queued"):
+        pid = run.raw_status().get("pid")
+        raise ValueError(f"cannot {verb} run {run.id}: it is {state}{f' (pid {pid})' if pid else ''}; "
+                         f"stop it first (python -m synface runs stop {run.id}) and wait until it has stopped")
+    return base
+
+
+def _move(run: Run, dest_dir: Path, what: str) -> Run:
+    dest = dest_dir / run.id
+    if dest.exists():
+        raise FileExistsError(f"cannot {what} run {run.id}: {dest} already exists")
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    os.rename(run.path, dest)  # same file system: atomic, readers see the run in one place or the other
+    return Run(dest)
+
+
+def archive_run(run: Run | str | Path, root: str | Path | None = None) -> Run:
+    """Move a finished, stopped or failed run into runs/_archive (hidden from lists and tables, kept)."""
+    run = run if isinstance(run, Run) else find_run(run, root)
+    base = _removable(run, root, "archive")
+    if run.path.resolve().parent == base / ARCHIVE_DIR:
+        return run
+    return _move(run, base / ARCHIVE_DIR, "archive")
+
+
+def unarchive_run(run: Run | str | Path, root: str | Path | None = None) -> Run:
+    """Move an archived run back into runs/ (listed and counted again)."""
+    run = run if isinstance(run, Run) else find_run(run, root)
+    base = _removable(run, root, "unarchive")
+    if run.path.resolve().parent == base:
+        return run
+    return _move(run, base, "unarchive")
+
+
+def delete_run(run: Run | str | Path, root: str | Path | None = None) -> Path:
+    """Delete one run folder (config, metrics, evaluations, checkpoints, log) and nothing else; returns its path.
+
+    Datasets are referenced by path from config.json and live elsewhere, so they stay. Refused (one
+    ValueError) for an active or queued run, a folder outside the workspace's runs/, a link, or a
+    folder that holds a dataset or a path its config trains or evaluates on. The folder is first
+    renamed into runs/_trash, so no reader (the run list, the study tables) ever sees half a run.
+    """
+    import shutil  # noqa: PLC0415
+
+    run = run if isinstance(run, Run) else find_run(run, root)
+    base = _removable(run, root, "delete")
+    inside = run.path.resolve()
+    for marker in _DATASET_MARKERS:
+        found = next((p for p in inside.rglob(marker) if not p.is_symlink()), None)
+        if found is not None:
+            raise ValueError(f"cannot delete run {run.id}: {found} marks a dataset inside the run folder; "
+                             f"move it out first (deleting a run never deletes a dataset)")
+    try:
+        cfg = run.config()
+    except (FileNotFoundError, DataError):
+        cfg = {}
+    used = [cfg.get("data"), cfg.get("real_root")]
+    used += [s.get("path") if isinstance(s, dict) else s for s in cfg.get("eval_sets") or []]
+    for ref in used:
+        if isinstance(ref, str) and ref and Path(ref).resolve().is_relative_to(inside):
+            raise ValueError(f"cannot delete run {run.id}: its config uses {ref}, which is inside the run "
+                             f"folder; move that data out first (deleting a run never deletes a dataset)")
+    trash = base / _TRASH_DIR / f"{run.id}.{os.getpid()}.{time.time_ns()}"
+    trash.parent.mkdir(exist_ok=True)
+    os.rename(run.path, trash)
+    shutil.rmtree(trash)  # rmtree removes links inside, never what they point at
+    return run.path
 
 
 # ----------------------------------------------------------------------------- launching and the queue

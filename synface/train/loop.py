@@ -55,6 +55,7 @@ from synface.train.ddp import (
 )
 from synface.train.heads import MarginHead
 from synface.train.mixup import domain_mix, psi_for_step
+from synface.eval.progress import EvalCost, EvalTicker, eval_rounds
 
 __all__ = ["train", "Trainee", "resolve_amp", "lr_factor", "build_optimizer", "load_checkpoint", "rng_state",
            "set_rng_state", "TrainingFailed"]
@@ -167,9 +168,9 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 class _Trainer:
     """State of one run on one rank; `train()` below is the public entry point."""
 
-    def __init__(self, cfg: TrainConfig, run: Run, ctx: DistContext, progress, stop_flag):
+    def __init__(self, cfg: TrainConfig, run: Run, ctx: DistContext, progress, stop_flag, eval_progress=None):
         self.cfg, self.run, self.ctx = cfg, run, ctx
-        self.progress, self.stop_flag = progress, stop_flag
+        self.progress, self.stop_flag, self.eval_progress = progress, stop_flag, eval_progress
         self.device = ctx.device
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
@@ -199,7 +200,10 @@ class _Trainer:
             pin_memory=self.device.type == "cuda", drop_last=True, persistent_workers=cfg.workers > 0,
             worker_init_fn=_worker_init, generator=torch.Generator().manual_seed(cfg.seed),
         )
-        self.eval_sets: list = []
+        self.eval_sets: list | None = None
+        self.eval_cost = EvalCost()
+        self.eval_seconds = 0.0  # spent evaluating in this process (kept out of the training rate)
+        self.step_s: float | None = None  # measured seconds per training step
         self.epoch_losses: list[float] = []
         self.last_eval: dict[str, Any] = {}
 
@@ -267,10 +271,14 @@ class _Trainer:
         if self.ctx.is_main:
             self.run.append_metric(record)
 
+    def shown_epoch(self) -> int:
+        """The epoch status.json shows: the one in progress (1-based), or the last completed at a boundary."""
+        return self.epoch + (1 if self.epoch_step else 0)
+
     def finish(self, status: str, message: str) -> None:
         self.metric({"type": "status", "status": status, "message": message, "time": time.time(),
-                     "epoch": self.epoch, "step": self.global_step})
-        self.status(status=status, message=message, epoch=self.epoch, step=self.global_step,
+                     "epoch": self.shown_epoch(), "step": self.global_step})
+        self.status(status=status, message=message, epoch=self.shown_epoch(), step=self.global_step,
                     progress=self.global_step / max(1, self.total_steps), eta_s=0 if status == "finished" else None,
                     finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
@@ -313,24 +321,52 @@ class _Trainer:
             local = local or self.run.stop_requested()
         return all_reduce_flag(local, self.ctx)
 
-    # -- evaluation (rank 0)
+    # -- evaluation (rank 0) and the ETA
+    def evalsets(self) -> list:
+        """The evaluation sets, loaded once (pairs only; images are decoded at the first evaluation)."""
+        if self.eval_sets is None:
+            from synface.eval.run_eval import EvalSet
+
+            self.eval_sets = [EvalSet.from_spec(s) for s in self.cfg.eval_sets]
+        return self.eval_sets
+
+    def eta(self, rounds: int, current: float = 0.0) -> float:
+        """Seconds left: the remaining steps at the measured step time, plus `rounds` evaluations of
+        every set (`current`: what is left of the evaluation under way)."""
+        train_s = (self.step_s or 0.0) * (self.total_steps - self.global_step)
+        if not self.cfg.eval_sets or not self.ctx.is_main:
+            return train_s + current
+        ips = self.cfg.batch_size / self.step_s if self.step_s else None
+        return train_s + current + self.eval_cost.seconds(self.evalsets(), self.size, rounds, ips)
+
     def evaluate(self) -> None:
         if not self.cfg.eval_sets:
             return
         if self.ctx.is_main:
-            from synface.eval.run_eval import EvalSet, eval_record, evaluate
+            from synface.eval.run_eval import eval_record, evaluate
 
-            if not self.eval_sets:
-                self.eval_sets = [EvalSet.from_spec(s) for s in self.cfg.eval_sets]
-            full = self.run.read_eval()
-            for es in self.eval_sets:
-                t0 = time.time()
-                result = evaluate(self.model.backbone, es, self.device, self.cfg.eval_batch_size)
-                rec = eval_record(es.name, result, epoch=self.epoch, step=self.global_step,
-                                  seconds=round(time.time() - t0, 2), time=time.time())
-                self.metric(rec)
-                self.last_eval[es.name] = {k: rec[k] for k in ("mean_accuracy", "std_accuracy", "tar_at_far")}
-                full[es.name] = {"epoch": self.epoch, "step": self.global_step, **result.to_dict()}
+            t_round = time.time()
+            sets, full = self.evalsets(), self.run.read_eval()
+            later = eval_rounds(self.epoch, self.cfg.epochs, self.cfg.eval_every)
+            ips = self.cfg.batch_size / self.step_s if self.step_s else None
+            try:
+                for k, es in enumerate(sets):
+                    after = self.eta(later) + self.eval_cost.seconds(sets[k + 1:], self.size, 1, ips, decoded=False)
+                    embed_guess = es.num_images * self.eval_cost.embed_rate(es.name, ips)
+                    ticker = EvalTicker(es.name, self.status, self.eval_cost, after, embed_guess, self.eval_progress)
+                    t0 = time.time()
+                    result = evaluate(self.model.backbone, es, self.device, self.cfg.eval_batch_size,
+                                      progress=ticker.embedding, decode_progress=ticker.decoding)
+                    rec = eval_record(es.name, result, epoch=self.epoch, step=self.global_step,
+                                      seconds=round(time.time() - t0, 2), images=es.num_images,
+                                      decode_seconds=round(ticker.seconds.get("decoding", 0.0), 3),
+                                      embed_seconds=round(ticker.seconds.get("embedding", 0.0), 3), time=time.time())
+                    self.metric(rec)
+                    self.last_eval[es.name] = {k: rec[k] for k in ("mean_accuracy", "std_accuracy", "tar_at_far")}
+                    full[es.name] = {"epoch": self.epoch, "step": self.global_step, **result.to_dict()}
+            finally:  # a failed evaluation leaves no stale stage behind
+                self.eval_seconds += time.time() - t_round
+                self.status(stage=None, stage_progress=None, eta_s=round(self.eta(later), 1))
             with atomic_path(self.run.eval_path) as tmp:
                 import json
 
@@ -349,7 +385,7 @@ class _Trainer:
             for batch in self.loader:
                 if self.stop_requested():
                     self.save()
-                    return "stopped", (f"stopped at epoch {self.epoch + 1} step {self.epoch_step}; "
+                    return "stopped", (f"stopped in epoch {self.shown_epoch()} at step {self.global_step}; "
                                        f"checkpoint saved, resume to continue")
                 value = self.step(batch)
                 self.epoch_step += 1
@@ -362,7 +398,8 @@ class _Trainer:
                 if self.global_step % cfg.log_every == 0 or self.epoch_step == self.steps_per_epoch:
                     now = time.time()
                     done = self.global_step - steps_at_start
-                    eta = (now - t_start) / max(1, done) * (self.total_steps - self.global_step)
+                    self.step_s = max(0.0, now - t_start - self.eval_seconds) / max(1, done)
+                    eta = self.eta(eval_rounds(self.epoch, cfg.epochs, cfg.eval_every))
                     self.metric({"type": "train", "step": self.global_step, "epoch": self.epoch + 1,
                                  "loss": float(np.mean(log_losses)), "lr": self.optimizer.param_groups[0]["lr"],
                                  "images_per_s": log_n / max(now - log_t, 1e-9), "time": now})
@@ -381,9 +418,12 @@ class _Trainer:
 def train(
     config: TrainConfig | dict, run_dir: str | Path, resume: bool = False,
     progress: Callable[[int, int], None] | None = None, stop_flag: Any = None, return_model: bool = False,
+    eval_progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) one run in `run_dir`; returns a summary dict with `status` and `message`.
 
+    progress(step, total_steps) follows training; eval_progress(label, done, total) each
+    evaluation's decoding and embedding (status.json gets the same as its `stage`).
     stop_flag: a callable returning True, or a threading.Event, polled between steps (as is
     the run's STOP file). Works unchanged under torchrun (see synface.train.ddp).
     return_model: also return the trained `Trainee` (backbone + head) under "model" (tests, notebooks).
@@ -408,9 +448,12 @@ def train(
             if not run.last_checkpoint.exists():
                 raise FileNotFoundError(f"nothing to resume: {run.last_checkpoint} does not exist")
             ckpt = load_checkpoint(run.last_checkpoint, "cpu", require=RESUME_KEYS)
-        trainer = _Trainer(cfg, run, ctx, progress, stop_flag)
+        trainer = _Trainer(cfg, run, ctx, progress, stop_flag, eval_progress)
         if resume:
             trainer.restore(run.last_checkpoint, ckpt)
+        if ctx.is_main and cfg.eval_sets:
+            trainer.evalsets()  # sizes for the ETA; a set that does not load fails the run now
+            trainer.eval_cost.seed(run.read_metrics("eval"))
         trainer.status(status="running", pid=os.getpid(), host=socket.gethostname(),
                        started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), message=trainer.data.description,
                        epoch=trainer.epoch, epochs=cfg.epochs, step=trainer.global_step,
