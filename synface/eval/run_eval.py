@@ -7,6 +7,7 @@ enough), so repeated evaluations during training cost only the forward passes.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -28,6 +29,8 @@ __all__ = ["load_pairs", "EvalSet", "evaluate", "load_checkpoint_model", "eval_r
 
 #: decoded sets up to this size stay in RAM between evaluations
 CACHE_LIMIT_BYTES = 1 << 30
+#: decoding reports progress every this many images
+DECODE_TICK = 64
 
 
 def _decode(pairs: VerificationPairs, i: int, side: int, size: int, center_crop: float | None) -> np.ndarray:
@@ -59,12 +62,42 @@ class EvalSet:
         name = get("name") or (path.stem if path.suffix else path.name)
         return cls(name, load_pairs(path, get("pairs"), get("folds")), get("center_crop"))
 
-    def images(self, size: int) -> Callable[[int, int], torch.Tensor]:
-        """load_batch(start, stop) for embed_pairs: image j is side j % 2 of pair j // 2."""
-        n = 2 * len(self.pairs)
+    @property
+    def num_images(self) -> int:
+        return 2 * len(self.pairs)
+
+    def cacheable(self, size: int) -> bool:
+        """True when the decoded set fits under CACHE_LIMIT_BYTES (decoded once, kept in RAM)."""
+        return self.num_images * 3 * size * size <= CACHE_LIMIT_BYTES
+
+    def is_cached(self, size: int) -> bool:
+        return size in self._cache
+
+    def decode_seconds(self, size: int, sample: int = 4) -> float:
+        """Seconds per image to decode, timed on the first `sample` images (for an ETA)."""
+        n = min(sample, self.num_images)
+        if n == 0:
+            return 0.0
+        t0 = time.perf_counter()
+        for j in range(n):
+            _decode(self.pairs, j // 2, j % 2, size, self.center_crop)
+        return (time.perf_counter() - t0) / n
+
+    def _decode_all(self, size: int, progress: Callable[[int, int], None] | None) -> np.ndarray:
+        n = self.num_images
+        out = np.empty((n, size, size, 3), np.uint8)
+        for j in range(n):
+            out[j] = _decode(self.pairs, j // 2, j % 2, size, self.center_crop)
+            if progress is not None and ((j + 1) % DECODE_TICK == 0 or j + 1 == n):
+                progress(j + 1, n)
+        return out
+
+    def images(self, size: int, progress: Callable[[int, int], None] | None = None) -> Callable[[int, int], torch.Tensor]:
+        """load_batch(start, stop) for embed_pairs: image j is side j % 2 of pair j // 2. A set
+        that fits in RAM is decoded here, once per size, reporting (done, total) to `progress`."""
         cached = self._cache.get(size)
-        if cached is None and n * 3 * size * size <= CACHE_LIMIT_BYTES:
-            cached = np.stack([_decode(self.pairs, j // 2, j % 2, size, self.center_crop) for j in range(n)])
+        if cached is None and self.cacheable(size):
+            cached = self._decode_all(size, progress)
             self._cache[size] = cached
 
         def load_batch(start: int, stop: int) -> torch.Tensor:
@@ -80,11 +113,22 @@ class EvalSet:
 def evaluate(
     model: torch.nn.Module, evalset: EvalSet, device: str | torch.device = "cpu", batch_size: int = 128,
     far_target: float = 1e-3, progress: Callable[[int, int], None] | None = None,
+    decode_progress: Callable[[int, int], None] | None = None,
 ) -> VerificationResult:
-    """k-fold accuracy, TAR@FAR and ROC of `model` (flip-summed embeddings) on one set."""
+    """k-fold accuracy, TAR@FAR and ROC of `model` (flip-summed embeddings) on one set.
+
+    `progress(done, total)` counts embedded images and `decode_progress` decoded ones (a set's
+    first evaluation at this resolution). Given `progress` alone, it counts both phases as one
+    (total = twice the images while the set still has to be decoded), so a bar never stalls.
+    """
     size = int(getattr(model, "input_size", 112))
-    emb_a, emb_b = embed_pairs(model, evalset.images(size), len(evalset.pairs), batch_size=batch_size,
-                               device=device, progress=progress)
+    if progress is not None and decode_progress is None and evalset.cacheable(size) and not evalset.is_cached(size):
+        report = progress
+        decode_progress = lambda done, total: report(done, 2 * total)  # noqa: E731
+        progress = lambda done, total: report(total + done, 2 * total)  # noqa: E731
+    load = evalset.images(size, decode_progress)
+    emb_a, emb_b = embed_pairs(model, load, len(evalset.pairs), batch_size=batch_size, device=device,
+                               progress=progress)
     return kfold_verification(pair_scores(emb_a, emb_b), evalset.pairs.issame, evalset.pairs.folds, far_target)
 
 
