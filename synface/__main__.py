@@ -13,7 +13,7 @@ import importlib
 import sys
 
 # Each verb lives in synface/cli/<module>.py and registers itself.
-VERB_MODULES = ("bench", "align", "face_model", "generate", "export", "train", "eval", "runs", "reproduce")
+VERB_MODULES = ("bench", "align", "face_model", "generate", "export", "real", "train", "eval", "runs", "reproduce")
 
 
 class OneLineParser(argparse.ArgumentParser):

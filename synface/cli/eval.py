@@ -1,4 +1,12 @@
-"""`python -m synface eval`: verification accuracy of a training checkpoint on LFW or a .bin set."""
+"""`python -m synface eval`: verification accuracy of a checkpoint or a run on LFW, .bin or registered sets.
+
+    python -m synface eval --run RUN                       # every registered verification set, into the run
+    python -m synface eval --run RUN --sets cfp_fp,agedb_30
+    python -m synface eval --checkpoint last.pt --bin cfp_fp.bin
+
+Every set is checked before anything is scored: it must be scorable, and it must not test people
+the checkpoint trained on unless `--allow-overlap` accepts that (the result records it).
+"""
 
 from __future__ import annotations
 
@@ -6,39 +14,41 @@ import argparse
 import csv
 import json
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 from synface.cli.common import print_json, tqdm_progress
 
+OVERRIDE_HINT = "pass --allow-overlap (the result records it)"
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("eval", help="k-fold verification accuracy and TAR@FAR of a checkpoint")
-    p.add_argument("--checkpoint", required=True, help="a checkpoints/*.pt file of a training run")
-    src = p.add_mutually_exclusive_group(required=True)
+    p = subparsers.add_parser("eval", help="k-fold verification accuracy and TAR@FAR of a checkpoint or a run")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", help="a checkpoints/*.pt file of a training run")
+    which.add_argument("--run", metavar="RUN", help="a run (id or folder): its last checkpoint, results into its eval.json")
+    src = p.add_mutually_exclusive_group()
     src.add_argument("--lfw", metavar="DIR", help="LFW-layout folder (images/<Name>/..., pairs.txt)")
     src.add_argument("--bin", metavar="FILE", help="insightface verification .bin (10 contiguous folds)")
+    src.add_argument("--sets", metavar="NAMES", help="registered verification sets, comma-separated, or 'all' "
+                     "(the default without --lfw/--bin)")
     p.add_argument("--pairs", metavar="FILE", help="pairs file for --lfw (default DIR/pairs.txt)")
-    p.add_argument("--folds", type=int, nargs="+", metavar="K", help="0-based folds to score (default: all)")
+    p.add_argument("--folds", type=int, nargs="+", metavar="K", help="0-based folds of --lfw/--bin to score (default: all)")
     p.add_argument("--center-crop", type=float, default=None,
                    help="keep this central fraction of each image before resizing (e.g. 0.6 for 250x250 LFW)")
     p.add_argument("--far", type=float, default=1e-3, help="FAR target of the TAR figure")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--out", metavar="FILE", help="write the full result (JSON) and its ROC as FILE's .roc.csv")
+    p.add_argument("--allow-overlap", action="store_true",
+                   help="score sets that share people with the checkpoint's training data (recorded)")
+    p.add_argument("--root", metavar="DIR", help="workspace root (default $SYNFACE_HOME or ./workspace)")
+    p.add_argument("--out", metavar="FILE", help="one set: write the full result (JSON) and its ROC as FILE's .roc.csv")
     p.add_argument("--json", action="store_true", help="print one JSON line instead of the text summary")
     p.set_defaults(func=run_eval)
 
 
-def run_eval(args: argparse.Namespace) -> int:
-    from synface.base.device import resolve_device
-    from synface.base.files import naming
-    from synface.eval.run_eval import (
-        EvalSet,
-        evaluate,
-        load_checkpoint_model,
-        load_pairs,
-    )
-
+def _check_options(args: argparse.Namespace) -> None:
     if args.folds is not None and len(set(args.folds)) < 2:
         raise ValueError("--folds needs at least 2 folds (each threshold is chosen on the others)")
     if args.folds is not None and min(args.folds) < 0:
@@ -51,37 +61,117 @@ def run_eval(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch must be a positive integer, got {args.batch}")
     if args.out and Path(args.out).is_dir():
         raise ValueError(f"--out {args.out} is a folder; give a file path for the JSON result")
+    if args.pairs and not args.lfw:
+        raise ValueError("--pairs goes with --lfw")
+    if args.folds is not None and not (args.lfw or args.bin):
+        raise ValueError("--folds goes with --lfw or --bin (a registered set scores its own test folds)")
+
+
+def _run_checkpoint(args: argparse.Namespace):
+    """(run or None, checkpoint path): a run must have finished or stopped, and have a checkpoint."""
+    if not args.run:
+        return None, Path(args.checkpoint)
+    from synface.runs.registry import ACTIVE_STATES, find_run
+
+    run = find_run(args.run, args.root)
+    state = run.status().get("status")
+    if state in (*ACTIVE_STATES, "queued"):
+        raise ValueError(f"run {run.id} is {state}; score it when it has finished or stopped (or give --checkpoint)")
+    if not run.last_checkpoint.is_file():
+        raise ValueError(f"run {run.id} has no checkpoint yet ({run.last_checkpoint})")
+    return run, run.last_checkpoint
+
+
+def _specs(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The sets to score: --lfw / --bin, or registered verification sets."""
+    from synface.data.realsets import eval_specs
+
+    if args.lfw or args.bin:
+        path = Path(args.lfw or args.bin)
+        return [{"path": str(path), "name": path.stem if args.bin else path.name, "pairs": args.pairs,
+                 "folds": args.folds, "center_crop": args.center_crop}]
+    names = [n.strip() for n in (args.sets or "all").split(",") if n.strip()]
+    specs = eval_specs(None if names == ["all"] else names, args.root, args.center_crop)
+    if not specs:
+        raise ValueError("no verification sets are registered: register one with `python -m synface real add FILE` "
+                         "or give --lfw / --bin")
+    return specs
+
+
+def _store(run, name: str, result, checkpoint: Path, overlap: str | None) -> None:
+    """The result in the run's eval.json (full, with the ROC) and metrics.jsonl (compact)."""
+    from synface.base.files import write_json
+    from synface.eval.run_eval import eval_record
+
+    status = run.status()
+    where = {"epoch": int(status.get("epoch") or 0), "step": int(status.get("step") or 0)}
+    extra = {"scored_by": "eval", "checkpoint": str(checkpoint), **({"identity_overlap": overlap} if overlap else {})}
+    full = run.read_eval()
+    full[name] = {**where, **extra, **result.to_dict()}
+    write_json(run.eval_path, full)
+    run.append_metric(eval_record(name, result, **where, **extra, time=time.time()))
+
+
+def _write_out(out: Path, summary: dict, result) -> None:
+    from synface.base.files import naming
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with naming(out):  # a full disk names the file
+        out.write_text(json.dumps({**summary, **result.to_dict(roc_points=None)}, indent=1) + "\n")
+    with naming(out.with_suffix(".roc.csv")), open(out.with_suffix(".roc.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["fpr", "tpr", "threshold"])
+        w.writerows(zip(result.fpr.tolist(), result.tpr.tolist(), result.roc_thresholds.tolist()))
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from synface.base.device import resolve_device
+    from synface.data.identity_overlap import check_launch
+    from synface.eval.run_eval import EvalSet, evaluate, load_checkpoint_model, load_pairs
+
+    _check_options(args)
+    run, checkpoint = _run_checkpoint(args)
+    specs = _specs(args)
+    if args.out and len(specs) != 1:
+        raise ValueError(f"--out takes one set; {len(specs)} are scored (with --run the results go into the run)")
     device = str(resolve_device(args.device))
-    model, cfg = load_checkpoint_model(args.checkpoint, device)
-    path = Path(args.lfw or args.bin)
-    pairs = load_pairs(path, args.pairs, args.folds)
-    evalset = EvalSet(path.stem if args.bin else path.name, pairs, args.center_crop)
-    update, close = tqdm_progress(f"eval {evalset.name}", 2 * len(pairs), unit="img")
-    try:
-        result = evaluate(model, evalset, device, args.batch, args.far, progress=update)
-    finally:
-        close()
-    summary = {
-        "set": evalset.name, "checkpoint": str(args.checkpoint), "backbone": cfg.get("backbone"),
-        "pairs": len(pairs), "folds": len(result.fold_accuracies),
-        "mean_accuracy": result.mean_accuracy, "std_accuracy": result.std_accuracy,
-        "far_target": result.far_target, "tar_at_far": result.tar_at_far, "auc": result.auc,
-    }
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with naming(out):  # a full disk names the file
-            out.write_text(json.dumps({**summary, **result.to_dict(roc_points=None)}, indent=1) + "\n")
-        with naming(out.with_suffix(".roc.csv")), open(out.with_suffix(".roc.csv"), "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["fpr", "tpr", "threshold"])
-            w.writerows(zip(result.fpr.tolist(), result.tpr.tolist(), result.roc_thresholds.tolist()))
-    if args.json:
-        print_json(summary)
-    else:
-        print(f"{evalset.name}: {100 * result.mean_accuracy:.2f} +- {100 * result.std_accuracy:.2f} % "
-              f"({summary['folds']} folds, {len(pairs)} pairs); TAR@FAR={args.far:g}: "
-              f"{100 * result.tar_at_far:.2f} %; AUC {result.auc:.4f}")
+    model, cfg = load_checkpoint_model(checkpoint, device)
+    report = check_launch({**cfg, "eval_sets": specs, "allow_overlap": args.allow_overlap}, args.root, OVERRIDE_HINT)
+    if report.overlapping:
+        print(f"warning: {report.summary()}", file=sys.stderr)
+    for note in report.notes():
+        print(f"note: {note}", file=sys.stderr)
+    overlap = {s.label: s.describe() for s in report.overlapping}
+    summaries = []
+    for spec in specs:
+        pairs = load_pairs(spec["path"], spec.get("pairs"), spec.get("folds"))
+        evalset = EvalSet(spec["name"], pairs, spec.get("center_crop"))
+        update, close = tqdm_progress(f"eval {evalset.name}", 2 * len(pairs), unit="img")
+        try:
+            result = evaluate(model, evalset, device, args.batch, args.far, progress=update)
+        finally:
+            close()
+        summary = {
+            "set": evalset.name, "checkpoint": str(checkpoint), "backbone": cfg.get("backbone"),
+            "pairs": len(pairs), "folds": len(result.fold_accuracies),
+            "mean_accuracy": result.mean_accuracy, "std_accuracy": result.std_accuracy,
+            "far_target": result.far_target, "tar_at_far": result.tar_at_far, "auc": result.auc,
+            **({"identity_overlap": overlap[evalset.name]} if evalset.name in overlap else {}),
+        }
+        summaries.append(summary)
+        if run is not None:
+            _store(run, evalset.name, result, checkpoint, overlap.get(evalset.name))
         if args.out:
-            print(f"wrote {args.out} and {Path(args.out).with_suffix('.roc.csv')}", file=sys.stderr)
+            _write_out(Path(args.out), summary, result)
+        if not args.json:
+            print(f"{evalset.name}: {100 * result.mean_accuracy:.2f} +- {100 * result.std_accuracy:.2f} % "
+                  f"({summary['folds']} folds, {len(pairs)} pairs); TAR@FAR={args.far:g}: "
+                  f"{100 * result.tar_at_far:.2f} %; AUC {result.auc:.4f}")
+    if args.json:
+        single = bool(args.lfw or args.bin)
+        print_json(summaries[0] if single else {"run": run.id if run else None, "results": summaries})
+    if args.out:
+        print(f"wrote {args.out} and {Path(args.out).with_suffix('.roc.csv')}", file=sys.stderr)
+    if run is not None:
+        print(f"stored in {run.eval_path}", file=sys.stderr)
     return 0

@@ -3,7 +3,11 @@
     python -m synface train --preset cpu-quick --set data=workspace/datasets/syn_1k
     python -m synface train --config paper.yaml --name im_dm
     python -m synface train --resume 20250101-120000-im_dm
+    python -m synface train --preset cpu-quick --set data=... --real lfw --eval all   # registered sets
     torchrun --nproc_per_node=8 -m synface train --config paper.yaml --run-dir runs/x
+
+Before a new run's folder is made, every evaluation set must be scorable and none may test people
+the run trains on, unless `--allow-overlap` accepts it (the run records that it did).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import sys
 from synface.cli.common import print_json, tqdm_progress
 
 _FRESH = ("created", "queued", "starting")
+OVERRIDE_HINT = "pass --allow-overlap (the run records it)"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,14 +32,60 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="short run name (part of the run id)")
     p.add_argument("--run-dir", metavar="DIR", help="use this folder instead of <root>/runs/<id>")
     p.add_argument("--resume", metavar="RUN", help="continue a run (folder or id) from checkpoints/last.pt")
+    p.add_argument("--real", metavar="NAME", help="train also on this registered real set (`real list`): its "
+                   "training people, e.g. an LFW copy's training folds")
+    p.add_argument("--eval", action="append", default=[], metavar="NAMES",
+                   help="evaluate on these registered verification sets (comma-separated; 'all': every one); repeatable")
+    p.add_argument("--allow-overlap", action="store_true",
+                   help="accept evaluation sets that share people with the training data (recorded in the run)")
     p.add_argument("--root", metavar="DIR", help="workspace root (default $SYNFACE_HOME or ./workspace)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     p.add_argument("--json", action="store_true", help="print the final summary as one JSON line")
     p.set_defaults(func=run_train)
 
 
+def _registered(args: argparse.Namespace, overrides: dict) -> None:
+    """--real and --allow-overlap as config overrides."""
+    from synface.data.realsets import get_real_set
+
+    if args.allow_overlap:
+        overrides["allow_overlap"] = True
+    if args.real:
+        entry = get_real_set(args.real, args.root)
+        if entry.train_root is None:
+            raise ValueError(f"real set {args.real!r} has no training people ({entry.describe()})")
+        overrides["real_root"] = entry.train_root
+
+
+def _with_evals(cfg, names: list[str], root):
+    """The config with the registered verification sets `names` added to its eval_sets."""
+    from synface.data.realsets import eval_specs
+    from synface.train.config import config_from_dict
+
+    wanted = [n.strip() for arg in names for n in arg.split(",") if n.strip()]
+    if not wanted:
+        return cfg
+    specs = eval_specs(None if "all" in wanted else wanted, root)
+    if not specs:
+        raise ValueError("--eval all: no verification sets are registered (python -m synface real add FILE)")
+    values = cfg.to_dict()
+    have = {s.label for s in cfg.eval_sets}
+    values["eval_sets"] = values["eval_sets"] + [s for s in specs if s["name"] not in have]
+    return config_from_dict(values)
+
+
+def _report_check(report) -> None:
+    """An accepted overlap and whatever could not be checked, on stderr."""
+    if report.overlapping:
+        print(f"warning: {report.summary()}", file=sys.stderr)
+    for note in report.notes():
+        print(f"note: {note}", file=sys.stderr)
+
+
 def _prepare(args: argparse.Namespace, ctx):
-    """(config, run, resume) on every rank; rank 0 creates the folder and shares its path."""
+    """(config, run, resume) on every rank; rank 0 creates the folder and shares its path. A new
+    run is checked first (on every rank, so all of them stop on a refusal)."""
+    from synface.runs.queue import launch_check, record_check
     from synface.runs.registry import Run, create_run, find_run
     from synface.train.config import load_config, parse_overrides
     from synface.train.ddp import broadcast_object
@@ -43,23 +94,30 @@ def _prepare(args: argparse.Namespace, ctx):
     if args.name:
         overrides["name"] = args.name
     if args.resume:
+        if args.real or args.eval or args.allow_overlap:
+            raise ValueError("--real, --eval and --allow-overlap shape a new run; a resumed run keeps its config")
         run = find_run(args.resume, args.root)
         cfg = load_config(run.config_path, overrides)
         cfg.check_paths()
         return cfg, run, True
     if not args.config and not args.preset:
         raise ValueError("give --config FILE or --preset NAME (or --resume RUN)")
-    cfg = load_config(args.config, overrides, preset=args.preset)
+    _registered(args, overrides)
+    cfg = _with_evals(load_config(args.config, overrides, preset=args.preset), args.eval, args.root)
     cfg.check_paths()
+    existing = Run(args.run_dir) if args.run_dir else None
+    prepared = existing is not None and existing.config_path.exists() and not existing.last_checkpoint.exists() \
+        and existing.raw_status().get("status") in _FRESH  # by synface.runs.launch, which has checked it
+    report = None if prepared else launch_check(cfg, args.root, OVERRIDE_HINT)
     path = None
     if ctx.is_main:
-        existing = Run(args.run_dir) if args.run_dir else None
-        if existing is not None and existing.config_path.exists() and existing.raw_status().get("status") in _FRESH \
-                and not existing.last_checkpoint.exists():
+        if prepared:
             run = existing  # prepared by synface.runs.launch: train into it
             run.write_config(cfg.to_dict())
         else:
             run = create_run(cfg, name=cfg.name, root=args.root, run_dir=args.run_dir)
+            record_check(run, report)
+            _report_check(report)
         path = str(run.path)
     path = broadcast_object(path, ctx)
     return cfg, Run(path), False
@@ -85,14 +143,22 @@ def run_train(args: argparse.Namespace) -> int:
     cfg, run, resume = _prepare(args, ctx)
     if ctx.is_main:
         print(run.path, flush=True)
-    update = close = None
+    update = close = eval_update = None
+    bars: dict[str, tuple] = {}  # evaluation bars, one per set and phase, below the training bar
     if ctx.is_main and not args.no_progress:
         update, close = tqdm_progress(f"train {run.id}", None, unit="step")
+
+        def eval_update(label: str, done: int, total: int) -> None:
+            if label not in bars:
+                bars[label] = tqdm_progress(label, total, unit="img")
+            bars[label][0](done, total)
     try:
-        result = train(cfg, run.path, resume=resume, progress=update)
+        result = train(cfg, run.path, resume=resume, progress=update, eval_progress=eval_update)
     finally:
         if close is not None:
             close()
+        for _, close_bar in bars.values():
+            close_bar()
         if ctx.is_main and run.path.parent.name == "runs":
             _start_queued(run_queue, run.path.parent.parent)
         shutdown(ctx)

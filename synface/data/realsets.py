@@ -109,6 +109,8 @@ class RealSet:
 
     def describe(self) -> str:
         """One line for lists: format, counts, and for LFW which folds train and which test."""
+        if self.format == "bin":
+            return f"{self.name}: {FORMATS[self.format]}, {self.pairs:,} pairs ({self.source})"
         text = f"{self.name}: {FORMATS[self.format]}, {self.identities:,} identities, {self.images:,} images"
         if self.pairs:
             text += f", {self.pairs:,} pairs"
@@ -171,7 +173,10 @@ def _counts(path: Path, fmt: str) -> dict[str, Any]:
     if fmt == "bin":
         from synface.data.verification_bin import read_bin
 
-        pairs = read_bin(path)
+        try:
+            pairs = read_bin(path)
+        except DataError as exc:
+            raise DataError(f"not an insightface verification .bin: {exc.message}", path=path) from None
         return {"pairs": len(pairs), "images": 2 * len(pairs)}
     if fmt == "recordio":
         from synface.data.recordio import RecordReader
@@ -206,19 +211,19 @@ def lfw_fold_count(path: str | Path) -> int | None:
 
 
 def parse_train_folds(text: str, folds: int) -> list[int]:
-    """'1,2,3' (1-based, as people.txt counts), 'all' or 'none' -> sorted 0-based folds."""
+    """'1,2,3' or '1-3' (1-based, as people.txt counts), 'all' or 'none' -> sorted 0-based folds."""
     raw = str(text).strip().lower()
     if raw == "all":
         return list(range(folds))
     if raw == "none":
         return []
-    chosen = set()
+    chosen: set[int] = set()
     for item in raw.split(","):
-        item = item.strip()
-        if not item.isdigit() or not 1 <= int(item) <= folds:
-            raise DataError(f"training folds {text!r}: each must be a fold number 1..{folds} (or 'all', 'none'), "
-                            f"got {item!r}")
-        chosen.add(int(item) - 1)
+        ends = [e.strip() for e in item.split("-")]
+        if len(ends) > 2 or not all(e.isdigit() and 1 <= int(e) <= folds for e in ends) or int(ends[0]) > int(ends[-1]):
+            raise DataError(f"training folds {text!r}: each must be a fold number 1..{folds} or a range such as 1-3 "
+                            f"(or 'all', 'none'), got {item.strip()!r}")
+        chosen.update(range(int(ends[0]) - 1, int(ends[-1])))
     return sorted(chosen)
 
 
