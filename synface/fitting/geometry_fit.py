@@ -39,10 +39,29 @@ class GeometryFit:
     error: np.ndarray
 
 
-def _weights() -> torch.Tensor:
-    w = torch.ones(68, dtype=torch.float64)
-    w[:17] = CONTOUR_WEIGHT
-    return w
+@dataclass(frozen=True)
+class LandmarkScheme:
+    """A landmark set the fit can use: how many points, which follow the silhouette (they count
+    less and are left out of the error), and the two eyes' points (the error's unit)."""
+
+    name: str
+    count: int
+    contour: tuple[int, ...]
+    eye_a: tuple[int, ...]
+    eye_b: tuple[int, ...]
+
+    def weights(self) -> torch.Tensor:
+        w = torch.ones(self.count, dtype=torch.float64)
+        w[list(self.contour)] = CONTOUR_WEIGHT
+        return w
+
+    def inner(self) -> list[int]:
+        contour = set(self.contour)
+        return [i for i in range(self.count) if i not in contour]
+
+
+#: dlib's 68 points: the jaw contour is points 0-16, the eyes 36-41 and 42-47
+DLIB68 = LandmarkScheme("dlib68", 68, tuple(range(17)), tuple(range(36, 42)), tuple(range(42, 48)))
 
 
 def differentiable_rotations(pose: torch.Tensor) -> torch.Tensor:
@@ -65,23 +84,26 @@ def project_points(points: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
 
 
 def fit_geometry(targets: np.ndarray, mean: torch.Tensor, shape_basis: torch.Tensor, expr_basis: torch.Tensor,
-                 expr_low: torch.Tensor, expr_high: torch.Tensor, steps: int = STEPS) -> GeometryFit:
-    """MAP fit of (N,68,2) photo landmarks (continuous pixel coordinates) with the landmark bases
-    of `synface.fitting.landmarks.landmark_basis`."""
+                 expr_low: torch.Tensor, expr_high: torch.Tensor, steps: int = STEPS,
+                 scheme: LandmarkScheme = DLIB68) -> GeometryFit:
+    """MAP fit of (N,P,2) photo landmarks (continuous pixel coordinates) of `scheme` with the
+    landmark bases of `synface.fitting.landmarks.landmark_basis`."""
     y = torch.as_tensor(targets, dtype=torch.float64)
-    N = len(y)
-    iod = (y[:, 36:42].mean(1) - y[:, 42:48].mean(1)).norm(dim=1).clamp_min(1.0)
+    N, P = len(y), scheme.count
+    if y.ndim != 3 or y.shape[1:] != (P, 2):
+        raise ValueError(f"landmarks of shape {tuple(y.shape)}; {scheme.name} needs (N, {P}, 2)")
+    iod = (y[:, list(scheme.eye_a)].mean(1) - y[:, list(scheme.eye_b)].mean(1)).norm(dim=1).clamp_min(1.0)
     S, E = len(shape_basis), len(expr_basis)
     pose = torch.zeros(N, 3, dtype=torch.float64, requires_grad=True)
     shape = torch.zeros(N, S, dtype=torch.float64, requires_grad=True)
     expr = torch.zeros(N, E, dtype=torch.float64, requires_grad=True)
     low, high = expr_low.double(), expr_high.double()
-    w = _weights()
+    w = scheme.weights()
     sb, eb = shape_basis.reshape(S, -1), expr_basis.reshape(E, -1)
     opt = torch.optim.Adam([pose, shape, expr], lr=LEARNING_RATE)
 
     def residual() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        pts = (mean.reshape(1, -1) + shape @ sb + expr @ eb).view(N, 68, 3)
+        pts = (mean.reshape(1, -1) + shape @ sb + expr @ eb).view(N, P, 3)
         xy = project_points(pts, pose)
         A, t = fit_similarity(xy, y)
         pred = xy @ A.transpose(1, 2) + t.unsqueeze(1)
@@ -100,6 +122,6 @@ def fit_geometry(targets: np.ndarray, mean: torch.Tensor, shape_basis: torch.Ten
             pose[:, 0].clamp_(-1.4, 1.4)
     with torch.no_grad():
         r, A, t = residual()
-        error = (r[:, 17:].norm(dim=-1) ** 2).mean(1).sqrt()  # inner points: the contour is not a vertex
+        error = (r[:, scheme.inner()].norm(dim=-1) ** 2).mean(1).sqrt()  # the contour is not a vertex
     return GeometryFit(pose.detach().numpy(), shape.detach().numpy(), expr.detach().numpy(),
                        A.numpy(), t.numpy(), error.numpy())

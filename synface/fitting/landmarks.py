@@ -9,6 +9,8 @@ over all renders (least squares), so a fit to a photo compares like with like.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 
@@ -30,39 +32,58 @@ def photo_landmarks(image: np.ndarray) -> np.ndarray | None:
     return landmarks68(image, pick_face(rects, w, h))
 
 
-def calibrate_landmark_vertices(generator, renders: int = CALIBRATION_RENDERS, seed: int = 5) -> tuple[np.ndarray, float]:
-    """(68,) vertex ids of the 68 dlib points on `generator`'s head, and the median distance
-    (output pixels at 112x112) between a detected point and its vertex over the renders."""
+#: a landmark detector on an RGB view: (P,2) continuous pixel coordinates, or None (no face)
+PointsOf = Callable[[np.ndarray], "np.ndarray | None"]
+
+
+def dlib_points(view: np.ndarray) -> np.ndarray | None:
+    """dlib's 68 points of the one face HOG finds in `view` (continuous coordinates), else None."""
+    rects = detect_faces(view, upsample=0)
+    if len(rects) != 1:
+        return None
+    return landmarks68(view, rects[0]) + 0.5  # pixel index -> continuous coordinate
+
+
+def render_points(image: np.ndarray, points_of: PointsOf = dlib_points) -> np.ndarray | None:
+    """A detector's points on a render, in the render's continuous pixel coordinates: the render
+    is shown as a photo would be (`detector_view`: 2x, with a margin) and mapped back."""
+    view = detector_view(image, upscale=2, margin=0.25)
+    found = points_of(view)
+    if found is None:
+        return None
+    pad = (view.shape[0] - 2 * image.shape[0]) // 2
+    return (found - pad) / 2.0
+
+
+def calibrate_landmark_vertices(generator, renders: int = CALIBRATION_RENDERS, seed: int = 5,
+                                points_of: PointsOf = dlib_points, count: int = 68) -> tuple[np.ndarray, float]:
+    """(count,) vertex ids of a detector's points (dlib's 68 by default) on `generator`'s head, and
+    the median distance (output pixels at 112x112) between a detected point and its vertex."""
     coeffs = generator.neutral(generator.sample(renders, seed))
     images = generator.render(coeffs).images.cpu().numpy()
     verts = generator.model.geometry(coeffs.shape, coeffs.expr)
     pixels = generator.frontal_pixels(verts).cpu().numpy().astype(np.float64)
     front = generator.model.vertex_normals(verts)[..., 2].cpu().numpy() > FRONT_NORMAL_Z
-    size = generator.image_size
-    sq = np.zeros((68, pixels.shape[1]))
-    used = 0
+    sq = np.zeros((count, pixels.shape[1]))
     found_points = []
     for i, image in enumerate(images):
-        view = detector_view(image, upscale=2, margin=0.25)
-        rects = detect_faces(view, upsample=0)
-        if len(rects) != 1:
+        points = render_points(image, points_of)
+        if points is None:
             continue
-        pad = (view.shape[0] - 2 * size) // 2
-        points = (landmarks68(view, rects[0]) - pad) / 2.0 - 0.25  # pixel index -> crop coordinates
-        d = ((pixels[i][None, :, :] - (points[:, None, :] + 0.5)) ** 2).sum(-1)
+        d = ((pixels[i][None, :, :] - points[:, None, :]) ** 2).sum(-1)
         d[:, ~front[i]] = 1e6
         sq += d
-        used += 1
         found_points.append(d)
-    if used < renders // 2:
-        raise RuntimeError(f"dlib found the face in only {used} of {renders} calibration renders")
+    if len(found_points) < renders // 2:
+        raise RuntimeError(f"the landmark detector found the face in only {len(found_points)} of {renders} "
+                           "calibration renders")
     ids = sq.argmin(1)
-    residual = np.sqrt(np.stack([d[np.arange(68), ids] for d in found_points]))
+    residual = np.sqrt(np.stack([d[np.arange(count), ids] for d in found_points]))
     return ids.astype(np.int64), float(np.median(residual))
 
 
 def landmark_basis(model, vertex_ids: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(68,3) mean, (S,68,3) shape and (E,68,3) expression bases of a linear model at the landmark
+    """(P,3) mean, (S,P,3) shape and (E,P,3) expression bases of a linear model at the landmark
     vertices, read through its public geometry (unit coefficient vectors), in float64."""
     layout = model.layout
     S, E = layout.shape, layout.expr
