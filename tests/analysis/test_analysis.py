@@ -153,9 +153,10 @@ def test_tables_from_fake_runs(tmp_path):
     assert tables.table2(tmp_path, scale="paper").empty
     md = tables.to_markdown(t2)
     assert "| ids | samples | no IM | IM | seeds | IM gain |" in md and "72.00 ± 1.41" in md
+    from synface.analysis.verdicts import table_verdicts
     from synface.studies.report import trend_lines
 
-    assert any("holds" in s for s in trend_lines("table1", t1))
+    assert any("holds" in s for s in trend_lines("table1", t1, table_verdicts("table1", tmp_path)))
 
 
 # ----------------------------------------------------------------------------- pages
