@@ -303,23 +303,52 @@ def browse_section() -> None:
 # ----------------------------------------------------------------------------- real sets
 
 
+def lfw_fold_picker(path: str) -> list[int] | None:
+    """An LFW copy with people.txt: which folds train (0-based; [] a test set only). None otherwise."""
+    from synface.data.realsets import lfw_fold_count
+
+    folds = lfw_fold_count(path)
+    if folds is None:
+        st.caption("No people.txt: every identity of the folder trains, and a run that also scores its pairs "
+                   "is refused at launch.")
+        return None
+    options = list(range(1, folds + 1))
+    if not set(st.session_state.get("ds.real_train_folds") or []) <= set(options):
+        st.session_state["ds.real_train_folds"] = []
+    chosen = st.multiselect(f"people.txt folds for training (of {folds})", options, key="ds.real_train_folds",
+                            persist_state="session",
+                            help="Their people train; the pairs of the other folds test, identity-disjoint.")
+    rest = [f for f in options if f not in chosen]
+    if not chosen:
+        st.caption("No fold chosen: a test set only (every pairs fold scores).")
+    elif not rest:
+        st.caption("Every fold trains: the set has no test pairs left.")
+    else:
+        st.caption(f"Folds {', '.join(map(str, chosen))} train; the pairs of folds {', '.join(map(str, rest))} test.")
+    return [f - 1 for f in chosen]
+
+
 def real_section() -> None:
     import pandas as pd
 
     from synface.data.realsets import FORMATS, default_set_name, detect_format, list_real_sets, register_real_set
 
     st.subheader("Real sets")
-    st.caption("A folder (<identity>/<image>, or an LFW copy with pairs.txt), an insightface .bin, "
-               "or a RecordIO train.rec. Image folders are aligned to the ArcFace template into the workspace.")
+    st.caption("A folder (<identity>/<image>, or an LFW copy with pairs.txt), an insightface .bin (CFP-FP, AgeDB-30, "
+               "CALFW, CPLFW, ...), or a RecordIO train.rec. Image folders are aligned to the ArcFace template into the "
+               "workspace. Every .bin and every LFW copy with test pairs is offered to each run on the Train page.")
     c1, c2, c3 = st.columns([3, 1, 1])
     c1.text_input("path", key="ds.real_path", persist_state="session", placeholder="/data/lfw")
     c2.text_input("name (optional)", key="ds.real_name", persist_state="session")
     c3.toggle("align", key="ds.real_align", persist_state="session")
     path = str(st.session_state["ds.real_path"]).strip()
     if path:
+        train_folds = None
         try:
             fmt = detect_format(path)
             st.caption(f"Detected: {FORMATS[fmt]}")
+            if fmt == "lfw":
+                train_folds = lfw_fold_picker(path)
         except DataError as exc:
             st.error(f"Cannot use this path: {exc}")
             fmt = None
@@ -330,20 +359,33 @@ def real_section() -> None:
                 bar.progress(done / max(1, total), text=f"aligning {done} / {total} images")
 
             name = str(st.session_state["ds.real_name"]).strip() or default_set_name(path)
-            entry = register_real_set(path, name, align=bool(st.session_state["ds.real_align"]), progress=progress)
-            bar.progress(1.0, text="done")
-            msg = f"Registered {entry.name}: {entry.identities} identities, {entry.images} images"
-            if entry.align_report:
-                r = entry.align_report
-                msg += f"; aligned {r.get('detector', 0)} by detector, {r.get('fallback', 0)} by fallback"
-            st.success(msg)
+            try:
+                entry = register_real_set(path, name, align=bool(st.session_state["ds.real_align"]), progress=progress,
+                                          train_folds=train_folds)
+            except (DataError, OSError) as exc:
+                bar.empty()
+                st.error(f"Cannot register {path}: {exc}")
+            else:
+                bar.progress(1.0, text="done")
+                msg = f"Registered {entry.describe()}"
+                if entry.align_report:
+                    r = entry.align_report
+                    msg += f"; aligned {r.get('detector', 0)} by detector, {r.get('fallback', 0)} by fallback"
+                st.success(msg)
     sets = list_real_sets()
     if sets:
         st.dataframe(pd.DataFrame([{"name": s.name, "format": s.format, "identities": s.identities, "images": s.images,
-                                    "pairs": s.pairs, "aligned copy": s.aligned or "-", "source": s.source}
-                                   for s in sets]), hide_index=True, width="stretch")
+                                    "pairs": s.pairs, "training folds": _folds(s.train_folds),
+                                    "test folds": "-" if not s.can_verify or s.format != "lfw" else
+                                    "all" if s.test_folds is None else _folds(s.test_folds),
+                                    "verification set": s.can_verify, "aligned copy": s.aligned or "-",
+                                    "source": s.source} for s in sets]), hide_index=True, width="stretch")
     else:
         st.info("No real sets registered yet.")
+
+
+def _folds(folds: list[int] | None) -> str:
+    return "-" if folds is None else ", ".join(str(f + 1) for f in folds) or "none"
 
 
 def main() -> None:

@@ -4,6 +4,11 @@ Training never runs in the Streamlit process: `synface.runs.queue.launch` queues
 `python -m synface train` that writes status.json and metrics.jsonl; a fragment re-reads those
 files every 2 s and starts queued runs when a slot frees (`run_queue`). Everything shown is
 read from disk, so the list survives reloads and app restarts.
+
+Every registered verification set (each .bin, each LFW test set) is offered and chosen by default.
+Launch refuses, before a run folder exists, an evaluation set that cannot be scored or that tests
+people the run trains on; the "I accept identity overlap" box overrides the latter, and the run
+records that it did.
 """
 
 from __future__ import annotations
@@ -13,13 +18,16 @@ from pathlib import Path
 import streamlit as st
 
 from pages import common
+from synface.base.files import read_json
 from synface.data.errors import DataError
+from synface.data.identity_overlap import REPORT_FILE, IdentityOverlapError
 from synface.runs import queue, registry
 from synface.train.config import PRESETS, ConfigError, config_from_dict
 
 OTHER = "(folder path)"
 NO_REAL = "(none)"
 EVAL_SIDEBAR = "LFW folder (sidebar)"
+EVAL_CHOSEN = "the verification sets chosen below"
 NO_EVAL = "(none)"
 RESUMABLE = ("stopped", "failed")
 
@@ -27,7 +35,8 @@ RESUMABLE = ("stopped", "failed")
 def init_state() -> None:
     for key, value in {"tr.preset": "cpu-quick", "tr.psi_mode": "none", "tr.psi": 0.8, "tr.real_ids": 0,
                        "tr.real_k": 0, "tr.epochs": 0, "tr.steps": 0, "tr.batch": 0, "tr.center_crop": 0.6,
-                       "tr.name": "", "tr.data_path": "", "tr.eval": EVAL_SIDEBAR}.items():
+                       "tr.name": "", "tr.data_path": "", "tr.eval": EVAL_CHOSEN,
+                       "tr.allow_overlap": False}.items():
         common.default(key, value)
 
 
@@ -47,22 +56,34 @@ def synthetic_sets() -> dict[str, dict]:
     return out
 
 
-def eval_spec(choice: str, real_sets: dict) -> dict | None:
-    """The eval_sets entry for the chosen verification set (None: no evaluation)."""
-    if choice == NO_EVAL:
-        return None
+def eval_spec(choice: str, real_sets: dict) -> dict:
+    """The eval_sets entry of one chosen verification set (the sidebar's LFW folder or a registered set)."""
+    crop = float(st.session_state["tr.center_crop"])
     if choice == EVAL_SIDEBAR:
         path = common.lfw_path()
         if not path:
-            raise ConfigError("no LFW folder set in the sidebar; choose another eval set or '(none)'")
-        crop = float(st.session_state["tr.center_crop"])
+            raise ConfigError("no LFW folder set in the sidebar; choose other evaluation sets or '(none)'")
         return {"path": path, "name": "lfw", "center_crop": crop if crop < 1 else None}
-    s = real_sets[choice]
-    if s.format == "bin":
-        return {"path": s.source, "name": s.name}
-    path = s.aligned or s.source
-    crop = None if s.aligned else (float(st.session_state["tr.center_crop"]) or None)
-    return {"path": path, "name": s.name, "pairs": s.pairs_file, "center_crop": crop if crop and crop < 1 else None}
+    return real_sets[choice].eval_spec(center_crop=crop)
+
+
+def eval_picker(real_sets: dict) -> None:
+    """The verification sets a run scores: every registered one by default, newly registered ones added."""
+    s = st.session_state
+    registered = [n for n, r in real_sets.items() if r.can_verify]
+    options = ([EVAL_SIDEBAR] if common.lfw_path() else []) + registered
+    known = s.get("tr.eval_known")
+    if known is None or "tr.eval_sets" not in s:
+        chosen = registered or options[:1]
+    else:
+        chosen = [o for o in s["tr.eval_sets"] if o in options] + [o for o in registered if o not in known]
+    s["tr.eval_sets"], s["tr.eval_known"] = chosen, options
+    st.multiselect("verification sets", options, key="tr.eval_sets", persist_state="session",
+                   help="Register more (.bin files such as CFP-FP, AgeDB-30, CALFW, CPLFW; LFW test folds) on the "
+                        "Datasets page; every registered set is chosen by default.")
+    st.checkbox("I accept identity overlap", key="tr.allow_overlap", persist_state="session",
+                help="Launch refuses evaluation sets that test people the run trains on; ticked, it trains anyway "
+                     "and the run records the overlap.")
 
 
 def launch_form(sets: dict[str, dict]) -> None:
@@ -101,12 +122,11 @@ def launch_form(sets: dict[str, dict]) -> None:
     if s["tr.psi_mode"] == "fixed":
         st.slider("psi", 0.0, 1.0, step=0.05, key="tr.psi", persist_state="session")
 
-    verif = [n for n, r in real_sets.items() if r.can_verify]
-    if s.get("tr.eval") not in [EVAL_SIDEBAR, *verif, NO_EVAL]:
-        s["tr.eval"] = EVAL_SIDEBAR
+    if s.get("tr.eval") not in (EVAL_CHOSEN, NO_EVAL):
+        s["tr.eval"] = EVAL_CHOSEN
     c1, c2, c3 = st.columns([2, 2, 2])
     c1.selectbox("backbone preset", list(PRESETS), key="tr.preset", persist_state="session")
-    c2.selectbox("evaluation set", [EVAL_SIDEBAR, *verif, NO_EVAL], key="tr.eval", persist_state="session")
+    c2.selectbox("evaluation sets", [EVAL_CHOSEN, NO_EVAL], key="tr.eval", persist_state="session")
     c3.text_input("run name (optional)", key="tr.name", persist_state="session",
                   help="Part of the run's folder name: letters, digits, '.', '_' and '-' are kept, "
                        "anything else becomes '-'.")
@@ -116,6 +136,8 @@ def launch_form(sets: dict[str, dict]) -> None:
         a2.number_input("steps per epoch", 0, 1_000_000, step=1, key="tr.steps", persist_state="session")
         a3.number_input("batch size", 0, 4096, step=1, key="tr.batch", persist_state="session")
         a4.number_input("eval centre crop (raw LFW: 0.6; 1: none)", 0.1, 1.0, step=0.05, key="tr.center_crop", persist_state="session")
+    if s["tr.eval"] == EVAL_CHOSEN:
+        eval_picker(real_sets)
 
     if st.button("Launch", key="btn.tr.launch", type="primary"):
         launch(data_path, real_sets)
@@ -143,8 +165,12 @@ def launch(data_path: str, real_sets: dict) -> None:
         if "epochs" in values:
             values["milestones"] = [m for m in PRESETS[s["tr.preset"]].get("milestones", []) if m < values["epochs"]]
             values["warmup_epochs"] = min(float(PRESETS[s["tr.preset"]].get("warmup_epochs", 0.0)), values["epochs"])
-        spec = eval_spec(s["tr.eval"], real_sets)
-        values["eval_sets"] = [spec] if spec else []
+        values["eval_sets"] = []
+        if s["tr.eval"] == EVAL_CHOSEN:
+            if not s.get("tr.eval_sets"):
+                raise ConfigError("choose at least one verification set, or evaluation sets '(none)'")
+            values["eval_sets"] = [eval_spec(choice, real_sets) for choice in s["tr.eval_sets"]]
+        values["allow_overlap"] = bool(s["tr.allow_overlap"])
         name = str(s["tr.name"]).strip() or _auto_name(data_path, values)
         values["name"] = name
         cfg = config_from_dict(values)
@@ -154,7 +180,7 @@ def launch(data_path: str, real_sets: dict) -> None:
         return
     try:
         run_id, pid = queue.launch(cfg, root=common.workspace(), name=name, max_running=queue.default_max_running())
-    except (DataError, OSError) as exc:  # a damaged queue.json, an unwritable workspace
+    except (DataError, IdentityOverlapError, OSError) as exc:  # an unscorable set, an overlap, a damaged queue
         st.error(f"Cannot launch: {exc}")
         return
     st.session_state["tr.run"] = run_id
@@ -243,6 +269,11 @@ def live_view() -> None:
     st.progress(min(1.0, max(0.0, progress)), text=f"{100 * progress:.0f}%")
     if status.get("message"):
         st.caption(str(status["message"]))
+    check = read_json(run.path / REPORT_FILE, {})
+    if isinstance(check, dict) and check.get("overridden"):
+        st.warning(str(check.get("summary")))
+    for note in (check.get("notes") or []) if isinstance(check, dict) else []:
+        st.caption(str(note))
     b1, b2, _ = st.columns([1, 1, 4])
     if state in (*registry.ACTIVE_STATES, "queued") and b1.button("Stop", key="btn.tr.stop"):
         queue.request_stop(run)

@@ -51,6 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--preset", default="cpu-quick")
     t.add_argument("--steps", type=int, default=8)
     t.add_argument("--batch", type=int, default=None)
+    t.add_argument("--device", default="cpu", help="cpu (default), cuda[:N] or auto; a missing GPU is one error line")
     t.add_argument("--json", action="store_true")
     t.set_defaults(func=_train)
     i = which.add_parser("identity", help="identity power of each shape/albedo coefficient under dlib's descriptor")
@@ -177,7 +178,7 @@ def _photo(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from synface.bench.train import bench_train
 
-    print_json(bench_train(preset=args.preset, steps=args.steps, batch=args.batch))
+    print_json(bench_train(preset=args.preset, steps=args.steps, batch=args.batch, device=args.device))
     return 0
 
 

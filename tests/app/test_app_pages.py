@@ -163,3 +163,92 @@ def test_train_page_empty_missing_dataset_and_fake_run(home):
     assert "training loss" in titles and "verification accuracy (%)" in titles
     loss = charts[titles.index("training loss")]["data"][0]
     assert len(loss["y"]) == 20
+
+
+# ----------------------------------------------------------------------------- identity hygiene, registered sets
+
+
+def _slot_taken(home: Path) -> None:
+    """A run that holds the only slot (this test's own pid), so a launched run waits in the queue
+    instead of starting a training process."""
+    import os
+
+    run = home / "runs" / "20240101-000000-busy"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"name": "busy", "data": "/x"}))
+    (run / "status.json").write_text(json.dumps({"status": "running", "pid": os.getpid()}))
+
+
+def test_datasets_page_asks_lfw_training_folds_and_names_a_bad_bin(home, tmp_path):
+    from synface.data.realsets import get_real_set
+    from tests.data.identity_sets import bad_bins, make_lfw
+
+    at = page("datasets").run()
+    for kind, path in bad_bins(tmp_path / "bad").items():
+        at.text_input(key="ds.real_path").set_value(str(path)).run()
+        assert any("verification .bin" in c.value for c in at.caption)
+        at.button(key="btn.ds.register").click().run()
+        assert not at.exception, kind
+        assert at.error and str(path) in at.error[0].value and "not an insightface verification .bin" in at.error[0].value
+    lfw = make_lfw(tmp_path / "lfw")
+    at.text_input(key="ds.real_path").set_value(str(lfw)).run()
+    at.toggle(key="ds.real_align").set_value(False).run()
+    at.multiselect(key="ds.real_train_folds").set_value([1]).run()
+    no_errors(at)
+    assert any("Folds 1 train; the pairs of folds 2, 3 test" in c.value for c in at.caption)
+    at.button(key="btn.ds.register").click().run()
+    no_errors(at)
+    assert any("trains on folds 1 (2 people)" in s.value for s in at.success)
+    entry = get_real_set("lfw", home)
+    assert entry.train_folds == [0] and entry.test_folds == [1, 2]
+    table = at.dataframe[-1].value
+    assert list(table["training folds"]) == ["1"] and list(table["test folds"]) == ["2, 3"]
+
+
+def test_train_page_offers_every_registered_set_and_refuses_an_unapproved_overlap(home, tmp_path, monkeypatch):
+    from synface.data.realsets import register_real_set
+    from tests.data.identity_sets import make_bin, make_lfw
+
+    monkeypatch.setenv("SYNFACE_MAX_RUNS", "1")
+    lfw = make_lfw(tmp_path / "lfw")
+    register_real_set(lfw, "lfw", align=False, root=home, train_folds=[0])
+    for name in ("cfp_fp", "calfw"):
+        register_real_set(make_bin(tmp_path / f"{name}.bin"), None, root=home)
+    _slot_taken(home)
+    at = page("train").run()
+    no_errors(at)
+    assert at.multiselect(key="tr.eval_sets").value == ["calfw", "cfp_fp", "lfw"]  # all registered, by default
+    at.selectbox(key="tr.data").set_value("(folder path)").run()
+    at.text_input(key="tr.data_path").set_value(str(lfw / "images")).run()  # every LFW person
+    at.button(key="btn.tr.launch").click().run()
+    assert not at.exception
+    assert at.error and "Cannot launch: identity overlap" in at.error[0].value
+    assert "'lfw' shares 4 people" in at.error[0].value and "I accept identity overlap" in at.error[0].value
+    assert [p.name for p in (home / "runs").iterdir()] == ["20240101-000000-busy"]  # nothing was made
+
+    at.checkbox(key="tr.allow_overlap").check().run()
+    at.button(key="btn.tr.launch").click().run()
+    assert not at.exception and not at.error
+    assert any("queued" in s.value for s in at.success)
+    (run,) = [p for p in (home / "runs").iterdir() if p.is_dir() and p.name != "20240101-000000-busy"]
+    check = json.loads((run / "identity_check.json").read_text())
+    assert check["overridden"] and [s["label"] for s in check["sets"]] == ["calfw", "cfp_fp", "lfw"]
+    assert [s["name"] for s in json.loads((run / "config.json").read_text())["eval_sets"]] == ["calfw", "cfp_fp", "lfw"]
+    at.selectbox(key="tr.run").set_value(run.name).run()
+    assert any("identity overlap accepted" in w.value for w in at.warning)
+
+
+def test_train_page_names_an_evaluation_folder_without_pairs(home, tmp_path):
+    from tests.data.identity_sets import make_lfw
+
+    nopairs = make_lfw(tmp_path / "nopairs", pairs=False)
+    at = page("train")
+    at.session_state["side.lfw"] = str(nopairs)
+    at.run()
+    assert at.multiselect(key="tr.eval_sets").value == ["LFW folder (sidebar)"]  # nothing registered
+    at.selectbox(key="tr.data").set_value("(folder path)").run()
+    at.text_input(key="tr.data_path").set_value(str(nopairs / "images")).run()
+    at.button(key="btn.tr.launch").click().run()
+    assert not at.exception
+    assert at.error and "evaluation set 'lfw' cannot be scored" in at.error[0].value and "no pairs.txt" in at.error[0].value
+    assert not (home / "runs").exists()
