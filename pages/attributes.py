@@ -8,8 +8,6 @@ import streamlit as st
 
 from pages import common
 
-SCALES = ("cpu", "paper", "tiny")
-
 
 def _chart(df):
     import plotly.graph_objects as go
@@ -39,26 +37,44 @@ def _job(scale: str) -> None:
         st.code(status["tail"], language=None)
 
 
+def _verdicts(scale: str) -> None:
+    """The paper's trends with their 95% intervals and verdicts, and the seeds that would resolve them."""
+    from synface.analysis.verdicts import table_verdicts
+    from synface.studies.report import seeds_lines
+
+    verdicts = table_verdicts("figure4", root=common.workspace(), scale=scale)
+    st.subheader("Does the paper's trend hold?")
+    if not verdicts:
+        st.caption("Not enough finished cells to check the paper's trend.")
+        return
+    st.caption("Differences in LFW accuracy points with 95% confidence intervals over matched training seed x "
+               "test fold pairs: holds, reversed, or not resolved at this scale (the interval contains 0).")
+    st.markdown("\n".join(f"- {v.line()}" for v in verdicts))
+    st.caption(" ".join(seeds_lines(verdicts)))
+
+
 def main() -> None:
     from synface.analysis.tables import figure4
     from synface.studies.jobs import launch_reproduce
-    from synface.studies.plan import make_plan
+    from synface.studies.plan import SCALES, make_plan, scale_label
 
     st.title("Attributes")
     st.caption("Figure 4: each factor re-drawn per image while the others are held per identity "
                "('none' holds all, 'all' re-draws all), trained without and with identity mixup.")
-    scale = st.selectbox("Scale", SCALES, key="attr.scale")
-    df = figure4(scale=scale)
+    lfw = common.lfw_path()
+    known = lfw if lfw and Path(lfw).is_dir() else None
+    scale = st.selectbox("Scale", list(SCALES), key="attr.scale", format_func=lambda s: scale_label(s, known))
+    df = figure4(root=common.workspace(), scale=scale)
     if df.empty:
         st.info("No Figure 4 runs finished at this scale yet.")
     else:
         st.plotly_chart(_chart(df))
         st.dataframe(df, hide_index=True)
-    lfw = common.lfw_path()
+        _verdicts(scale)
     if not lfw or not Path(lfw).is_dir():
         st.warning("Set an LFW folder in the sidebar to plan or queue the missing runs.")
         return
-    plan = make_plan("figure4", scale, lfw, seeds=2)
+    plan = make_plan("figure4", scale, lfw, root=common.workspace())
     est = plan.estimate()
     todo = est["training"] > 0 or est["datasets"] > 0
     with st.expander(f"Plan: {len(plan.runs)} runs, about {est['total'] / 60:.0f} min still to run"):

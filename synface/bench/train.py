@@ -18,12 +18,16 @@ An MFU above 1 is never reported: it means the peak measurement failed, and the 
 
 The step is `synface.train.loop.Trainee` with SGD, channels_last and the config's AMP choice,
 on random pixels with random soft labels (no data loading: that is measured by the cpu-quick
-wall time instead).
+wall time instead). On CUDA the step runs as the training loop runs it there (cuDNN autotuning,
+TF32 outside autocast; AMP picks bf16 where the GPU has it), and the peak is the same matmul at the
+autocast dtype, so MFU compares like with like. A missing GPU is a one-line ValueError from
+`resolve_device`, raised before any model is built.
 """
 
 from __future__ import annotations
 
 import math
+import platform
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -31,6 +35,7 @@ from typing import Any
 
 import torch
 
+from synface.base.device import resolve_device
 from synface.train.backbones import build_backbone, count_flops, count_train_flops
 from synface.train.config import load_config
 from synface.train.heads import MarginHead
@@ -134,12 +139,17 @@ def bench_train(
     """
     from synface.train.loop import Trainee, build_optimizer, resolve_amp
 
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # as the training loop does: fixed shapes, fastest kernels
+        torch.set_float32_matmul_precision("high")
     if threads:
         torch.set_num_threads(threads)
     peak_runs, steps = max(2, peak_runs), max(1, steps)
     cfg = load_config(preset=preset, overrides={"data": "unused"})
     batch = batch or cfg.batch_size
-    dev = torch.device(device)
+    if batch < 1:
+        raise ValueError(f"bench train --batch must be >= 1, got {batch}")
     backbone = build_backbone(cfg.backbone, cfg.embedding_dim)
     size = cfg.input_size or backbone.input_size
     fwd = count_flops(backbone, size)
@@ -199,7 +209,9 @@ def bench_train(
         mfu_best, mfu_best_error = None, mfu_error
     return {
         "preset": preset, "backbone": cfg.backbone, "input_size": size, "batch": batch, "num_classes": num_classes,
-        "threads": train_threads, "device": str(dev), "amp": str(amp).replace("torch.", "") if amp else "off",
+        "threads": train_threads, "device": str(dev),
+        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),
+        "amp": str(amp).replace("torch.", "") if amp else "off",
         "channels_last": cfg.channels_last,
         "matmul_n": matmul_n, "matmul_dtype": str(peak_dtype).replace("torch.", ""), "matmul_kernel": kernel,
         "matmul_peak_flops": peak,

@@ -1,7 +1,8 @@
 """`python -m synface reproduce`: rebuild one of the paper's tables end to end, resumably.
 
     python -m synface reproduce table2 --scale cpu --lfw ../shared/data/lfw --dry-run
-    python -m synface reproduce table3 --scale cpu --lfw ../shared/data/lfw --seeds 2
+    python -m synface reproduce table3 --scale cpu --lfw ../shared/data/lfw --seeds 3
+    python -m synface reproduce table3 --scale gpu --lfw .gpu_data/lfw        # one H200, pre-aligned LFW crops
     python -m synface reproduce figure4 --scale paper --lfw /data/lfw --root /big/workspace
 """
 
@@ -14,15 +15,18 @@ from synface.cli.common import print_json, tqdm_progress
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from synface.studies.plan import SCALES, TABLES  # noqa: PLC0415
+    from synface.studies.plan import DEFAULT_SEEDS, SCALES, TABLES  # noqa: PLC0415
 
     p = subparsers.add_parser("reproduce", help="rebuild Table 1/2/3 or Figure 4: datasets, runs, results/")
     p.add_argument("table", choices=TABLES)
     p.add_argument("--scale", choices=list(SCALES), default="cpu",
-                   help="cpu: minutes per run on a laptop CPU; paper: the paper's sizes and recipe (tiny: tests)")
+                   help="cpu: minutes per run on a laptop CPU; gpu: IResNet-50 on one GPU, a table in about 8 min "
+                        "(see docs/cli.md); paper: the paper's sizes and recipe; tiny: a smoke test (a few test pairs)")
     p.add_argument("--lfw", required=True, metavar="DIR", help="LFW-layout folder (images/, people.txt, pairs.txt)")
     p.add_argument("--root", metavar="DIR", help="workspace root (default $SYNFACE_HOME or ./workspace)")
-    p.add_argument("--seeds", type=int, default=2, help="training seeds per cell (default 2)")
+    p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
+                   help=f"training seeds per cell (default {DEFAULT_SEEDS}: the reports' confidence intervals are over "
+                        "seeds x test folds)")
     p.add_argument("--out", metavar="DIR",
                    help="where <table>.md/.csv/.html/.png go (default <workspace>/results; the repository's own "
                         "results/ only when named here)")

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from synface.studies.plan import make_plan
+from synface.studies.plan import DEFAULT_SEEDS, make_plan
 from synface.studies.report import results_dir
 
 
@@ -21,7 +21,7 @@ def _job_paths(name: str, scale: str, root: str | Path | None, model: str = "bui
 
 
 def launch_reproduce(name: str, scale: str, lfw: str | Path, root: str | Path | None = None,
-                     out_dir: str | Path | None = None, seeds: int = 2, model: str = "builtin") -> dict[str, Any]:
+                     out_dir: str | Path | None = None, seeds: int = DEFAULT_SEEDS, model: str = "builtin") -> dict[str, Any]:
     """Start `reproduce` as a detached process (survives app reruns); refuses a second live one."""
     from synface.base.processes import pid_alive, spawn_detached, synface_argv  # noqa: PLC0415
     from synface.base.workspace import workspace_root  # noqa: PLC0415

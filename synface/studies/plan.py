@@ -38,7 +38,8 @@ from synface.data.errors import DataError
 #: the catalog would bring torch along
 BUILTIN = "builtin"
 
-__all__ = ["SCALES", "TABLES", "FACTORS", "Plan", "DatasetStep", "RunStep", "make_plan", "plan_dict", "ProgressFactory"]
+__all__ = ["SCALES", "TABLES", "FACTORS", "DEFAULT_SEEDS", "Plan", "DatasetStep", "RunStep", "make_plan", "plan_dict",
+           "prealigned", "scale_label", "ProgressFactory"]
 
 TABLES = ("table1", "table2", "table3", "figure4")
 FACTORS = ("pose", "expression", "illumination")
@@ -46,10 +47,17 @@ FACTORS = ("pose", "expression", "illumination")
 #: Throughput used by the time estimates, measured on the shared 2-core dev CPU (see README):
 #: rendering to disk, cpu-quick training at 56x56 (~250 images/s free, 55-150 shared), dlib
 #: alignment of LFW photos (2 workers), one evaluation of ~1,000 pairs at 56x56 (decode + flip).
-RATES = {"cpu": {"render": 120.0, "train": 110.0, "align": 20.0, "eval_s_per_kpair": 12.0, "start_s": 6.0},
-         "tiny": {"render": 120.0, "train": 110.0, "align": 20.0, "eval_s_per_kpair": 12.0, "start_s": 6.0},
+#: The gpu and paper rows are assumptions, not measurements (no GPU has run them yet): gpu is one
+#: H200 training IResNet-50 at 112x112 with AMP at the 2,500 images/s that docs/benchmarks.md sets
+#: as the bar of `bench train --preset paper` (about 10% of its dense bf16 peak at 38 GFLOPs per
+#: training image), 20 s per run to start (CUDA, cuDNN autotuning, 8 loader workers, checkpoints).
+#: "link" is a pre-aligned LFW copy, whose crops are linked instead of re-aligned.
+RATES = {"cpu": {"render": 120.0, "train": 110.0, "align": 20.0, "link": 2000.0, "eval_s_per_kpair": 12.0, "start_s": 6.0},
+         "tiny": {"render": 120.0, "train": 110.0, "align": 20.0, "link": 2000.0, "eval_s_per_kpair": 12.0, "start_s": 6.0},
+         "gpu": {"render": 1500.0, "train": 2500.0, "align": 50.0, "link": 5000.0, "eval_s_per_kpair": 3.0, "start_s": 20.0},
          # one 8-GPU node, paper recipe (IResNet-50, 512 batch): ~4,800 images/s train
-         "paper": {"render": 1500.0, "train": 4800.0, "align": 50.0, "eval_s_per_kpair": 2.0, "start_s": 60.0}}
+         "paper": {"render": 1500.0, "train": 4800.0, "align": 50.0, "link": 5000.0, "eval_s_per_kpair": 2.0,
+                   "start_s": 60.0}}
 
 
 @dataclass(frozen=True)
@@ -71,16 +79,49 @@ class Scale:
 
 
 SCALES: dict[str, Scale] = {
-    "paper": Scale("paper", "paper", {}, (10_000, 50, False), (1_000, 2_000, 5_000, 10_000), (10, 20, 50),
-                   (10_000, 50), (2_000, 10), (10_000, 50), (10, 300)),
     # Sized so each table finishes within ~90 min on the shared 2-core CPU (estimates in the plan).
     "cpu": Scale("cpu", "cpu-quick", {"eval_every": 5, "batch_size": 128}, (400, 20, True), (100, 300), (10, 20),
                  (400, 20), (100, 5), (200, 15), (10, 50)),
+    # One H200, the paper's network and input (IResNet-50, 112x112, AMP): Syn_2K_20 sets, 2 epochs
+    # of batch 256 with a poly schedule, one evaluation at the end. Sized with RATES["gpu"] so Tables
+    # 1-3 estimate <= 8 min at 3 seeds from a pre-aligned LFW; Figure 4 (10 cells) at 1 seed.
+    "gpu": Scale("gpu", "paper", {"epochs": 2, "batch_size": 256, "lr_schedule": "poly", "warmup_epochs": 0.2,
+                                  "eval_every": 2}, (2_000, 20, True), (500, 2_000), (10,), (2_000, 20), (50, 10),
+                 (200, 15), (10, 50)),
+    "paper": Scale("paper", "paper", {}, (10_000, 50, False), (1_000, 2_000, 5_000, 10_000), (10, 20, 50),
+                   (10_000, 50), (2_000, 10), (10_000, 50), (10, 300)),
     # For tests: a few steps, a handful of images.
     "tiny": Scale("tiny", "cpu-quick", {"epochs": 1, "steps_per_epoch": 2, "batch_size": 8, "warmup_epochs": 0.0,
                                         "milestones": [1], "eval_every": 1, "eval_batch_size": 16, "log_every": 1},
                   (4, 3, False), (4,), (3,), (4, 3), (2, 2), (4, 2), (2, 2), max_test_pairs_per_fold=2),
 }
+
+#: reproduce's training seeds per cell unless told otherwise: 3 give a t interval over seeds x folds
+DEFAULT_SEEDS = 3
+
+
+def prealigned(lfw: str | Path) -> bool:
+    """Whether an LFW copy holds aligned 112x112 crops already (`python -m synface align` wrote its
+    images folder, leaving align_report.json): they are linked, not aligned again (no dlib needed)."""
+    from synface.data.align import REPORT_NAME, images_root_of  # noqa: PLC0415
+
+    return (images_root_of(lfw) / REPORT_NAME).is_file()
+
+
+def scale_label(scale: str, lfw: str | Path | None = None) -> str:
+    """A scale's name as a picker shows it: tiny says it is a smoke test, with its number of test
+    pairs when the LFW copy is known (8 for a 5-fold copy)."""
+    sc = SCALES[scale]
+    if sc.max_test_pairs_per_fold is None:
+        return scale
+    if lfw is not None:
+        try:
+            pairs = f"{_lfw_sizes(Path(lfw), sc)[1]} test pairs"
+        except (OSError, ValueError):
+            pairs = None
+        if pairs:
+            return f"{scale} (smoke test: {pairs})"
+    return f"{scale} (smoke test: {2 * sc.max_test_pairs_per_fold} test pairs per test fold)"
 
 
 # ----------------------------------------------------------------------------- plan
@@ -143,9 +184,10 @@ class Plan:
         r = RATES[self.scale]
         done = finished_runs(self.root)
         est = {"datasets": 0.0, "training": 0.0, "evaluation": 0.0}
+        real_rate = r["link"] if prealigned(self.lfw) else r["align"]
         for d in self.datasets:
             if not d.exists():
-                est["datasets"] += d.images / (r["align"] if d.kind.startswith("real") else r["render"])
+                est["datasets"] += d.images / (real_rate if d.kind.startswith("real") else r["render"])
         epochs = None
         for run in self.runs:
             if run.key in done:
@@ -164,7 +206,8 @@ class Plan:
         done = finished_runs(self.root)
         est = self.estimate()
         lines = [f"reproduce {self.name} at scale '{self.scale}' ({self.seeds} training seed(s)); workspace {self.root}",
-                 f"LFW: {self.lfw}", f"face model: {self.model} ({self.model_version})", "", "datasets:"]
+                 f"LFW: {self.lfw}" + (" (pre-aligned crops: linked, not aligned again)" if prealigned(self.lfw) else ""),
+                 f"face model: {self.model} ({self.model_version})", "", "datasets:"]
         for d in self.datasets:
             lines.append(f"  [{'done' if d.exists() else 'todo'}] {d.kind:11s} {d.name:28s} {d.images:7d} images  {d.path}")
         lines += ["", "runs:"]
@@ -275,7 +318,7 @@ def _lfw_sizes(lfw: Path, scale: Scale) -> tuple[int, int, int]:
 
 
 def make_plan(name: str, scale: str = "cpu", lfw: str | Path | None = None, root: str | Path | None = None,
-              seeds: int = 2, model: str = BUILTIN) -> Plan:
+              seeds: int = DEFAULT_SEEDS, model: str = BUILTIN) -> Plan:
     """Datasets and runs one table needs at one scale (nothing is created); synthetic sets of face
     model `model` (a FaceModelError when it does not load, a ValueError when its source people
     overlap the evaluation pairs)."""

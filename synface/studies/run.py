@@ -12,6 +12,7 @@ from synface.analysis import tables
 from synface.data.benchmark import build_synthetic_benchmark
 from synface.data.errors import DataError
 from synface.studies.plan import (
+    DEFAULT_SEEDS,
     DatasetStep,
     Plan,
     ProgressFactory,
@@ -19,6 +20,7 @@ from synface.studies.plan import (
     any_run,
     finished_runs,
     make_plan,
+    prealigned,
 )
 from synface.studies.report import results_dir, write_report
 
@@ -40,11 +42,25 @@ def _check_source(step: DatasetStep, lfw: Path) -> None:
             raise DataError(f"{step.path} was made from {have}, not {lfw}; use another --root", path=step.path)
 
 
+def _stage(images_root: Path, names: list[str], staging: Path, dst: Path, aligned: bool,
+           progress: Callable[[int, int], None] | None, workers: int) -> None:
+    """The chosen people's crops in `dst`: linked from a pre-aligned copy, else aligned with dlib."""
+    if aligned:
+        _link_people(images_root, names, dst)
+        if progress:
+            progress(len(names), len(names))
+        return
+    from synface.data.align import align_folder  # noqa: PLC0415
+
+    _link_people(images_root, names, staging)
+    align_folder(staging, dst, progress=progress, workers=workers)
+
+
 def prepare_lfw(step: DatasetStep, lfw: str | Path, progress: Callable[[int, int], None] | None = None,
                 workers: int = 2) -> Path:
-    """Aligned real data: the training people (ImageFolder) or the test pairs (LFW layout), resumably."""
+    """Aligned real data: the training people (ImageFolder) or the test pairs (LFW layout), resumably;
+    from a pre-aligned copy (plan.prealigned) the crops are linked, so no detector is needed."""
     from synface.base.files import atomic_path  # noqa: PLC0415
-    from synface.data.align import align_folder  # noqa: PLC0415
     from synface.data.lfw import (  # noqa: PLC0415
         LFWLayout, people_of_folds, people_without_images, read_pairs, read_people,
     )
@@ -56,6 +72,7 @@ def prepare_lfw(step: DatasetStep, lfw: str | Path, progress: Callable[[int, int
     people = read_people(layout.people_file)
     out = Path(step.path)
     staging = out.parent / f"_src_{out.name}"
+    aligned = prealigned(lfw)
 
     def check_images(names: list[str]) -> None:
         missing = people_without_images(layout, names)
@@ -68,8 +85,7 @@ def prepare_lfw(step: DatasetStep, lfw: str | Path, progress: Callable[[int, int
     if step.kind == "real-train":
         names = people_of_folds(people, step.spec["people_folds"])
         check_images(names)
-        _link_people(layout.images_root, names, staging)
-        align_folder(staging, out, progress=progress, workers=workers)
+        _stage(layout.images_root, names, staging, out, aligned, progress, workers)
     else:
         test_folds = step.spec["pairs_folds"]
         cap = step.spec.get("max_pairs_per_fold")
@@ -92,8 +108,7 @@ def prepare_lfw(step: DatasetStep, lfw: str | Path, progress: Callable[[int, int
             raise DataError(f"test pairs share {len(overlap)} identities with the training people of people.txt: "
                             f"{', '.join(sorted(overlap)[:5])}", path=layout.pairs_file)
         check_images(sorted(test_people))
-        _link_people(layout.images_root, sorted(test_people), staging)
-        align_folder(staging, out / "images", progress=progress, workers=workers)
+        _stage(layout.images_root, sorted(test_people), staging, out / "images", aligned, progress, workers)
         write_pairs(out / "pairs.txt", chosen, len(test_folds), per)
         lines = [str(len(test_folds))]
         for f in test_folds:
@@ -102,7 +117,7 @@ def prepare_lfw(step: DatasetStep, lfw: str | Path, progress: Callable[[int, int
         with atomic_path(out / "people.txt") as tmp:
             tmp.write_text("\n".join(lines) + "\n")
     with atomic_path(out / "source.json") as tmp:
-        tmp.write_text(json.dumps({"lfw": str(lfw), **step.spec, "kind": step.kind}, indent=1))
+        tmp.write_text(json.dumps({"lfw": str(lfw), **step.spec, "kind": step.kind, "prealigned": aligned}, indent=1))
     return out
 
 
@@ -168,7 +183,7 @@ def execute(plan: Plan, progress: ProgressFactory = _null_progress, generator: A
 
 
 def reproduce(name: str, scale: str = "cpu", lfw: str | Path | None = None, root: str | Path | None = None,
-              seeds: int = 2, out_dir: str | Path | None = None, dry_run: bool = False,
+              seeds: int = DEFAULT_SEEDS, out_dir: str | Path | None = None, dry_run: bool = False,
               progress: ProgressFactory = _null_progress, model: str = "builtin") -> tuple[Plan, dict[str, Path] | None]:
     """Plan, then (unless dry_run) execute and write the report; synthetic sets of face model `model`."""
     plan = make_plan(name, scale, lfw, root, seeds, model=model)

@@ -39,7 +39,7 @@ def test_dry_run_plans(table, fake_lfw, tmp_path, capsys):
     assert args.func(args) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["runs"] and plan["datasets"] and plan["estimate_s"]["total"] > 0
-    assert {r["seed"] for r in plan["runs"]} == {0, 1}
+    assert {r["seed"] for r in plan["runs"]} == set(range(rp.DEFAULT_SEEDS)) == {0, 1, 2}
     assert not (tmp_path / "runs").exists() and not (tmp_path / "datasets").exists()  # nothing was made
     text = rp.make_plan(table, "cpu", fake_lfw, tmp_path).describe()
     assert "estimated time" in text and "[todo]" in text
@@ -96,6 +96,13 @@ def test_micro_end_to_end(fake_lfw, tmp_path):
     assert len(plan.runs) == 2
     md = (out / "table2.md").read_text()
     assert "±" in md and "1 training seed" in md and "trend" in md
+    trend = md.split("## Does the paper's trend hold?")[1].split("## How many seeds")[0]
+    checks = [line for line in trend.splitlines() if line.startswith("- ")]
+    assert checks and all("95% CI" in line or "too few" in line for line in checks), trend
+    assert all(line.rstrip(".").endswith(("-> holds", "-> reversed", "-> not resolved at this scale")) for line in checks)
+    assert "paired over 2 seed x fold pairs" in trend  # 1 seed x the 2 test folds, matched by fold
+    seeds = md.split("## How many seeds would resolve the paper's effect?")[1].split("## Setup")[0]
+    assert "paper +2.99 points" in seeds and "Smoke test" in md
     import pandas as pd
 
     df = pd.read_csv(out / "table2.csv")
@@ -109,6 +116,80 @@ def test_micro_end_to_end(fake_lfw, tmp_path):
     assert plan2.estimate()["training"] == 0  # both runs finished: nothing left to train
     execute(plan2)
     assert sorted(p.name for p in (root / "runs").iterdir() if p.is_dir()) == runs_before
+
+
+def test_prealigned_lfw_is_linked_not_aligned(fake_lfw, tmp_path, monkeypatch):
+    """An LFW copy of aligned crops (the images folder `python -m synface align` wrote, beside pairs.txt and
+    people.txt) needs no detector, as on a GPU machine without dlib: its people are linked."""
+    import shutil
+
+    import synface.data.align as align
+    from synface.studies.run import build_step
+
+    aligned = tmp_path / "lfw_aligned"
+    shutil.copytree(LFWLayout(fake_lfw).images_root, aligned / "images")
+    for name in ("pairs.txt", "people.txt"):
+        shutil.copy(fake_lfw / name, aligned / name)
+    (aligned / "images" / align.REPORT_NAME).write_text("{}")
+    assert rp.prealigned(aligned) and not rp.prealigned(fake_lfw)
+    monkeypatch.setattr(align, "align_folder", lambda *a, **k: pytest.fail("a pre-aligned copy was aligned again"))
+    plan = rp.make_plan("table3", "tiny", aligned, tmp_path / "ws", seeds=1)
+    assert "pre-aligned crops" in plan.describe()
+    real = [d for d in plan.datasets if d.kind.startswith("real")]
+    for step in real:
+        build_step(step, aligned)
+        assert json.loads((tmp_path / "ws" / "real" / step.path.split("/")[-1] / "source.json").read_text())["prealigned"]
+    train = next(d for d in real if d.kind == "real-train")
+    people = sorted(p for p in (tmp_path / "ws" / "real" / "lfw_folds123").iterdir() if p.is_dir())
+    assert people and all(p.is_symlink() for p in people)
+    assert {p.name for p in people} == {n for fold in read_people(fake_lfw / "people.txt")[:3] for n, _ in fold}
+    test = next(d for d in real if d.kind == "real-test")
+    vp = lfw_verification_pairs(test.path)  # every referenced crop is reachable through the links
+    assert len(vp.issame) == 2 * 2 * rp.SCALES["tiny"].max_test_pairs_per_fold and train.exists()
+
+
+def _aligned_copy_of_shared_lfw(tmp_path):
+    """The shared LFW's pairs.txt and people.txt beside an images folder marked aligned: what the plan reads."""
+    from synface.data.align import REPORT_NAME
+    from tests.support import LFW_ROOT
+
+    if not (LFW_ROOT / "pairs.txt").is_file():
+        pytest.skip(f"LFW copy not found at {LFW_ROOT}")
+    lfw = tmp_path / "lfw"
+    (lfw / "images").mkdir(parents=True)
+    for name in ("pairs.txt", "people.txt"):
+        (lfw / name).write_bytes((LFW_ROOT / name).read_bytes())
+    (lfw / "images" / REPORT_NAME).write_text("{}")
+    return lfw
+
+
+def test_gpu_scale_is_sized_for_one_gpu_within_8_minutes(tmp_path):
+    """The gpu scale's plans, at RATES['gpu'] (assumed H200 rates), fit 8 min a table: Tables 1-3 at the default
+    seeds, Figure 4 (10 cells) at 1 seed; Table 3 at 1 seed fits ../shared/gpu_check.sh's 400 s."""
+    lfw = _aligned_copy_of_shared_lfw(tmp_path)
+    for table in rp.TABLES:
+        seeds = 1 if table == "figure4" else rp.DEFAULT_SEEDS
+        plan = rp.make_plan(table, "gpu", lfw, tmp_path / "ws", seeds=seeds)
+        assert plan.estimate()["total"] <= 8 * 60, (table, plan.estimate())
+        cfg = plan.runs[0].config
+        assert (cfg["backbone"], cfg["input_size"], cfg["amp"]) == ("iresnet50", 112, "auto")
+        assert plan.runs[0].eval_pairs >= 1200  # LFW folds 4-5 in full (1,200 pairs), as at cpu scale
+    assert rp.make_plan("table3", "gpu", lfw, tmp_path / "ws", seeds=1).estimate()["total"] <= 400
+    assert rp.make_plan("figure4", "gpu", lfw, tmp_path / "ws").estimate()["total"] > 8 * 60  # said in docs/cli.md
+    syn = {s: rp.SCALES[s].t3_syn[0] * rp.SCALES[s].t3_syn[1] for s in ("cpu", "gpu", "paper")}
+    assert syn["cpu"] < syn["gpu"] < syn["paper"]  # between cpu and paper
+
+
+def test_gpu_check_reproduce_command_parses(fake_lfw, tmp_path, capsys):
+    """The options ../shared/gpu_check.sh passes to reproduce exist (here as a dry run)."""
+    from synface.__main__ import main
+
+    out = tmp_path / "out"
+    argv = ["reproduce", "table3", "--scale", "gpu", "--lfw", str(fake_lfw), "--root", str(out / "ws"), "--out", str(out),
+            "--seeds", "1", "--no-progress", "--dry-run"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "scale 'gpu' (1 training seed(s))" in text and "iresnet50" in text
 
 
 def test_a_model_learned_from_evaluation_people_is_refused(fake_lfw, monkeypatch):
