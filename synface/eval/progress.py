@@ -105,7 +105,7 @@ class EvalTicker:
         self.seconds: dict[str, float] = {}
         self.images = 0
         self._phase: str | None = None
-        self._phase_start = 0.0
+        self._phase_start = self._last_tick = clock()  # a phase starts where the one before ended
         self._last_write = -float("inf")
 
     def decoding(self, done: int, total: int) -> None:
@@ -121,7 +121,8 @@ class EvalTicker:
     def _tick(self, phase: str, done: int, total: int) -> None:
         now = self.clock()
         if phase != self._phase:  # a new phase is shown at once
-            self._phase, self._phase_start, self._last_write = phase, now, -float("inf")
+            self._phase, self._phase_start, self._last_write = phase, self._last_tick, -float("inf")
+        self._last_tick = now
         elapsed = now - self._phase_start
         if done >= total:
             self.seconds[phase] = elapsed

@@ -330,14 +330,14 @@ class _Trainer:
             self.eval_sets = [EvalSet.from_spec(s) for s in self.cfg.eval_sets]
         return self.eval_sets
 
-    def eta(self, rounds: int, current: float = 0.0) -> float:
+    def eta(self, rounds: int, decoded: bool = False) -> float:
         """Seconds left: the remaining steps at the measured step time, plus `rounds` evaluations of
-        every set (`current`: what is left of the evaluation under way)."""
+        every set (`decoded`: the sets will have been decoded by then)."""
         train_s = (self.step_s or 0.0) * (self.total_steps - self.global_step)
         if not self.cfg.eval_sets or not self.ctx.is_main:
-            return train_s + current
+            return train_s
         ips = self.cfg.batch_size / self.step_s if self.step_s else None
-        return train_s + current + self.eval_cost.seconds(self.evalsets(), self.size, rounds, ips)
+        return train_s + self.eval_cost.seconds(self.evalsets(), self.size, rounds, ips, decoded)
 
     def evaluate(self) -> None:
         if not self.cfg.eval_sets:
@@ -351,7 +351,7 @@ class _Trainer:
             ips = self.cfg.batch_size / self.step_s if self.step_s else None
             try:
                 for k, es in enumerate(sets):
-                    after = self.eta(later) + self.eval_cost.seconds(sets[k + 1:], self.size, 1, ips, decoded=False)
+                    after = self.eta(later, decoded=True) + self.eval_cost.seconds(sets[k + 1:], self.size, 1, ips)
                     embed_guess = es.num_images * self.eval_cost.embed_rate(es.name, ips)
                     ticker = EvalTicker(es.name, self.status, self.eval_cost, after, embed_guess, self.eval_progress)
                     t0 = time.time()
@@ -366,7 +366,7 @@ class _Trainer:
                     full[es.name] = {"epoch": self.epoch, "step": self.global_step, **result.to_dict()}
             finally:  # a failed evaluation leaves no stale stage behind
                 self.eval_seconds += time.time() - t_round
-                self.status(stage=None, stage_progress=None, eta_s=round(self.eta(later), 1))
+                self.status(stage=None, stage_progress=None, eta_s=round(self.eta(later, decoded=True), 1))
             with atomic_path(self.run.eval_path) as tmp:
                 import json
 
@@ -412,6 +412,7 @@ class _Trainer:
             self.save()
             if self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs:
                 self.evaluate()
+                log_t = time.time()  # the next images/s counts training only
         return "finished", f"finished {cfg.epochs} epochs ({self.global_step} steps) in {time.time() - t_start:.0f} s"
 
 
