@@ -266,7 +266,8 @@ def live_view() -> None:
     progress = float(status.get("progress") or 0.0)
     st.markdown(f"**{choice}**: status **{state}**, epoch {status.get('epoch', 0)}/{status.get('epochs', '?')}, "
                 f"step {status.get('step', 0)}, ETA {_fmt_eta(status.get('eta_s'))}")
-    st.progress(min(1.0, max(0.0, progress)), text=f"{100 * progress:.0f}%")
+    stage = f" - {status['stage']}" if status.get("stage") else ""  # an evaluation under way
+    st.progress(min(1.0, max(0.0, progress)), text=f"{100 * progress:.0f}%{stage}")
     if status.get("message"):
         st.caption(str(status["message"]))
     check = read_json(run.path / REPORT_FILE, {})
