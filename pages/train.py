@@ -63,7 +63,8 @@ def eval_spec(choice: str, real_sets: dict) -> dict:
         path = common.lfw_path()
         if not path:
             raise ConfigError("no LFW folder set in the sidebar; choose other evaluation sets or '(none)'")
-        return {"path": path, "name": "lfw", "center_crop": crop if crop < 1 else None}
+        name = "lfw-sidebar" if "lfw" in real_sets else "lfw"  # a registered 'lfw' keeps its name
+        return {"path": path, "name": name, "center_crop": crop if crop < 1 else None}
     return real_sets[choice].eval_spec(center_crop=crop)
 
 

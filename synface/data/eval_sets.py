@@ -110,5 +110,10 @@ def check_eval_set(spec: Any) -> ScorableSet:
 
 
 def check_eval_sets(specs: Sequence[Any]) -> list[ScorableSet]:
-    """Every set checked in order; the first that cannot be scored is a DataError naming it."""
+    """Every set checked in order; the first that cannot be scored is a DataError naming it, and two
+    sets of one name (their results would overwrite each other) are refused."""
+    labels = [spec_label(spec) for spec in specs]
+    twice = sorted({n for n in labels if labels.count(n) > 1})
+    if twice:
+        raise DataError(f"two evaluation sets are named {twice[0]!r}; give them different names")
     return [check_eval_set(spec) for spec in specs]

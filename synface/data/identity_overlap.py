@@ -46,6 +46,8 @@ class People:
     what: str
     names: frozenset[str] | None
     source: str
+    #: the source people of a learned face model (its synthetic identities are other people)
+    synthetic: bool = False
 
 
 def _model_people(model: str, what: str, workspace: str | Path | None) -> People:
@@ -61,7 +63,7 @@ def _model_people(model: str, what: str, workspace: str | Path | None) -> People
     names = card.get("source_people")
     if not isinstance(names, list):
         return People(what, None, f"face model {model!r}: its card lists no source people")
-    return People(what, frozenset(map(str, names)), f"source people of face model {model!r} ({len(names):,})")
+    return People(what, frozenset(map(str, names)), f"source people of face model {model!r} ({len(names):,})", True)
 
 
 def _card_model(folder: Path) -> str | None:
@@ -178,14 +180,17 @@ class OverlapReport:
 
 def compare_people(training: Sequence[People], scorable: Sequence[ScorableSet], allowed: bool = False,
                    workspace: str | Path | None = None) -> OverlapReport:
-    """Each evaluation set's people against the union of the training people that have names."""
-    train = frozenset().union(*(p.names for p in training if p.names is not None))
+    """Each evaluation set's people against the union of the training people that have names. A
+    learned model's synthetic benchmark is compared with real training people only: a synthetic
+    training set of the same model shares its source bank, never its identities (disjoint seeds)."""
+    named = [p for p in training if p.names is not None]
     sets = []
     for s in scorable:
         people = eval_people(s, workspace)
         if people.names is None:
             sets.append(SetOverlap(s.label, s.pairs, False, people.source))
             continue
+        train = frozenset().union(*(p.names for p in named if not (people.synthetic and p.synthetic)))
         shared = sorted(people.names & train)
         on_train = None
         if s.names is not None and people.source == "names in its pairs":

@@ -114,3 +114,25 @@ def test_a_bin_of_undecodable_images_is_named(tmp_path):
     write_bin(tmp_path / "junk.bin", [b"not an image"] * 4, [True, False])
     with pytest.raises(DataError, match="cannot decode image 0 of pair 0"):
         check_eval_set({"path": str(tmp_path / "junk.bin")})
+
+
+def test_a_learned_model_benchmark_is_compared_with_real_training_people_only(tmp_path):
+    ws = tmp_path / "ws"
+    (ws / "face_models" / "m1").mkdir(parents=True)
+    (ws / "face_models" / "m1" / "card.json").write_text(json.dumps({"name": "m1", "source_people": PEOPLE[:3]}))
+    bench = make_lfw(tmp_path / "bench")  # its pairs name LFW people, but its card says what it is
+    (bench / "benchmark.json").write_text(json.dumps({"model": "m1", "folds": 3}))
+    syn = tmp_path / "syn"
+    syn.mkdir()
+    (syn / "dataset.json").write_text(json.dumps({"model": "m1"}))
+    # a synthetic set of the same model: other identities of the same source bank
+    assert check_launch({"data": str(syn), "eval_sets": [str(bench)]}, ws).overlapping == []
+    # the model's source people trained on as real photos: refused
+    with pytest.raises(IdentityOverlapError, match=r"'bench' shares 2 people with the training data: Ann_Lee, Bob_Ray;"):
+        check_launch({"data": str(syn), "real_root": str(_train_folder(tmp_path, PEOPLE[:2])), "eval_sets": [str(bench)]}, ws)
+
+
+def test_two_sets_of_one_name_are_refused(tmp_path):
+    a, b = make_bin(tmp_path / "a" / "x.bin"), make_bin(tmp_path / "b" / "x.bin")
+    with pytest.raises(DataError, match="two evaluation sets are named 'x'"):
+        check_launch({"data": "/nowhere", "eval_sets": [str(a), str(b)]})
