@@ -49,8 +49,10 @@ def bench_identity(n_identities: int = 10, amplitude: float = 2.0, seed: int = 7
     neutral = gen.neutral(ids)
     total = len(wanted) + 2
     tick = progress or (lambda done, total: None)
+    tick(0, total)
     base = embed(neutral)
     impostor = float(np.linalg.norm(base - np.roll(base, 1, axis=0), axis=1).mean())
+    tick(1, total)
     attributes = float(np.linalg.norm(base - embed(ids), axis=1).mean())
     tick(2, total)
     rows = []

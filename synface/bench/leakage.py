@@ -51,6 +51,8 @@ def bench_leakage(model: str, identities: int = 1000, seed: int = 0, variant: st
         def choose(i: int):
             return check.choose(i, identity_draw_seed(seed, i), draw)
 
+    if progress is not None:
+        progress(0, identities)  # the bar shows its size before the first chunk of 50
     report = leakage_report(gen, index, identities=identities, seed=seed, progress=progress, choose=choose,
                             min_distance=min_distance)
     if min_distance > 0:

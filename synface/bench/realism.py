@@ -39,6 +39,22 @@ def identity_d_prime(genuine: np.ndarray, impostor: np.ndarray) -> float:
     return float((impostor.mean() - genuine.mean()) / pooled) if pooled > 0 else float("nan")
 
 
+#: renders per batch in the benchmarks' progress-reporting loops (the renderer is batch-exact, so
+#: the chunking does not change an image)
+RENDER_CHUNK = 100
+
+
+def render_images(gen: FaceGenerator, coeffs, stage: str, tick: Callable[[str, int, int], None],
+                  offset: int = 0, total: int | None = None) -> np.ndarray:
+    """(N,112,112,3) uint8 renders of `coeffs`, in chunks, reporting (stage, done, total)."""
+    total = len(coeffs) if total is None else total
+    out = []
+    for start in range(0, len(coeffs), RENDER_CHUNK):
+        out.append(gen.render(coeffs[start:start + RENDER_CHUNK]).images.cpu().numpy())
+        tick(stage, offset + min(start + RENDER_CHUNK, len(coeffs)), total)
+    return np.concatenate(out) if out else np.zeros((0, gen.image_size, gen.image_size, 3), np.uint8)
+
+
 def real_pairs_reference(pairs_source: str, embed: Callable[[np.ndarray], np.ndarray],
                          tick: Callable[[str, int, int], None], keep: list | None = None) -> dict:
     """The same descriptor protocol on real aligned pairs (an LFW-layout folder or a .bin): what
@@ -49,13 +65,14 @@ def real_pairs_reference(pairs_source: str, embed: Callable[[np.ndarray], np.nda
     pairs = load_pairs(pairs_source)
     n = len(pairs.issame)
     dist = np.empty(n)
+    tick("real pairs", 0, n)
     for i in range(n):
         e = embed(np.stack([np.asarray(pairs.load_image(i, side)) for side in (0, 1)]))
         dist[i] = np.linalg.norm(e[0] - e[1])
         if keep is not None:
             keep.append(e[0])
-        if i % 100 == 0:
-            tick("real pairs", i, n)
+        if (i + 1) % 25 == 0 or i + 1 == n:
+            tick("real pairs", i + 1, n)
     _, accuracy = distance_verification(dist, pairs.issame)
     genuine, impostor = dist[pairs.issame], dist[~pairs.issame]
     return {"real_identity_d_prime": round(identity_d_prime(genuine, impostor), 3),
@@ -90,32 +107,34 @@ def bench_realism(n_detect: int = 500, n_pairs: int = 500, n_phi_pairs: int = 40
     # 1. detection on prior draws with |yaw| <= 30 degrees
     frontalish: list[np.ndarray] = []
     draw = 0
+    tick("render detect", 0, n_detect)
     while len(frontalish) < n_detect:
         c = gen.sample(256, seed * 1000 + draw, identity_scale=identity_scale)
         keep = c.pose[:, 0].abs() <= math.radians(30)
         if bool(keep.any()):
             frontalish.extend(gen.render(c[keep.nonzero().flatten().tolist()]).images.cpu().numpy())
+        tick("render detect", min(len(frontalish), n_detect), n_detect)
         draw += 1
     frontalish = frontalish[:n_detect]
     counts = []
     for i, img in enumerate(frontalish):
         counts.append(len(detect_faces(detector_view(img), upsample=0)))
-        if i % 50 == 0:
-            tick("detect", i, n_detect)
+        if (i + 1) % 25 == 0 or i + 1 == n_detect:
+            tick("detect", i + 1, n_detect)
     counts_arr = np.array(counts)
     # 2. verification: two renders per identity with independent attributes vs two identities
     def embed(images: np.ndarray, stage: str | None = None, offset: int = 0, total: int = 0) -> np.ndarray:
         rows = []
         for i, im in enumerate(images):
             rows.append(aligned_descriptor(im))
-            if stage and (i % 50 == 0 or i == len(images) - 1):
+            if stage and ((i + 1) % 25 == 0 or i == len(images) - 1):
                 tick(stage, offset + i + 1, total)
         return np.stack(rows)
 
     ids = gen.sample(n_pairs * 2, seed + 101, identity_scale=identity_scale)
     attrs_b = gen.sample_attributes(n_pairs * 2, seed + 202)
-    first = gen.render(ids).images.cpu().numpy()
-    second = gen.render(ids.replace(**attrs_b)).images.cpu().numpy()
+    first = render_images(gen, ids, "render verify", tick, 0, 4 * n_pairs)
+    second = render_images(gen, ids.replace(**attrs_b), "render verify", tick, 2 * n_pairs, 4 * n_pairs)
     e1 = embed(first, "verify", 0, 2 * len(first))
     e2 = embed(second, "verify", len(first), 2 * len(first))
     genuine = np.linalg.norm(e1[:n_pairs] - e2[:n_pairs], axis=1)
@@ -130,12 +149,14 @@ def bench_realism(n_detect: int = 500, n_pairs: int = 500, n_phi_pairs: int = 40
     a = gen.sample(n_phi_pairs, seed + 303, identity_scale=identity_scale)
     b = gen.sample(n_phi_pairs, seed + 404, identity_scale=identity_scale)
     attrs = gen.sample_attributes(n_phi_pairs, seed + 505, pose_scale=0.5, expr_scale=0.5)
+    tick("phi", 0, len(phis) + 1)
     a_other = embed(gen.render(a).images.cpu().numpy())
+    tick("phi", 1, len(phis) + 1)
     blends = []
     for phi in phis:
         mixed = FaceGenerator.mix(a, b, float(phi)).replace(**attrs)
         blends.append(embed(gen.render(mixed).images.cpu().numpy()))
-        tick("phi", len(blends), len(phis))
+        tick("phi", len(blends) + 1, len(phis) + 1)
     mean_dist = [float(np.linalg.norm(e - blends[0], axis=1).mean()) for e in blends]
     mean_dist_other = [float(np.linalg.norm(e - a_other, axis=1).mean()) for e in blends]
     real_descriptors: list[np.ndarray] = []

@@ -8,7 +8,14 @@ from synface.bench.realism import bench_realism
 
 def test_bench_realism_reports_rates_and_both_phi_curves():
     pytest.importorskip("dlib")
-    result = bench_realism(n_detect=4, n_pairs=4, n_phi_pairs=3)
+    ticks: list[tuple] = []
+    result = bench_realism(n_detect=4, n_pairs=4, n_phi_pairs=3, progress=lambda *t: ticks.append(t))
+    stages: dict[str, list[tuple]] = {}
+    for stage, done, total in ticks:
+        stages.setdefault(stage, []).append((done, total))
+    assert set(stages) == {"render detect", "detect", "render verify", "verify", "phi"}  # progress in every stage
+    assert all(seen[-1][0] == seen[-1][1] for seen in stages.values()), stages  # every bar ends full
+    assert stages["render detect"][0] == (0, 4) and stages["render verify"][-1] == (16, 16)
     assert 0.0 <= result["detect_exactly_one"] <= 1.0
     assert result["detect_exactly_one"] + result["detect_none"] + result["detect_multiple"] == pytest.approx(1.0)
     assert 0.5 <= result["verification_accuracy"] <= 1.0  # best threshold is never below chance
