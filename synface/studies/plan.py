@@ -90,10 +90,10 @@ SCALES: dict[str, Scale] = {
                  (200, 15), (10, 50)),
     "paper": Scale("paper", "paper", {}, (10_000, 50, False), (1_000, 2_000, 5_000, 10_000), (10, 20, 50),
                    (10_000, 50), (2_000, 10), (10_000, 50), (10, 300)),
-    # For tests: a few steps, a handful of images.
+    # For tests: a few steps, a handful of images (Real_4_2 is one batch of 8).
     "tiny": Scale("tiny", "cpu-quick", {"epochs": 1, "steps_per_epoch": 2, "batch_size": 8, "warmup_epochs": 0.0,
                                         "milestones": [1], "eval_every": 1, "eval_batch_size": 16, "log_every": 1},
-                  (4, 3, False), (4,), (3,), (4, 3), (2, 2), (4, 2), (2, 2), max_test_pairs_per_fold=2),
+                  (4, 3, False), (4,), (3,), (4, 3), (4, 2), (4, 2), (2, 2), max_test_pairs_per_fold=2),
 }
 
 #: reproduce's training seeds per cell unless told otherwise: 3 give a t interval over seeds x folds

@@ -63,6 +63,14 @@ def test_plan_contents(fake_lfw, tmp_path):
         rp.make_plan("table9", "cpu", fake_lfw, tmp_path)
 
 
+def test_every_tiny_run_has_a_full_batch(fake_lfw, tmp_path):
+    """Each tiny run's training set holds at least one batch (Table 3's Real_R_k once did not)."""
+    for table in rp.TABLES:
+        for run in rp.make_plan(table, "tiny", fake_lfw, tmp_path, seeds=1).runs:
+            real = run.config["real_ids"] and run.config["real_ids"] * run.config["real_k"]
+            assert min(run.train_images, real or run.train_images) >= run.config["batch_size"], (table, run.label)
+
+
 def test_benchmark_layout_and_disjoint_identities(fake_lfw):
     layout = LFWLayout(fake_lfw)
     pairs = read_pairs(layout.pairs_file)
@@ -174,6 +182,7 @@ def test_gpu_scale_is_sized_for_one_gpu_within_8_minutes(tmp_path):
         cfg = plan.runs[0].config
         assert (cfg["backbone"], cfg["input_size"], cfg["amp"]) == ("iresnet50", 112, "auto")
         assert plan.runs[0].eval_pairs >= 1200  # LFW folds 4-5 in full (1,200 pairs), as at cpu scale
+        assert all(r.train_images >= r.config["batch_size"] for r in plan.runs)
     assert rp.make_plan("table3", "gpu", lfw, tmp_path / "ws", seeds=1).estimate()["total"] <= 400
     assert rp.make_plan("figure4", "gpu", lfw, tmp_path / "ws").estimate()["total"] > 8 * 60  # said in docs/cli.md
     syn = {s: rp.SCALES[s].t3_syn[0] * rp.SCALES[s].t3_syn[1] for s in ("cpu", "gpu", "paper")}
