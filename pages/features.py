@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -13,6 +11,12 @@ from pages import common
 MAX_SETS = 4
 RESULT_KEY = "features_result"  # not a widget key: holds arrays, must not be re-assigned each run
 COLOUR_BASE = ["dataset", "identity", "phi"]
+#: synthetic sets in blues, real ones in oranges (one shade per set, up to MAX_SETS of each), and
+#: real faces drawn as diamonds: the two domains never share a hue or a marker
+HUES = {"synthetic": ["#08519c", "#3182bd", "#6baed6", "#9ecae1"],
+        "real": ["#a63603", "#e6550d", "#fd8d3c", "#fdae6b"]}
+SYMBOLS = {"synthetic": "circle", "real": "diamond"}
+NO_VALUE = "#9e9e9e"  # points without the coloured value (real faces have no phi)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -41,10 +45,8 @@ def _controls() -> tuple[object, list[str], int] | None:
     models.update({f"{c['name']} ({c['id']}, {c['status']})": c["path"] for c in ckpts})
     model_label = st.selectbox("Model", list(models), key="feat.model",
                                help="A training run's last checkpoint, or dlib's real-face descriptor.")
-    options = {f"{d['name']} ({d['kind']})": d["path"] for d in list_datasets()}
-    lfw = common.lfw_path()
-    if lfw and Path(lfw).is_dir():
-        options[f"LFW ({lfw})"] = lfw
+    # one entry per source: a registered copy of the sidebar's LFW folder stands for it
+    options = {d["label"]: d["path"] for d in list_datasets(lfw=common.lfw_path())}
     chosen = st.multiselect(f"Datasets (up to {MAX_SETS})", list(options), key="feat.sets", max_selections=MAX_SETS)
     other = st.text_input("Another dataset folder (optional)", key="feat.other",
                           help="A synthetic set, an ImageFolder of aligned crops, or an LFW-layout folder.")
@@ -83,10 +85,22 @@ def _frame(cache_paths: list[str]) -> pd.DataFrame:
         fs = FeatureSet.load(p)
         meta = fs.meta.copy()
         meta.insert(0, "dataset", fs.dataset)
+        meta.insert(1, "domain", fs.domain)
         parts.append(meta)
     df = pd.concat(parts, ignore_index=True)
     df["row"] = np.arange(len(df))
     return df
+
+
+def _dataset_colours(df: pd.DataFrame) -> dict[str, str]:
+    """A hue per dataset: blues for synthetic sets, oranges for real ones, in order of appearance."""
+    out: dict[str, str] = {}
+    used = {"synthetic": 0, "real": 0}
+    for name, domain in df[["dataset", "domain"]].drop_duplicates().itertuples(index=False):
+        hues = HUES.get(domain, HUES["real"])
+        out[name] = hues[used.get(domain, 0) % len(hues)]
+        used[domain] = used.get(domain, 0) + 1
+    return out
 
 
 def _figure(df: pd.DataFrame, coords: np.ndarray, colour: str):
@@ -94,28 +108,39 @@ def _figure(df: pd.DataFrame, coords: np.ndarray, colour: str):
 
     three_d = coords.shape[1] == 3
     fig = go.Figure()
-    categorical = colour in ("dataset", "identity") or df[colour].dtype == object
-    hover = df["dataset"] + " / " + df["identity"].astype(str)
-    if categorical:
+    hover = (df["dataset"] + " (" + df["domain"] + ") / " + df["identity"].astype(str)).to_numpy()
+    symbols = df["domain"].map(SYMBOLS).fillna("circle").to_numpy()
+    rows = df["row"].to_numpy()
+
+    def add(idx, name: str, marker: dict) -> None:
+        marker = {"size": 4, "symbol": symbols[idx], **marker}
+        args = {"x": coords[idx, 0], "y": coords[idx, 1], "mode": "markers", "name": name, "marker": marker,
+                "customdata": rows[idx], "text": hover[idx], "hoverinfo": "text"}
+        fig.add_trace(go.Scatter3d(z=coords[idx, 2], **args) if three_d else go.Scattergl(**args))
+
+    if colour == "dataset":
+        hues = _dataset_colours(df)
+        for (name, domain), idx in df.groupby(["dataset", "domain"], sort=False).indices.items():
+            add(idx, f"{name} ({domain})", {"color": hues[name]})
+    elif colour == "identity" or df[colour].dtype == object:
         groups = df.groupby(colour, sort=True).indices
         if len(groups) > 40:  # too many legend entries: colour by code, no legend
-            codes = df[colour].astype("category").cat.codes
-            groups, marker = {"all": np.arange(len(df))}, {"color": codes, "colorscale": "Turbo", "size": 4}
+            codes = df[colour].astype("category").cat.codes.to_numpy()
+            add(np.arange(len(df)), colour, {"color": codes, "colorscale": "Turbo"})
         else:
-            marker = {"size": 4}
-        for name, idx in groups.items():
-            m = dict(marker)
-            if "color" in m:
-                m["color"] = np.asarray(m["color"])[idx]
-            args = {"x": coords[idx, 0], "y": coords[idx, 1], "mode": "markers", "name": str(name), "marker": m,
-                    "customdata": df["row"].to_numpy()[idx], "text": hover.to_numpy()[idx], "hoverinfo": "text"}
-            fig.add_trace(go.Scatter3d(z=coords[idx, 2], **args) if three_d else go.Scattergl(**args))
+            for name, idx in groups.items():
+                add(idx, str(name), {})
     else:
-        m = {"color": df[colour].astype(float), "colorscale": "Viridis", "size": 4, "showscale": True,
-             "colorbar": {"title": colour}}
-        args = {"x": coords[:, 0], "y": coords[:, 1], "mode": "markers", "marker": m, "name": colour,
-                "customdata": df["row"].to_numpy(), "text": hover, "hoverinfo": "text"}
-        fig.add_trace(go.Scatter3d(z=coords[:, 2], **args) if three_d else go.Scattergl(**args))
+        values = pd.to_numeric(df[colour], errors="coerce").to_numpy(dtype=float)
+        has = np.isfinite(values)
+        if has.any():
+            idx = np.flatnonzero(has)
+            add(idx, colour, {"color": values[idx], "colorscale": "Viridis", "showscale": True,
+                              "colorbar": {"title": colour}})
+        if not has.all():  # kept visible, in grey: real faces have no phi, nor render attributes
+            idx = np.flatnonzero(~has)
+            real = bool((df["domain"].to_numpy()[idx] == "real").all())
+            add(idx, f"real (no {colour})" if real else f"no {colour}", {"color": NO_VALUE})
     fig.update_layout(height=600, margin={"l": 10, "r": 10, "t": 30, "b": 10}, dragmode="lasso",
                       legend={"itemsizing": "constant"})
     return fig
@@ -163,7 +188,7 @@ def _results() -> None:
         return
     df = _frame(paths)
     c1, c2, c3, c4 = st.columns(4)
-    attrs = [c for c in df.columns if c not in ("path", "label", "partner", "row", "dataset", "identity", "phi")]
+    attrs = [c for c in df.columns if c not in ("path", "label", "partner", "row", "dataset", "domain", "identity", "phi")]
     colour = c1.selectbox("Colour by", COLOUR_BASE + attrs, key="feat.colour")
     dims = c2.radio("UMAP", ["2-D", "3-D"], horizontal=True, key="feat.dims")
     neighbours = c3.slider("Neighbours", 5, 50, 15, key="feat.nn")

@@ -33,13 +33,17 @@ __all__ = ["FeatureSet", "DatasetSource", "resolve_dataset", "extract_features",
            "list_checkpoints", "load_image_112", "DLIB"]
 
 DLIB = "dlib"
-CACHE_VERSION = 1
+#: 2: FeatureSet records its domain, and real images have no phi (NaN instead of 1)
+CACHE_VERSION = 2
 Progress = Callable[[int, int], None]
 
 
 @dataclass
 class FeatureSet:
-    """(N, D) unit-length float32 features with labels and one metadata row per image."""
+    """(N, D) unit-length float32 features with labels and one metadata row per image.
+
+    `domain` is "synthetic" (a set this project rendered) or "real" (photographs), so plots can
+    tell them apart; real images have no phi (NaN)."""
 
     features: np.ndarray
     labels: np.ndarray
@@ -48,6 +52,7 @@ class FeatureSet:
     meta: Any  # pandas DataFrame: path, identity, label, phi, partner, attribute columns
     cache_path: str = ""
     from_cache: bool = False
+    domain: str = "real"
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -56,7 +61,8 @@ class FeatureSet:
         """Atomic .npz (no pickles: metadata columns are stored as typed arrays)."""
         arrays: dict[str, np.ndarray] = {
             "features": self.features.astype(np.float32), "labels": self.labels.astype(np.int64),
-            "info": np.array(json.dumps({"dataset": self.dataset, "model": self.model, "version": CACHE_VERSION})),
+            "info": np.array(json.dumps({"dataset": self.dataset, "model": self.model, "version": CACHE_VERSION,
+                                         "domain": self.domain})),
             "meta_columns": np.array(list(self.meta.columns), dtype=str),
         }
         for i, col in enumerate(self.meta.columns):
@@ -74,7 +80,9 @@ class FeatureSet:
             info = json.loads(str(z["info"]))
             columns = [str(c) for c in z["meta_columns"]]
             meta = pd.DataFrame({c: z[f"meta_{i}"] for i, c in enumerate(columns)})
-            return cls(z["features"], z["labels"], info["dataset"], info["model"], meta, str(path), True)
+            # a version-1 file names no domain: only synthetic sets have pose columns
+            domain = info.get("domain") or ("synthetic" if "yaw_deg" in columns else "real")
+            return cls(z["features"], z["labels"], info["dataset"], info["model"], meta, str(path), True, domain)
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -182,7 +190,7 @@ def _folder_meta(src: DatasetSource, max_images: int | None):
         "path": [r[0] for r in rows],
         "identity": [r[1] for r in rows],
         "label": np.array([label_of[r[1]] for r in rows], dtype=np.int64),
-        "phi": np.ones(len(rows), dtype=np.float32),
+        "phi": np.full(len(rows), np.nan, dtype=np.float32),  # a photographed person is no identity mix
         "partner": np.full(len(rows), -1, dtype=np.int64),
     })
 
@@ -298,7 +306,7 @@ def extract_features(model: Any, dataset: str | Path, max_images: int | None = 2
         feats = _embed_torch(_load_model(model), paths, lfw_crop, progress)
     feats = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
     fs = FeatureSet(feats.astype(np.float32), meta["label"].to_numpy(np.int64), src.name, model_name, meta,
-                    str(cache), False)
+                    str(cache), False, "synthetic" if src.kind == "synthetic" else "real")
     if use_cache:
         fs.save(cache)
     return fs
@@ -307,12 +315,31 @@ def extract_features(model: Any, dataset: str | Path, max_images: int | None = 2
 # ----------------------------------------------------------------------------- discovery (for the app)
 
 
-def list_datasets(root: str | Path | None = None) -> list[dict[str, str]]:
-    """Synthetic sets in <workspace>/datasets and real sets in <workspace>/real (name, path, kind)."""
+def _registered_sources(root: str | Path | None) -> dict[Path, Path]:
+    """Aligned copy -> source folder of every registered real set (empty when the registry is
+    unreadable: the folders on disk are still listed)."""
+    from synface.data.realsets import list_real_sets  # noqa: PLC0415
+
+    try:
+        sets = list_real_sets(root)
+    except DataError:
+        return {}
+    return {Path(s.aligned).resolve(): Path(s.source).resolve() for s in sets if s.aligned}
+
+
+def list_datasets(root: str | Path | None = None, lfw: str | Path | None = None) -> list[dict[str, str]]:
+    """Synthetic sets in <workspace>/datasets, real sets in <workspace>/real, and the LFW folder
+    `lfw` (the app's sidebar choice): name, path, kind and a label to show.
+
+    Each source is listed once: a registered real set is the aligned copy of its source folder,
+    so `lfw` is left out when a registered set comes from it (that set is labelled as LFW), and
+    two registered copies of one folder are one entry."""
     from synface.base.workspace import workspace_root  # noqa: PLC0415
 
     ws = workspace_root(root)
-    out = []
+    sources = _registered_sources(root)
+    lfw_path = Path(lfw).expanduser().resolve() if lfw and str(lfw).strip() and Path(lfw).expanduser().is_dir() else None
+    out, seen = [], set()
     for sub, kind in (("datasets", "synthetic"), ("real", "real")):
         base = ws / sub
         if not base.is_dir():
@@ -324,7 +351,14 @@ def list_datasets(root: str | Path | None = None) -> list[dict[str, str]]:
                 continue  # an unfinished build
             if kind == "real" and not any(c.is_dir() for c in p.iterdir()):
                 continue
-            out.append({"name": p.name, "path": str(p), "kind": kind})
+            source = sources.get(p.resolve(), p.resolve())
+            if source in seen:
+                continue
+            seen.add(source)
+            label = f"{p.name} (LFW, aligned)" if source == lfw_path else f"{p.name} ({kind})"
+            out.append({"name": p.name, "path": str(p), "kind": kind, "label": label})
+    if lfw_path is not None and lfw_path not in seen:
+        out.append({"name": "LFW", "path": str(lfw), "kind": "lfw", "label": f"LFW ({lfw})"})
     return out
 
 

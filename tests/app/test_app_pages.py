@@ -252,3 +252,77 @@ def test_train_page_names_an_evaluation_folder_without_pairs(home, tmp_path):
     assert not at.exception
     assert at.error and "evaluation set 'lfw' cannot be scored" in at.error[0].value and "no pairs.txt" in at.error[0].value
     assert not (home / "runs").exists()
+
+
+# ----------------------------------------------------------------------------- features (issue 18 item 7)
+
+
+def _feature_cache(path: Path, dataset: str, domain: str, phi: list[float]) -> str:
+    """A saved FeatureSet of len(phi) images (what extraction writes), without extracting."""
+    import numpy as np
+    import pandas as pd
+
+    from synface.analysis.features import FeatureSet
+
+    n = len(phi)
+    meta = pd.DataFrame({"path": [f"/nowhere/{dataset}/{i}.jpg" for i in range(n)],
+                         "identity": [f"{dataset}_{i // 2}" for i in range(n)],
+                         "label": np.arange(n) // 2, "phi": np.asarray(phi, np.float32), "partner": -np.ones(n, int)})
+    feats = np.random.default_rng(n).normal(size=(n, 8)).astype(np.float32)
+    feats /= np.linalg.norm(feats, axis=1, keepdims=True)
+    FeatureSet(feats, meta["label"].to_numpy(), dataset, "test", meta, domain=domain).save(path)
+    return str(path)
+
+
+def _points(values) -> int:
+    """How many values a plotly array holds (a list, or base64 'bdata' of a typed array)."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(values, dict):
+        return len(np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(values["dtype"])))
+    return len(values)
+
+
+def test_features_picker_lists_a_registered_lfw_once(home, tmp_path):
+    from synface.data.realsets import register_real_set
+    from tests.data.identity_sets import make_lfw
+
+    lfw = make_lfw(tmp_path / "lfw")
+    at = page("features")
+    at.session_state["side.lfw"] = str(lfw)
+    at.run()
+    no_errors(at)
+    assert [o for o in at.multiselect(key="feat.sets").options if "LFW" in o] == [f"LFW ({lfw})"]
+    # registered (an aligned copy under <workspace>/real): that copy stands for the folder
+    register_real_set(lfw, "lfw", align=True, root=home, workers=1)
+    at.run()
+    options = at.multiselect(key="feat.sets").options
+    assert [o for o in options if "lfw" in o.lower()] == ["lfw (LFW, aligned)"], options
+
+
+def test_features_plot_keeps_domains_apart_and_real_faces_under_phi(home):
+    import numpy as np
+
+    home.mkdir(parents=True, exist_ok=True)
+    paths = [_feature_cache(home / "syn.npz", "Syn_A", "synthetic", [1.0, 0.5, 0.75]),
+             _feature_cache(home / "real.npz", "lfw", "real", [float("nan")] * 2)]  # 5 points: PCA, no UMAP JIT
+    at = page("features")
+    at.session_state["features_result"] = paths
+    at.run()
+    no_errors(at)
+    traces = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+    by_name = {t["name"]: t for t in traces}
+    assert set(by_name) == {"Syn_A (synthetic)", "lfw (real)"}
+    syn, real = by_name["Syn_A (synthetic)"]["marker"], by_name["lfw (real)"]["marker"]
+    assert syn["color"].startswith("#08") and real["color"].startswith("#a6")  # a blue and an orange
+    assert set(np.atleast_1d(real["symbol"])) == {"diamond"} and set(np.atleast_1d(syn["symbol"])) == {"circle"}
+
+    at.selectbox(key="feat.colour").set_value("phi").run()
+    no_errors(at)
+    traces = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+    by_name = {t["name"]: t for t in traces}
+    assert set(by_name) == {"phi", "real (no phi)"}
+    assert _points(by_name["phi"]["x"]) == 3 and _points(by_name["real (no phi)"]["x"]) == 2  # every real face shown
+    assert by_name["real (no phi)"]["marker"]["color"] == "#9e9e9e"
