@@ -4,10 +4,12 @@ A thin client of the `synface` library: six pages over one shared sidebar (devic
 LFW folder).
 
 This file plays two roles. `streamlit run app.py` first imports it as a module, finds the
-`st.App` below and serves it; the App's lifespan builds and warms the face generator (torch,
-the model, the renderer's numba kernels) before the server answers its first request, so no user
-waits for them. Each session then runs this same file as the page script (`__name__ ==
-"__main__"`), which draws the navigation. UMAP's JIT is warmed when the Features page opens.
+`st.App` below and serves it; that import starts building and warming the face generator
+(torch, the model, the renderer's numba kernels) in a background thread and the server answers
+at once, so the browser opens while the kernels load and the Generator page shows its
+first face as soon as they are ready. Each session then runs this same file as the page script
+(`__name__ == "__main__"`), which draws the navigation. UMAP's JIT is warmed when the Features
+page opens.
 """
 
 from __future__ import annotations
@@ -48,12 +50,7 @@ def main() -> None:
 if __name__ == "__main__":
     main()
 else:
-    import asyncio
-    from contextlib import asynccontextmanager
-
-    @asynccontextmanager
-    async def _warm_start(_app):
-        await asyncio.to_thread(common.preload)
-        yield
-
-    app = st.App(__file__, lifespan=_warm_start)
+    # Started at import, before the server itself: torch's import overlaps the server's start-up,
+    # and a daemon thread never holds the server back.
+    common.start_warmup()
+    app = st.App(__file__)

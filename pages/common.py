@@ -35,7 +35,8 @@ def generator_device() -> str:
 
 @st.cache_resource(show_spinner="Loading the face generator ...")
 def builtin_generator():
-    """The process's shared, warmed-up FaceGenerator of the built-in head (built at server start by app.py)."""
+    """The process's shared, warmed-up FaceGenerator of the built-in head (app.py starts building it
+    in the background at server start; a caller before it is ready waits for that same build)."""
     from synface.generator import shared_generator
 
     return shared_generator(generator_device())
@@ -59,20 +60,43 @@ def model_names() -> list[str]:
 
 
 def preload() -> None:
-    """Server start-up work, run by app.py before the server answers: heavy imports and the
-    warmed generator, so the first page load does not pay for them. Never raises: a problem
-    (say, SYNFACE_DEVICE=cuda on a machine without a GPU) shows up later as a page message."""
+    """Server start-up work, run in the background by `start_warmup`: the warmed built-in
+    generator first (what the first page needs), then the heavy imports other pages use. Never
+    raises: a problem (say, SYNFACE_DEVICE=cuda on a machine without a GPU) shows up later as a
+    page message."""
     t0 = time.perf_counter()
     try:
-        import pandas  # noqa: F401
-        import plotly.graph_objects  # noqa: F401
-
         from synface.generator import shared_generator
 
         shared_generator(generator_device())
         print(f"SynFace Studio: generator ready in {time.perf_counter() - t0:.1f} s", flush=True)
+        import pandas  # noqa: F401
+        import plotly.graph_objects  # noqa: F401
     except Exception:  # noqa: BLE001 - start-up must not fail on what a page can report
         traceback.print_exc()
+
+
+_WARMUP: list[threading.Thread] = []
+_WARMUP_LOCK = threading.Lock()
+
+
+def start_warmup() -> threading.Thread:
+    """Run `preload` once per process in a daemon thread and return it.
+
+    Why a thread: the server must answer (and the browser open) while torch loads and numba's
+    kernels compile; a page that needs the generator meanwhile waits only for what is left, on
+    the same shared generator (never a second build)."""
+    with _WARMUP_LOCK:
+        if not _WARMUP:
+            thread = threading.Thread(target=preload, name="synface-warmup", daemon=True)
+            thread.start()
+            _WARMUP.append(thread)
+        return _WARMUP[0]
+
+
+def warming_up() -> bool:
+    """True while the start-up warm-up thread is still running."""
+    return bool(_WARMUP) and _WARMUP[0].is_alive()
 
 
 @st.cache_resource
@@ -119,8 +143,11 @@ def default(key: str, value) -> None:
 
 
 def device_label() -> str:
-    """'CUDA (name)' or 'CPU', from the generator's device."""
-    dev = get_generator().device
+    """'CUDA (name)' or 'CPU': the generator's device, resolved without waiting for the generator
+    (so no page's sidebar waits for the start-up warm-up)."""
+    from synface.base.device import resolve_device
+
+    dev = resolve_device(generator_device())
     if dev.type == "cuda":
         import torch
 

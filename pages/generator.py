@@ -264,7 +264,9 @@ def main() -> None:
     c1, c2 = st.columns([2, 5])
     with c1:
         model_picker()
-    with st.spinner(f"Loading face model {model_name()} ..."):
+    loading = "Starting the renderer (torch and its kernels load once per server start) ..." \
+        if common.warming_up() and model_name() == "builtin" else f"Loading face model {model_name()} ..."
+    with st.spinner(loading):  # waits for the start-up warm-up's generator, never builds a second one
         gen = page_generator()
     learned = model_name() != "builtin"
     c2.caption(f"Rendering on **{common.device_label()}** - generator {gen.version}. "

@@ -94,6 +94,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--device", default="auto")
     g.add_argument("--json", action="store_true")
     g.set_defaults(func=_generate)
+    su = which.add_parser("startup", help="app start-up: health, first face and slider latency in Chromium")
+    su.add_argument("--repeats", type=int, default=3)
+    su.add_argument("--moves", type=int, default=15, help="phi slider moves timed per start")
+    su.add_argument("--cold", action="store_true", help="an empty numba cache each start (a fresh clone)")
+    su.add_argument("--json", action="store_true")
+    su.set_defaults(func=_startup)
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -193,3 +199,10 @@ def _generate(args: argparse.Namespace) -> int:
         close()
     print_json(result)
     return 0
+
+
+def _startup(args: argparse.Namespace) -> int:
+    from synface.bench.startup import bench_startup
+
+    return _print_with_bar("bench startup", "start", lambda progress: bench_startup(
+        args.repeats, args.moves, args.cold, progress=progress))
