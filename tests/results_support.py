@@ -66,12 +66,17 @@ _TEMPLATE: dict[str, object] = {}
 
 
 def results_workspace(tmp_path_factory, into: Path) -> dict[str, str]:
-    """A copy of the session's results workspace (trained once) in `into`: tests may delete and
-    archive its runs. Configs still name the template's datasets, which nothing here may remove."""
+    """A copy of the session's results workspace (trained once) in `into` (beside runs already there):
+    tests may delete and archive its runs. Configs still name the template's datasets, which nothing
+    here may remove."""
     if "ws" not in _TEMPLATE:
         ws = tmp_path_factory.mktemp("results_template")
         _TEMPLATE["ids"], _TEMPLATE["ws"] = make_results_workspace(ws), ws
-    shutil.copytree(Path(_TEMPLATE["ws"]) / "runs", into / "runs")
+    shutil.copytree(Path(_TEMPLATE["ws"]) / "runs", into / "runs", dirs_exist_ok=True)
+    from synface.runs.registry import Run
+
+    for run_id in _TEMPLATE["ids"].values():  # they trained in this test process: a copy forgets its pid,
+        Run(into / "runs" / run_id).write_status(pid=None)  # so no clean-up ever signals the process
     return dict(_TEMPLATE["ids"])
 
 

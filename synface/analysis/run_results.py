@@ -175,18 +175,19 @@ def accuracy_text(row: Mapping[str, Any]) -> str:
 
 
 def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """The results frame with the columns a person reads (accuracy as 'acc ± std', in %)."""
+    """The results frame with the columns a person reads, scores first (accuracy as 'acc ± std', in %)."""
     out = pd.DataFrame({
-        "run": frame["run_id"], "status": frame["status"], "dataset": frame["dataset"],
-        "face model": frame["face_model"], "backbone": frame["backbone"], "psi": frame["psi"], "IM": frame["im"],
-        "scale": frame["scale"], "epoch": [f"{e}/{n}" for e, n in zip(frame["epoch"], frame["epochs"])],
-        "eval set": frame["eval_set"].fillna("-"), "pairs": frame["num_pairs"].astype("Float64").astype("Int64"),
+        "run": frame["run_id"], "eval set": frame["eval_set"].astype(object).fillna("-"),
         "accuracy (%)": [accuracy_text(r) for r in frame.to_dict("records")],
         **{f"TAR@FAR={far:.0e} (%)".replace("e-0", "e-"): frame[_far_key(far)].astype(float).round(2) for far in FARS},
-        "FAR floor": frame["far_floor"], "AUC": frame["auc"].astype(float).round(4), "message": frame["message"],
+        "FAR floor": frame["far_floor"], "AUC": frame["auc"].astype(float).round(4),
+        "pairs": frame["num_pairs"].astype("Float64").astype("Int64"), "status": frame["status"],
+        "dataset": frame["dataset"], "face model": frame["face_model"], "backbone": frame["backbone"],
+        "psi": frame["psi"], "IM": frame["im"], "scale": frame["scale"],
+        "epoch": [f"{e}/{n}" for e, n in zip(frame["epoch"], frame["epochs"])], "message": frame["message"],
     })
     if frame["archived"].any():
-        out.insert(2, "archived", frame["archived"].map({True: "yes", False: ""}))
+        out.insert(1, "archived", frame["archived"].map({True: "yes", False: ""}))
     return out.reset_index(drop=True)
 
 

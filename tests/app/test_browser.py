@@ -205,3 +205,43 @@ def test_pages_slider_and_training(server):
             assert "status finished" in text, f"the run did not finish; its log ends with:\n{logs}"
         finally:
             browser.close()
+
+
+def test_results_workbench_clicks_through(server, tmp_path_factory):
+    """Results page on real tiny runs: the runs table with TAR@FAR, the ROC of the two newest runs,
+    archiving a run from the page, and a filter that narrows the table and the ROC."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.results_support import results_workspace
+
+    url, home = server
+    ids = results_workspace(tmp_path_factory, home)
+    ASSETS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 2200})
+        try:
+            page.goto(f"{url}/results")
+            roc = page.locator(".js-plotly-plot", has=page.locator(".gtitle", has_text="ROC"))
+            roc.wait_for(timeout=120_000)
+            _wait_app_idle(page)
+            table = page.locator('[data-testid="stDataFrame"]').first.text_content()
+            assert "TAR@FAR=1e-3 (%)" in table and ids["a"] in table and ids["b"] in table
+            assert roc.locator(".scatterlayer .trace").count() == 2  # the two newest runs overlaid
+            page.get_by_text("Archive, delete or export a run").click()
+            _select(page, "Run", ids["off"])
+            page.get_by_role("button", name="Archive", exact=True).click()
+            page.get_by_text(f"Archived {ids['off']}").wait_for(timeout=30_000)
+            _wait_app_idle(page)
+            assert ids["off"] not in page.locator('[data-testid="stDataFrame"]').first.text_content()
+            page.locator('[data-testid="stMultiSelect"]').filter(has_text="psi").click()
+            page.locator('[role="option"]').filter(has_text="0.8").first.click()
+            page.keyboard.press("Escape")
+            _wait_app_idle(page)
+            assert ids["a"] not in page.locator('[data-testid="stDataFrame"]').first.text_content()
+            assert roc.locator(".scatterlayer .trace").count() == 1
+            assert page.locator('[data-testid="stException"]').count() == 0
+            page.screenshot(path=str(ASSETS / "results-workbench.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (home / "runs" / "_archive" / ids["off"] / "config.json").is_file()
