@@ -253,7 +253,8 @@ def live_view() -> None:
         return
     table = pd.DataFrame([{"run": r.id, "status": r.status, "epoch": f"{r.epoch}/{r.epochs}",
                            "progress": f"{100 * r.progress:.0f}%",
-                           "best acc (%)": None if r.best_accuracy is None else round(100 * r.best_accuracy, 2),
+                           "best acc (%)": "evaluation off" if r.evaluation == "off" else
+                           "-" if r.best_accuracy is None else f"{100 * r.best_accuracy:.2f}",
                            "images/s": None if r.images_per_s is None else round(r.images_per_s),
                            "message": r.message[:80]} for r in reversed(summaries)])
     st.dataframe(table, hide_index=True, width="stretch")
