@@ -88,6 +88,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ph.add_argument("--device", default="auto")
     ph.add_argument("--json", action="store_true")
     ph.set_defaults(func=_photo)
+    lm = which.add_parser("landmarks", help="landmark source for fitting: dlib 68 or mediapipe 468, on renders of known truth")
+    lm.add_argument("--source", default="dlib", help="dlib (default) or mediapipe (optional, its own environment)")
+    lm.add_argument("--renders", type=int, default=200, help="posed test renders (|yaw| <= 30 deg)")
+    lm.add_argument("--photos", type=int, default=300, help="real photos sampled from --lfw for detection and timing")
+    lm.add_argument("--lfw", metavar="DIR", default=None, help="an LFW copy (or any folder of .jpg photos)")
+    lm.add_argument("--seed", type=int, default=11)
+    lm.add_argument("--json", action="store_true")
+    lm.set_defaults(func=_landmarks)
     g = which.add_parser("generate", help="end-to-end synthetic set build to disk (images/s)")
     g.add_argument("--images", type=int, default=10_000)
     g.add_argument("--samples", type=int, default=50)
@@ -179,6 +187,16 @@ def _photo(args: argparse.Namespace) -> int:
     return _print_with_bar("bench photo", "img", lambda progress: bench_photo(
         args.photos, identities=args.identities, seed=args.seed, mean_shape=args.mean_shape, region=args.region,
         device=args.device, progress=progress))
+
+
+def _landmarks(args: argparse.Namespace) -> int:
+    from synface.bench.landmarks import bench_landmarks
+
+    if args.renders < 1 or args.photos < 0:
+        raise ValueError(f"--renders must be >= 1 and --photos >= 0, got {args.renders} and {args.photos}")
+    return _print_with_bar("bench landmarks", "img", lambda progress: bench_landmarks(
+        args.source, renders=args.renders, photos=args.photos if args.lfw else 0, lfw=args.lfw, seed=args.seed,
+        progress=progress))
 
 
 def _train(args: argparse.Namespace) -> int:
