@@ -37,22 +37,6 @@ def _job(scale: str) -> None:
         st.code(status["tail"], language=None)
 
 
-def _verdicts(scale: str) -> None:
-    """The paper's trends with their 95% intervals and verdicts, and the seeds that would resolve them."""
-    from synface.analysis.verdicts import table_verdicts
-    from synface.studies.report import seeds_lines
-
-    verdicts = table_verdicts("figure4", root=common.workspace(), scale=scale)
-    st.subheader("Does the paper's trend hold?")
-    if not verdicts:
-        st.caption("Not enough finished cells to check the paper's trend.")
-        return
-    st.caption("Differences in LFW accuracy points with 95% confidence intervals over matched training seed x "
-               "test fold pairs: holds, reversed, or not resolved at this scale (the interval contains 0).")
-    st.markdown("\n".join(f"- {v.line()}" for v in verdicts))
-    st.caption(" ".join(seeds_lines(verdicts)))
-
-
 def main() -> None:
     from synface.analysis.tables import figure4
     from synface.studies.jobs import launch_reproduce
@@ -70,7 +54,7 @@ def main() -> None:
     else:
         st.plotly_chart(_chart(df))
         st.dataframe(df, hide_index=True)
-        _verdicts(scale)
+        common.verdicts("figure4", scale)
     if not lfw or not Path(lfw).is_dir():
         st.warning("Set an LFW folder in the sidebar to plan or queue the missing runs.")
         return

@@ -181,6 +181,23 @@ def page_errors(what: str = "This page") -> Iterator[None]:
         st.error(f"{what}: {exc}" if str(exc) else f"{what}: {type(exc).__name__}")
 
 
+def verdicts(table: str, scale: str | None) -> None:
+    """A paper table's trends with their 95% intervals and verdicts, and the seeds that would
+    resolve them (the Attributes and Results pages)."""
+    from synface.analysis.verdicts import table_verdicts
+    from synface.studies.report import seeds_lines
+
+    found = table_verdicts(table, root=workspace(), scale=scale)
+    st.markdown("**Does the paper's trend hold?**")
+    if not found:
+        st.caption("Not enough finished cells to check the paper's trend.")
+        return
+    st.caption("Differences in accuracy points with 95% confidence intervals over matched training seed x "
+               "test fold pairs: holds, reversed, or not resolved at this scale (the interval contains 0).")
+    st.markdown("\n".join(f"- {v.line()}" for v in found))
+    st.caption(" ".join(seeds_lines(found)))
+
+
 def upscale(image: np.ndarray, size: int, smooth: bool = True) -> np.ndarray:
     """One (H,W,3) uint8 image resized to size x size (bicubic or nearest) for display."""
     from PIL import Image

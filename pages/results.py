@@ -230,6 +230,7 @@ def table_block(name: str, title: str, scale: str | None, own_dir, shipped_dir) 
             st.dataframe(df, hide_index=True)
             st.download_button("Download CSV", df.to_csv(index=False).encode(), f"{name}.csv", "text/csv",
                                key=f"res_dl_{name}")
+            common.verdicts(name, scale)
         # the user's own reproduce report first; else the one shipped with the repository
         folder = own_dir if (own_dir / f"{name}.png").is_file() else shipped_dir
         label = "your reproduce run" if folder == own_dir else "shipped with the repository"
