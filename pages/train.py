@@ -282,8 +282,12 @@ def live_view() -> None:
         queue.request_stop(run)
         st.toast(f"Stop requested for {choice}; it saves a checkpoint and exits.")
     if state in RESUMABLE and run.last_checkpoint.exists() and b2.button("Resume", key="btn.tr.resume"):
-        resume(run)
-        st.toast(f"Resuming {choice}")
+        try:
+            resume(run)
+        except registry.RunLocked as exc:  # a process still trains in the folder
+            st.error(str(exc))
+        else:
+            st.toast(f"Resuming {choice}")
     curves(run)
 
 

@@ -92,6 +92,12 @@ def _fsync(path: Path) -> None:
             os.close(fd)
 
 
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """`data` into `path`, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
 def write_json(path: str | Path, data: Any) -> None:
     """`data` as indented JSON, atomically."""
     with atomic_path(path) as tmp:

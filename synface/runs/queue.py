@@ -228,6 +228,8 @@ def request_stop(run: Run | str | Path, root: str | Path | None = None) -> Run:
 
 
 def resume_run(run: Run, root: str | Path | None = None) -> int:
-    """Continue a stopped or failed run from checkpoints/last.pt as a detached process; its pid."""
+    """Continue a stopped or failed run from checkpoints/last.pt as a detached process; its pid.
+    RunLocked (naming the pid) while a live process still trains in the folder: its status stays its own."""
+    run.check_unlocked()
     argv = synface_argv("train", "--resume", str(run.path), "--root", str(workspace_root(root)), "--no-progress")
     return _spawn(run, argv)

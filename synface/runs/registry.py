@@ -8,6 +8,7 @@
         checkpoints/last.pt              end of the last epoch (or where a stop landed)
         log.txt                          stdout/stderr of a background run
         STOP                             present = the loop stops at the next step
+        .lock                            held (flock) by the training process; holds its pid
     <workspace>/runs/queue.json          runs waiting for a free slot
     <workspace>/runs/_archive/<run-id>/  archived runs: kept, but not listed by default and not
                                          counted by the study tables (which read runs/ only)
@@ -18,8 +19,10 @@ app.py lives), or an explicit `root`. Starting runs is `synface.runs.queue`'s. N
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
+import fcntl
 import json
 import os
 import re
@@ -27,9 +30,9 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
-from synface.base.files import read_json, write_json
+from synface.base.files import read_json, write_bytes, write_json
 from synface.base.names import check_name, child_path
 from synface.base.processes import pid_alive
 from synface.base.workspace import workspace_root
@@ -37,7 +40,7 @@ from synface.data.errors import DataError
 
 __all__ = ["Run", "RunSummary", "create_run", "find_run", "list_runs", "summarize", "compare_runs", "iso_time",
            "read_config_file", "archive_run", "unarchive_run", "delete_run", "ACTIVE_STATES", "FINAL_STATES",
-           "BROKEN", "ARCHIVE_DIR"]
+           "BROKEN", "ARCHIVE_DIR", "RunLocked"]
 
 ACTIVE_STATES = ("starting", "running")
 FINAL_STATES = ("finished", "failed", "stopped")
@@ -65,6 +68,10 @@ def iso_time(ts: float) -> str:
 
 def _iso(ts: float) -> str:
     return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class RunLocked(ValueError):
+    """Another live process is training in this run folder; the message names its pid."""
 
 
 class Run:
@@ -112,6 +119,75 @@ class Run:
     def stop_path(self) -> Path:
         return self.path / "STOP"
 
+    @property
+    def lock_path(self) -> Path:
+        return self.path / ".lock"
+
+    # -- the trainer's lock
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run folder for one training process; RunLocked naming the holder's pid when
+        another live process holds it.
+
+        Why flock: the kernel drops it when its process dies, so the lock of a killed trainer
+        (a .lock file naming a dead pid) is simply taken over, never left to block a resume.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunLocked(self._locked_message(self._lock_holder(fd))) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                      "since": _iso(_now())}).encode() + b"\n", 0)
+            try:
+                yield
+            finally:
+                os.ftruncate(fd, 0)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def locked_by(self) -> dict[str, Any] | None:
+        """{'pid', 'host', 'since'} of the live process holding the lock, None when it is free."""
+        if not self.lock_path.is_file():
+            return None
+        try:
+            fd = os.open(self.lock_path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return self._lock_holder(fd)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
+    def check_unlocked(self) -> None:
+        """RunLocked when a live process trains in this folder (before starting a second one)."""
+        holder = self.locked_by()
+        if holder is not None:
+            raise RunLocked(self._locked_message(holder))
+
+    @staticmethod
+    def _lock_holder(fd: int) -> dict[str, Any]:
+        try:
+            data = json.loads(os.pread(fd, 4096, 0).decode("utf-8") or "{}")
+        except (OSError, ValueError, UnicodeDecodeError):
+            data = {}
+        return data if isinstance(data, dict) else {}
+
+    def _locked_message(self, holder: Mapping[str, Any]) -> str:
+        pid = holder.get("pid") or "unknown"
+        host = f" on {holder['host']}" if holder.get("host") not in (None, socket.gethostname()) else ""
+        return (f"run folder {self.path} is in use by training process {pid}{host}; a second trainer is refused. "
+                f"Stop it first (python -m synface runs stop {self.id}) or wait for it to end")
+
     def config(self) -> dict[str, Any]:
         """config.json; FileNotFoundError when there is none, a DataError naming the file and what
         is wrong when it does not parse or holds no JSON object."""
@@ -122,11 +198,47 @@ class Run:
 
     # -- metrics
     def append_metric(self, record: Mapping[str, Any]) -> None:
-        """One JSON line; the file is opened per record, so a killed writer loses at most one line."""
-        line = json.dumps(dict(record), allow_nan=True) + "\n"
-        with open(self.metrics_path, "a", encoding="utf-8") as f:
-            f.write(line)
+        """One JSON line; the file is opened per record, so a killed writer loses at most one line.
+        A torn last line (a writer killed mid-line) is ended first, so it never swallows this record."""
+        line = (json.dumps(dict(record), allow_nan=True) + "\n").encode("utf-8")
+        with open(self.metrics_path, "a+b") as f:
+            end = f.seek(0, os.SEEK_END)
+            if end:
+                f.seek(end - 1)
+                if f.read(1) != b"\n":
+                    line = b"\n" + line
+            f.write(line)  # append mode: always at the end
             f.flush()
+
+    def prune_metrics(self, step: int, evals_at_step: bool = False) -> int:
+        """Drop the train and eval records after global step `step` (and the eval records at it, with
+        `evals_at_step`), and unreadable lines; returns how many went. Status records stay.
+
+        Why: a run killed after its last checkpoint logged steps the resume trains again; without
+        this, metrics.jsonl would hold those steps twice."""
+        try:
+            data = self.metrics_path.read_bytes()
+        except FileNotFoundError:
+            return 0
+        kept, dropped = [], 0
+        for raw in data.split(b"\n"):
+            if not raw.strip():
+                continue
+            try:
+                rec = json.loads(raw.decode("utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                dropped += 1
+                continue
+            at = rec.get("step") if isinstance(rec, dict) else None
+            kind = rec.get("type") if isinstance(rec, dict) else None
+            if kind in ("train", "eval") and isinstance(at, (int, float)) and (
+                    at > step or (kind == "eval" and evals_at_step and at == step)):
+                dropped += 1
+                continue
+            kept.append(raw)
+        if dropped:
+            write_bytes(self.metrics_path, b"".join(r + b"\n" for r in kept))
+        return dropped
 
     def read_metrics(self, kind: str | None = None) -> list[dict[str, Any]]:
         """All readable records (optionally of one `type`); a partial or garbled line is skipped."""

@@ -19,6 +19,13 @@ Choices, and why:
   when a stop request lands mid-epoch (with the step reached, so the resume skips the
   batches already trained). A NaN/inf loss stops the run as "failed" without writing a
   checkpoint, so last.pt stays the last good one.
+- One trainer per run folder: rank 0 holds the folder's lock (`Run.lock`) for the whole run, so
+  a second trainer is refused naming the first's pid; a killed trainer's lock is taken over.
+- A resume continues the run as config.json describes it: `--set` changes that would change
+  the results are refused; runtime ones (RUNTIME_KEYS) become a new config version, recorded in
+  config.json, a `config` record of metrics.jsonl and status.json. Steps logged after the
+  checkpoint (by a killed process) are dropped from metrics.jsonl before they are trained again,
+  and an evaluation the kill interrupted runs first.
 - DDP (torchrun): see `synface.train.ddp`; rank 0 writes everything. Under DDP the RNG
   states saved are rank 0's (only dropout draws from them; batches and psi do not).
 - On CUDA: cudnn.benchmark on and TF32 allowed (not bitwise reproducible, much faster).
@@ -26,6 +33,7 @@ Choices, and why:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
@@ -40,7 +48,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from synface.base.files import atomic_path
-from synface.runs.registry import Run
+from synface.runs.registry import Run, RunLocked
 from synface.train.backbones import build_backbone
 from synface.train.checkpoint import RESUME_KEYS, load_checkpoint, load_weights
 from synface.train.config import ConfigError, TrainConfig, config_from_dict
@@ -58,9 +66,11 @@ from synface.train.mixup import domain_mix, psi_for_step
 from synface.eval.progress import EvalCost, EvalTicker, eval_rounds
 
 __all__ = ["train", "Trainee", "resolve_amp", "lr_factor", "build_optimizer", "load_checkpoint", "rng_state",
-           "set_rng_state", "TrainingFailed"]
+           "set_rng_state", "TrainingFailed", "RUNTIME_KEYS", "resume_changes"]
 
 CHECKPOINT_VERSION = 1
+#: config keys a resume may change: where and how fast the run computes, never what it computes
+RUNTIME_KEYS = ("device", "workers", "eval_batch_size", "log_every", "keep_epoch_checkpoints", "cache_images")
 
 
 class TrainingFailed(RuntimeError):
@@ -158,8 +168,37 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:  # a failed write (a full disk) removes its partial temp file
         torch.save(state, tmp)
+
+
+def resume_changes(run: Run, cfg: TrainConfig) -> dict[str, list]:
+    """{key: [in config.json, now]} of the runtime keys a resume changes; a ConfigError naming the
+    key, both values and the remedy when any other key differs from the run's config.json (the
+    run would then not be what its config says)."""
+    try:
+        saved = config_from_dict(run.config()).to_dict()
+    except FileNotFoundError:
+        return {}
+    now = cfg.to_dict()
+    differ = {k: [saved.get(k), now.get(k)] for k in now if saved.get(k) != now.get(k) and k != "name"}
+    fixed = {k: v for k, v in differ.items() if k not in RUNTIME_KEYS}
+    if fixed:
+        shown = "; ".join(f"{k!r} is {a!r} in config.json, not {b!r}" for k, (a, b) in list(fixed.items())[:3])
+        raise ConfigError(f"a resumed run keeps its config ({run.config_path}): {shown}. Start a new run to change "
+                          f"{'it' if len(fixed) == 1 else 'them'}; a resume may change only {', '.join(RUNTIME_KEYS)}")
+    return differ
+
+
+def _record_changes(run: Run, cfg: TrainConfig, changes: dict[str, list], step: int) -> None:
+    """A resume's runtime changes as a new config version: config.json says what now runs, the old
+    values stay in metrics.jsonl and status.json shows the change."""
+    versions = [r for r in run.read_metrics("config")]
+    version = 1 + max([int(r.get("version") or 1) for r in versions] or [1])
+    run.append_metric({"type": "config", "version": version, "changes": changes, "step": step, "time": time.time()})
+    run.write_config(cfg.to_dict())
+    run.write_status(config_version=version,
+                     config_changes=", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changes.items()))
 
 
 # ----------------------------------------------------------------------------- the trainer
@@ -206,6 +245,7 @@ class _Trainer:
         self.step_s: float | None = None  # measured seconds per training step
         self.epoch_losses: list[float] = []
         self.last_eval: dict[str, Any] = {}
+        self.pending_eval = False  # a resumed checkpoint whose evaluation a kill interrupted
 
     def _check_input_size(self, backbone: nn.Module) -> None:
         if self.size == backbone.input_size:
@@ -261,6 +301,17 @@ class _Trainer:
         except (RuntimeError, KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise ValueError(f"checkpoint {path} does not fit this run ({type(exc).__name__}: {reason})") from None
+
+    def evaluation_due(self) -> bool:
+        """True (on every rank) when the checkpoint just restored ends an epoch that is evaluated
+        but eval.json holds no evaluation of every set at its step (the process died evaluating)."""
+        due = False
+        if self.ctx.is_main and self.cfg.eval_sets and self.epoch > 0 and self.epoch_step == 0 and (
+                self.epoch % self.cfg.eval_every == 0 or self.epoch == self.cfg.epochs):
+            held = self.run.read_eval()
+            due = any(not isinstance(held.get(spec.label), dict) or held[spec.label].get("step") != self.global_step
+                      for spec in self.cfg.eval_sets)
+        return all_reduce_flag(due, self.ctx)
 
     # -- reporting (rank 0)
     def status(self, **fields: Any) -> None:
@@ -379,6 +430,9 @@ class _Trainer:
         t_start = time.time()
         steps_at_start = self.global_step
         log_t, log_n, log_losses = time.time(), 0, []
+        if self.pending_eval:  # the evaluation a killed process did not finish
+            self.evaluate()
+            log_t = time.time()
         while self.epoch < cfg.epochs:
             self.data.sampler.set_epoch(self.epoch, self.epoch_step)
             losses: list[float] = []
@@ -434,6 +488,32 @@ def train(
     cfg.check_paths()
     ctx = init_distributed(cfg.device)
     run = Run(run_dir)
+    with contextlib.ExitStack() as held:
+        refusal: Exception | None = None
+        changes: dict[str, list] = {}
+        if ctx.is_main:  # refused before anything in the folder changes
+            try:
+                held.enter_context(run.lock())
+                changes = resume_changes(run, cfg) if resume else {}
+            except (RunLocked, ConfigError) as exc:
+                refusal = exc
+        if all_reduce_flag(refusal is not None, ctx):
+            raise refusal if refusal is not None else RunLocked(f"run folder {run.path} was refused on rank 0")
+        return _train_locked(cfg, run, ctx, resume, changes, progress, stop_flag, return_model, eval_progress)
+
+
+def _fail_status(run: Run, msg: str) -> None:
+    """Record a failure; best effort, since the disk that failed the run may refuse these writes too
+    (status() then reports the dead process as failed)."""
+    with contextlib.suppress(OSError):
+        run.append_metric({"type": "status", "status": "failed", "message": msg, "time": time.time()})
+    with contextlib.suppress(OSError):
+        run.write_status(status="failed", message=msg)
+
+
+def _train_locked(cfg: TrainConfig, run: Run, ctx: DistContext, resume: bool, changes: dict[str, list],
+                  progress, stop_flag, return_model: bool, eval_progress) -> dict[str, Any]:
+    """`train` once rank 0 holds the run folder's lock."""
     if ctx.is_main:
         run.path.mkdir(parents=True, exist_ok=True)
         run.checkpoints.mkdir(exist_ok=True)
@@ -452,6 +532,11 @@ def train(
         trainer = _Trainer(cfg, run, ctx, progress, stop_flag, eval_progress)
         if resume:
             trainer.restore(run.last_checkpoint, ckpt)
+            trainer.pending_eval = trainer.evaluation_due()
+            if ctx.is_main:
+                run.prune_metrics(trainer.global_step, evals_at_step=trainer.pending_eval)
+                if changes:
+                    _record_changes(run, cfg, changes, trainer.global_step)
         if ctx.is_main and cfg.eval_sets:
             trainer.evalsets()  # sizes for the ETA; a set that does not load fails the run now
             trainer.eval_cost.seed(run.read_metrics("eval"))
@@ -471,12 +556,9 @@ def train(
         raise
     except Exception as exc:
         if ctx.is_main:
-            msg = f"{type(exc).__name__}: {exc}"
-            run.append_metric({"type": "status", "status": "failed", "message": msg, "time": time.time()})
-            run.write_status(status="failed", message=msg)
+            _fail_status(run, f"{type(exc).__name__}: {exc}")
         raise
-    if trainer is not None:
-        trainer.finish(status, message)
+    trainer.finish(status, message)
     out = {
         "status": status, "message": message, "run_dir": str(run.path), "epochs_completed": trainer.epoch,
         "global_step": trainer.global_step, "epoch_losses": trainer.epoch_losses, "eval": trainer.last_eval,
