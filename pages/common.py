@@ -33,7 +33,7 @@ def generator_device() -> str:
     return os.environ.get("SYNFACE_DEVICE", "auto")
 
 
-@st.cache_resource(show_spinner="Loading the face generator ...")
+@st.cache_resource(show_spinner="Starting the face generator (torch and its kernels load once per server start) ...")
 def builtin_generator():
     """The process's shared, warmed-up FaceGenerator of the built-in head (app.py starts building it
     in the background at server start; a caller before it is ready waits for that same build)."""
@@ -92,11 +92,6 @@ def start_warmup() -> threading.Thread:
             thread.start()
             _WARMUP.append(thread)
         return _WARMUP[0]
-
-
-def warming_up() -> bool:
-    """True while the start-up warm-up thread is still running."""
-    return bool(_WARMUP) and _WARMUP[0].is_alive()
 
 
 @st.cache_resource

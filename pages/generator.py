@@ -264,10 +264,11 @@ def main() -> None:
     c1, c2 = st.columns([2, 5])
     with c1:
         model_picker()
-    loading = "Starting the renderer (torch and its kernels load once per server start) ..." \
-        if common.warming_up() and model_name() == "builtin" else f"Loading face model {model_name()} ..."
-    with st.spinner(loading):  # waits for the start-up warm-up's generator, never builds a second one
-        gen = page_generator()
+    if model_name() == "builtin":
+        gen = page_generator()  # the start-up warm-up's generator (its own spinner while that finishes)
+    else:
+        with st.spinner(f"Loading face model {model_name()} ..."):
+            gen = page_generator()
     learned = model_name() != "builtin"
     c2.caption(f"Rendering on **{common.device_label()}** - generator {gen.version}. "
                "Identity mixup: identity = phi * A + (1 - phi) * B; phi = 1 gives A.")
