@@ -92,6 +92,23 @@ def _fsync(path: Path) -> None:
             os.close(fd)
 
 
+def append_line(path: str | Path, line: str) -> None:
+    """Append `line` (no newline of its own) as one line of a log that readers parse line by line.
+
+    Why check the last byte: a writer killed mid-line leaves a torn last line; appending straight
+    after it would glue this record onto it and a reader would lose both. The file is opened per
+    line, so a killed writer loses at most the line it was writing."""
+    data = (line + "\n").encode("utf-8")
+    with naming(path), open(path, "a+b") as f:
+        end = f.seek(0, os.SEEK_END)
+        if end:
+            f.seek(end - 1)
+            if f.read(1) != b"\n":
+                data = b"\n" + data
+        f.write(data)  # append mode: always at the end
+        f.flush()
+
+
 def write_bytes(path: str | Path, data: bytes) -> None:
     """`data` into `path`, atomically."""
     with atomic_path(path) as tmp:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -27,7 +26,7 @@ from typing import Callable, Optional
 import numpy as np
 from PIL import Image
 
-from synface.base.files import atomic_path
+from synface.base.files import append_line, atomic_path
 from synface.base.processes import default_signals
 from synface.data.errors import DataError
 from synface.data.imagefolder import ImageFolderIndex
@@ -51,6 +50,8 @@ TEMPLATE = ARCFACE_TEMPLATE.numpy().astype(np.float64)
 TEMPLATE_SIZE = 112
 SMALL_IMAGE = 300  # below this side length a second detector pass upsamples once
 REPORT_NAME = "align_report.json"
+#: one line per crop written, "<method>\t<path in dst>": how a resumed run counts the crops it skips
+JOURNAL_NAME = ".align_methods.tsv"
 MAX_LISTED_UNREADABLE = 20
 
 #: Mean detector-aligned transform (source pixel -> template pixel) of deep-funneled LFW
@@ -79,7 +80,11 @@ class AlignResult:
 
 @dataclass
 class AlignReport:
-    """What `align_folder` did; also written to `<dst>/align_report.json`."""
+    """What `align_folder` did; also written to `<dst>/align_report.json`.
+
+    `detector` and `fallback` count every crop in the destination, those an earlier (killed or
+    finished) run wrote included, so a resumed report keeps its counts; `skipped_existing` says how
+    many were already there, `aligned_now` how many this run aligned."""
 
     source: str
     destination: str
@@ -89,6 +94,7 @@ class AlignReport:
     skipped_existing: int = 0
     unreadable: int = 0
     unreadable_paths: list[str] = field(default_factory=list)
+    aligned_now: int = 0
     elapsed_s: float = 0.0
     images_per_s: float = 0.0
     workers: int = 1
@@ -278,14 +284,13 @@ def load_rgb(path: str | Path) -> np.ndarray:
 
 
 def _save_atomic(array: np.ndarray, path: Path) -> None:
-    """Write via tmp + os.replace so a killed run never leaves a truncated output."""
+    """Write via a temp file (fsynced, 0644) and a rename, so a killed run never leaves a truncated output."""
     fmt = "PNG" if path.suffix.lower() == ".png" else "JPEG"
     with atomic_path(path) as tmp:
         if fmt == "JPEG":
             Image.fromarray(array).save(tmp, format=fmt, quality=95)
         else:
             Image.fromarray(array).save(tmp, format=fmt)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are a shared dataset
 
 
 def output_path(src: Path, images_root: Path, dst_root: Path) -> Path:
@@ -316,18 +321,35 @@ def images_root_of(src_root: str | Path) -> Path:
     return nested if nested.is_dir() else root
 
 
-def _plan(images_root: Path, dst_root: Path, force: bool) -> tuple[list[tuple[str, str]], int, int]:
-    """(tasks still to do, total images, skipped because their output exists)."""
+def _plan(images_root: Path, dst_root: Path, force: bool,
+          known: dict[str, str] | None) -> tuple[list[tuple[str, str]], int, list[Path]]:
+    """(tasks still to do, total images, outputs skipped because they exist). With a journal
+    (`known`), an output it does not list (written just before a kill) is aligned again, so that
+    every skipped crop is counted."""
     index = ImageFolderIndex(images_root)
-    tasks, skipped = [], 0
+    tasks, skipped = [], []
     for paths in index.images.values():
         for src in paths:
             dst = output_path(src, images_root, dst_root)
-            if not force and dst.is_file():
-                skipped += 1
+            if not force and dst.is_file() and (known is None or dst.relative_to(dst_root).as_posix() in known):
+                skipped.append(dst)
             else:
                 tasks.append((str(src), str(dst)))
     return tasks, len(index), skipped
+
+
+def _read_journal(path: Path) -> dict[str, str]:
+    """crop path (relative to dst) -> method, from the journal; torn or foreign lines are skipped."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return {}
+    methods = {}
+    for line in text.splitlines():
+        method, _, rel = line.partition("\t")
+        if method in ("detector", "fallback") and rel:
+            methods[rel] = method
+    return methods
 
 
 def _run_tasks(tasks: list[tuple[str, str]], workers: int):
@@ -357,8 +379,8 @@ def align_folder(
     """Align every `<identity>/<image>` under src_root into dst_root, resumably.
 
     Outputs that already exist are skipped (unless `force`), so a killed run continues where
-    it stopped; unreadable images are counted, not fatal. The report is also written to
-    `dst_root/align_report.json`.
+    it stopped, and counted as the run that wrote them counted them (JOURNAL_NAME); unreadable
+    images are counted, not fatal. The report is also written to `dst_root/align_report.json`.
     """
     images_root = images_root_of(src_root)
     dst_root = Path(dst_root)
@@ -366,15 +388,29 @@ def align_folder(
         raise DataError("destination must differ from the source folder", path=dst_root)
     if dst_root.exists() and not dst_root.is_dir():
         raise DataError("destination is a file, not a folder", path=dst_root)
-    tasks, total, skipped = _plan(images_root, dst_root, force)
+    journal = dst_root / JOURNAL_NAME
+    if force:
+        journal.unlink(missing_ok=True)
+    known = _read_journal(journal) if journal.is_file() else None  # None: crops of an older version, uncounted
+    tasks, total, skipped_paths = _plan(images_root, dst_root, force, known)
+    skipped = len(skipped_paths)
     report = AlignReport(source=str(Path(src_root)), destination=str(dst_root), total=total,
-                         skipped_existing=skipped, workers=max(1, workers))
+                         skipped_existing=skipped, workers=max(1, workers), aligned_now=len(tasks))
+    for dst in skipped_paths:  # crops of an earlier run keep the method it counted them under
+        method = (known or {}).get(dst.relative_to(dst_root).as_posix())
+        if method:
+            _tally(report, str(dst), method)
     start = time.perf_counter()
     done = skipped
     if progress:
         progress(done, total)
+    if tasks:
+        dst_root.mkdir(parents=True, exist_ok=True)
     for src, method, _faces in _run_tasks(tasks, workers):
         _tally(report, src, method)
+        if method in ("detector", "fallback"):
+            dst = output_path(Path(src), images_root, dst_root)
+            append_line(journal, f"{method}\t{dst.relative_to(dst_root).as_posix()}")
         done += 1
         if progress:
             progress(done, total)
@@ -402,4 +438,3 @@ def _tally(report: AlignReport, src: str, method: str) -> None:
 def _write_report(report: AlignReport, dst_root: Path) -> None:
     with atomic_path(dst_root / REPORT_NAME) as tmp:
         tmp.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-        os.chmod(tmp, 0o644)

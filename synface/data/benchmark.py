@@ -10,6 +10,9 @@ import numpy as np
 
 from synface.data.errors import DataError
 
+#: an interrupted build's settings (the card, benchmark.json, replaces it when the build ends)
+STATE = "build_state.json"
+
 
 def build_synthetic_benchmark(out: str | Path, folds: int = 10, pairs_per_fold: int = 300, seed: int = 0,
                               progress: Callable[[int, int], None] | None = None, generator: Any = None,
@@ -20,14 +23,16 @@ def build_synthetic_benchmark(out: str | Path, folds: int = 10, pairs_per_fold: 
     benchmark.bin (the same pairs in insightface's format), pairs.txt (`folds`, each `pairs_per_fold` same + `pairs_per_fold` different pairs) and people.txt
     (each fold its own people, so folds are identity-disjoint). Identities come from
     SynthConfig(purpose="benchmark"), whose seeds are odd: never a training identity. Skips the
-    work when `<out>/benchmark.json` records the same settings. `model` names the face model
+    work when `<out>/benchmark.json` records the same settings. Resumable: an interrupted build
+    (its settings in `build_state.json`) continues only with the same settings, naming what differs
+    otherwise, and re-renders images that do not decode. `model` names the face model
     (a learned one of `workspace`); `generator` is used when it renders that model.
     """
     from PIL import Image  # noqa: PLC0415
 
     from synface.base.files import atomic_path, check_free_space  # noqa: PLC0415
     from synface.data.synth_model import generator_for  # noqa: PLC0415
-    from synface.data.synthetic import SynthConfig, SyntheticSpec  # noqa: PLC0415
+    from synface.data.synthetic import SynthConfig, SyntheticSpec, whole_image  # noqa: PLC0415
     from synface.data.verification import Pair, write_pairs  # noqa: PLC0415
     from synface.face.coeffs import FaceCoeffs  # noqa: PLC0415
 
@@ -39,30 +44,41 @@ def build_synthetic_benchmark(out: str | Path, folds: int = 10, pairs_per_fold: 
     settings = {"folds": folds, "pairs_per_fold": pairs_per_fold, "seed": seed, "version": 1}
     if model not in (None, "", "builtin"):  # benchmarks of the built-in head keep their old settings
         settings["model"] = model
-    card = out / "benchmark.json"
+    card, state = out / "benchmark.json", out / STATE
+    wanted = {**settings, "model": model or "builtin"}
     if card.is_file():
-        try:
-            held = json.loads(card.read_text())
-        except ValueError:
-            held = {}
-        before, now = held.get("model") or "builtin", model or "builtin"
-        if before != now:
-            raise DataError(f"this benchmark was built with face model {before!r}, not {now!r}; choose another folder",
-                            path=out)
-        if {k: held.get(k) for k in settings} == settings:
+        differ = _differences(_read_settings(card), wanted)
+        if not differ:
             return out
-        raise DataError(f"{out} holds a different benchmark; choose another folder", path=out)
+        raise DataError(f"{out} holds a different benchmark ({differ}); choose another folder", path=out)
+    resumed = state.is_file()
+    if resumed:  # an interrupted build: only the same settings may continue it
+        differ = _differences(_read_settings(state), wanted)
+        if differ:
+            raise DataError(f"an interrupted benchmark build of other settings is in this folder ({differ}); resume it "
+                            f"with those settings or choose another folder", path=out)
+    elif out.is_dir() and any(out.iterdir()):
+        raise DataError(f"{out} is not empty and holds no benchmark build ({STATE} or benchmark.json); "
+                        "choose another folder", path=out)
     n_ids = folds * pairs_per_fold
     config = SynthConfig(ids=n_ids, samples=2, seed=seed, purpose="benchmark", model=model or "builtin")
     if not out.exists():  # the images, and the same images again inside benchmark.bin
         check_free_space(out, 2 * config.estimated_bytes(), f"benchmark of {2 * n_ids:,} images")
     gen = generator_for(config.model, generator, workspace=workspace)
     spec = SyntheticSpec(config, gen)
+    if not resumed:
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_path(state) as tmp:
+            tmp.write_text(json.dumps(wanted, indent=1))
     names = [f"SynBench_{i:05d}" for i in range(n_ids)]
     batch = 64
+
+    def whole(i: int) -> bool:  # both images there and decoding (a resume re-renders damaged ones)
+        return resumed and all(whole_image(out / names[i] / f"{names[i]}_{k:04d}.jpg", "jpg") for k in (1, 2))
+
     for start in range(0, n_ids, batch):
         ids = range(start, min(n_ids, start + batch))
-        todo = [i for i in ids if not (out / names[i] / f"{names[i]}_0002.jpg").is_file()]
+        todo = [i for i in ids if not whole(i)]
         if todo:
             coeffs = FaceCoeffs.cat([spec.identity_batch(i)[0] for i in todo])
             images = gen.render(coeffs).images.cpu().numpy()
@@ -99,4 +115,22 @@ def build_synthetic_benchmark(out: str | Path, folds: int = 10, pairs_per_fold: 
     with atomic_path(card) as tmp:
         tmp.write_text(json.dumps({**settings, "identities": n_ids, "images": 2 * n_ids, "model": config.model,
                                    "generator_version": gen.version, "synth_config": config.to_dict()}, indent=1))
+    state.unlink(missing_ok=True)  # the card now says what the folder holds
     return out
+
+
+def _read_settings(path: Path) -> dict[str, Any]:
+    try:
+        held = json.loads(path.read_text())
+    except (OSError, ValueError):
+        held = None
+    if not isinstance(held, dict):
+        raise DataError("unreadable benchmark settings; delete the folder to rebuild", path=path)
+    return held
+
+
+def _differences(held: dict[str, Any], wanted: dict[str, Any]) -> str:
+    """'seed 0 there, 1 now; ...' for the settings that differ ('' when none does)."""
+    held = {**held, "model": held.get("model") or "builtin"}
+    keys = [k for k in wanted if held.get(k) != wanted[k]]
+    return "; ".join(f"{'face model' if k == 'model' else k} {held.get(k)!r} there, {wanted[k]!r} now" for k in keys)

@@ -10,7 +10,6 @@ dataset yield the same images as the on-disk build. The config and its seed stre
 from __future__ import annotations
 
 import json
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -21,8 +20,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from synface.base.files import atomic_path, check_free_space, naming
+from synface.base.files import atomic_path, check_free_space
 from synface.data.errors import DataError
+from synface.data.imageio import image_problem
 from synface.data.synth_config import (  # noqa: F401  (the config half of this module's API lives there)
     ATTRIBUTES, DEFAULT_PHI_GRID, MAX_SEED, SynthConfig, default_name, identity_seed, stream_seed,
 )
@@ -151,16 +151,33 @@ def image_relpath(identity: int, k: int, fmt: str) -> str:
 
 
 def _encode_and_write(path: Path, image: np.ndarray, fmt: str, quality: int) -> int:
-    """Atomic write: a killed build leaves either a whole image or none (temp files are swept)."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Atomic write (fsynced before the rename, mode 0644): a killed build leaves either a whole image
+    or none (temp files are swept); a full disk names the image it stopped at."""
     pil = Image.fromarray(image)
-    with naming(path):  # a full disk names the image it stopped at
+    with atomic_path(path) as tmp:
         if fmt == "jpg":
             pil.save(tmp, format="JPEG", quality=quality)
         else:
             pil.save(tmp, format="PNG", compress_level=1)
-        os.replace(tmp, path)
     return path.stat().st_size
+
+
+#: (first bytes, last bytes) of every JPEG and PNG file
+_IMAGE_ENDS = {"jpg": (b"\xff\xd8", b"\xff\xd9"), "png": (b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82")}
+
+
+def whole_image(path: Path, fmt: str) -> bool:
+    """True when `path` holds a whole `fmt` image: it starts and ends with the format's markers and
+    decodes completely. What a resume keeps; a zero-byte, truncated or garbled file is rendered again
+    (atomic writes never leave one, but a disk, a copy or a user may)."""
+    start, end = _IMAGE_ENDS[fmt]
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    if not (data.startswith(start) and data.endswith(end)):
+        return False
+    return not image_problem(data)
 
 
 def _sweep_temp_files(out: Path) -> int:
@@ -190,8 +207,8 @@ def _check_state(out: Path, config: SynthConfig, generator_version: str) -> bool
                             f"not {config.model!r} ({generator_version}); resume it with --model {before} "
                             "or choose another --out", path=out)
         if previous.get("fingerprint") != config.fingerprint():
-            raise DataError(
-                f"{out} holds a different synthetic set (config {previous.get('config')}); choose another --out", path=out)
+            raise DataError(f"{out} holds a different synthetic set: {config_differences(previous.get('config'), config)}; "
+                            f"resume it with the same settings or choose another --out", path=out)
         if previous.get("generator_version") != generator_version:
             raise DataError(
                 f"{out} was rendered by face model {before!r} version {previous.get('generator_version')!r}, this "
@@ -200,6 +217,18 @@ def _check_state(out: Path, config: SynthConfig, generator_version: str) -> bool
     if out.exists() and any(out.iterdir()):
         raise DataError(f"{out} is not empty and is not a synthetic build folder; choose another --out", path=out)
     return False
+
+
+def config_differences(before: object, config: SynthConfig) -> str:
+    """'seed 0 here, 1 now; ids 4 here, 8 now' for a build folder's recorded config and this one."""
+    if not isinstance(before, dict):
+        return "its build state records no config"
+    now = config.to_dict()
+    keys = [k for k in now if k != "name" and json.dumps(before.get(k)) != json.dumps(now[k])]
+    if not keys:
+        return "its settings hash differently (built by another version)"
+    return "; ".join(f"{k} {before.get(k)!r} there, {now[k]!r} now" for k in keys[:4]) + \
+        (f" (+{len(keys) - 4} more)" if len(keys) > 4 else "")
 
 
 def _start_state(out: Path, config: SynthConfig, generator_version: str) -> None:
@@ -223,7 +252,8 @@ def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator
                   check_progress: Callable[[int, int], None] | None = None) -> BuildReport:
     """Render a synthetic set to `out` (ImageFolder + manifest.parquet + dataset.json).
 
-    Resumable: re-running with the same config renders only missing images. The manifest and the
+    Resumable: re-running with the same config renders only missing images and those that do not
+    decode (`whole_image`); another config or seed in the same folder is refused, naming what differs. The manifest and the
     card are written last, atomically; the card's presence marks a complete set. The set's face
     model (`config.model`, from `workspace`'s models) renders it: `generator` when it renders that
     model, else a new generator on its device. A learned model's card gets a "privacy" section
@@ -247,13 +277,16 @@ def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator
     present = 0
     if not out.is_dir():
         check_build_space(config, out)  # a new set: refused before even the list of work is made
+    present_paths = [out / image_relpath(i, k, fmt) for i in range(config.ids) for k in range(config.samples)]
+    whole = [False] * len(present_paths)
+    if resumed:  # every image already there must decode, or it is rendered again
+        with ThreadPoolExecutor(max_workers=max(2, write_threads)) as pool:  # PIL decodes outside the GIL
+            whole = list(pool.map(lambda p: p.is_file() and whole_image(p, fmt), present_paths))
+    damaged = 0
     for i in range(config.ids):
-        folder = out / f"{i:05d}"
-        if folder.is_dir():
-            have = {p.name for p in folder.iterdir()}
-            missing: Sequence[int] = [k for k in range(config.samples) if f"{k:03d}.{fmt}" not in have]
-        else:
-            missing = range(config.samples)
+        ok = whole[i * config.samples:(i + 1) * config.samples]
+        missing: Sequence[int] = [k for k in range(config.samples) if not ok[k]]
+        damaged += sum(present_paths[i * config.samples + k].exists() for k in missing)
         present += config.samples - len(missing)
         if missing:
             todo.append((i, missing))
@@ -301,7 +334,8 @@ def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator
     seconds = time.perf_counter() - t0
     disk = sum(p.stat().st_size for p in out.glob(f"*/*.{fmt}"))
     report = BuildReport(str(out), config.name, config.ids, total, rendered, present, round(seconds, 2),
-                         round(rendered / seconds, 1) if seconds > 0 else 0.0, disk, resumed)
+                         round(rendered / seconds, 1) if seconds > 0 else 0.0, disk, resumed,
+                         extra={"damaged_rerendered": damaged} if damaged else {})
     if complete:
         card = {
             "name": config.name,

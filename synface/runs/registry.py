@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from synface.base.files import read_json, write_bytes, write_json
+from synface.base.files import append_line, read_json, write_bytes, write_json
 from synface.base.names import check_name, child_path
 from synface.base.processes import pid_alive
 from synface.base.workspace import workspace_root
@@ -198,17 +198,8 @@ class Run:
 
     # -- metrics
     def append_metric(self, record: Mapping[str, Any]) -> None:
-        """One JSON line; the file is opened per record, so a killed writer loses at most one line.
-        A torn last line (a writer killed mid-line) is ended first, so it never swallows this record."""
-        line = (json.dumps(dict(record), allow_nan=True) + "\n").encode("utf-8")
-        with open(self.metrics_path, "a+b") as f:
-            end = f.seek(0, os.SEEK_END)
-            if end:
-                f.seek(end - 1)
-                if f.read(1) != b"\n":
-                    line = b"\n" + line
-            f.write(line)  # append mode: always at the end
-            f.flush()
+        """One JSON line (`append_line`: a torn last line never swallows this record)."""
+        append_line(self.metrics_path, json.dumps(dict(record), allow_nan=True))
 
     def prune_metrics(self, step: int, evals_at_step: bool = False) -> int:
         """Drop the train and eval records after global step `step` (and the eval records at it, with

@@ -159,13 +159,15 @@ def test_lfw_folder_aligned_by_detector(aligned) -> None:
 @requires_lfw
 def test_second_run_skips_and_resumes(aligned) -> None:
     src, dst, _, _ = aligned
+    saved = json.loads((dst / REPORT_NAME).read_text())
     again = align_folder(src, dst, workers=2)
-    assert again.skipped_existing == 40 and again.detector + again.fallback == 0
+    assert again.skipped_existing == 40 and again.aligned_now == 0
+    assert (again.detector, again.fallback) == (saved["detector"], saved["fallback"])  # the report keeps its counts
     removed = sorted(dst.glob("*/*.jpg"))[:3]
     for path in removed:
         path.unlink()
     resumed = align_folder(src, dst, workers=1)
-    assert resumed.skipped_existing == 37 and resumed.detector + resumed.fallback == 3
+    assert resumed.skipped_existing == 37 and resumed.aligned_now == 3 and resumed.detector + resumed.fallback == 40
     assert all(p.is_file() for p in removed)
 
 
