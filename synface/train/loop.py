@@ -63,7 +63,8 @@ from synface.train.ddp import (
 )
 from synface.train.heads import MarginHead
 from synface.train.mixup import domain_mix, psi_for_step
-from synface.eval.progress import EvalCost, EvalTicker, eval_rounds
+from synface.eval.progress import eval_rounds
+from synface.train.evaluation import RunEvaluation
 
 __all__ = ["train", "Trainee", "resolve_amp", "lr_factor", "build_optimizer", "load_checkpoint", "rng_state",
            "set_rng_state", "TrainingFailed", "RUNTIME_KEYS", "resume_changes"]
@@ -209,7 +210,7 @@ class _Trainer:
 
     def __init__(self, cfg: TrainConfig, run: Run, ctx: DistContext, progress, stop_flag, eval_progress=None):
         self.cfg, self.run, self.ctx = cfg, run, ctx
-        self.progress, self.stop_flag, self.eval_progress = progress, stop_flag, eval_progress
+        self.progress, self.stop_flag = progress, stop_flag
         self.device = ctx.device
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
@@ -239,12 +240,9 @@ class _Trainer:
             pin_memory=self.device.type == "cuda", drop_last=True, persistent_workers=cfg.workers > 0,
             worker_init_fn=_worker_init, generator=torch.Generator().manual_seed(cfg.seed),
         )
-        self.eval_sets: list | None = None
-        self.eval_cost = EvalCost()
-        self.eval_seconds = 0.0  # spent evaluating in this process (kept out of the training rate)
-        self.step_s: float | None = None  # measured seconds per training step
+        self.evaluation = RunEvaluation(cfg, run, self.size, self.status, self.metric, eval_progress)
+        self.step_s: float | None = None  # measured seconds per training step (evaluations left out)
         self.epoch_losses: list[float] = []
-        self.last_eval: dict[str, Any] = {}
         self.pending_eval = False  # a resumed checkpoint whose evaluation a kill interrupted
 
     def _check_input_size(self, backbone: nn.Module) -> None:
@@ -373,55 +371,18 @@ class _Trainer:
         return all_reduce_flag(local, self.ctx)
 
     # -- evaluation (rank 0) and the ETA
-    def evalsets(self) -> list:
-        """The evaluation sets, loaded once (pairs only; images are decoded at the first evaluation)."""
-        if self.eval_sets is None:
-            from synface.eval.run_eval import EvalSet
-
-            self.eval_sets = [EvalSet.from_spec(s) for s in self.cfg.eval_sets]
-        return self.eval_sets
-
     def eta(self, rounds: int, decoded: bool = False) -> float:
         """Seconds left: the remaining steps at the measured step time, plus `rounds` evaluations of
         every set (`decoded`: the sets will have been decoded by then)."""
         train_s = (self.step_s or 0.0) * (self.total_steps - self.global_step)
-        if not self.cfg.eval_sets or not self.ctx.is_main:
-            return train_s
-        ips = self.cfg.batch_size / self.step_s if self.step_s else None
-        return train_s + self.eval_cost.seconds(self.evalsets(), self.size, rounds, ips, decoded)
+        return train_s + (self.evaluation.seconds_ahead(rounds, self.step_s, decoded) if self.ctx.is_main else 0.0)
 
     def evaluate(self) -> None:
         if not self.cfg.eval_sets:
             return
         if self.ctx.is_main:
-            from synface.eval.run_eval import eval_record, evaluate
-
-            t_round = time.time()
-            sets, full = self.evalsets(), self.run.read_eval()
-            later = eval_rounds(self.epoch, self.cfg.epochs, self.cfg.eval_every)
-            ips = self.cfg.batch_size / self.step_s if self.step_s else None
-            try:
-                for k, es in enumerate(sets):
-                    after = self.eta(later, decoded=True) + self.eval_cost.seconds(sets[k + 1:], self.size, 1, ips)
-                    embed_guess = es.num_images * self.eval_cost.embed_rate(es.name, ips)
-                    ticker = EvalTicker(es.name, self.status, self.eval_cost, after, embed_guess, self.eval_progress)
-                    t0 = time.time()
-                    result = evaluate(self.model.backbone, es, self.device, self.cfg.eval_batch_size,
-                                      progress=ticker.embedding, decode_progress=ticker.decoding)
-                    rec = eval_record(es.name, result, epoch=self.epoch, step=self.global_step,
-                                      seconds=round(time.time() - t0, 2), images=es.num_images,
-                                      decode_seconds=round(ticker.seconds.get("decoding", 0.0), 3),
-                                      embed_seconds=round(ticker.seconds.get("embedding", 0.0), 3), time=time.time())
-                    self.metric(rec)
-                    self.last_eval[es.name] = {k: rec[k] for k in ("mean_accuracy", "std_accuracy", "tar_at_far")}
-                    full[es.name] = {"epoch": self.epoch, "step": self.global_step, **result.to_dict()}
-            finally:  # a failed evaluation leaves no stale stage behind
-                self.eval_seconds += time.time() - t_round
-                self.status(stage=None, stage_progress=None, eta_s=round(self.eta(later, decoded=True), 1))
-            with atomic_path(self.run.eval_path) as tmp:
-                import json
-
-                tmp.write_text(json.dumps(full, indent=1) + "\n")
+            self.evaluation.score(self.model.backbone, self.device, self.epoch, self.global_step, self.step_s,
+                                  self.eta(0), eval_rounds(self.epoch, self.cfg.epochs, self.cfg.eval_every))
         barrier(self.ctx)
 
     # -- the loop
@@ -452,7 +413,7 @@ class _Trainer:
                 if self.global_step % cfg.log_every == 0 or self.epoch_step == self.steps_per_epoch:
                     now = time.time()
                     done = self.global_step - steps_at_start
-                    self.step_s = max(0.0, now - t_start - self.eval_seconds) / max(1, done)
+                    self.step_s = max(0.0, now - t_start - self.evaluation.seconds) / max(1, done)
                     eta = self.eta(eval_rounds(self.epoch, cfg.epochs, cfg.eval_every))
                     self.metric({"type": "train", "step": self.global_step, "epoch": self.epoch + 1,
                                  "loss": float(np.mean(log_losses)), "lr": self.optimizer.param_groups[0]["lr"],
@@ -538,8 +499,8 @@ def _train_locked(cfg: TrainConfig, run: Run, ctx: DistContext, resume: bool, ch
                 if changes:
                     _record_changes(run, cfg, changes, trainer.global_step)
         if ctx.is_main and cfg.eval_sets:
-            trainer.evalsets()  # sizes for the ETA; a set that does not load fails the run now
-            trainer.eval_cost.seed(run.read_metrics("eval"))
+            trainer.evaluation.sets()  # sizes for the ETA; a set that does not load fails the run now
+            trainer.evaluation.cost.seed(run.read_metrics("eval"))
         trainer.status(status="running", pid=os.getpid(), host=socket.gethostname(),
                        started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), message=trainer.data.description,
                        epoch=trainer.epoch, epochs=cfg.epochs, step=trainer.global_step,
@@ -561,7 +522,7 @@ def _train_locked(cfg: TrainConfig, run: Run, ctx: DistContext, resume: bool, ch
     trainer.finish(status, message)
     out = {
         "status": status, "message": message, "run_dir": str(run.path), "epochs_completed": trainer.epoch,
-        "global_step": trainer.global_step, "epoch_losses": trainer.epoch_losses, "eval": trainer.last_eval,
+        "global_step": trainer.global_step, "epoch_losses": trainer.epoch_losses, "eval": trainer.evaluation.last,
         "num_classes": trainer.data.num_classes, "seconds": round(time.time() - started, 2), "rank": ctx.rank,
     }
     if return_model:
