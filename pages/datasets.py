@@ -50,6 +50,7 @@ class BuildJob:
     done: int = 0
     error: str | None = None
     finished: bool = False
+    stopped: bool = False  # the user stopped it (not a failure: Build resumes it)
     stage: str = "images"
     checked: int = 0
     to_check: int = 0
@@ -77,8 +78,7 @@ def _run_job(job: BuildJob, config: SynthConfig, device, workspace: Path) -> Non
 
         build_dataset(config, job.out, gen, progress=progress, stop=job.stop.is_set, workspace=workspace,
                       check_progress=check_progress)
-        if job.stop.is_set():
-            job.error = "stopped; start the build again to resume"
+        job.stopped = job.stop.is_set()
     except Exception as exc:  # noqa: BLE001 - reported on the page
         job.error = str(exc) or type(exc).__name__
     job.finished = True
@@ -214,6 +214,9 @@ def build_section() -> None:
             st.rerun()
     elif job is not None and job.error:
         st.error(f"The last build of {config.name} failed: {job.error}")
+    elif job is not None and job.stopped:
+        st.info(f"The build of {config.name} was stopped at {job.done} / {job.total} images; "
+                f"Build resumes it where it stopped.")
 
 
 @st.fragment(run_every=1.0)

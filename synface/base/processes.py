@@ -6,6 +6,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -41,14 +42,23 @@ def synface_argv(*args: str) -> list[str]:
 def spawn_detached(argv: Sequence[str], log_path: str | Path) -> subprocess.Popen:
     """Start `argv` in its own session, stdout and stderr appended to `log_path`.
 
-    The repository is put first on PYTHONPATH so the worker runs this checkout's code."""
+    The repository is put first on PYTHONPATH so the worker runs this checkout's code. A daemon
+    thread waits on the child, so one that ends (a failed run, say) is reaped at once and never
+    stays a zombie of a long-lived parent such as the app's server."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.setdefault("PYTHONUNBUFFERED", "1")
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        return subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=str(REPO_ROOT), env=env, start_new_session=True, close_fds=True)
+    threading.Thread(target=_reap, args=(proc,), name=f"reap-{proc.pid}", daemon=True).start()
+    return proc
+
+
+def _reap(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ChildProcessError, OSError):  # pid_alive may have reaped it first
+        proc.wait()
 
 
 def default_signals() -> None:
