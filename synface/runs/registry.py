@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as _dt
-import fcntl
 import json
 import os
 import re
@@ -30,13 +29,15 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from synface.base.files import append_line, read_json, write_bytes, write_json
 from synface.base.names import check_name, child_path
 from synface.base.processes import pid_alive
 from synface.base.workspace import workspace_root
 from synface.data.errors import DataError
+from synface.runs import run_lock
+from synface.runs.run_lock import RunLocked
 
 __all__ = ["Run", "RunSummary", "create_run", "find_run", "list_runs", "summarize", "compare_runs", "iso_time",
            "read_config_file", "archive_run", "unarchive_run", "delete_run", "ACTIVE_STATES", "FINAL_STATES",
@@ -68,10 +69,6 @@ def iso_time(ts: float) -> str:
 
 def _iso(ts: float) -> str:
     return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class RunLocked(ValueError):
-    """Another live process is training in this run folder; the message names its pid."""
 
 
 class Run:
@@ -121,72 +118,22 @@ class Run:
 
     @property
     def lock_path(self) -> Path:
-        return self.path / ".lock"
+        return self.path / run_lock.LOCK_NAME
 
-    # -- the trainer's lock
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold the run folder for one training process; RunLocked naming the holder's pid when
-        another live process holds it.
-
-        Why flock: the kernel drops it when its process dies, so the lock of a killed trainer
-        (a .lock file naming a dead pid) is simply taken over, never left to block a resume.
-        """
-        self.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise RunLocked(self._locked_message(self._lock_holder(fd))) from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                      "since": _iso(_now())}).encode() + b"\n", 0)
-            try:
-                yield
-            finally:
-                os.ftruncate(fd, 0)
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+    # -- the trainer's lock (synface.runs.run_lock)
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the folder for one training process; RunLocked naming the holder's pid otherwise."""
+        return run_lock.hold(self.path)
 
     def locked_by(self) -> dict[str, Any] | None:
-        """{'pid', 'host', 'since'} of the live process holding the lock, None when it is free."""
-        if not self.lock_path.is_file():
-            return None
-        try:
-            fd = os.open(self.lock_path, os.O_RDONLY)
-        except OSError:
-            return None
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return self._lock_holder(fd)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return None
-        finally:
-            os.close(fd)
+        """{'pid', 'host', 'since'} of the live process training here, None when there is none."""
+        return run_lock.holder(self.path)
 
     def check_unlocked(self) -> None:
         """RunLocked when a live process trains in this folder (before starting a second one)."""
         holder = self.locked_by()
         if holder is not None:
-            raise RunLocked(self._locked_message(holder))
-
-    @staticmethod
-    def _lock_holder(fd: int) -> dict[str, Any]:
-        try:
-            data = json.loads(os.pread(fd, 4096, 0).decode("utf-8") or "{}")
-        except (OSError, ValueError, UnicodeDecodeError):
-            data = {}
-        return data if isinstance(data, dict) else {}
-
-    def _locked_message(self, holder: Mapping[str, Any]) -> str:
-        pid = holder.get("pid") or "unknown"
-        host = f" on {holder['host']}" if holder.get("host") not in (None, socket.gethostname()) else ""
-        return (f"run folder {self.path} is in use by training process {pid}{host}; a second trainer is refused. "
-                f"Stop it first (python -m synface runs stop {self.id}) or wait for it to end")
+            raise RunLocked(run_lock.locked_message(self.path, holder))
 
     def config(self) -> dict[str, Any]:
         """config.json; FileNotFoundError when there is none, a DataError naming the file and what
@@ -201,53 +148,41 @@ class Run:
         """One JSON line (`append_line`: a torn last line never swallows this record)."""
         append_line(self.metrics_path, json.dumps(dict(record), allow_nan=True))
 
+    def _lines(self) -> list[tuple[bytes, dict[str, Any] | None]]:
+        """(line, record or None when the line is not a JSON object: cut short by kill -9, torn)."""
+        try:
+            data = self.metrics_path.read_bytes()
+        except OSError:
+            return []
+        out = []
+        for raw in filter(bytes.strip, data.split(b"\n")):
+            try:
+                rec = json.loads(raw.decode("utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                rec = None
+            out.append((raw, rec if isinstance(rec, dict) else None))
+        return out
+
     def prune_metrics(self, step: int, evals_at_step: bool = False) -> int:
         """Drop the train and eval records after global step `step` (and the eval records at it, with
         `evals_at_step`), and unreadable lines; returns how many went. Status records stay.
 
         Why: a run killed after its last checkpoint logged steps the resume trains again; without
         this, metrics.jsonl would hold those steps twice."""
-        try:
-            data = self.metrics_path.read_bytes()
-        except FileNotFoundError:
-            return 0
-        kept, dropped = [], 0
-        for raw in data.split(b"\n"):
-            if not raw.strip():
-                continue
-            try:
-                rec = json.loads(raw.decode("utf-8"))
-            except (ValueError, UnicodeDecodeError):
-                dropped += 1
-                continue
-            at = rec.get("step") if isinstance(rec, dict) else None
-            kind = rec.get("type") if isinstance(rec, dict) else None
-            if kind in ("train", "eval") and isinstance(at, (int, float)) and (
-                    at > step or (kind == "eval" and evals_at_step and at == step)):
-                dropped += 1
-                continue
-            kept.append(raw)
-        if dropped:
-            write_bytes(self.metrics_path, b"".join(r + b"\n" for r in kept))
-        return dropped
+        def stale(rec: dict[str, Any] | None) -> bool:
+            at, kind = (rec or {}).get("step"), (rec or {}).get("type")
+            return rec is None or kind in ("train", "eval") and isinstance(at, (int, float)) and (
+                at > step or (kind == "eval" and evals_at_step and at == step))
+
+        lines = self._lines()
+        kept = [raw for raw, rec in lines if not stale(rec)]
+        if len(kept) < len(lines):
+            write_bytes(self.metrics_path, b"".join(raw + b"\n" for raw in kept))
+        return len(lines) - len(kept)
 
     def read_metrics(self, kind: str | None = None) -> list[dict[str, Any]]:
         """All readable records (optionally of one `type`); a partial or garbled line is skipped."""
-        try:
-            data = self.metrics_path.read_bytes()
-        except OSError:
-            return []
-        out = []
-        for raw in data.split(b"\n"):
-            if not raw.strip():
-                continue
-            try:
-                rec = json.loads(raw.decode("utf-8"))
-            except (ValueError, UnicodeDecodeError):
-                continue  # a line cut short by kill -9, or a torn write
-            if isinstance(rec, dict) and (kind is None or rec.get("type") == kind):
-                out.append(rec)
-        return out
+        return [rec for _, rec in self._lines() if rec is not None and (kind is None or rec.get("type") == kind)]
 
     # -- status
     def raw_status(self) -> dict[str, Any]:

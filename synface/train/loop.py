@@ -52,6 +52,7 @@ from synface.runs.registry import Run, RunLocked
 from synface.train.backbones import build_backbone
 from synface.train.checkpoint import RESUME_KEYS, load_checkpoint, load_weights
 from synface.train.config import ConfigError, TrainConfig, config_from_dict
+from synface.train.resume import RUNTIME_KEYS, fail_status, record_changes, resume_changes
 from synface.train.data import build_train_data
 from synface.train.ddp import (
     DistContext,
@@ -70,8 +71,6 @@ __all__ = ["train", "Trainee", "resolve_amp", "lr_factor", "build_optimizer", "l
            "set_rng_state", "TrainingFailed", "RUNTIME_KEYS", "resume_changes"]
 
 CHECKPOINT_VERSION = 1
-#: config keys a resume may change: where and how fast the run computes, never what it computes
-RUNTIME_KEYS = ("device", "workers", "eval_batch_size", "log_every", "keep_epoch_checkpoints", "cache_images")
 
 
 class TrainingFailed(RuntimeError):
@@ -171,35 +170,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     with atomic_path(path) as tmp:  # a failed write (a full disk) removes its partial temp file
         torch.save(state, tmp)
-
-
-def resume_changes(run: Run, cfg: TrainConfig) -> dict[str, list]:
-    """{key: [in config.json, now]} of the runtime keys a resume changes; a ConfigError naming the
-    key, both values and the remedy when any other key differs from the run's config.json (the
-    run would then not be what its config says)."""
-    try:
-        saved = config_from_dict(run.config()).to_dict()
-    except FileNotFoundError:
-        return {}
-    now = cfg.to_dict()
-    differ = {k: [saved.get(k), now.get(k)] for k in now if saved.get(k) != now.get(k) and k != "name"}
-    fixed = {k: v for k, v in differ.items() if k not in RUNTIME_KEYS}
-    if fixed:
-        shown = "; ".join(f"{k!r} is {a!r} in config.json, not {b!r}" for k, (a, b) in list(fixed.items())[:3])
-        raise ConfigError(f"a resumed run keeps its config ({run.config_path}): {shown}. Start a new run to change "
-                          f"{'it' if len(fixed) == 1 else 'them'}; a resume may change only {', '.join(RUNTIME_KEYS)}")
-    return differ
-
-
-def _record_changes(run: Run, cfg: TrainConfig, changes: dict[str, list], step: int) -> None:
-    """A resume's runtime changes as a new config version: config.json says what now runs, the old
-    values stay in metrics.jsonl and status.json shows the change."""
-    versions = [r for r in run.read_metrics("config")]
-    version = 1 + max([int(r.get("version") or 1) for r in versions] or [1])
-    run.append_metric({"type": "config", "version": version, "changes": changes, "step": step, "time": time.time()})
-    run.write_config(cfg.to_dict())
-    run.write_status(config_version=version,
-                     config_changes=", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changes.items()))
 
 
 # ----------------------------------------------------------------------------- the trainer
@@ -463,15 +433,6 @@ def train(
         return _train_locked(cfg, run, ctx, resume, changes, progress, stop_flag, return_model, eval_progress)
 
 
-def _fail_status(run: Run, msg: str) -> None:
-    """Record a failure; best effort, since the disk that failed the run may refuse these writes too
-    (status() then reports the dead process as failed)."""
-    with contextlib.suppress(OSError):
-        run.append_metric({"type": "status", "status": "failed", "message": msg, "time": time.time()})
-    with contextlib.suppress(OSError):
-        run.write_status(status="failed", message=msg)
-
-
 def _train_locked(cfg: TrainConfig, run: Run, ctx: DistContext, resume: bool, changes: dict[str, list],
                   progress, stop_flag, return_model: bool, eval_progress) -> dict[str, Any]:
     """`train` once rank 0 holds the run folder's lock."""
@@ -497,7 +458,7 @@ def _train_locked(cfg: TrainConfig, run: Run, ctx: DistContext, resume: bool, ch
             if ctx.is_main:
                 run.prune_metrics(trainer.global_step, evals_at_step=trainer.pending_eval)
                 if changes:
-                    _record_changes(run, cfg, changes, trainer.global_step)
+                    record_changes(run, cfg, changes, trainer.global_step)
         if ctx.is_main and cfg.eval_sets:
             trainer.evaluation.sets()  # sizes for the ETA; a set that does not load fails the run now
             trainer.evaluation.cost.seed(run.read_metrics("eval"))
@@ -517,7 +478,7 @@ def _train_locked(cfg: TrainConfig, run: Run, ctx: DistContext, resume: bool, ch
         raise
     except Exception as exc:
         if ctx.is_main:
-            _fail_status(run, f"{type(exc).__name__}: {exc}")
+            fail_status(run, f"{type(exc).__name__}: {exc}")
         raise
     trainer.finish(status, message)
     out = {
