@@ -40,13 +40,15 @@ _NEW_IMAGE_JS = ("(old) => { const i = document.querySelector('[data-testid=\"st
 _IMAGE = '[data-testid="stImage"] img'
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on localhost now (for a server started next)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _wait_health(url: str, proc: subprocess.Popen, timeout: float) -> None:
+def wait_health(url: str, proc: subprocess.Popen, timeout: float = 90.0) -> None:
+    """Block until a Streamlit server answers its health check; one error line if it dies or stays silent."""
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
         if proc.poll() is not None:
@@ -87,7 +89,7 @@ def _trial(browser, moves: int, cold: bool, device: str, timeout: float) -> dict
     env = dict(os.environ, SYNFACE_HOME=str(home / "ws"), SYNFACE_DEVICE=device, SYNFACE_MAX_RUNS="1")
     if cold:
         env["NUMBA_CACHE_DIR"] = str(home / "numba-cache")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = home / "streamlit.log"
     context = browser.new_context(viewport={"width": 1400, "height": 1200})
@@ -100,7 +102,7 @@ def _trial(browser, moves: int, cold: bool, device: str, timeout: float) -> dict
                  "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
                 cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            _wait_health(url, proc, timeout)
+            wait_health(url, proc, timeout)
             health = time.perf_counter() - t0
             page.goto(url)
             t_open = time.perf_counter()

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from synface.bench.startup import free_port, wait_health
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -42,27 +42,6 @@ def _requirements() -> None:
         pytest.skip("the playwright Python package is not installed (pip install playwright)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_health(url: str, proc: subprocess.Popen, timeout: float = 90.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"{url}/_stcore/health did not answer within {timeout} s")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     _requirements()
@@ -71,7 +50,7 @@ def server(tmp_path_factory):
     from synface.data.synthetic import SynthConfig, build_dataset
 
     build_dataset(SynthConfig(ids=8, samples=6, name="Syn_tiny"), home / "datasets" / "Syn_tiny")
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, SYNFACE_HOME=str(home), SYNFACE_DEVICE="cpu", SYNFACE_MAX_RUNS="1")
     log = open(home / "streamlit.log", "w")
     proc = subprocess.Popen(
@@ -80,7 +59,7 @@ def server(tmp_path_factory):
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_health(url, proc)
+        wait_health(url, proc)
         yield url, home
     finally:
         proc.terminate()
@@ -175,7 +154,7 @@ def test_pages_slider_and_training(server):
                 _wait_app_idle(page)
                 print(f"{slug}: {time.perf_counter() - t1:.2f} s")
                 assert page.locator('[data-testid="stException"]').count() == 0, slug
-                if slug != "train":
+                if slug not in ("train", "results"):  # both are shot below, with a run on them
                     page.screenshot(path=str(ASSETS / f"{slug}.png"), full_page=True)
 
             # --- Train: launch a tiny run with the page's controls and watch it progress
