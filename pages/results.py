@@ -62,6 +62,7 @@ def roc_chart(roc) -> None:
         fig.add_vline(x=far, line_dash="dot", line_color="grey")
     fig.update_layout(title="ROC", xaxis_title="false accept rate (log; dotted: " + ", ".join(f"{f:g}" for f in FARS)
                       + ")", yaxis_title="true accept rate", xaxis_type="log", yaxis_range=[0, 1.02], height=420,
+                      showlegend=True, legend={"orientation": "h", "y": -0.25},  # which run, even when alone
                       margin={"l": 10, "r": 10, "t": 40, "b": 10})
     st.plotly_chart(fig, width="stretch", key="res.roc")
     st.caption("A set with n impostor pairs measures no FAR below 1/n (the table's FAR floor): left of it the "
