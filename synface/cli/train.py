@@ -13,6 +13,7 @@ the run trains on, unless `--allow-overlap` accepts it (the run records that it 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import os
 import sys
 
@@ -82,17 +83,32 @@ def _report_check(report) -> None:
         print(f"note: {note}", file=sys.stderr)
 
 
+def _workspace_dataset(overrides: dict, root) -> None:
+    """`--set data=NAME` finds the dataset `generate --name NAME` wrote into the workspace, as the
+    app's pickers do; a path that exists as given keeps its meaning."""
+    from synface.base.workspace import workspace_root
+
+    value = overrides.get("data")
+    if not isinstance(value, str) or not value or Path(value).exists() or "/" in value or value in (".", ".."):
+        return
+    candidate = workspace_root(root) / "datasets" / value
+    if candidate.is_dir():
+        overrides["data"] = str(candidate)
+
+
 def _prepare(args: argparse.Namespace, ctx):
     """(config, run, resume) on every rank; rank 0 creates the folder and shares its path. A new
     run is checked first (on every rank, so all of them stop on a refusal)."""
     from synface.runs.queue import launch_check, record_check
     from synface.runs.registry import Run, create_run, find_run
     from synface.train.config import load_config, parse_overrides
+    from synface.base.names import check_name
+    from synface.train.data import check_train_data
     from synface.train.ddp import broadcast_object
 
     overrides = parse_overrides(args.overrides)
-    if args.name:
-        overrides["name"] = args.name
+    if args.name is not None:
+        overrides["name"] = check_name(args.name, "--name")  # part of the run id: never '..' or a path
     if args.resume:
         if args.real or args.eval or args.allow_overlap:
             raise ValueError("--real, --eval and --allow-overlap shape a new run; a resumed run keeps its config")
@@ -103,8 +119,10 @@ def _prepare(args: argparse.Namespace, ctx):
     if not args.config and not args.preset:
         raise ValueError("give --config FILE or --preset NAME (or --resume RUN)")
     _registered(args, overrides)
+    _workspace_dataset(overrides, args.root)
     cfg = _with_evals(load_config(args.config, overrides, preset=args.preset), args.eval, args.root)
     cfg.check_paths()
+    check_train_data(cfg)  # before the identity check and the run folder: unusable data is one line
     existing = Run(args.run_dir) if args.run_dir else None
     prepared = existing is not None and existing.config_path.exists() and not existing.last_checkpoint.exists() \
         and existing.raw_status().get("status") in _FRESH  # by synface.runs.launch, which has checked it

@@ -71,3 +71,23 @@ def test_resume_from_a_checkpoint_without_its_keys(capsys, tmp_path, content, ne
     status = json.loads((run / "status.json").read_text())
     assert status["status"] == "failed" and str(last) in status["message"]
     assert not (run / "metrics.jsonl").read_text().count('"train"')  # no step ran
+
+
+def test_train_data_by_dataset_name_finds_the_workspace_set(tmp_path, monkeypatch) -> None:
+    """`--set data=NAME` means the workspace's dataset NAME (what `generate --name NAME` wrote);
+    an existing path and an unknown name are left alone (the latter is then named as not found)."""
+    from synface.cli.train import _workspace_dataset
+
+    (tmp_path / "ws" / "datasets" / "Syn_4_2").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    overrides = {"data": "Syn_4_2"}
+    _workspace_dataset(overrides, tmp_path / "ws")
+    assert overrides["data"] == str(tmp_path / "ws" / "datasets" / "Syn_4_2")
+    (tmp_path / "Syn_4_2").mkdir()  # a folder of that name where the command runs wins
+    overrides = {"data": "Syn_4_2"}
+    _workspace_dataset(overrides, tmp_path / "ws")
+    assert overrides["data"] == "Syn_4_2"
+    for value in ("nope", "../Syn_4_2", ".."):
+        overrides = {"data": value}
+        _workspace_dataset(overrides, tmp_path / "ws")
+        assert overrides["data"] == value
