@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from synface.cli.common import print_json, tqdm_progress
+from synface.cli.common import positive_int, print_json, tqdm_progress
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--set", dest="eval_set", metavar="NAME", help="which of the run's evaluation sets to embed")
     e.add_argument("--pairs", metavar="PATH", help="embed this LFW-layout folder or .bin instead")
     e.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
-    e.add_argument("--batch", type=int, default=128, help="images per forward pass")
+    e.add_argument("--batch", type=positive_int, default=128, help="images per forward pass")
     _common(e)
     p.set_defaults(func=run_runs)
 
@@ -101,9 +101,11 @@ def _filters(specs: list[str]) -> dict[str, list[str]]:
 
 def _list(args: argparse.Namespace, root, as_json: bool) -> int:
     from synface.analysis.run_results import filter_frame, results_frame  # noqa: PLC0415
-    from synface.base.files import atomic_path  # noqa: PLC0415
+    from synface.base.files import atomic_path, check_file_target  # noqa: PLC0415
 
     chosen = _filters(args.filter)
+    if args.csv:
+        check_file_target(args.csv, "--csv")
     frame = filter_frame(results_frame(root, include_archived=args.archived), chosen)
     if args.csv:
         with atomic_path(args.csv) as tmp:
@@ -119,10 +121,14 @@ def _list(args: argparse.Namespace, root, as_json: bool) -> int:
 
 def _export(args: argparse.Namespace, root, as_json: bool) -> int:
     from synface.analysis.run_export import export_checkpoint, export_embeddings  # noqa: PLC0415
+    from synface.base.files import check_file_target  # noqa: PLC0415
     from synface.runs.registry import find_run  # noqa: PLC0415
 
     if not args.embeddings and not args.checkpoint:
         raise ValueError("runs export: give --embeddings OUT.npz|OUT.parquet and/or --checkpoint OUT.pt")
+    for option, target in (("--embeddings", args.embeddings), ("--checkpoint", args.checkpoint)):
+        if target:
+            check_file_target(target, option)  # before anything is embedded
     run = find_run(args.run, root)
     done = []
     if args.embeddings:
@@ -176,6 +182,9 @@ def run_runs(args: argparse.Namespace) -> int:
         return 0
     if args.action in ("archive", "delete"):
         runs = [find_run(r, root) for r in args.runs]  # every name is checked before anything moves
+        act = delete_run if args.action == "delete" else unarchive_run if args.undo else archive_run
+        for run in runs:  # and every run may go, or none does
+            act(run, root, check_only=True)
         for run in runs:
             if args.action == "delete":
                 path = delete_run(run, root)

@@ -427,40 +427,44 @@ def _removable(run: Run, root: str | Path | None, verb: str) -> Path:
     return base
 
 
-def _move(run: Run, dest_dir: Path, what: str) -> Run:
+def _move(run: Run, dest_dir: Path, what: str, check_only: bool = False) -> Run:
     dest = dest_dir / run.id
     if dest.exists():
         raise FileExistsError(f"cannot {what} run {run.id}: {dest} already exists")
+    if check_only:
+        return run
     dest_dir.mkdir(parents=True, exist_ok=True)
     os.rename(run.path, dest)  # same file system: atomic, readers see the run in one place or the other
     return Run(dest)
 
 
-def archive_run(run: Run | str | Path, root: str | Path | None = None) -> Run:
-    """Move a finished, stopped or failed run into runs/_archive (hidden from lists and tables, kept)."""
+def archive_run(run: Run | str | Path, root: str | Path | None = None, check_only: bool = False) -> Run:
+    """Move a finished, stopped or failed run into runs/_archive (hidden from lists and tables, kept).
+    `check_only` raises what the move would and moves nothing (a batch is refused whole)."""
     run = run if isinstance(run, Run) else find_run(run, root)
     base = _removable(run, root, "archive")
     if run.path.resolve().parent == base / ARCHIVE_DIR:
         return run
-    return _move(run, base / ARCHIVE_DIR, "archive")
+    return _move(run, base / ARCHIVE_DIR, "archive", check_only)
 
 
-def unarchive_run(run: Run | str | Path, root: str | Path | None = None) -> Run:
+def unarchive_run(run: Run | str | Path, root: str | Path | None = None, check_only: bool = False) -> Run:
     """Move an archived run back into runs/ (listed and counted again)."""
     run = run if isinstance(run, Run) else find_run(run, root)
     base = _removable(run, root, "unarchive")
     if run.path.resolve().parent == base:
         return run
-    return _move(run, base, "unarchive")
+    return _move(run, base, "unarchive", check_only)
 
 
-def delete_run(run: Run | str | Path, root: str | Path | None = None) -> Path:
+def delete_run(run: Run | str | Path, root: str | Path | None = None, check_only: bool = False) -> Path:
     """Delete one run folder (config, metrics, evaluations, checkpoints, log) and nothing else; returns its path.
 
     Datasets are referenced by path from config.json and live elsewhere, so they stay. Refused (one
     ValueError) for an active or queued run, a folder outside the workspace's runs/, a link, or a
     folder that holds a dataset or a path its config trains or evaluates on. The folder is first
     renamed into runs/_trash, so no reader (the run list, the study tables) ever sees half a run.
+    `check_only` raises what the deletion would and deletes nothing.
     """
     import shutil  # noqa: PLC0415
 
@@ -482,13 +486,13 @@ def delete_run(run: Run | str | Path, root: str | Path | None = None) -> Path:
         if isinstance(ref, str) and ref and Path(ref).resolve().is_relative_to(inside):
             raise ValueError(f"cannot delete run {run.id}: its config uses {ref}, which is inside the run "
                              f"folder; move that data out first (deleting a run never deletes a dataset)")
+    if check_only:
+        return run.path
     trash = base / _TRASH_DIR / f"{run.id}.{os.getpid()}.{time.time_ns()}"
     trash.parent.mkdir(exist_ok=True)
     os.rename(run.path, trash)
     shutil.rmtree(trash)  # rmtree removes links inside, never what they point at
     return run.path
 
-
-# ----------------------------------------------------------------------------- launching and the queue
 
 

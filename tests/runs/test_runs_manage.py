@@ -118,3 +118,7 @@ def test_runs_cli_filter_compare_archive_delete_export(ws, capsys, tmp_path_fact
     cli_error(capsys, ["runs", "export", ids["b"], "--root", root], "--embeddings")
     Run(root / "runs" / ids["b"]).write_status(status="running", pid=os.getpid(), host=socket.gethostname())
     cli_error(capsys, ["runs", "delete", ids["b"], "--root", root], "is running", "stop it first")
+    # a batch with one refused run is refused whole: the other run stays
+    cli_error(capsys, ["runs", "delete", ids["stopped"], ids["b"], "--root", root], "is running")
+    cli_error(capsys, ["runs", "archive", ids["stopped"], ids["b"], "--root", root], "is running")
+    assert (root / "runs" / ids["stopped"] / "config.json").is_file()
