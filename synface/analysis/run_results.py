@@ -6,7 +6,8 @@ std over the set's folds, TAR at FAR 1e-3 and 1e-4, AUC, from the run's eval.jso
 evaluation); what the run trained on (dataset, face model, IM) from the dataset's card, which the
 run names by path; backbone and psi from config.json; scale from reproduce's study.json tag.
 
-TAR@FAR comes from eval.json's own `tar_at_far` when its `far_target` is the one asked for, else
+TAR@FAR comes from eval.json's exact `tar_at_fars` (newer evaluations), its own `tar_at_far` when
+its `far_target` is the one asked for, else
 from the saved ROC (the highest TPR at a FAR not above the target; the saved ROC may be thinned,
 so this never overstates). With n impostor pairs no FAR below 1/n can be measured: the
 `far_floor` column says where that floor is, so a TAR@1e-4 on 1,500 impostors reads as what it is
@@ -57,6 +58,9 @@ def tar_at_far_from_roc(fpr: Sequence[float], tpr: Sequence[float], far: float) 
 
 
 def _tar(ev: Mapping[str, Any], far: float) -> float | None:
+    exact = ev.get("tar_at_fars")
+    if isinstance(exact, dict) and isinstance(exact.get(f"{far:g}"), (int, float)):
+        return float(exact[f"{far:g}"])
     target = ev.get("far_target")
     if isinstance(target, (int, float)) and isinstance(ev.get("tar_at_far"), (int, float)) \
             and abs(float(target) - far) <= 1e-12 + 1e-9 * far:

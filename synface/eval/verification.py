@@ -9,7 +9,7 @@ mean +- population std of the fold accuracies is reported.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -29,6 +29,8 @@ __all__ = [
     "pair_scores",
 ]
 
+#: the FARs whose TAR every result keeps exactly (the ROC it stores is thinned)
+REPORTED_FARS = (1e-2, 1e-3, 1e-4)
 _END_GAP = 1e-6  # end candidates sit this far outside the score range (all-same / all-different)
 
 
@@ -74,6 +76,7 @@ class VerificationResult:
                 "tpr": [float(v) for v in self.tpr[idx]],
                 "thresholds": [_finite_or_none(v) for v in self.roc_thresholds[idx]],
             },
+            "tar_at_fars": self.tars_at(REPORTED_FARS),
             "auc": float(self.auc),
             "best_accuracy": float(self.best_accuracy),
             "best_threshold": float(self.best_threshold),
@@ -81,6 +84,17 @@ class VerificationResult:
             "num_genuine": int(self.num_genuine),
             "num_impostor": int(self.num_impostor),
         }
+
+
+    def tars_at(self, fars: Sequence[float]) -> dict[str, float]:
+        """TAR at each FAR from the full ROC (before `to_dict` thins it): the highest TPR whose FPR
+        does not exceed the FAR, keyed by the FAR as written with `:g`."""
+        fpr, tpr = np.asarray(self.fpr, dtype=float), np.asarray(self.tpr, dtype=float)
+        out = {}
+        for far in fars:
+            ok = fpr <= far * (1 + 1e-9)
+            out[f"{far:g}"] = float(tpr[ok].max()) if ok.any() else 0.0
+        return out
 
 
 def _finite_or_none(value: float) -> float | None:

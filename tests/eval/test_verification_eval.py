@@ -87,6 +87,23 @@ def test_to_dict_is_json_and_downsampled() -> None:
     assert len(res.to_dict(roc_points=None)["roc"]["fpr"]) == len(res.fpr)
 
 
+def test_exact_tars_survive_the_thinned_roc() -> None:
+    """eval.json keeps TAR at 1e-2/1e-3/1e-4 from the full ROC; the Results table reads those, and
+    they equal the threshold rule of tar_at_far, which a thinned ROC can only understate."""
+    from synface.analysis.run_results import _tar
+
+    rng = np.random.default_rng(3)
+    same = rng.random(30000) < 0.5
+    scores = rng.normal(same * 1.0, 0.4)
+    d = kfold_verification(scores, same, contiguous_folds(30000)).to_dict(roc_points=50)
+    for far in (1e-2, 1e-3, 1e-4):
+        exact = tar_at_far(scores, same, far)[0]
+        assert d["tar_at_fars"][f"{far:g}"] == pytest.approx(exact)
+        assert _tar(d, far) == pytest.approx(exact)
+    thinned = {k: v for k, v in d.items() if k != "tar_at_fars"}
+    assert _tar(thinned, 1e-4) < d["tar_at_fars"]["0.0001"]  # what the Results page showed before
+
+
 def test_input_validation() -> None:
     with pytest.raises(ValueError):
         kfold_verification(HAND_SCORES, HAND_SAME, np.zeros(8))  # one fold
