@@ -127,15 +127,12 @@ def export_embeddings(run: Run | str | Path, out: str | Path, root: str | Path |
 
 def export_checkpoint(run: Run | str | Path, out: str | Path, root: str | Path | None = None) -> dict[str, Any]:
     """Write the inference part of the run's last checkpoint (backbone, config, input size) to `out`."""
-    import torch  # noqa: PLC0415
-
-    from synface.train.checkpoint import load_checkpoint  # noqa: PLC0415
+    from synface.train.checkpoint import load_checkpoint, save_checkpoint  # noqa: PLC0415
 
     out = Path(out)
     run = _run(run, root)
     ckpt = load_checkpoint(_checkpoint(run), "cpu", require=("model", "config"))
     slim = {k: ckpt[k] for k in _INFERENCE_KEYS if k in ckpt}
     slim["exported_from"] = run.id
-    with atomic_path(out) as tmp:
-        torch.save(slim, tmp)
+    save_checkpoint(slim, out)
     return {"path": str(out), "run": run.id, "bytes": out.stat().st_size, "epoch": slim.get("epoch")}

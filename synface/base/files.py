@@ -61,6 +61,18 @@ def nearest_existing(path: str | Path) -> Path:
     return path
 
 
+def check_file_target(path: str | Path, option: str) -> None:
+    """An output FILE the user named can be made: neither it nor a folder above it is in the way
+    (a folder where the file goes, a file where a folder goes). Checked before the work that
+    produces it, so a bad path is one line naming the option, not a failure after minutes."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{option} {path} is a folder; give a file path")
+    where = nearest_existing(path.parent)
+    if not where.is_dir():
+        raise ValueError(f"{option} {path}: {where} is a file, not a folder")
+
+
 def human_bytes(n: float) -> str:
     """1536 -> '1.5 KB', 3.2e9 -> '3.0 GB' (binary units, as `df -h`)."""
     for unit in ("B", "KB", "MB", "GB", "TB"):

@@ -7,7 +7,7 @@ import math
 import sys
 from typing import Callable
 
-from synface.cli.common import print_json
+from synface.cli.common import positive_int, print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,17 +15,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     which = p.add_subparsers(dest="what", required=True)
     r = which.add_parser("render", help="rendering throughput, single-image latency and memory")
     r.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    r.add_argument("--batch", type=int, default=256)
-    r.add_argument("--repeats", type=int, default=5)
+    r.add_argument("--batch", type=positive_int, default=256)
+    r.add_argument("--repeats", type=positive_int, default=5)
     r.add_argument("--model", default=None, help="face model: builtin (default) or a learned model's name")
     r.add_argument("--workspace", default=None)
     r.add_argument("--json", action="store_true", help="print one JSON line (default output too)")
     r.set_defaults(func=_render)
     q = which.add_parser("realism", help="dlib detection rate, identity verification and the phi trend")
     q.add_argument("--device", default="auto")
-    q.add_argument("--detect", type=int, default=500, help="renders with |yaw| <= 30 deg for the detector")
-    q.add_argument("--pairs", type=int, default=500, help="genuine pairs (and as many impostor pairs)")
-    q.add_argument("--phi-pairs", type=int, default=40)
+    q.add_argument("--detect", type=positive_int, default=500, help="renders with |yaw| <= 30 deg for the detector")
+    q.add_argument("--pairs", type=positive_int, default=500, help="genuine pairs (and as many impostor pairs)")
+    q.add_argument("--phi-pairs", type=positive_int, default=40)
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--real-pairs", metavar="DIR_OR_BIN", default=None,
                    help="aligned real pairs (LFW-layout folder or .bin): the same verification protocol on them")
@@ -49,21 +49,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lk.set_defaults(func=_leakage)
     t = which.add_parser("train", help="training images/s and MFU against this machine's fp32 matmul peak")
     t.add_argument("--preset", default="cpu-quick")
-    t.add_argument("--steps", type=int, default=8)
-    t.add_argument("--batch", type=int, default=None)
+    t.add_argument("--steps", type=positive_int, default=8)
+    t.add_argument("--batch", type=positive_int, default=None)
     t.add_argument("--device", default="cpu", help="cpu (default), cuda[:N] or auto; a missing GPU is one error line")
     t.add_argument("--json", action="store_true")
     t.set_defaults(func=_train)
     i = which.add_parser("identity", help="identity power of each shape/albedo coefficient under dlib's descriptor")
-    i.add_argument("--identities", type=int, default=10, help="random identities each coefficient is swept on")
+    i.add_argument("--identities", type=positive_int, default=10, help="random identities each coefficient is swept on")
     i.add_argument("--amplitude", type=float, default=2.0, help="sweep from -A to +A (prior standard deviations)")
     i.add_argument("--seed", type=int, default=7)
     i.add_argument("--device", default="auto")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=_identity)
     s = which.add_parser("spread", help="between- vs within-identity variance of dlib's descriptor, renders and real")
-    s.add_argument("--identities", type=int, default=100)
-    s.add_argument("--draws", type=int, default=4, help="attribute draws (renders) or images (real) per identity")
+    s.add_argument("--identities", type=positive_int, default=100)
+    s.add_argument("--draws", type=positive_int, default=4, help="attribute draws (renders) or images (real) per identity")
     s.add_argument("--seed", type=int, default=31)
     s.add_argument("--identity-scale", type=float, default=1.0, help="multiply every identity draw (1 = default prior)")
     s.add_argument("--real", metavar="DIR", default=None,
@@ -80,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ph = which.add_parser("photo", help="verification with real photographed appearance on the built-in mesh: the bar's ceiling")
     ph.add_argument("--photos", metavar="DIR", required=True,
                     help="identity-per-folder aligned crops (e.g. workspace/real/lfw_test/images); one photo per person")
-    ph.add_argument("--identities", type=int, default=500, help="people (photo identities and as many built-in ones)")
+    ph.add_argument("--identities", type=positive_int, default=500, help="people (photo identities and as many built-in ones)")
     ph.add_argument("--seed", type=int, default=0)
     ph.add_argument("--mean-shape", action="store_true", help="every identity on the mean shape (appearance alone)")
     ph.add_argument("--region", choices=REGIONS, default=None,
@@ -97,14 +97,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lm.add_argument("--json", action="store_true")
     lm.set_defaults(func=_landmarks)
     g = which.add_parser("generate", help="end-to-end synthetic set build to disk (images/s)")
-    g.add_argument("--images", type=int, default=10_000)
-    g.add_argument("--samples", type=int, default=50)
+    g.add_argument("--images", type=positive_int, default=10_000)
+    g.add_argument("--samples", type=positive_int, default=50)
     g.add_argument("--device", default="auto")
     g.add_argument("--json", action="store_true")
     g.set_defaults(func=_generate)
     su = which.add_parser("startup", help="app start-up: health, first face and slider latency in Chromium")
-    su.add_argument("--repeats", type=int, default=3)
-    su.add_argument("--moves", type=int, default=15, help="phi slider moves timed per start")
+    su.add_argument("--repeats", type=positive_int, default=3)
+    su.add_argument("--moves", type=positive_int, default=15, help="phi slider moves timed per start")
     su.add_argument("--cold", action="store_true", help="an empty numba cache each start (a fresh clone)")
     su.add_argument("--json", action="store_true")
     su.set_defaults(func=_startup)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from typing import Any, Callable
@@ -12,6 +13,18 @@ from tqdm import tqdm
 def print_json(record: dict[str, Any]) -> None:
     """One JSON line on stdout (benchmarks and machine-readable results)."""
     print(json.dumps(record, sort_keys=False), flush=True)
+
+
+def positive_int(text: str) -> int:
+    """argparse type for counts (images, batches, repeats): 0 or a negative count would divide by
+    zero or build an empty tensor deep inside, so it is refused as a bad option naming its value."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
 
 
 def tqdm_progress(desc: str, total: int | None = None, unit: str = "it",

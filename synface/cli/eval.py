@@ -59,8 +59,10 @@ def _check_options(args: argparse.Namespace) -> None:
         raise ValueError(f"--far must be a false-accept rate in (0, 1), got {args.far:g}")
     if args.batch < 1:
         raise ValueError(f"--batch must be a positive integer, got {args.batch}")
-    if args.out and Path(args.out).is_dir():
-        raise ValueError(f"--out {args.out} is a folder; give a file path for the JSON result")
+    if args.out:
+        from synface.base.files import check_file_target  # noqa: PLC0415
+
+        check_file_target(args.out, "--out")  # before any scoring
     if args.pairs and not args.lfw:
         raise ValueError("--pairs goes with --lfw")
     if args.folds is not None and not (args.lfw or args.bin):

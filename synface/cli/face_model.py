@@ -88,9 +88,11 @@ def _list(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     from synface.face.catalog import model_folder  # noqa: PLC0415
-    from synface.face.learned import read_card  # noqa: PLC0415
+    from synface.face.learned import check_format, read_card  # noqa: PLC0415
 
-    card = read_card(model_folder(args.name, args.workspace))
+    folder = model_folder(args.name, args.workspace)
+    card = read_card(folder)
+    check_format(folder)  # a card whose model file is missing or unreadable is not a usable model
     print(json.dumps(card, indent=2))
     return 0
 
@@ -98,12 +100,13 @@ def _show(args: argparse.Namespace) -> int:
 def _preview(args: argparse.Namespace) -> int:
     from PIL import Image  # noqa: PLC0415
 
-    from synface.base.files import atomic_path  # noqa: PLC0415
+    from synface.base.files import atomic_path, check_file_target  # noqa: PLC0415
     from synface.face.catalog import load_model  # noqa: PLC0415
     from synface.fitting.preview import preview_grid  # noqa: PLC0415
 
     if not 1 <= args.people <= 32:
         raise ValueError(f"--people must be in 1..32, got {args.people}")
+    check_file_target(args.out, "--out")
     models = {"builtin": None, **{name: load_model(name, args.workspace) for name in args.names}}
     grid = preview_grid(models, people=args.people, seed=args.seed)
     with atomic_path(args.out) as tmp:

@@ -11,7 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from synface.cli.common import print_json, tqdm_progress
+from synface.cli.common import positive_int, print_json, tqdm_progress
+
+#: training seeds per cell at most (each one is a run per cell)
+MAX_SEEDS = 100
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(see docs/cli.md); paper: the paper's sizes and recipe; tiny: a smoke test (a few test pairs)")
     p.add_argument("--lfw", required=True, metavar="DIR", help="LFW-layout folder (images/, people.txt, pairs.txt)")
     p.add_argument("--root", metavar="DIR", help="workspace root (default $SYNFACE_HOME or ./workspace)")
-    p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
+    p.add_argument("--seeds", type=positive_int, default=DEFAULT_SEEDS,
                    help=f"training seeds per cell (default {DEFAULT_SEEDS}: the reports' confidence intervals are over "
                         "seeds x test folds)")
     p.add_argument("--out", metavar="DIR",
@@ -48,6 +51,8 @@ def run_reproduce(args: argparse.Namespace) -> int:
             return (lambda d, t: None), (lambda: None)
         return tqdm_progress(desc, total or None)
 
+    if args.seeds > MAX_SEEDS:  # each seed is a run per cell: refused before a plan of millions is made
+        raise ValueError(f"--seeds must be at most {MAX_SEEDS}, got {args.seeds:,}")
     plan, paths = reproduce(args.table, args.scale, args.lfw, args.root, args.seeds, args.out,
                             dry_run=args.dry_run, progress=progress, model=args.model)
     if args.dry_run:

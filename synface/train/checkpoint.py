@@ -1,15 +1,18 @@
 """Loading a training checkpoint: always `torch.load(..., weights_only=True)` (no code runs from the
-file), and every way a file can fail to be a checkpoint is one ValueError naming it."""
+file), and every way a file can fail to be a checkpoint is one ValueError naming it. Saving one:
+atomically, and a failed write is the OSError that caused it (see `save_checkpoint`)."""
 
 from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, BinaryIO, Sequence
 
 import torch
 
-__all__ = ["load_checkpoint", "load_weights", "RESUME_KEYS"]
+from synface.base.files import atomic_path
+
+__all__ = ["load_checkpoint", "load_weights", "save_checkpoint", "RESUME_KEYS"]
 
 #: what `train(resume=True)` needs from checkpoints/last.pt
 RESUME_KEYS = ("model", "head", "optimizer", "scheduler", "scaler", "epoch", "epoch_step", "global_step", "rng",
@@ -28,6 +31,37 @@ def _reason(exc: BaseException) -> str:
         return "the file is empty or cut short"
     first = (text.strip().splitlines() or [type(exc).__name__])[0]
     return first[:200]
+
+
+class _KeepsWriteError:
+    """A file handle for torch.save that remembers the OSError of a failed write: torch's zip
+    writer turns it into a RuntimeError about stream positions that names neither file nor cause."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle, self.error = handle, None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
+def save_checkpoint(obj: Any, path: str | Path) -> None:
+    """torch.save `obj` to `path` atomically (no partial file under the name, no temp file left);
+    a full disk or a file-size limit is an OSError naming `path`, like any other failed write."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        sink = _KeepsWriteError(handle)
+        try:
+            torch.save(obj, sink)
+        except RuntimeError:
+            if sink.error is None:
+                raise
+            raise sink.error from None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",

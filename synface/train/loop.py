@@ -47,10 +47,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from synface.base.files import atomic_path
 from synface.runs.registry import Run, RunLocked
 from synface.train.backbones import build_backbone
-from synface.train.checkpoint import RESUME_KEYS, load_checkpoint, load_weights
+from synface.train.checkpoint import RESUME_KEYS, load_checkpoint, load_weights, save_checkpoint
 from synface.train.config import ConfigError, TrainConfig, config_from_dict
 from synface.train.resume import RUNTIME_KEYS, fail_status, record_changes, resume_changes
 from synface.train.data import build_train_data
@@ -168,8 +167,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:  # a failed write (a full disk) removes its partial temp file
-        torch.save(state, tmp)
+    save_checkpoint(state, path)  # atomic; a failed write (a full disk) removes its partial temp file
 
 
 # ----------------------------------------------------------------------------- the trainer
@@ -447,9 +445,18 @@ def _train_locked(cfg: TrainConfig, run: Run, ctx: DistContext, resume: bool, ch
     trainer: _Trainer | None = None
     try:
         ckpt = None
+        if resume and ctx.is_main:  # temp files of writes a kill interrupted (the lock is ours)
+            for tmp in (*run.path.glob(".*.tmp"), *run.checkpoints.glob(".*.tmp")):
+                tmp.unlink(missing_ok=True)
+        if resume and not run.last_checkpoint.exists():
+            # killed before its first checkpoint: nothing trained survives, so the run starts again
+            # from step 0 in its own folder, without the steps it had logged
+            if ctx.is_main:
+                run.prune_metrics(0)
+                if changes:
+                    record_changes(run, cfg, changes, 0)
+            resume = False
         if resume:  # checked before the data and the model are built
-            if not run.last_checkpoint.exists():
-                raise FileNotFoundError(f"nothing to resume: {run.last_checkpoint} does not exist")
             ckpt = load_checkpoint(run.last_checkpoint, "cpu", require=RESUME_KEYS)
         trainer = _Trainer(cfg, run, ctx, progress, stop_flag, eval_progress)
         if resume:

@@ -199,7 +199,7 @@ def test_a_full_disk_during_a_checkpoint_fails_the_run_with_the_real_error(synth
         saves["n"] += 1
         if saves["n"] < 2:
             return save(obj, f, *a, **k)
-        Path(f).write_bytes(b"\0" * 4096)  # a partial temp file
+        f.write(b"\0" * 4096)  # part of a checkpoint in the temp file (save_checkpoint passes a handle)
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(loop.torch, "save", full_disk)
