@@ -103,7 +103,7 @@ def _prepare(args: argparse.Namespace, ctx):
     from synface.runs.registry import Run, create_run, find_run
     from synface.train.config import load_config, parse_overrides
     from synface.base.names import check_name
-    from synface.train.data import check_train_data
+    from synface.train.data import check_fits_a_batch, check_train_data
     from synface.train.ddp import broadcast_object
 
     overrides = parse_overrides(args.overrides)
@@ -122,11 +122,12 @@ def _prepare(args: argparse.Namespace, ctx):
     _workspace_dataset(overrides, args.root)
     cfg = _with_evals(load_config(args.config, overrides, preset=args.preset), args.eval, args.root)
     cfg.check_paths()
-    check_train_data(cfg)  # before the identity check and the run folder: unusable data is one line
+    length = check_train_data(cfg)  # before the identity check and the run folder: unreadable data is one line
     existing = Run(args.run_dir) if args.run_dir else None
     prepared = existing is not None and existing.config_path.exists() and not existing.last_checkpoint.exists() \
         and existing.raw_status().get("status") in _FRESH  # by synface.runs.launch, which has checked it
     report = None if prepared else launch_check(cfg, args.root, OVERRIDE_HINT)
+    check_fits_a_batch(cfg, length)
     path = None
     if ctx.is_main:
         if prepared:

@@ -32,7 +32,7 @@ def build_synthetic_benchmark(out: str | Path, folds: int = 10, pairs_per_fold: 
 
     from synface.base.files import atomic_path, check_free_space  # noqa: PLC0415
     from synface.data.synth_model import generator_for  # noqa: PLC0415
-    from synface.data.synthetic import SynthConfig, SyntheticSpec, whole_image  # noqa: PLC0415
+    from synface.data.synthetic import SynthConfig, SyntheticSpec, sweep_temp_files, whole_image  # noqa: PLC0415
     from synface.data.verification import Pair, write_pairs  # noqa: PLC0415
     from synface.face.coeffs import FaceCoeffs  # noqa: PLC0415
 
@@ -66,6 +66,8 @@ def build_synthetic_benchmark(out: str | Path, folds: int = 10, pairs_per_fold: 
         check_free_space(out, 2 * config.estimated_bytes(), f"benchmark of {2 * n_ids:,} images")
     gen = generator_for(config.model, generator, workspace=workspace)
     spec = SyntheticSpec(config, gen)
+    if resumed:  # temp files of images a kill interrupted
+        sweep_temp_files(out)
     if not resumed:
         out.mkdir(parents=True, exist_ok=True)
         with atomic_path(state) as tmp:

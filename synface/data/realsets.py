@@ -173,10 +173,17 @@ def _counts(path: Path, fmt: str) -> dict[str, Any]:
     if fmt == "bin":
         from synface.data.verification_bin import read_bin
 
+        from synface.data.imageio import image_problem
+
         try:
             pairs = read_bin(path)
         except DataError as exc:
             raise DataError(f"not an insightface verification .bin: {exc.message}", path=path) from None
+        for label, data in (("first", pairs.images_a[0]), ("last", pairs.images_b[-1])):  # cheap: two decodes
+            problem = image_problem(data)
+            if problem:
+                raise DataError(f"not an insightface verification .bin: its {label} image does not decode ({problem})",
+                                path=path)
         return {"pairs": len(pairs), "images": 2 * len(pairs)}
     if fmt == "recordio":
         from synface.data.recordio import RecordReader

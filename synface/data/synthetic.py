@@ -180,7 +180,9 @@ def whole_image(path: Path, fmt: str) -> bool:
     return not image_problem(data)
 
 
-def _sweep_temp_files(out: Path) -> int:
+def sweep_temp_files(out: Path) -> int:
+    """Remove the temp files of image writes a kill interrupted (`<identity>/.<name>.*.tmp`); a
+    resumed build calls it before rendering again. Returns how many went."""
     removed = 0
     for tmp in out.glob("*/.*.tmp"):
         tmp.unlink(missing_ok=True)
@@ -293,7 +295,7 @@ def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator
     check_build_space(config, out, total - present)  # before anything is written
     if not resumed:
         _start_state(out, config, gen.version)
-    _sweep_temp_files(out)
+    sweep_temp_files(out)
     done = present
     rendered = 0
     if progress:

@@ -44,6 +44,7 @@ __all__ = [
     "TrainData",
     "build_train_data",
     "check_train_data",
+    "check_fits_a_batch",
 ]
 
 _SEED_MIX = 0x9E3779B97F4A7C15
@@ -278,21 +279,25 @@ def build_train_data(cfg, size: int, rank: int = 0, world_size: int = 1) -> Trai
     return TrainData(dataset, sampler, num_classes, n_syn, paired, f"{desc}, {num_classes} classes")
 
 
-def check_train_data(cfg) -> None:
-    """Refuse training data that cannot make one batch, before a run folder exists: the sets are
-    listed (manifest, dataset.json, identity folders) and the first image of each is decoded, so a
-    folder of non-images or a set smaller than a batch is one named error, not a failed run."""
-    sets = [(cfg.data, load_synthetic)] if cfg.data is not None else []
-    if cfg.real_root is not None:
-        sets.append((cfg.real_root, lambda root: load_real(root, cfg.real_ids, cfg.real_k)))
+def check_train_data(cfg) -> int:
+    """Refuse training data that cannot be read, before a run folder exists: the sets are listed
+    (manifest, dataset.json, identity folders) and the first image of each is decoded, so a folder
+    of non-images is one named error, not a failed run. Returns the images per epoch."""
     lengths = []
-    for root, load in sets:
-        images = load(root)
+    for root in (cfg.data, cfg.real_root):
+        if root is None:
+            continue
+        images = load_synthetic(root) if root == cfg.data else load_real(root, cfg.real_ids, cfg.real_k)
         if len(images) == 0:
             raise DataError("the training set has no images", path=root)
         read_rgb(images.paths[0], "first training image")  # a DataError naming the file
         lengths.append(len(images))
-    length = lengths[0] if cfg.psi_mode != "none" or len(lengths) == 1 else sum(lengths)
-    if lengths and length < cfg.batch_size:
-        where = ", ".join(str(root) for root, _ in sets)
+    return lengths[0] if cfg.psi_mode != "none" or len(lengths) == 1 else sum(lengths)
+
+
+def check_fits_a_batch(cfg, length: int) -> None:
+    """A set smaller than one batch trains nothing: one error naming its folder (the sampler's own
+    check comes only once the run has started)."""
+    if length < cfg.batch_size:
+        where = ", ".join(str(root) for root in (cfg.data, cfg.real_root) if root is not None)
         raise DataError(f"{where}: the training set has {length} images, fewer than one batch of {cfg.batch_size}")
