@@ -8,15 +8,22 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from synface.base.workspace import REPO_ROOT
+
+#: children `spawn_detached` started in this process, by pid: their reaper threads own waitpid,
+#: so `pid_alive` and `child_exit_code` read the Popen instead of racing them for the exit status
+_CHILDREN: dict[int, subprocess.Popen] = {}
 
 
 def pid_alive(pid: int | None) -> bool:
     """True while the process exists and is not a zombie (reaps our own finished children)."""
     if not pid or pid <= 0:
         return False
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        return child.returncode is None
     with contextlib.suppress(ChildProcessError, OSError):
         done, _ = os.waitpid(pid, os.WNOHANG)
         if done == pid:
@@ -39,12 +46,22 @@ def synface_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "synface", *args]
 
 
-def spawn_detached(argv: Sequence[str], log_path: str | Path) -> subprocess.Popen:
-    """Start `argv` in its own session, stdout and stderr appended to `log_path`.
+def child_exit_code(pid: int | None) -> int | None:
+    """The exit status of a child `spawn_detached` started in this process once it has ended
+    (negative: the signal that ended it); None while it runs or when it is not our child."""
+    child = _CHILDREN.get(pid) if pid else None
+    return None if child is None else child.returncode
+
+
+def spawn_detached(argv: Sequence[str], log_path: str | Path,
+                   on_exit: Callable[[int], None] | None = None) -> subprocess.Popen:
+    """Start `argv` in its own session (its pid is its process group), stdout and stderr appended
+    to `log_path`.
 
     The repository is put first on PYTHONPATH so the worker runs this checkout's code. A daemon
     thread waits on the child, so one that ends (a failed run, say) is reaped at once and never
-    stays a zombie of a long-lived parent such as the app's server."""
+    stays a zombie of a long-lived parent such as the app's server; it then calls
+    `on_exit(returncode)`."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.setdefault("PYTHONUNBUFFERED", "1")
@@ -52,13 +69,16 @@ def spawn_detached(argv: Sequence[str], log_path: str | Path) -> subprocess.Pope
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=str(REPO_ROOT), env=env, start_new_session=True, close_fds=True)
-    threading.Thread(target=_reap, args=(proc,), name=f"reap-{proc.pid}", daemon=True).start()
+    _CHILDREN[proc.pid] = proc
+    threading.Thread(target=_reap, args=(proc, on_exit), name=f"reap-{proc.pid}", daemon=True).start()
     return proc
 
 
-def _reap(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ChildProcessError, OSError):  # pid_alive may have reaped it first
+def _reap(proc: subprocess.Popen, on_exit: Callable[[int], None] | None) -> None:
+    with contextlib.suppress(ChildProcessError, OSError):
         proc.wait()
+    if on_exit is not None and proc.returncode is not None:
+        on_exit(proc.returncode)
 
 
 def default_signals() -> None:

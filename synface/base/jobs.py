@@ -1,0 +1,227 @@
+"""Background jobs: every long piece of work the app starts (dataset builds, real-set registration,
+training runs, face-model fits, reproduce) is one detached `python -m synface ...` process, started,
+followed and stopped the same way.
+
+A job is named by its kind and a key (a dataset, run or model name: a checked name, so it never
+leaves its folder). Its files sit in `<workspace>/jobs/<kind>/`: `<key>.json` (command, pid, start
+time, a stop request, the exit code) and, unless the caller names another log (a run's log.txt),
+`<key>.log`. Following a job reads its state from the process and its log: the last update of each
+tqdm bar the command draws (`desc: 47%|###   | 64/135 ...`) is that stage's (done, total), an
+`error: ...` line is how the command reports a failure, and its last JSON-object line is its result.
+The exit code is recorded by the thread that reaps the process when this process started it; a job
+another process started (an app restarted meanwhile) is judged from its log alone.
+
+Stopping sends SIGTERM to the job's process group (the job and any worker processes it forked), or,
+for a job that stops itself cleanly (a training run saves a checkpoint first), writes its stop file;
+either way the request is recorded, so the job then reads "stopped", not "failed". No Streamlit here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from synface.base import processes
+from synface.base.files import read_json, write_json
+from synface.base.names import check_name, child_path
+from synface.base.workspace import workspace_root
+
+__all__ = ["STATES", "JOBS_DIR", "job_file", "job_paths", "list_jobs", "parse_stages", "start", "status", "stop"]
+
+JOBS_DIR = "jobs"
+#: what `status(...)["state"]` can be
+STATES = ("none", "running", "finished", "failed", "stopped")
+_BAR = re.compile(r"^\s*(.*?):\s*\d+%\|[^|]*\|\s*(\d+)/(\d+)")
+_META_LOCK = threading.Lock()  # the reaper thread and a stop request both update a job's meta file
+
+
+def job_paths(kind: str, key: str, workspace: str | Path | None = None) -> tuple[Path, Path]:
+    """(default log, meta file) of job `kind`/`key`; ValueError (naming it) for a key that is not a plain name."""
+    base = child_path(workspace_root(workspace) / JOBS_DIR, check_name(kind, "job kind"), "job kind")
+    return child_path(base, f"{check_name(key, f'{kind} job name')}.log", f"{kind} job name"), \
+        child_path(base, f"{key}.json", f"{kind} job name")
+
+
+def job_file(kind: str, key: str, suffix: str, workspace: str | Path | None = None) -> Path:
+    """`<workspace>/jobs/<kind>/<key><suffix>`: a file a job's command reads (a build's config, say)."""
+    return job_paths(kind, key, workspace)[1].with_name(f"{key}{suffix}")
+
+
+@contextlib.contextmanager
+def _starting(folder: Path) -> Iterator[None]:
+    """One start at a time per kind, across processes: two clicks never start two jobs of one key."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _update(meta: Path, **fields: Any) -> None:
+    with _META_LOCK:
+        info = read_json(meta, default=None)
+        if isinstance(info, dict):
+            info.update(fields)
+            write_json(meta, info)
+
+
+def start(kind: str, key: str, argv: Sequence[str], workspace: str | Path | None = None, log: str | Path | None = None,
+          stop_file: str | Path | None = None, info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Start `argv` detached as job `kind`/`key` and return its status; a live job of that kind and
+    key is returned instead of starting a second one.
+
+    `log`: where its output goes (appended; only what this job writes is read back), default a fresh
+    `<key>.log` beside the meta file. `stop_file`: a file the command watches to stop itself cleanly
+    (`stop` then writes it instead of signalling). `info`: extra fields the caller reads back."""
+    default_log, meta = job_paths(kind, key, workspace)
+    with _starting(meta.parent):
+        current = status(kind, key, workspace)
+        if current["alive"]:
+            return current
+        _spawn(kind, key, argv, meta, Path(log) if log is not None else None, default_log, stop_file, info)
+    return status(kind, key, workspace)
+
+
+def _spawn(kind: str, key: str, argv: Sequence[str], meta: Path, log: Path | None, default_log: Path,
+           stop_file: str | Path | None, info: dict[str, Any] | None) -> None:
+    log_path = log if log is not None else default_log
+    if log is None:
+        log_path.write_text("")
+    offset = log_path.stat().st_size if log_path.exists() else 0
+    record = {"kind": kind, "key": key, "argv": [str(a) for a in argv], "log": str(log_path), "log_offset": offset,
+              "stop_file": None if stop_file is None else str(stop_file), "info": dict(info or {}),
+              "started": time.time(), "pid": None, "stop_requested": None, "exit_code": None, "ended": None}
+    write_json(meta, record)
+
+    def reaped(code: int) -> None:
+        with contextlib.suppress(OSError):
+            _update(meta, exit_code=code, ended=time.time())
+
+    try:
+        proc = processes.spawn_detached(record["argv"], log_path, on_exit=reaped)
+    except BaseException:
+        meta.unlink(missing_ok=True)  # nothing started: no job to follow
+        raise
+    with _META_LOCK:  # the reaper may already have written the exit code of a job that ended at once
+        record = read_json(meta, default=record)
+        record["pid"] = proc.pid
+        write_json(meta, record)
+
+
+def parse_stages(text: str) -> dict[str, tuple[int, int]]:
+    """stage -> (done, total) of the last update of each tqdm bar in a log, in the order they first appear."""
+    stages: dict[str, tuple[int, int]] = {}
+    for line in re.split(r"[\r\n]+", text):
+        match = _BAR.search(line)
+        if match and match.group(1):
+            stages[match.group(1)] = (int(match.group(2)), int(match.group(3)))
+    return stages
+
+
+def _read_log(path: Path, offset: int) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, offset))
+            return f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _result(lines: list[str]) -> dict[str, Any] | None:
+    for line in reversed(lines):
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                value = json.loads(line)
+                if isinstance(value, dict):
+                    return value
+    return None
+
+
+def _state(alive: bool, stop_requested: Any, code: int | None, error: str | None, result: Any) -> str:
+    if alive:
+        return "running"
+    if stop_requested:
+        return "failed" if error and code is not None and code > 0 else "stopped"
+    if code is not None:
+        if code == 0:
+            return "finished"
+        return "failed" if code > 0 or error else "stopped"  # a signal nobody here sent, without a word
+    return "failed" if error else "finished" if result is not None else "stopped"
+
+
+def _none(kind: str, key: str) -> dict[str, Any]:
+    return {"kind": kind, "key": key, "state": "none", "alive": False, "pid": None, "stages": {}, "error": None,
+            "result": None, "exit_code": None, "log": None, "tail": "", "info": {}, "started": None}
+
+
+def status(kind: str, key: str, workspace: str | Path | None = None) -> dict[str, Any]:
+    """Where job `kind`/`key` stands: `state` (one of STATES), `alive`, `pid`, `stages` (stage ->
+    (done, total)), `error` (its last `error:` line), `result` (its last JSON-object line), `exit_code`
+    (when known), `log`, `tail` (its last lines), `info`, `started`, `ended`, `stop_requested`."""
+    _, meta = job_paths(kind, key, workspace)
+    info = read_json(meta, default=None) if meta.is_file() else None
+    if not isinstance(info, dict) or info.get("kind") != kind or info.get("key") != key:
+        return _none(kind, key)  # none, or another file of the folder (a build's config)
+    pid = info.get("pid")
+    alive = processes.pid_alive(pid)
+    code = processes.child_exit_code(pid)
+    if code is None:
+        code = info.get("exit_code")
+    log = Path(info.get("log") or job_paths(kind, key, workspace)[0])
+    text = _read_log(log, int(info.get("log_offset") or 0))
+    lines = [line.strip() for line in re.split(r"[\r\n]+", text) if line.strip()]
+    error = next((line for line in reversed(lines) if line.startswith("error:")), None)
+    result = _result(lines)
+    return {"kind": kind, "key": key, "state": _state(alive, info.get("stop_requested"), code, error, result),
+            "alive": alive, "pid": pid, "stages": parse_stages(text), "error": error, "result": result,
+            "exit_code": code, "log": str(log), "tail": "\n".join(lines[-8:]), "info": info.get("info") or {},
+            "started": info.get("started"), "ended": info.get("ended"), "stop_requested": info.get("stop_requested"),
+            "argv": info.get("argv")}
+
+
+def stop(kind: str, key: str, workspace: str | Path | None = None) -> dict[str, Any]:
+    """Ask a running job to stop (its stop file, else SIGTERM to its process group) and record the
+    request; a job that is not running is left as it is. Returns its status."""
+    _, meta = job_paths(kind, key, workspace)
+    current = status(kind, key, workspace)
+    if not current["alive"]:
+        return current
+    _update(meta, stop_requested=time.time())
+    info = read_json(meta, default={}) or {}
+    if info.get("stop_file"):
+        Path(info["stop_file"]).write_text(time.strftime("%Y-%m-%dT%H:%M:%S") + "\n")
+    else:
+        pid = int(current["pid"])
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if os.getpgid(pid) == pid:  # its own session: the job and the workers it forked
+                os.killpg(pid, signal.SIGTERM)
+            else:
+                os.kill(pid, signal.SIGTERM)
+    return status(kind, key, workspace)
+
+
+def list_jobs(kind: str | None = None, workspace: str | Path | None = None) -> list[dict[str, Any]]:
+    """The status of every job (of one kind, or all kinds) in the workspace, newest first."""
+    base = workspace_root(workspace) / JOBS_DIR
+    kinds = [check_name(kind, "job kind")] if kind else sorted(p.name for p in base.iterdir() if p.is_dir()) \
+        if base.is_dir() else []
+    found = []
+    for k in kinds:
+        folder = base / k
+        if folder.is_dir():
+            for meta in folder.glob("*.json"):
+                with contextlib.suppress(ValueError):
+                    job = status(k, meta.stem, workspace)
+                    if job["state"] != "none":
+                        found.append(job)
+    return sorted(found, key=lambda s: s.get("started") or 0.0, reverse=True)

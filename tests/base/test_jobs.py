@@ -1,0 +1,130 @@
+"""The one job system (synface.base.jobs): start, follow, stop and list detached commands, with
+per-stage progress read from their tqdm bars, and finished / failed / stopped told apart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+import pytest
+
+from synface.base import jobs
+
+#: a command that draws two tqdm-style bars (\r updates), then prints its result as one JSON line
+BARS = (
+    "import json, sys\n"
+    "for stage, total in (('first', 3), ('second stage', 2)):\n"
+    "    for done in range(total + 1):\n"
+    "        sys.stderr.write(f'\\r{stage}: {100 * done // total:3d}%|##  | {done}/{total} [00:00<00:00]')\n"
+    "    sys.stderr.write('\\n')\n"
+    "print(json.dumps({'made': 5}))\n"
+)
+SLEEP = [sys.executable, "-c", "import time; print('working', flush=True); time.sleep(60)"]
+
+
+def _py(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def _ended(kind: str, key: str, root) -> dict:
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        status = jobs.status(kind, key, root)
+        if not status["alive"]:
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"job {kind}/{key} did not end")
+
+
+def test_a_job_reports_its_stages_result_and_exit_code(tmp_path) -> None:
+    assert jobs.status("demo", "a", tmp_path)["state"] == "none"
+    started = jobs.start("demo", "a", _py(BARS), tmp_path, info={"what": "bars"})
+    assert started["pid"] and started["info"] == {"what": "bars"}
+    done = _ended("demo", "a", tmp_path)
+    assert done["state"] == "finished" and done["exit_code"] == 0 and done["result"] == {"made": 5}
+    assert done["stages"] == {"first": (3, 3), "second stage": (2, 2)} and list(done["stages"]) == ["first", "second stage"]
+    assert (tmp_path / "jobs" / "demo" / "a.log").is_file() and (tmp_path / "jobs" / "demo" / "a.json").is_file()
+
+    jobs.start("demo", "bad", _py("import sys; print('error: no such thing', file=sys.stderr); sys.exit(2)"), tmp_path)
+    bad = _ended("demo", "bad", tmp_path)
+    assert bad["state"] == "failed" and bad["exit_code"] == 2 and bad["error"] == "error: no such thing"
+    jobs.start("demo", "quiet", _py("raise SystemExit(1)"), tmp_path)
+    assert _ended("demo", "quiet", tmp_path)["state"] == "failed"  # a nonzero exit fails even without a word
+    jobs.start("demo", "killed", _py("import os, signal; os.kill(os.getpid(), signal.SIGKILL)"), tmp_path)
+    killed = _ended("demo", "killed", tmp_path)
+    assert killed["state"] == "stopped" and killed["exit_code"] == -signal.SIGKILL
+
+    assert [j["key"] for j in jobs.list_jobs("demo", tmp_path)] == ["killed", "quiet", "bad", "a"]
+    assert {j["kind"] for j in jobs.list_jobs(None, tmp_path)} == {"demo"}
+
+
+def test_a_stopped_job_reads_stopped_and_a_live_key_is_not_started_twice(tmp_path) -> None:
+    first = jobs.start("demo", "long", SLEEP, tmp_path)
+    again = jobs.start("demo", "long", _py("print('second')"), tmp_path)
+    assert again["alive"] and again["pid"] == first["pid"]  # the live job, not a second one
+    worker = jobs.start("demo", "group", _py("import subprocess, sys, time\n"
+                                              "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+                                              "print(child.pid, flush=True); time.sleep(60)"), tmp_path)
+    deadline = time.time() + 20
+    while not jobs.status("demo", "group", tmp_path)["tail"] and time.time() < deadline:
+        time.sleep(0.05)
+    grandchild = int(jobs.status("demo", "group", tmp_path)["tail"].split()[0])
+    for key in ("long", "group"):
+        assert jobs.stop("demo", key, tmp_path)["stop_requested"]
+    assert _ended("demo", "long", tmp_path)["state"] == "stopped"
+    group = _ended("demo", "group", tmp_path)
+    assert group["state"] == "stopped" and group["exit_code"] == -signal.SIGTERM and worker["pid"]
+    deadline = time.time() + 10
+    while time.time() < deadline and _running(grandchild):
+        time.sleep(0.05)
+    assert not _running(grandchild)  # the worker it forked went with it (its process group)
+    assert jobs.stop("demo", "long", tmp_path)["state"] == "stopped"  # stopping an ended job changes nothing
+    restarted = jobs.start("demo", "long", _py("print('{\"again\": 1}')"), tmp_path)
+    assert restarted["pid"] != first["pid"]
+    finished = _ended("demo", "long", tmp_path)
+    assert finished["state"] == "finished" and finished["result"] == {"again": 1} and not finished["stop_requested"]
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_job_with_a_stop_file_and_its_own_log(tmp_path) -> None:
+    log = tmp_path / "run" / "log.txt"
+    log.parent.mkdir()
+    log.write_text("error: an earlier attempt failed\n")
+    flag = tmp_path / "run" / "STOP"
+    code = ("import pathlib, time\n"
+            f"flag = pathlib.Path({str(flag)!r})\n"
+            "while not flag.exists(): time.sleep(0.02)\n"
+            "print('saved a checkpoint, stopping', flush=True)\n")
+    jobs.start("demo", "run1", _py(code), tmp_path, log=log, stop_file=flag)
+    jobs.stop("demo", "run1", tmp_path)
+    status = _ended("demo", "run1", tmp_path)
+    assert flag.is_file() and status["exit_code"] == 0 and status["state"] == "stopped"
+    assert status["error"] is None  # the earlier attempt's lines are not this job's
+    assert log.read_text().startswith("error: an earlier attempt failed\n") and "saved a checkpoint" in log.read_text()
+
+
+def test_keys_and_kinds_never_leave_the_jobs_folder(tmp_path) -> None:
+    for key in ("..", "../escape", "a/b", "", ".hidden"):
+        with pytest.raises(ValueError, match="job name"):
+            jobs.start("demo", key, _py("pass"), tmp_path)
+    with pytest.raises(ValueError, match="job kind"):
+        jobs.status("../demo", "a", tmp_path)
+    assert not any(tmp_path.rglob("*.json"))
+
+
+def test_stage_progress_reads_the_last_update_of_each_bar() -> None:
+    text = ("generate Syn_3_2:   0%|          | 0/610 [00:00<?, ?img/s]\rgenerate Syn_3_2:  41%|####      | 250/610 "
+            "[00:01<00:02, 137.34img/s]\nsource-distance check:  50%|#####     | 1/2 [00:01<00:01]\nnot a bar: 3/4\n")
+    assert jobs.parse_stages(text) == {"generate Syn_3_2": (250, 610), "source-distance check": (1, 2)}
