@@ -1,34 +1,25 @@
-"""Face-model fits as background jobs: `python -m synface face-model fit` started detached, followed
-through its log.
+"""Face-model fits as background jobs: `python -m synface face-model fit` started and followed
+through the one job system (`synface.base.jobs`, kind "fit", keyed by the model's name).
 
 The app starts a fit with `launch_fit` (it survives the app's reruns and restarts, like training
-runs) and polls `fit_status`, which reads the stage progress the command's bars write to the log
-(`face-model <stage>: ...| done/total`), and whether it ended with its card (finished) or an
-`error:` line. Files: `<workspace>/face_model_fits/<name>.log` and `<name>.json` (pid, command,
-start time). No Streamlit here.
+runs) and polls `fit_status`, which gives the job's state with the fit's stage progress (the
+command's bars, `face-model <stage>: ...| done/total`) and its card (the result line). No Streamlit here.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from synface.base.names import check_name, child_path
-from synface.base.processes import pid_alive, spawn_detached, synface_argv
+from synface.base import jobs
+from synface.base.names import check_name
+from synface.base.processes import synface_argv
 from synface.base.workspace import workspace_root
 
-JOBS_DIR = "face_model_fits"
+KIND = "fit"
 #: the fit's stages, in order (synface.fitting.build reports them)
 STAGES = ("landmarks", "geometry", "reflectance", "fill")
-_BAR = re.compile(r"face-model (\w+):\s*\d+%\|[^|]*\|\s*(\d+)/(\d+)")
-
-
-def _paths(name: str, workspace: str | Path | None) -> tuple[Path, Path]:
-    base = workspace_root(workspace) / JOBS_DIR
-    return child_path(base, f"{name}.log", "face model name"), child_path(base, f"{name}.json", "face model name")
+_PREFIX = "face-model "
 
 
 def fit_argv(photos: str | Path, name: str, workspace: str | Path | None = None, people: int | None = None,
@@ -55,62 +46,35 @@ def launch_fit(photos: str | Path, name: str, workspace: str | Path | None = Non
         raise FileNotFoundError(f"photo folder {photos} does not exist")
     if people is not None and people < 0:
         raise ValueError(f"people must be a positive number (0: all), got {people}")
-    status = fit_status(name, workspace)
-    if status.get("alive"):
-        return status
-    log, meta = _paths(name, workspace)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text("")  # a fresh log: the progress read back is this fit's
     command = list(argv) if argv is not None else fit_argv(photos, name, workspace, people, max_photos_per_person)
-    proc = spawn_detached(command, log)
-    meta.write_text(json.dumps({"name": name, "pid": proc.pid, "argv": command, "photos": str(photos),
-                                "started": time.time()}))
+    jobs.start(KIND, name, command, workspace_root(workspace), info={"photos": str(photos)})
     return fit_status(name, workspace)
 
 
 def parse_progress(text: str) -> dict[str, tuple[int, int]]:
     """stage -> (done, total) of the last bar update of each stage in a fit's log."""
-    stages: dict[str, tuple[int, int]] = {}
-    for line in re.split(r"[\r\n]+", text):
-        match = _BAR.search(line)
-        if match:
-            stages[match.group(1)] = (int(match.group(2)), int(match.group(3)))
-    return stages
+    return {stage[len(_PREFIX):]: value for stage, value in jobs.parse_stages(text).items() if stage.startswith(_PREFIX)}
+
+
+def _fit_view(job: dict[str, Any], name: str) -> dict[str, Any]:
+    stages = {stage[len(_PREFIX):]: value for stage, value in job["stages"].items() if stage.startswith(_PREFIX)}
+    return {**job, "name": name, "stages": stages, "card": job["result"], "photos": job["info"].get("photos")}
 
 
 def fit_status(name: str, workspace: str | Path | None = None) -> dict[str, Any]:
-    """A fit job's state: `state` is 'none', 'running', 'finished', 'failed' or 'stopped' (killed
-    without a word); `stages` maps each stage to (done, total); `error` holds its error line."""
-    log, meta = _paths(check_name(name, "face model name"), workspace)
-    try:
-        info = json.loads(meta.read_text())
-    except (OSError, ValueError):
-        return {"name": name, "state": "none", "alive": False, "stages": {}}
-    try:
-        text = log.read_text(errors="replace")
-    except OSError:
-        text = ""
-    alive = pid_alive(info.get("pid"))
-    lines = [line.strip() for line in re.split(r"[\r\n]+", text) if line.strip()]
-    error = next((line for line in reversed(lines) if line.startswith("error:")), None)
-    card = None
-    for line in reversed(lines):
-        if line.startswith("{"):
-            try:
-                card = json.loads(line)
-            except ValueError:
-                continue
-            break
-    state = "running" if alive else "failed" if error else "finished" if card is not None else "stopped"
-    return {"name": name, "state": state, "alive": alive, "pid": info.get("pid"), "started": info.get("started"),
-            "photos": info.get("photos"), "stages": parse_progress(text), "error": error, "card": card,
-            "log": str(log), "tail": "\n".join(lines[-4:])}
+    """A fit job's state (`synface.base.jobs.status`): `state` is 'none', 'running', 'finished',
+    'failed' or 'stopped'; `stages` maps each fit stage to (done, total); `card` is the fitted
+    model's card, `error` its error line."""
+    name = check_name(name, "face model name")
+    return _fit_view(jobs.status(KIND, name, workspace_root(workspace)), name)
+
+
+def stop_fit(name: str, workspace: str | Path | None = None) -> dict[str, Any]:
+    """Stop a running fit (it reads 'stopped'; a new fit of that name starts over)."""
+    name = check_name(name, "face model name")
+    return _fit_view(jobs.stop(KIND, name, workspace_root(workspace)), name)
 
 
 def fit_jobs(workspace: str | Path | None = None) -> list[str]:
     """Names of the fit jobs started in this workspace, newest first."""
-    base = workspace_root(workspace) / JOBS_DIR
-    if not base.is_dir():
-        return []
-    metas = sorted(base.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
-    return [p.stem for p in metas]
+    return [job["key"] for job in jobs.list_jobs(KIND, workspace_root(workspace))]

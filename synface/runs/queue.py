@@ -1,7 +1,10 @@
 """The run queue: runs wait in queue.json and start as detached processes when a slot frees.
 
 The app and the CLI start runs through `launch`, which survives the app's reruns and restarts;
-`run_queue` starts queued runs when fewer than `max_running` are alive. No Streamlit here.
+`run_queue` starts queued runs when fewer than `max_running` are alive. A started run is a job of
+the one job system (`synface.base.jobs`, kind "run", keyed by its run id, its output in the run's
+log.txt, stopped through its STOP file so it saves a checkpoint first); status.json stays the run's
+own account of where it is. No Streamlit here.
 
 Before a run folder is made, `launch_check` makes sure every evaluation set can be scored and that
 no evaluation set tests people the run trains on (unless the config accepts it); the run keeps
@@ -19,7 +22,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from synface.base.processes import spawn_detached, synface_argv
+from synface.base import jobs
+from synface.base.processes import synface_argv
 from synface.base.files import write_json
 from synface.base.names import child_path
 from synface.base.workspace import workspace_root
@@ -119,12 +123,21 @@ def _train_argv(run: Run, root: Path) -> list[str]:
                         "--no-progress")
 
 
-def _spawn(run: Run, argv: Sequence[str]) -> int:
-    """Start `argv` detached with output to the run's log.txt; returns its pid."""
-    proc = spawn_detached(argv, run.log_path)
-    run.write_status(status="starting", pid=proc.pid, host=socket.gethostname(), launched=iso_time(time.time()),
+#: the job kind of training runs
+KIND = "run"
+
+
+def _job_root(run: Run, root: str | Path | None) -> Path:
+    """The workspace whose jobs/ folder follows this run: the one its runs/ folder sits in."""
+    return run.path.parent.parent if run.path.parent.name == "runs" else workspace_root(root)
+
+
+def _spawn(run: Run, argv: Sequence[str], root: str | Path | None = None) -> int:
+    """Start `argv` as the run's job, output to its log.txt; returns its pid."""
+    job = jobs.start(KIND, run.id, argv, _job_root(run, root), log=run.log_path, stop_file=run.stop_path)
+    run.write_status(status="starting", pid=job["pid"], host=socket.gethostname(), launched=iso_time(time.time()),
                      message="process started; loading the data and the model")  # not a stopped run's old message
-    return proc.pid
+    return job["pid"]
 
 
 def _prepare(config: Any, root: Path, name: str | None) -> Run:
@@ -142,7 +155,7 @@ def launch_run_subprocess(config: Any, root: str | Path | None = None, name: str
     report = launch_check(config, root)
     run = _prepare(config, root, name)
     record_check(run, report)
-    return run.id, _spawn(run, argv or _train_argv(run, root))
+    return run.id, _spawn(run, argv or _train_argv(run, root), root)
 
 
 def _active_count(root: Path) -> int:
@@ -198,7 +211,7 @@ def run_queue(root: str | Path | None = None, max_running: int | None = None) ->
             run = _queued_run(root, entry)
             if run is None or not run.config_path.exists() or run.stop_requested():
                 continue
-            _spawn(run, entry["argv"])
+            _spawn(run, entry["argv"], root)
             started.append(run.id)
             active += 1
         queue = [entry for entry in queue if _queued_run(root, entry) is not None]  # drop unusable entries
@@ -214,7 +227,8 @@ def request_stop(run: Run | str | Path, root: str | Path | None = None) -> Run:
     A queued run is removed from the queue and marked stopped at once.
     """
     run = run if isinstance(run, Run) else find_run(run, root)
-    run.stop_path.write_text(iso_time(time.time()) + "\n")
+    if not jobs.stop(KIND, run.id, _job_root(run, root))["alive"]:  # a live job has its STOP file written
+        run.stop_path.write_text(iso_time(time.time()) + "\n")  # queued, or started before jobs: the loop still reads it
     queue_root = run.path.parent.parent
     if run.path.parent.name != "runs" or not _queue_path(queue_root).exists():
         return run
@@ -232,4 +246,4 @@ def resume_run(run: Run, root: str | Path | None = None) -> int:
     RunLocked (naming the pid) while a live process still trains in the folder: its status stays its own."""
     run.check_unlocked()
     argv = synface_argv("train", "--resume", str(run.path), "--root", str(workspace_root(root)), "--no-progress")
-    return _spawn(run, argv)
+    return _spawn(run, argv, root)

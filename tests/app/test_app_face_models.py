@@ -71,7 +71,7 @@ def test_generator_page_fit_expander_names_a_bad_folder(learned_home, tmp_path):
     at.button(key="btn.gen.fit").click().run()
     assert not at.exception
     assert at.error and "does not exist" in at.error[0].value
-    assert not (learned_home / "face_model_fits").exists()
+    assert not (learned_home / "jobs").exists()
 
 
 def test_datasets_page_builds_a_set_of_a_learned_model(learned_home):

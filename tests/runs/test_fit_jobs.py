@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from synface.runs.fit_jobs import STAGES, fit_argv, fit_jobs, fit_status, launch_fit, parse_progress
+from synface.runs.fit_jobs import STAGES, fit_argv, fit_jobs, fit_status, launch_fit, parse_progress, stop_fit
 
 #: what `face-model fit` writes: a tqdm bar per stage on stderr (\r updates), then its card on stdout
 FAKE_FIT = (
@@ -52,8 +52,12 @@ def test_a_detached_fit_reports_each_stage_and_its_end(tmp_path):
                                              "import sys; print('error: no faces found', file=sys.stderr); sys.exit(2)"])
     status = _wait("broken", root)
     assert status["state"] == "failed" and status["error"] == "error: no faces found"
-    launch_fit(photos, "killed", root, argv=[sys.executable, "-c", "pass"])
+    launch_fit(photos, "killed", root, argv=[sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"])
     assert _wait("killed", root)["state"] == "stopped"
+    launch_fit(photos, "halted", root, argv=[sys.executable, "-c", "import time; time.sleep(60)"])
+    assert stop_fit("halted", root)["stop_requested"]
+    assert _wait("halted", root)["state"] == "stopped"
+    assert fit_jobs(root) == ["halted", "killed", "broken", "fake"]
 
 
 def test_bad_fit_requests_are_named(tmp_path):

@@ -42,7 +42,6 @@ def _shipped() -> dict[str, tuple[int, int]]:
 
 def test_queued_runs_and_reproduce_write_into_the_workspace(gen, tmp_path, monkeypatch, capsys) -> None:
     import synface.base.processes as processes
-    import synface.runs.queue as queue
     import synface.studies.run as study_run
     from synface.__main__ import main
     from synface.data.benchmark import build_synthetic_benchmark
@@ -55,12 +54,11 @@ def test_queued_runs_and_reproduce_write_into_the_workspace(gen, tmp_path, monke
     class Started:
         pid = 2**22 + 4321  # no such process
 
-    def spawn(argv, log):
+    def spawn(argv, log, on_exit=None):
         started.append([str(a) for a in argv])
         return Started()
 
-    monkeypatch.setattr(queue, "spawn_detached", spawn)
-    monkeypatch.setattr(processes, "spawn_detached", spawn)
+    monkeypatch.setattr(processes, "spawn_detached", spawn)  # every job starts through it
     run_id, _ = launch(CFG, root=root, max_running=1)
     argv = started[-1]
     assert Path(argv[argv.index("--run-dir") + 1]) == root / "runs" / run_id
