@@ -30,7 +30,7 @@ from synface.base.files import append_line, atomic_path
 from synface.base.processes import default_signals
 from synface.data.errors import DataError
 from synface.data.imagefolder import ImageFolderIndex
-from synface.data.imageio import read_rgb
+from synface.data.imageio import read_rgb, write_image
 from synface.data.realface import RealFaceToolsMissing, models_dir
 from synface.render.camera import ARCFACE_TEMPLATE
 
@@ -285,12 +285,10 @@ def load_rgb(path: str | Path) -> np.ndarray:
 
 def _save_atomic(array: np.ndarray, path: Path) -> None:
     """Write via a temp file (fsynced, 0644) and a rename, so a killed run never leaves a truncated output."""
-    fmt = "PNG" if path.suffix.lower() == ".png" else "JPEG"
-    with atomic_path(path) as tmp:
-        if fmt == "JPEG":
-            Image.fromarray(array).save(tmp, format=fmt, quality=95)
-        else:
-            Image.fromarray(array).save(tmp, format=fmt)
+    if path.suffix.lower() == ".png":
+        write_image(path, array, "PNG")
+    else:
+        write_image(path, array, "JPEG", quality=95)
 
 
 def output_path(src: Path, images_root: Path, dst_root: Path) -> Path:

@@ -28,10 +28,10 @@ def build_synthetic_benchmark(out: str | Path, folds: int = 10, pairs_per_fold: 
     otherwise, and re-renders images that do not decode. `model` names the face model
     (a learned one of `workspace`); `generator` is used when it renders that model.
     """
-    from PIL import Image  # noqa: PLC0415
 
     from synface.base.files import atomic_path, check_free_space  # noqa: PLC0415
     from synface.data.synth_model import generator_for  # noqa: PLC0415
+    from synface.data.imageio import write_image  # noqa: PLC0415
     from synface.data.synthetic import SynthConfig, SyntheticSpec, sweep_temp_files, whole_image  # noqa: PLC0415
     from synface.data.verification import Pair, write_pairs  # noqa: PLC0415
     from synface.face.coeffs import FaceCoeffs  # noqa: PLC0415
@@ -88,8 +88,7 @@ def build_synthetic_benchmark(out: str | Path, folds: int = 10, pairs_per_fold: 
                 folder = out / names[i]
                 folder.mkdir(parents=True, exist_ok=True)
                 for k in range(2):
-                    with atomic_path(folder / f"{names[i]}_{k + 1:04d}.jpg") as tmp:
-                        Image.fromarray(images[2 * j + k]).save(tmp, format="JPEG", quality=95)
+                    write_image(folder / f"{names[i]}_{k + 1:04d}.jpg", images[2 * j + k], "JPEG", quality=95)
         if progress:
             progress(min(n_ids, start + batch), n_ids)
     rng = np.random.default_rng(seed)

@@ -18,11 +18,10 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 
 from synface.base.files import atomic_path, check_free_space
 from synface.data.errors import DataError
-from synface.data.imageio import image_problem
+from synface.data.imageio import image_problem, write_image
 from synface.data.synth_config import (  # noqa: F401  (the config half of this module's API lives there)
     ATTRIBUTES, DEFAULT_PHI_GRID, MAX_SEED, SynthConfig, default_name, identity_seed, stream_seed,
 )
@@ -153,13 +152,9 @@ def image_relpath(identity: int, k: int, fmt: str) -> str:
 def _encode_and_write(path: Path, image: np.ndarray, fmt: str, quality: int) -> int:
     """Atomic write (fsynced before the rename, mode 0644): a killed build leaves either a whole image
     or none (temp files are swept); a full disk names the image it stopped at."""
-    pil = Image.fromarray(image)
-    with atomic_path(path) as tmp:
-        if fmt == "jpg":
-            pil.save(tmp, format="JPEG", quality=quality)
-        else:
-            pil.save(tmp, format="PNG", compress_level=1)
-    return path.stat().st_size
+    if fmt == "jpg":
+        return write_image(path, image, "JPEG", quality=quality)
+    return write_image(path, image, "PNG", compress_level=1)
 
 
 #: (first bytes, last bytes) of every JPEG and PNG file

@@ -39,3 +39,33 @@ def test_real_add_refuses_a_bin_of_non_images(tmp_path, images) -> None:
     with pytest.raises(DataError, match=r"x\.bin: not an insightface verification \.bin: its first image does not decode"):
         register_real_set(path, name="x", root=tmp_path / "ws")
     assert not (tmp_path / "ws" / "real" / "x").exists()
+
+
+WRITE_UNDER_A_LIMIT = """
+import resource, signal, sys
+import numpy as np
+from synface.data.imageio import write_image
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (2500, 2500))
+try:
+    write_image(sys.argv[1], np.random.default_rng(0).integers(0, 255, (112, 112, 3), dtype=np.uint8), "JPEG", quality=95)
+except OSError as exc:
+    print(exc.errno, exc.filename)
+"""
+
+
+def test_a_full_disk_while_writing_an_image_is_an_error_not_a_short_file(tmp_path) -> None:
+    """PIL saving to a path under a file-size limit (a full disk, also for root) left a truncated
+    JPEG and no error, so align packed cut crops and exited 0; write_image raises, naming the file."""
+    import errno
+    import subprocess
+    import sys
+
+    from tests.support import REPO
+
+    path = tmp_path / "a" / "crop.jpg"
+    path.parent.mkdir()
+    out = subprocess.run([sys.executable, "-c", WRITE_UNDER_A_LIMIT, str(path)], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert out.stdout.split() == [str(errno.EFBIG), str(path)], (out.stdout, out.stderr)
+    assert list(path.parent.iterdir()) == []
