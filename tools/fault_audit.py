@@ -680,7 +680,7 @@ def build_cases(lay: Layout, fx: Fix) -> list[Case]:
         names=("none.bin",), absent=(d(cid) / "run",))
     cid = "train-evalset-corrupt"
     add(cid, "corrupt .bin", [*t, *tiny_train(fx.syn, d(cid) / "bad.bin", 1, 1), "--run-dir", d(cid) / "run"],
-        names=("bad.bin",), setup=lambda f: (f.mkdir(parents=True), (f / "bad.bin").write_bytes(b"\x80\x02garbage")),
+        names=("bad.bin",), setup=lambda f: (f / "bad.bin").write_bytes(b"\x80\x02garbage"),
         absent=(d(cid) / "run",))
     cid = "train-evalset-evil"
     add(cid, "malicious .bin in eval_sets", [*t, *tiny_train(fx.syn, d(cid) / "evil.bin", 1, 1), "--run-dir", d(cid) / "run"],
