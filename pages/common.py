@@ -13,7 +13,7 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import streamlit as st
@@ -210,3 +210,36 @@ def tile(images: np.ndarray, cols: int, pad: int = 2, fill: int = 255) -> np.nda
         r, q = divmod(i, cols)
         out[r * (h + pad): r * (h + pad) + h, q * (w + pad): q * (w + pad) + w] = img
     return out
+
+
+# ----------------------------------------------------------------------------- background jobs
+
+
+def show_job(status: dict, stages: Sequence[str] = (), stop_key: str | None = None) -> None:
+    """One st.progress per stage of a background job (`stages` first, even before they start, then
+    any other its log shows) and, while it runs, a Stop button."""
+    from synface.base import jobs
+
+    seen = status.get("stages") or {}
+    names = list(stages) + [s for s in seen if s not in stages]
+    for stage in names:
+        done, total = seen.get(stage, (0, 0))
+        st.progress(min(1.0, done / total) if total else 0.0, text=f"{stage}: {done} / {total}")
+    if not names and status.get("alive"):
+        st.progress(0.0, text="starting ...")
+    if status.get("alive") and st.button("Stop", key=stop_key or f"btn.job.{status['kind']}.{status['key']}.stop"):
+        jobs.stop(status["kind"], status["key"], workspace())
+
+
+@st.fragment(run_every=1.0)
+def follow_job(kind: str, key: str, title: str = "", stages: Sequence[str] = (), stop_key: str | None = None) -> None:
+    """Poll a running background job (`synface.base.jobs`): its title, stage bars and Stop button;
+    when it ends the whole page reruns, so the page shows how it ended."""
+    from synface.base import jobs
+
+    status = jobs.status(kind, key, workspace())
+    if not status["alive"]:
+        st.rerun(scope="app")
+    if title:
+        st.markdown(title)
+    show_job(status, stages, stop_key)

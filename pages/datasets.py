@@ -1,20 +1,19 @@
 """Datasets page: configure, preview and build synthetic sets; browse them; register real sets.
 
-Small sets build inside the script run with a progress bar (a few seconds). Bigger ones build
-in a background thread registered process-wide by output folder, so reruns and other sessions
-see the same job instead of starting a duplicate, and the page polls it from a fragment. Builds
-are resumable (`build_dataset` skips images already on disk), so an interrupted build continues
-where it stopped when started again. A set's face model is a choice (the built-in head or a learned
-model of the workspace); a learned model's sets can keep every identity a minimum distance from
-the model's source people, and their cards report how near the identities come.
+Small sets build inside the script run with a progress bar (a few seconds). Bigger ones (or any,
+with "in the background") build as a background job, `python -m synface generate --config ...`
+(`synface.data.jobs`): it survives reruns, page switches and app restarts, every session sees the
+same job instead of starting a duplicate, and the page follows it from a fragment. Builds are
+resumable (`build_dataset` skips images already on disk), so a stopped build continues where it
+stopped when started again. Real sets register as a background job too (`python -m synface real
+add`). A set's face model is a choice (the built-in head or a learned model of the workspace); a
+learned model's sets can keep every identity a minimum distance from the model's source people,
+and their cards report how near the identities come.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ import streamlit as st
 
 from pages import common
 from synface.base.names import child_path
+from synface.data import jobs as data_jobs
 from synface.data.errors import DataError
 from synface.data.synthetic import (
     ATTRIBUTES,
@@ -33,55 +33,12 @@ from synface.data.synthetic import (
     read_card,
 )
 
-#: builds up to this many images run in the script run; bigger ones in a background thread
+#: builds up to this many images run in the script run; bigger ones as a background job
 INLINE_BUILD_LIMIT = 600
 #: a learned model's build checks identities against its source people (about half a second
 #: each on a laptop CPU): more identities than this build in the background
 INLINE_CHECK_LIMIT = 24
 PREVIEW_IDS, PREVIEW_SAMPLES = 3, 5
-
-
-@dataclass
-class BuildJob:
-    """A background build, shared by every session of this server process."""
-
-    out: str
-    total: int
-    done: int = 0
-    error: str | None = None
-    finished: bool = False
-    stopped: bool = False  # the user stopped it (not a failure: Build resumes it)
-    stage: str = "images"
-    checked: int = 0
-    to_check: int = 0
-    started: float = field(default_factory=time.time)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-
-@st.cache_resource
-def build_jobs() -> dict[str, BuildJob]:
-    return {}
-
-
-def _run_job(job: BuildJob, config: SynthConfig, device, workspace: Path) -> None:
-    """Thread body (no st.* calls): its own generator, so it never blocks the live renders."""
-    try:
-        from synface.data.synth_model import generator_for
-
-        gen = generator_for(config.model, device=device, workspace=workspace)
-
-        def progress(done: int, total: int) -> None:
-            job.done, job.total = done, total
-
-        def check_progress(done: int, total: int) -> None:
-            job.stage, job.checked, job.to_check = "source check", done, total
-
-        build_dataset(config, job.out, gen, progress=progress, stop=job.stop.is_set, workspace=workspace,
-                      check_progress=check_progress)
-        job.stopped = job.stop.is_set()
-    except Exception as exc:  # noqa: BLE001 - reported on the page
-        job.error = str(exc) or type(exc).__name__
-    job.finished = True
 
 
 # ----------------------------------------------------------------------------- config
@@ -91,7 +48,7 @@ def init_state() -> None:
     for key, value in {"ds.ids": 100, "ds.samples": 10, "ds.seed": 0, "ds.im": False, "ds.phi_range": (0.0, 1.0),
                        "ds.phi_step": 0.05, "ds.purpose": "train", "ds.format": "jpg", "ds.name": "",
                        "ds.real_path": "", "ds.real_name": "", "ds.real_align": True, "ds.model": "builtin",
-                       "ds.min_dist": 0.0}.items():
+                       "ds.min_dist": 0.0, "ds.background": False}.items():
         common.default(key, value)
     for attr in ATTRIBUTES:
         common.default(f"ds.{attr}", "vary")
@@ -184,58 +141,52 @@ def build_section() -> None:
              caption="Preview rendered on the fly (nothing written): rows = identities, columns = samples"
                      + (f"; mixed samples: {', '.join(mixed[:6])}" if mixed else ""))
 
-    jobs = build_jobs()
-    job = jobs.get(str(out))
+    job = data_jobs.build_status(config.name, common.workspace())
     if (out / CARD).is_file():
         st.success(f"{config.name} is built (see the list below).")
         return
-    if job is not None and not job.finished:
-        build_progress(str(out))
+    if job["alive"]:
+        common.follow_job(data_jobs.BUILD, config.name, f"Building **{config.name}** in the background",
+                          stages=[data_jobs.build_stage(config.name)], stop_key="btn.ds.stop")
         return
+    inline = config.num_images <= INLINE_BUILD_LIMIT and (config.model == "builtin" or config.ids <= INLINE_CHECK_LIMIT)
+    background = st.toggle("in the background", key="ds.background", persist_state="session", disabled=not inline,
+                           help="a background build goes on while you use other pages; bigger sets always "
+                                "build in the background") or not inline
     if st.button("Build", key="btn.ds.build", type="primary"):
-        if config.num_images <= INLINE_BUILD_LIMIT and (config.model == "builtin" or config.ids <= INLINE_CHECK_LIMIT):
-            bar = st.progress(0.0, text="building ...")
-
-            def progress(done: int, total: int) -> None:
-                bar.progress(done / max(1, total), text=f"{done} / {total} images")
-
-            def check_progress(done: int, total: int) -> None:
-                bar.progress(done / max(1, total), text=f"source-distance check: {done} / {total} identities")
-
-            report = build_dataset(config, out, common.get_generator(config.model), progress=progress,
-                                   workspace=common.workspace(), check_progress=check_progress)
-            st.success(f"Built {report.name}: {report.num_images} images in {report.seconds:.1f} s "
-                       f"({report.images_per_s:.0f} images/s)")
+        if not background:
+            build_inline(config, out)
         else:
-            new = BuildJob(out=str(out), total=config.num_images)
-            jobs[str(out)] = new
-            threading.Thread(target=_run_job, args=(new, config, common.get_generator().device, common.workspace()),
-                             daemon=True, name=f"build-{config.name}").start()
+            data_jobs.start_build(config, out, common.workspace(), common.generator_device())
             st.rerun()
-    elif job is not None and job.error:
-        st.error(f"The last build of {config.name} failed: {job.error}")
-    elif job is not None and job.stopped:
-        st.info(f"The build of {config.name} was stopped at {job.done} / {job.total} images; "
+    elif job["state"] == "failed":
+        st.error(f"The last build of {config.name} failed: {job_error(job)}")
+    elif job["state"] == "stopped":
+        done, total = data_jobs.images_done(job)
+        st.info(f"The build of {config.name} was stopped at {done} / {total} images; "
                 f"Build resumes it where it stopped.")
 
 
-@st.fragment(run_every=1.0)
-def build_progress(out: str) -> None:
-    """Polls a background build; the whole page reruns when it ends (the set appears below)."""
-    job = build_jobs().get(out)
-    if job is None:
-        return
-    if job.finished:
-        st.rerun()
-    rate = job.done / max(1e-6, time.time() - job.started)
-    if job.stage == "source check":
-        st.progress(job.checked / max(1, job.to_check),
-                    text=f"checking identities against the model's source people: {job.checked} / {job.to_check}")
-    else:
-        st.progress(job.done / max(1, job.total), text=f"building in the background: {job.done} / {job.total} images "
-                                                        f"({rate:.0f} images/s)")
-    if st.button("Stop build", key="btn.ds.stop"):
-        job.stop.set()
+def job_error(job: dict) -> str:
+    """A failed job's error line (without 'error: '), else its last lines."""
+    error = job.get("error") or ""
+    return error.removeprefix("error: ") or job.get("tail") or f"exit code {job.get('exit_code')}"
+
+
+def build_inline(config: SynthConfig, out: Path) -> None:
+    """A small set built in this script run, with a progress bar."""
+    bar = st.progress(0.0, text="building ...")
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(done / max(1, total), text=f"{done} / {total} images")
+
+    def check_progress(done: int, total: int) -> None:
+        bar.progress(done / max(1, total), text=f"source-distance check: {done} / {total} identities")
+
+    report = build_dataset(config, out, common.get_generator(config.model), progress=progress,
+                           workspace=common.workspace(), check_progress=check_progress)
+    st.success(f"Built {report.name}: {report.num_images} images in {report.seconds:.1f} s "
+               f"({report.images_per_s:.0f} images/s)")
 
 
 # ----------------------------------------------------------------------------- browsing
@@ -334,7 +285,7 @@ def lfw_fold_picker(path: str) -> list[int] | None:
 def real_section() -> None:
     import pandas as pd
 
-    from synface.data.realsets import FORMATS, default_set_name, detect_format, list_real_sets, register_real_set
+    from synface.data.realsets import FORMATS, default_set_name, detect_format, list_real_sets
 
     st.subheader("Real sets")
     st.caption("A folder (<identity>/<image>, or an LFW copy with pairs.txt), an insightface .bin (CFP-FP, AgeDB-30, "
@@ -356,25 +307,16 @@ def real_section() -> None:
             st.error(f"Cannot use this path: {exc}")
             fmt = None
         if fmt and st.button("Register", key="btn.ds.register"):
-            bar = st.progress(0.0, text="counting ...")
-
-            def progress(done: int, total: int) -> None:
-                bar.progress(done / max(1, total), text=f"aligning {done} / {total} images")
-
             name = str(st.session_state["ds.real_name"]).strip() or default_set_name(path)
             try:
-                entry = register_real_set(path, name, align=bool(st.session_state["ds.real_align"]), progress=progress,
-                                          train_folds=train_folds)
-            except (DataError, OSError) as exc:
-                bar.empty()
+                data_jobs.start_register(path, name, align=bool(st.session_state["ds.real_align"]),
+                                         train_folds=train_folds, workspace=common.workspace())
+            except (DataError, OSError, ValueError) as exc:
                 st.error(f"Cannot register {path}: {exc}")
             else:
-                bar.progress(1.0, text="done")
-                msg = f"Registered {entry.describe()}"
-                if entry.align_report:
-                    r = entry.align_report
-                    msg += f"; aligned {r.get('detector', 0)} by detector, {r.get('fallback', 0)} by fallback"
-                st.success(msg)
+                st.session_state["ds.real_job"] = name
+                st.rerun()
+    registration(path)
     sets = list_real_sets()
     if sets:
         st.dataframe(pd.DataFrame([{"name": s.name, "format": s.format, "identities": s.identities, "images": s.images,
@@ -385,6 +327,36 @@ def real_section() -> None:
                                     "source": s.source} for s in sets]), hide_index=True, width="stretch")
     else:
         st.info("No real sets registered yet.")
+
+
+def registration(path: str) -> None:
+    """The registrations running in the background, and how this session's last one of `path` ended."""
+    from synface.base import jobs
+    from synface.data.realsets import get_real_set
+
+    for job in jobs.list_jobs(data_jobs.REGISTER, common.workspace()):
+        if job["alive"]:
+            common.follow_job(data_jobs.REGISTER, job["key"], f"Registering **{job['key']}** from "
+                              f"`{job['info'].get('path')}`", stop_key=f"btn.ds.register.stop.{job['key']}")
+    name = st.session_state.get("ds.real_job")
+    job = data_jobs.register_status(name, common.workspace()) if name else None
+    if job is None or job["alive"] or job["info"].get("path") != path:
+        return
+    if job["state"] == "failed":
+        st.error(f"Cannot register {job['info'].get('path')}: {job_error(job)}")
+    elif job["state"] == "stopped":
+        st.info(f"The registration of {name} was stopped; Register resumes its alignment where it stopped.")
+    elif job["state"] == "finished":
+        try:
+            entry = get_real_set(name, common.workspace())
+        except (DataError, KeyError, ValueError) as exc:
+            st.error(f"Registered {name}, but it does not read back: {exc}")
+            return
+        msg = f"Registered {entry.describe()}"
+        if entry.align_report:
+            r = entry.align_report
+            msg += f"; aligned {r.get('detector', 0)} by detector, {r.get('fallback', 0)} by fallback"
+        st.success(msg)
 
 
 def _folds(folds: list[int] | None) -> str:

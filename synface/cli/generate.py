@@ -54,8 +54,17 @@ def _check_sizes(args: argparse.Namespace) -> None:
                              f"got {args.folds * args.pairs_per_fold:,}")
 
 
+#: the options that describe the set itself; `--config FILE` gives them all at once instead
+SET_OPTIONS = ("ids", "samples", "seed", "im", "phi_grid", "pose", "expression", "illumination", "pose_scale",
+               "expression_scale", "illumination_scale", "benchmark", "verification", "model",
+               "min_source_distance", "format", "name")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("generate", help="render a synthetic dataset to disk (resumes when re-run)")
+    p.add_argument("--config", metavar="FILE.json", default=None,
+                   help="the set's settings as one JSON object of SynthConfig fields (e.g. the 'config' of a "
+                        "dataset.json, or what the app's Datasets page writes); replaces --ids, --samples, ... ")
     p.add_argument("--ids", type=int, help="number of identities (required unless --verification)")
     p.add_argument("--samples", type=int, help="images per identity (required unless --verification)")
     p.add_argument("--seed", type=int, default=0)
@@ -85,7 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--batch", type=int, default=256, help="images rendered per batch")
     p.add_argument("--json", action="store_true", help="print the build report as one JSON line")
-    p.set_defaults(func=_generate)
+    p.set_defaults(func=_generate, set_option_defaults={dest: p.get_default(dest) for dest in SET_OPTIONS})
 
 
 class _Bars:
@@ -109,19 +118,39 @@ class _Bars:
             close()
 
 
-def _generate(args: argparse.Namespace) -> int:
-    _check_sizes(args)
-    if args.verification:
-        return _verification(args)
-    if args.ids is None or args.samples is None:
-        raise ValueError("generate needs --ids and --samples (or --verification for the benchmark)")
-    from synface.base.names import child_path
-    from synface.base.workspace import workspace_root
-    from synface.data.synthetic import DEFAULT_PHI_GRID, SynthConfig, build_dataset, check_build_space
-    from synface.face.catalog import load_model
-    from synface.generator import FaceGenerator
+def _config_file(args: argparse.Namespace):
+    """The SynthConfig of `--config FILE`; refused naming the file, or naming an option that would
+    be ignored beside it."""
+    from synface.data.errors import DataError
+    from synface.data.synthetic import SynthConfig
 
-    config = SynthConfig(
+    given = [dest for dest, default in args.set_option_defaults.items() if getattr(args, dest) != default]
+    if given:
+        options = ", ".join("--" + dest.replace("_", "-") for dest in given)
+        raise ValueError(f"--config {args.config} gives the set's settings; drop {options} (or drop --config)")
+    path = Path(args.config)
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError("no such file (--config)", path=path) from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"--config is not a readable JSON file ({exc})", path=path) from None
+    if not isinstance(values, dict):
+        raise DataError(f"--config must hold one JSON object of SynthConfig fields, got {type(values).__name__}",
+                        path=path)
+    try:
+        return SynthConfig.from_dict(values)
+    except (TypeError, ValueError) as exc:
+        raise DataError(str(exc), path=path) from None
+
+
+def _config_options(args: argparse.Namespace):
+    """The SynthConfig of the set options (--ids, --samples, ...)."""
+    from synface.data.synthetic import DEFAULT_PHI_GRID, SynthConfig
+
+    if args.ids is None or args.samples is None:
+        raise ValueError("generate needs --ids and --samples (or --config FILE, or --verification for the benchmark)")
+    return SynthConfig(
         ids=args.ids, samples=args.samples, seed=args.seed, im=args.im,
         phi_grid=DEFAULT_PHI_GRID if args.phi_grid is None else args.phi_grid,
         pose=args.pose, expression=args.expression, illumination=args.illumination,
@@ -130,6 +159,22 @@ def _generate(args: argparse.Namespace) -> int:
         purpose="benchmark" if args.benchmark else "train", image_format=args.format, name=args.name,
         model=args.model, min_source_distance=args.min_source_distance,
     )
+
+
+def _generate(args: argparse.Namespace) -> int:
+    _check_sizes(args)
+    if args.config is not None:
+        config = _config_file(args)
+    elif args.verification:
+        return _verification(args)
+    else:
+        config = _config_options(args)
+    from synface.base.names import child_path
+    from synface.base.workspace import workspace_root
+    from synface.data.synthetic import build_dataset, check_build_space
+    from synface.face.catalog import load_model
+    from synface.generator import FaceGenerator
+
     # SynthConfig has checked the name; --out is the user's own folder and may be anywhere
     out = Path(args.out) if args.out else child_path(workspace_root(args.root) / "datasets", config.name, "dataset name")
     _check_out(out)
