@@ -149,10 +149,7 @@ def show_fit(status: dict) -> None:
     from synface.runs.fit_jobs import STAGES
 
     st.markdown(f"**Fit `{status['name']}`** from `{status.get('photos')}`: {status['state']}")
-    stages = status.get("stages", {})
-    for stage in STAGES:
-        done, total = stages.get(stage, (0, 0))
-        st.progress(min(1.0, done / total) if total else 0.0, text=f"{stage}: {done} / {total}")
+    common.show_job(status, STAGES, stop_key=f"btn.gen.fit.stop.{status['name']}")  # its stages, and Stop while it runs
     if status["state"] == "finished":
         card = status.get("card") or {}
         st.success(f"Model {status['name']} is ready ({card.get('people_fitted', '?')} people, "

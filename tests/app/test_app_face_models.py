@@ -93,3 +93,30 @@ def test_datasets_page_builds_a_set_of_a_learned_model(learned_home):
     assert card["model"] == LEARNED_MODEL and card["privacy"]["identities_checked"] == 2
     table = at.dataframe[0].value
     assert list(table.loc[table["name"] == name, "model"]) == [LEARNED_MODEL]
+
+
+def test_generator_page_follows_a_running_fit_and_stops_it(monkeypatch, tmp_path):
+    import sys
+    import time
+
+    from synface.base import jobs
+    from synface.runs.fit_jobs import fit_status
+
+    home = tmp_path / "ws"
+    monkeypatch.setenv("SYNFACE_HOME", str(home))
+    monkeypatch.setenv("SYNFACE_DEVICE", "cpu")
+    bar = "import sys, time; sys.stderr.write('face-model landmarks:  50%|#    | 2/4 [00:01<00:01]\\n'); sys.stderr.flush(); time.sleep(60)"
+    jobs.start("fit", "slow", [sys.executable, "-c", bar], home, info={"photos": str(tmp_path)})
+    deadline = time.time() + 20
+    while not fit_status("slow", home)["stages"] and time.time() < deadline:
+        time.sleep(0.05)
+    at = page("generator").run()
+    no_errors(at)
+    assert any("landmarks: 2 / 4" in p.proto.text for p in at.get("progress"))
+    at.button(key="btn.gen.fit.stop.slow").click().run()
+    deadline = time.time() + 20
+    while fit_status("slow", home)["alive"] and time.time() < deadline:
+        time.sleep(0.05)
+    at.run()
+    assert fit_status("slow", home)["state"] == "stopped"
+    assert any("stopped before it finished" in w.value for w in at.warning)
