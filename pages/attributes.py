@@ -31,6 +31,7 @@ def _job(scale: str) -> None:
         return
     if status.get("alive"):
         st.info(f"reproduce figure4 --scale {scale} is running (pid {status['pid']}); the chart fills in as runs finish.")
+        common.show_job(status, stop_key="btn.attr.reproduce.stop")  # its Stop button (finished runs stay)
     else:
         st.caption(f"Last background job (pid {status['pid']}) has ended.")
     if status.get("tail"):

@@ -225,8 +225,6 @@ def show_job(status: dict, stages: Sequence[str] = (), stop_key: str | None = No
     for stage in names:
         done, total = seen.get(stage, (0, 0))
         st.progress(min(1.0, done / total) if total else 0.0, text=f"{stage}: {done} / {total}")
-    if not names and status.get("alive"):
-        st.progress(0.0, text="starting ...")
     if status.get("alive") and st.button("Stop", key=stop_key or f"btn.job.{status['kind']}.{status['key']}.stop"):
         jobs.stop(status["kind"], status["key"], workspace())
 
