@@ -377,7 +377,7 @@ def register_real_set(path: str | Path, name: str | None = None, align: bool = T
     """
     fmt = detect_format(path)
     src = Path(str(path).strip()).expanduser().resolve()
-    name = (name or "").strip() or default_set_name(src)
+    name = default_set_name(src) if name is None else name  # an empty name given is refused, not replaced
     if not _NAME.match(name):
         raise DataError(f"set name {name!r} must be 1-64 letters, digits, '_', '.', '-' (starting with a letter or digit)")
     existing = {s.name: s for s in list_real_sets(root)}

@@ -1,5 +1,5 @@
 """What the fault audit (tools/fault_audit.py) found after kills and odd files: a resumed benchmark
-build removes the temp files of image writes a kill interrupted, and `real add` refuses a .bin
+build removes the temp files of image writes a kill interrupted, `real add` refuses an empty name and a .bin
 whose images do not decode instead of registering it."""
 
 from __future__ import annotations
@@ -69,3 +69,16 @@ def test_a_full_disk_while_writing_an_image_is_an_error_not_a_short_file(tmp_pat
                          text=True, timeout=120)
     assert out.stdout.split() == [str(errno.EFBIG), str(path)], (out.stdout, out.stderr)
     assert list(path.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["", " ", "../x"])
+def test_real_add_refuses_an_empty_or_climbing_name(tmp_path, name) -> None:
+    """`real add --name ""` registered the set under its default name; a name given must be valid."""
+    path = tmp_path / "x.bin"
+    from synface.data.verification_bin import write_bin
+    from tests.data.test_input_errors import _jpeg
+
+    write_bin(path, [_jpeg(tmp_path / f"{k}.jpg", k).read_bytes() for k in range(2)], [True])
+    with pytest.raises(DataError, match="set name .* must be"):
+        register_real_set(path, name=name, root=tmp_path / "ws")
+    assert not (tmp_path / "ws" / "real").exists()
