@@ -161,7 +161,8 @@ def _state(alive: bool, stop_requested: Any, code: int | None, error: str | None
 
 def _none(kind: str, key: str) -> dict[str, Any]:
     return {"kind": kind, "key": key, "state": "none", "alive": False, "pid": None, "stages": {}, "error": None,
-            "result": None, "exit_code": None, "log": None, "tail": "", "info": {}, "started": None}
+            "result": None, "exit_code": None, "log": None, "tail": "", "info": {}, "started": None, "ended": None,
+            "stop_requested": None, "argv": None}
 
 
 def status(kind: str, key: str, workspace: str | Path | None = None) -> dict[str, Any]:
@@ -213,8 +214,10 @@ def stop(kind: str, key: str, workspace: str | Path | None = None) -> dict[str, 
 def list_jobs(kind: str | None = None, workspace: str | Path | None = None) -> list[dict[str, Any]]:
     """The status of every job (of one kind, or all kinds) in the workspace, newest first."""
     base = workspace_root(workspace) / JOBS_DIR
-    kinds = [check_name(kind, "job kind")] if kind else sorted(p.name for p in base.iterdir() if p.is_dir()) \
-        if base.is_dir() else []
+    if kind:
+        kinds = [check_name(kind, "job kind")]
+    else:
+        kinds = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
     found = []
     for k in kinds:
         folder = base / k
