@@ -1589,8 +1589,9 @@ def build_kills(lay: Layout, fx: Fix) -> list[Kill]:
             p = []
             if not (out / "table3.md").is_file():
                 p.append("no table3.md")
-            stray = [r for r in rep_runs(root) if not (r / "config.json").exists()]
-            p += [f"leftover: run folder {r.name} without config.json (killed as it was made)" for r in stray]
+            stray = [r for r in rep_runs(root) if not (r / "metrics.jsonl").exists()]
+            p += [f"leftover: run folder {r.name} never trained (killed as it was made; the rerun made another)"
+                  for r in stray]
             runs = [r for r in rep_runs(root) if r not in stray]
             done = [r for r in runs if (r / "eval.json").is_file()]
             if len(done) != 3 or len(runs) != 3:
