@@ -52,6 +52,16 @@ def get_generator(model: str | None = None):
     return shared_generator(generator_device(), model, workspace())
 
 
+def study_model_picker(key: str) -> str:
+    """The face model whose paper tables a page shows: "builtin" or a learned model of the
+    workspace (each model's studies are tagged apart, so tables of two models never pool)."""
+    names = model_names()
+    if len(names) == 1:
+        return names[0]
+    return st.selectbox("Face model", names, key=key, help="Tables and verdicts of runs whose synthetic sets this "
+                        "face model drew (`reproduce ... --model NAME`).")
+
+
 def model_names() -> list[str]:
     """"builtin" and the learned face models of the workspace that load."""
     from synface.face.catalog import model_names as names
@@ -176,13 +186,13 @@ def page_errors(what: str = "This page") -> Iterator[None]:
         st.error(f"{what}: {exc}" if str(exc) else f"{what}: {type(exc).__name__}")
 
 
-def verdicts(table: str, scale: str | None) -> None:
+def verdicts(table: str, scale: str | None, model: str | None = None) -> None:
     """A paper table's trends with their 95% intervals and verdicts, and the seeds that would
-    resolve them (the Attributes and Results pages)."""
+    resolve them (the Attributes and Results pages), for face model `model`."""
     from synface.analysis.verdicts import table_verdicts
     from synface.studies.report import seeds_lines
 
-    found = table_verdicts(table, root=workspace(), scale=scale)
+    found = table_verdicts(table, root=workspace(), scale=scale, model=model)
     st.markdown("**Does the paper's trend hold?**")
     if not found:
         st.caption("Not enough finished cells to check the paper's trend.")

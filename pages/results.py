@@ -218,24 +218,30 @@ def runs_section() -> None:
         manage(frame, root)
 
 
-def table_block(name: str, title: str, scale: str | None, own_dir, shipped_dir) -> None:
-    """One paper table: the frame with its CSV, then the reproduce report's figure and text."""
-    from synface.analysis.tables import build_table
+def table_block(name: str, title: str, scale: str | None, own_dir, shipped_dir, model: str = "builtin") -> None:
+    """One paper table of face model `model`: the frame with its CSV, then the reproduce report's
+    figure and text (the shipped reports are the built-in head's)."""
+    from synface.analysis.tables import build_table, study_key
 
     st.subheader(title)
     with common.page_errors(name):
-        df = build_table(name, scale=scale)
+        df = build_table(name, scale=scale, model=model)
         if df.empty:
             st.info("No finished runs for this table yet.")
         else:
             st.dataframe(df, hide_index=True)
             st.download_button("Download CSV", df.to_csv(index=False).encode(), f"{name}.csv", "text/csv",
                                key=f"res_dl_{name}")
-            common.verdicts(name, scale)
+            common.verdicts(name, scale, model)
         # the user's own reproduce report first; else the one shipped with the repository
-        folder = own_dir if (own_dir / f"{name}.png").is_file() else shipped_dir
-        label = "your reproduce run" if folder == own_dir else "shipped with the repository"
-        png, md = folder / f"{name}.png", folder / f"{name}.md"
+        stem = study_key(name, model)
+        if (own_dir / f"{stem}.png").is_file():
+            folder, label = own_dir, "your reproduce run"
+        elif stem == name:
+            folder, label = shipped_dir, "shipped with the repository"
+        else:
+            return
+        png, md = folder / f"{stem}.png", folder / f"{stem}.md"
         if png.is_file():
             st.image(str(png), caption=f"{png} ({label})")
         if md.is_file():
@@ -254,9 +260,10 @@ def tables_section() -> None:
     names = [*sorted(SCALES, key=lambda s: (s != "cpu", s)), "any"]
     scale = st.selectbox("Scale", names, key="res.scale",
                          format_func=lambda s: "any" if s == "any" else scale_label(s, lfw))
+    model = common.study_model_picker("res.model")
     own_dir, shipped_dir = results_dir(common.workspace()), common.REPO_ROOT / "results"
     for name, title in TITLES.items():
-        table_block(name, title, None if scale == "any" else scale, own_dir, shipped_dir)
+        table_block(name, title, None if scale == "any" else scale, own_dir, shipped_dir, model)
 
 
 def main() -> None:

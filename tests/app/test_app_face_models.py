@@ -120,3 +120,22 @@ def test_generator_page_follows_a_running_fit_and_stops_it(monkeypatch, tmp_path
     at.run()
     assert fit_status("slow", home)["state"] == "stopped"
     assert any("stopped before it finished" in w.value for w in at.warning)
+
+
+def test_paper_tables_are_shown_per_face_model(learned_home):
+    """Results' paper tables and the Attributes page pick the face model whose studies they show:
+    the built-in head's shipped reports, and none of them for a learned model without runs."""
+    at = page("results").run()
+    no_errors(at)
+    picker = at.selectbox(key="res.model")
+    assert picker.options == ["builtin", LEARNED_MODEL] and picker.value == "builtin"
+    shipped = [e for e in at.expander if "shipped with the repository" in e.label]
+    assert len(shipped) == 4  # the four shipped reports are the built-in head's
+    picker.set_value(LEARNED_MODEL).run()
+    no_errors(at)
+    assert not [e for e in at.expander if "shipped with the repository" in e.label]
+    assert sum("No finished runs for this table yet" in i.value for i in at.info) == 4
+
+    at = page("attributes").run()
+    no_errors(at)
+    assert at.selectbox(key="attr.model").options == ["builtin", LEARNED_MODEL]
