@@ -38,6 +38,8 @@ def _check_sizes(args: argparse.Namespace) -> None:
 
     if args.batch < 1:
         raise ValueError(f"--batch must be a positive integer, got {args.batch}")
+    if args.name is not None and not args.name.strip():
+        raise ValueError("--name is empty; give a dataset name or leave --name out for the paper-style default")
     for option, value, limit in (("--ids", args.ids, MAX_IDS), ("--samples", args.samples, MAX_SAMPLES)):
         if value is not None and not 1 <= value <= limit:
             raise ValueError(f"{option} must be between 1 and {limit:,}, got {value:,}")
@@ -87,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="learned models only: redraw every identity closer than D (dlib descriptor distance) to a "
                         "person of the model's source photos (0: keep every draw; the card reports the distances)")
     p.add_argument("--format", choices=("jpg", "png"), default="jpg")
-    p.add_argument("--name", default="", help="dataset name: one folder name of letters, digits, '.', '_', '-' "
+    p.add_argument("--name", default=None, help="dataset name: one folder name of letters, digits, '.', '_', '-' "
                                                "(default: paper style, e.g. Syn_1K_50_IM)")
     p.add_argument("--out", default=None, help="output folder (default: <workspace>/datasets/<name>)")
     p.add_argument("--root", default=None, help="workspace root (default: $SYNFACE_HOME or workspace/)")
@@ -156,7 +158,7 @@ def _config_options(args: argparse.Namespace):
         pose=args.pose, expression=args.expression, illumination=args.illumination,
         pose_scale=args.pose_scale, expression_scale=args.expression_scale,
         illumination_scale=args.illumination_scale,
-        purpose="benchmark" if args.benchmark else "train", image_format=args.format, name=args.name,
+        purpose="benchmark" if args.benchmark else "train", image_format=args.format, name=args.name or "",
         model=args.model, min_source_distance=args.min_source_distance,
     )
 

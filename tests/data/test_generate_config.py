@@ -44,3 +44,12 @@ def test_bad_config_files_and_ignored_options_are_refused(tmp_path, capsys) -> N
     err = capsys.readouterr().err
     assert "drop --ids, --seed" in err
     assert not (tmp_path / "ws").exists()
+
+
+def test_an_empty_name_is_refused_not_replaced(tmp_path, capsys) -> None:
+    """`--name ""` is a mistake, not a request for the default name: refused before anything is written."""
+    from tests.support import cli_error
+
+    cli_error(capsys, ["generate", "--ids", "2", "--samples", "1", "--name", "", "--root", tmp_path], "--name is empty")
+    cli_error(capsys, ["generate", "--ids", "2", "--samples", "1", "--name", "  ", "--root", tmp_path], "--name is empty")
+    assert not (tmp_path / "datasets").exists()
