@@ -144,6 +144,27 @@ def _null_progress(desc: str, total: int):
     return (lambda done, total_now: None), (lambda: None)
 
 
+def untrained_twin(root: Path, config: dict) -> Path | None:
+    """A run folder a kill left between its creation and its study tag: no tag, this very config,
+    status 'created', no checkpoint. The rerun trains in it instead of leaving it behind."""
+    base = root / "runs"
+    if not base.is_dir():
+        return None
+    wanted = json.loads(json.dumps(config, default=str))
+    for path in sorted(base.iterdir(), reverse=True):
+        if not path.is_dir() or path.is_symlink() or (path / tables.STUDY_FILE).exists():
+            continue
+        try:
+            found = json.loads((path / "config.json").read_text())
+            status = json.loads((path / "status.json").read_text()).get("status")
+        except (OSError, ValueError):
+            continue
+        checkpoints = path / "checkpoints"
+        if status == "created" and found == wanted and not (checkpoints.is_dir() and any(checkpoints.iterdir())):
+            return path
+    return None
+
+
 def execute_run(run: RunStep, plan: Plan, progress: ProgressFactory = _null_progress) -> Path:
     """Train and evaluate one run unless an identical finished one exists; returns its folder."""
     from synface.runs.registry import Run, create_run  # noqa: PLC0415
@@ -155,7 +176,7 @@ def execute_run(run: RunStep, plan: Plan, progress: ProgressFactory = _null_prog
     if done is not None:
         tables.write_study_tag(done, run.study, run.cell, **tag)
         return done
-    existing = any_run(root, run.key)
+    existing = any_run(root, run.key) or untrained_twin(root, run.config)
     resume = existing is not None and Run(existing).last_checkpoint.is_file()
     if existing is None:
         existing = create_run(run.config, name=run.config["name"], root=root).path

@@ -254,3 +254,21 @@ def test_reproduce_with_a_learned_model(learned_model_workspace, fake_lfw, tmp_p
     build_step(step, fake_lfw, workspace=ws)
     built = json.loads((tmp_path / "ws" / "datasets" / step.name / "dataset.json").read_text())
     assert built["model"] == LEARNED_MODEL and built["model_version"] == plan["model_version"]
+
+
+def test_a_run_folder_killed_before_its_tag_is_trained_in_on_the_rerun(fake_lfw, tmp_path):
+    """A kill between create_run and the study tag leaves an untagged, untrained folder of the run's
+    very config: the rerun adopts it (no leftover folder); anything else is never adopted."""
+    from synface.runs.registry import create_run
+    from synface.studies.run import untrained_twin
+
+    plan = rp.make_plan("table3", "tiny", fake_lfw, tmp_path, seeds=1)
+    first, other = plan.runs[0], plan.runs[1]
+    left = create_run(first.config, name=first.config["name"], root=tmp_path)
+    assert untrained_twin(tmp_path, first.config) == left.path
+    assert untrained_twin(tmp_path, other.config) is None  # another cell's config
+    (left.checkpoints / "last.pt").write_bytes(b"x")
+    assert untrained_twin(tmp_path, first.config) is None  # it trained: a resume's business, not ours
+    (left.checkpoints / "last.pt").unlink()
+    (left.path / "study.json").write_text("{}")
+    assert untrained_twin(tmp_path, first.config) is None  # tagged: any_run finds it by key
