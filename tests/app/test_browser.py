@@ -90,6 +90,17 @@ def _wait_app_idle(page, timeout_ms: int = 120_000) -> None:
     page.wait_for_timeout(300)
 
 
+def _eventually(check, timeout_s: float = 30.0) -> bool:
+    """True once `check()` holds: a chart's new figure is drawn by plotly a moment after Streamlit's
+    rerun ends, so the DOM may still show the previous one when the app first looks idle."""
+    end = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.25)
+    return True
+
+
 def _roc_runs(roc) -> set[str]:
     """Run ids in the ROC chart's legend (its traces are named '<run> · <set>')."""
     return {name.split(" · ")[0].strip() for name in roc.locator(".legendtext").all_text_contents()}
@@ -204,6 +215,7 @@ def test_results_workbench_clicks_through(server, tmp_path_factory):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 2200})
+        page.set_default_timeout(120_000)  # a loaded CI machine reruns the page slowly; waits are for events
         try:
             page.goto(f"{url}/results")
             roc = page.locator(".js-plotly-plot", has=page.locator(".gtitle", has_text="ROC"))
@@ -212,19 +224,19 @@ def test_results_workbench_clicks_through(server, tmp_path_factory):
             table = page.locator('[data-testid="stDataFrame"]').first.text_content()
             assert "TAR@FAR=1e-3 (%)" in table and ids["a"] in table and ids["b"] in table
             # the two newest runs overlaid (a run the Train test above started may be newer still)
-            assert ids["b"] in _roc_runs(roc) and len(_roc_runs(roc)) == 2
+            assert _eventually(lambda: ids["b"] in _roc_runs(roc) and len(_roc_runs(roc)) == 2), _roc_runs(roc)
             page.get_by_text("Archive, delete or export a run").click()
             _select(page, "Run", ids["off"])
             page.get_by_role("button", name="Archive", exact=True).click()
-            page.get_by_text(f"Archived {ids['off']}").wait_for(timeout=30_000)
+            page.get_by_text(f"Archived {ids['off']}").wait_for(timeout=120_000)
             _wait_app_idle(page)
-            assert ids["off"] not in page.locator('[data-testid="stDataFrame"]').first.text_content()
+            assert _eventually(lambda: ids["off"] not in page.locator('[data-testid="stDataFrame"]').first.text_content())
             page.locator('[data-testid="stMultiSelect"]').filter(has_text="psi").click()
             page.locator('[role="option"]').filter(has_text="0.8").first.click()
             page.keyboard.press("Escape")
             _wait_app_idle(page)
-            assert ids["a"] not in page.locator('[data-testid="stDataFrame"]').first.text_content()
-            assert ids["a"] not in _roc_runs(roc) and ids["b"] in _roc_runs(roc)
+            assert _eventually(lambda: ids["a"] not in page.locator('[data-testid="stDataFrame"]').first.text_content())
+            assert _eventually(lambda: ids["a"] not in _roc_runs(roc) and ids["b"] in _roc_runs(roc)), _roc_runs(roc)
             assert page.locator('[data-testid="stException"]').count() == 0
             page.screenshot(path=str(ASSETS / "results-workbench.png"), full_page=True)
         finally:
