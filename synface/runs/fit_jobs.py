@@ -51,14 +51,19 @@ def launch_fit(photos: str | Path, name: str, workspace: str | Path | None = Non
     return fit_status(name, workspace)
 
 
+def _fit_stages(stages: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+    """A job's bar stages ('face-model landmarks', ...) as the fit's own stage names."""
+    return {stage[len(_PREFIX):]: value for stage, value in stages.items() if stage.startswith(_PREFIX)}
+
+
 def parse_progress(text: str) -> dict[str, tuple[int, int]]:
     """stage -> (done, total) of the last bar update of each stage in a fit's log."""
-    return {stage[len(_PREFIX):]: value for stage, value in jobs.parse_stages(text).items() if stage.startswith(_PREFIX)}
+    return _fit_stages(jobs.parse_stages(text))
 
 
 def _fit_view(job: dict[str, Any], name: str) -> dict[str, Any]:
-    stages = {stage[len(_PREFIX):]: value for stage, value in job["stages"].items() if stage.startswith(_PREFIX)}
-    return {**job, "name": name, "stages": stages, "card": job["result"], "photos": job["info"].get("photos")}
+    return {**job, "name": name, "stages": _fit_stages(job["stages"]), "card": job["result"],
+            "photos": job["info"].get("photos")}
 
 
 def fit_status(name: str, workspace: str | Path | None = None) -> dict[str, Any]:

@@ -35,8 +35,3 @@ def launch_reproduce(name: str, scale: str, lfw: str | Path, root: str | Path | 
 def reproduce_status(name: str, scale: str, root: str | Path | None = None, model: str = "builtin") -> dict[str, Any]:
     """The background reproduce job's status: state, pid, whether it is alive, its log and last lines."""
     return jobs.status(KIND, job_key(name, scale, model), workspace_root(root))
-
-
-def stop_reproduce(name: str, scale: str, root: str | Path | None = None, model: str = "builtin") -> dict[str, Any]:
-    """Stop the background reproduce job (its finished runs stay; starting it again resumes the rest)."""
-    return jobs.stop(KIND, job_key(name, scale, model), workspace_root(root))
