@@ -256,6 +256,12 @@ class TrainData:
     description: str
 
 
+def _epoch_length(paired: bool, syn_images: int, real_images: int) -> int:
+    """Samples one epoch walks: the synthetic images under DM (each drawn with a real partner),
+    else every image of the sets together."""
+    return syn_images if paired else syn_images + real_images
+
+
 def build_train_data(cfg, size: int, rank: int = 0, world_size: int = 1) -> TrainData:
     """Datasets for a TrainConfig: synthetic only, real only, synthetic + real, or DM pairs."""
     syn = load_synthetic(cfg.data) if cfg.data is not None else None
@@ -269,11 +275,12 @@ def build_train_data(cfg, size: int, rank: int = 0, world_size: int = 1) -> Trai
 
     if paired:
         dataset: Dataset = PairedDataset(make(syn), make(real))
-        length, paired_len = len(syn), len(real)
+        length, paired_len = _epoch_length(True, len(syn), len(real)), len(real)
         desc = f"DM {syn.name} ({len(syn)}) x {real.name} ({len(real)}), psi={cfg.psi}"
     else:
         images = syn if real is None else real if syn is None else ImageSet.concat(syn, real)
-        dataset, length, paired_len = make(images), len(images), None
+        dataset, paired_len = make(images), None
+        length = _epoch_length(False, len(syn) if syn is not None else 0, len(real) if real is not None else 0)
         desc = f"{images.name} ({len(images)} images)"
     sampler = EpochSampler(length, cfg.batch_size, cfg.seed, rank, world_size, paired_len, cfg.steps_per_epoch)
     return TrainData(dataset, sampler, num_classes, n_syn, paired, f"{desc}, {num_classes} classes")
@@ -283,16 +290,16 @@ def check_train_data(cfg) -> int:
     """Refuse training data that cannot be read, before a run folder exists: the sets are listed
     (manifest, dataset.json, identity folders) and the first image of each is decoded, so a folder
     of non-images is one named error, not a failed run. Returns the images per epoch."""
-    lengths = []
-    for root in (cfg.data, cfg.real_root):
+    counts = {}
+    for key, root in (("syn", cfg.data), ("real", cfg.real_root)):
         if root is None:
             continue
-        images = load_synthetic(root) if root == cfg.data else load_real(root, cfg.real_ids, cfg.real_k)
+        images = load_synthetic(root) if key == "syn" else load_real(root, cfg.real_ids, cfg.real_k)
         if len(images) == 0:
             raise DataError("the training set has no images", path=root)
         read_rgb(images.paths[0], "first training image")  # a DataError naming the file
-        lengths.append(len(images))
-    return lengths[0] if cfg.psi_mode != "none" or len(lengths) == 1 else sum(lengths)
+        counts[key] = len(images)
+    return _epoch_length(cfg.psi_mode != "none", counts.get("syn", 0), counts.get("real", 0))
 
 
 def check_fits_a_batch(cfg, length: int) -> None:
