@@ -117,9 +117,21 @@ def _number(page, label: str, value: int) -> None:
     _wait_app_idle(page)
 
 
-def _select(page, label: str, option: str) -> None:
-    page.locator('[data-testid="stSelectbox"]').filter(has_text=label).click()
-    page.locator('[role="option"]').filter(has_text=option).first.click()
+def _select(page, label: str, option: str, tries: int = 10) -> None:
+    """Pick `option` in the selectbox `label`; a page that reruns meanwhile (it polls a live run)
+    closes the open list, so the list is opened again until the option can be clicked."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(tries):
+        page.locator('[data-testid="stSelectbox"]').filter(has_text=label).click()
+        try:
+            page.locator('[role="option"]').filter(has_text=option).first.click(timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == tries - 1:
+                raise
+            page.keyboard.press("Escape")
+            _wait_app_idle(page)
     _wait_app_idle(page)
 
 
