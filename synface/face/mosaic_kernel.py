@@ -34,24 +34,34 @@ def _mosaic_rows(index: np.ndarray, weight: np.ndarray, bank: np.ndarray, tones:
                     for c in range(3):
                         tone_r[r, c] += w * tones[index[b, r, k], c]
         for v in range(V):
-            for c in range(3):
-                acc = tone0[c]
-                for r in range(R):
-                    m = regions[r, v]
-                    if m != 0:
-                        s = np.float32(0.0)
-                        for k in range(K):
-                            w = weight[b, r, k]
-                            if w != 0:
-                                s += w * bank[index[b, r, k], v * 3 + c]
-                        acc += m * (s - tone_r[r, c])
-                out[b, c, v] = acc
+            # the three channels together: each region's mask and bank people are read once per
+            # vertex; every channel's terms are still summed in the order the docstring states
+            a0, a1, a2 = tone0[0], tone0[1], tone0[2]
+            for r in range(R):
+                m = regions[r, v]
+                if m != 0:
+                    s0 = np.float32(0.0)
+                    s1 = np.float32(0.0)
+                    s2 = np.float32(0.0)
+                    for k in range(K):
+                        w = weight[b, r, k]
+                        if w != 0:
+                            p = index[b, r, k]
+                            s0 += w * bank[p, v * 3]
+                            s1 += w * bank[p, v * 3 + 1]
+                            s2 += w * bank[p, v * 3 + 2]
+                    a0 += m * (s0 - tone_r[r, 0])
+                    a1 += m * (s1 - tone_r[r, 1])
+                    a2 += m * (s2 - tone_r[r, 2])
+            out[b, 0, v] = a0
+            out[b, 1, v] = a1
+            out[b, 2, v] = a2
 
 
 def mosaic(weights: torch.Tensor, bank: torch.Tensor, tones: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
     """(B, 3, V) reflectance from (B, R, P) region weights over a (P, V*3) bank, (P, 3) tones and
     (R, V) masks: tone of region 0 + sum_r mask_r * (blend_r - tone of blend_r)."""
-    B, R, P = weights.shape
+    B, _, P = weights.shape
     V = regions.shape[1]
     w = weights.detach().to(torch.float32).cpu()
     count = max(1, int((w != 0).sum(2).max().item())) if B else 1

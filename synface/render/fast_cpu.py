@@ -138,15 +138,15 @@ def _shade_and_project(verts, faces, rot, skin, scale, coverage, paint, gamma, f
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH)
-def _raster_colour(sv, faces, colour, buf_colour, buf_mask, buf_depth):
+def _raster_colour(sv, faces, colour, buf_colour, buf_depth):
     """Z-buffered Gouraud rasterisation of front faces, tuned for tiny triangles.
 
     Same fixed-point coverage and top-left rule as `raster_numba` (so no gaps or double cover on
     shared edges), but with a plain bounding-box scan and a sign-bit inside test: for triangles
-    a few pixels wide that beats computing exact spans per row.
+    a few pixels wide that beats computing exact spans per row. A finite depth marks a covered
+    sample (no separate mask to clear and write).
     """
-    height, width = buf_mask.shape
-    buf_mask[:] = 0.0
+    height, width = buf_depth.shape
     buf_depth[:] = np.inf
     n = sv.shape[0]
     X = np.empty(n, np.int64)
@@ -202,7 +202,6 @@ def _raster_colour(sv, faces, colour, buf_colour, buf_mask, buf_depth):
                     z = b0 * z0 + b1 * z1 + b2 * z2
                     if z < buf_depth[r, j]:
                         buf_depth[r, j] = z
-                        buf_mask[r, j] = 1.0
                         for c in range(3):
                             buf_colour[r, j, c] = b0 * colour[i0, c] + b1 * colour[i1, c] + b2 * colour[i2, c]
                 w0 += sx0
@@ -214,7 +213,7 @@ def _raster_colour(sv, faces, colour, buf_colour, buf_mask, buf_depth):
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH)
-def _resolve(buf_colour, buf_mask, bg, noise, ss, out):
+def _resolve(buf_colour, buf_depth, bg, noise, ss, out):
     """Box-filter the supersampled colour and coverage, composite over the background, to uint8.
 
     The background is computed here, per pixel, exactly as `render_background` does in torch.
@@ -235,7 +234,7 @@ def _resolve(buf_colour, buf_mask, bg, noise, ss, out):
             cov = 0.0
             for di in range(ss):
                 for dj in range(ss):
-                    if buf_mask[i * ss + di, j * ss + dj] > 0:
+                    if buf_depth[i * ss + di, j * ss + dj] < np.inf:
                         r += buf_colour[i * ss + di, j * ss + dj, 0]
                         g += buf_colour[i * ss + di, j * ss + dj, 1]
                         b += buf_colour[i * ss + di, j * ss + dj, 2]
@@ -252,15 +251,15 @@ def _resolve(buf_colour, buf_mask, bg, noise, ss, out):
 
 @numba.njit(cache=True, nogil=True)
 def _render_range(start, stop, verts, faces, raster_faces, rot, skin, scale, coverage, paint, gamma, focal, cam_dist,
-                  A, t, ss, bg, noise, out, grid_rows, grid_cols, sv, colour, buf_colour, buf_mask, buf_depth, posed,
+                  A, t, ss, bg, noise, out, grid_rows, grid_cols, sv, colour, buf_colour, buf_depth, posed,
                   acc):
     """Images start..stop-1 with one worker's scratch buffers (reused: fresh per-image buffers
     cost more in page faults than the rasterisation itself). Releases the GIL."""
     for b in range(start, stop):
         _shade_and_project(verts[b], faces, rot[b], skin[b], scale[b], coverage[b], paint[b], gamma[b], focal,
                            cam_dist, A[b], t[b], ss, sv, colour, posed, acc, grid_rows, grid_cols)
-        _raster_colour(sv, raster_faces, colour, buf_colour, buf_mask, buf_depth)
-        _resolve(buf_colour, buf_mask, bg[b], noise, ss, out[b])
+        _raster_colour(sv, raster_faces, colour, buf_colour, buf_depth)
+        _resolve(buf_colour, buf_depth, bg[b], noise, ss, out[b])
 
 
 #: images per work item: small enough to balance two workers when one is slowed by another
@@ -316,7 +315,7 @@ def render_cpu(inputs: FusedInputs, supersample: int, size: int, workers: int | 
 
     def work() -> None:
         scratch = (np.empty((n, 3), np.float32), np.empty((n, 3), np.float32), np.empty((big, big, 3), np.float32),
-                   np.empty((big, big), np.float32), np.empty((big, big), np.float32), np.empty((n, 3), np.float32),
+                   np.empty((big, big), np.float32), np.empty((n, 3), np.float32),
                    np.empty((n, 3), np.float32))
         while (start := next(counter) * CHUNK) < B:
             _render_range(start, min(start + CHUNK, B), *args, *scratch)

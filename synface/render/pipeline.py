@@ -88,11 +88,14 @@ class RenderPipeline:
     def _alignment(self, verts: torch.Tensor, rot: torch.Tensor, jitter: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(A, t) mapping perspective-projected points to output pixels: the 5-point similarity
         onto the ArcFace template followed by the jitter."""
+        return self._landmark_alignment(verts[:, self.model.landmark_vertices], rot, jitter)
+
+    def _landmark_alignment(self, landmarks: torch.Tensor, rot: torch.Tensor, jitter: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`_alignment` from the unposed landmark vertices alone (B, 5, 3)."""
         size = self.image_size
-        lm3d = verts[:, self.model.landmark_vertices] @ rot.transpose(1, 2)
-        lm_src, _ = perspective(lm3d)
-        template = ARCFACE_TEMPLATE.to(verts.device) * (size / 112.0)
-        A, t = fit_similarity(lm_src, template.unsqueeze(0).expand(verts.shape[0], -1, -1))
+        lm_src, _ = perspective(landmarks @ rot.transpose(1, 2))
+        template = ARCFACE_TEMPLATE.to(landmarks.device) * (size / 112.0)
+        A, t = fit_similarity(lm_src, template.unsqueeze(0).expand(landmarks.shape[0], -1, -1))
         J, tj = jitter_transform(jitter, size)
         return J @ A, (t.unsqueeze(1) @ J.transpose(1, 2)).squeeze(1) + tj
 
@@ -110,8 +113,8 @@ class RenderPipeline:
         # every image gets the same float32 inputs alone or in any batch.
         verts = self.model.geometry(coeffs.shape, coeffs.expr)
         rot64 = rotation_matrices(coeffs.pose.double())
-        verts64 = verts.double()
-        A64, t64 = self._alignment(verts64, rot64, coeffs.jitter.double())
+        landmarks64 = verts[:, self.model.landmark_vertices].double()  # only these enter the float64 sums
+        A64, t64 = self._landmark_alignment(landmarks64, rot64, coeffs.jitter.double())
         rot, A, t = rot64.float(), A64.float(), t64.float()
         parts = self.model.albedo_parts(coeffs.albedo, coeffs.expr)
         gamma = coeffs.light.view(-1, 3, 9).clone()
@@ -120,11 +123,8 @@ class RenderPipeline:
         images = render_cpu(FusedInputs(verts, self.model.faces, self._raster_faces, rot, parts, gamma, A, t,
                                         coeffs.background, getattr(self.model, "grid_shape", None)),
                             self.supersample, self.image_size)
-        landmarks = self._project_landmarks(verts64, rot64, A64, t64).float()
+        landmarks = self._to_pixels(landmarks64 @ rot64.transpose(1, 2), A64, t64).float()
         return images, landmarks
-
-    def _project_landmarks(self, verts: torch.Tensor, rot: torch.Tensor, A: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return self._to_pixels(verts[:, self.model.landmark_vertices] @ rot.transpose(1, 2), A, t)
 
     @staticmethod
     def _to_pixels(posed: torch.Tensor, A: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
