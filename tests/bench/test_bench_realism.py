@@ -87,3 +87,22 @@ def test_identity_power_separates_a_feature_from_the_back_of_the_head():
     assert result["reference_impostor_neutral"] > 0.1 and result["reference_attributes_only"] > 0.05
     with pytest.raises(ValueError, match="no_such_field"):
         bench_identity(n_identities=2, coefficients=["no_such_field"])
+
+
+def test_frechet_report_splits_a_shift_from_a_change_of_spread():
+    import numpy as np
+
+    from synface.bench.realism import frechet_distance, frechet_parts, frechet_report
+
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(4000, 4))
+    shifted = rng.normal(size=(4000, 4)) + np.array([0.5, 0.0, 0.0, 0.0])
+    widened = rng.normal(size=(4000, 4)) * 2.0
+    mean_term, cov_term = frechet_parts(shifted, real)
+    assert mean_term == pytest.approx(0.25, abs=0.05) and cov_term < 0.02  # a shift shows in the mean term
+    mean_term, cov_term = frechet_parts(widened, real)
+    assert mean_term < 0.02 and cov_term == pytest.approx(4.0, abs=0.3)  # (2 - 1)^2 per dimension
+    report = frechet_report(widened, real)
+    assert report["frechet_to_real"] == pytest.approx(frechet_distance(widened, real), abs=1e-3)
+    assert report["frechet_to_real"] == pytest.approx(report["frechet_mean_term"] + report["frechet_cov_term"], abs=2e-4)
+    assert 0 < report["frechet_real_split_half"] < 0.05  # two halves of one population: sampling only
