@@ -20,16 +20,16 @@ import torch
 _BLOCK = 1024
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+@numba.njit(cache=True, nogil=True)
 def _exact_rows(coeffs, basis, offset, out):
-    # rows in parallel within each block of columns: a row's sum is the same loop on any thread
     rows, terms = coeffs.shape
     width = basis.shape[1]
+    acc = np.empty(_BLOCK, np.float32)
     for start in range(0, width, _BLOCK):
         stop = min(start + _BLOCK, width)
         span = stop - start
-        for m in numba.prange(rows):
-            a = np.empty(span, np.float32)
+        for m in range(rows):
+            a = acc[:span]
             first = offset[start:stop]
             for n in range(span):
                 a[n] = first[n]
