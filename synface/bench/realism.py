@@ -42,13 +42,14 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 def frechet_report(renders: np.ndarray, real: np.ndarray, seed: int = 0) -> dict[str, float]:
     """The distance of renders to real descriptors, its two terms, and the distance between two
-    random halves of the real set: what sampling alone gives at about this size."""
+    random halves of the real set: what sampling alone gives at about this size (None when a half
+    would hold fewer than 2 descriptors, which have no covariance)."""
     mean_term, cov_term = frechet_parts(renders, real)
     order = np.random.default_rng(seed).permutation(len(real))
     half = len(real) // 2
+    split = round(frechet_distance(real[order[:half]], real[order[half:]]), 4) if half >= 2 else None
     return {"frechet_to_real": round(mean_term + cov_term, 4), "frechet_mean_term": round(mean_term, 4),
-            "frechet_cov_term": round(cov_term, 4),
-            "frechet_real_split_half": round(frechet_distance(real[order[:half]], real[order[half:]]), 4)}
+            "frechet_cov_term": round(cov_term, 4), "frechet_real_split_half": split}
 
 
 def identity_d_prime(genuine: np.ndarray, impostor: np.ndarray) -> float:

@@ -106,3 +106,4 @@ def test_frechet_report_splits_a_shift_from_a_change_of_spread():
     assert report["frechet_to_real"] == pytest.approx(frechet_distance(widened, real), abs=1e-3)
     assert report["frechet_to_real"] == pytest.approx(report["frechet_mean_term"] + report["frechet_cov_term"], abs=2e-4)
     assert 0 < report["frechet_real_split_half"] < 0.05  # two halves of one population: sampling only
+    assert frechet_report(widened, real[:3])["frechet_real_split_half"] is None  # a half of 1 has no covariance
