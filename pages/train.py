@@ -246,7 +246,10 @@ def live_view() -> None:
 
     root = common.workspace()
     with common.page_errors("The run queue"):
-        queue.run_queue(root, queue.default_max_running())
+        problems = st.session_state.setdefault("train.queue_problems", [])  # shown until the session ends
+        queue.run_queue(root, queue.default_max_running(), problems)
+        for line in problems:
+            st.warning(line)
     summaries = registry.list_runs(root)
     if not summaries:
         st.info("No runs yet.")

@@ -20,6 +20,19 @@ def gen() -> FaceGenerator:
     return FaceGenerator(device="cpu")
 
 
+@pytest.fixture
+def trainer_command(monkeypatch):
+    """Set the command a queued or launched run starts with (a sleeper, an exit code) instead of
+    `python -m synface train`: call the returned function with an argv. Starts as a no-op process."""
+    import synface.runs.queue as queue
+
+    def use(argv: list[str]) -> None:
+        monkeypatch.setattr(queue, "train_argv", lambda run, root: list(argv))
+
+    use([sys.executable, "-c", "pass"])
+    return use
+
+
 @pytest.fixture(scope="session")
 def learned_model_workspace(tmp_path_factory) -> Path:
     """A workspace holding one learned face model, 'tiny': the first 12 LFW people, one photo each

@@ -200,7 +200,10 @@ def run_runs(args: argparse.Namespace) -> int:
     if args.action == "queue":
         if args.max_running is not None and args.max_running < 1:
             raise ValueError(f"--max-running must be at least 1, got {args.max_running}")
-        started = run_queue(root, args.max_running)
+        problems: list[str] = []
+        started = run_queue(root, args.max_running, problems)
+        for line in problems:
+            print(f"warning: {line}", file=sys.stderr)
         print_json({"started": started}) if as_json else print("started: " + (", ".join(started) or "none"))
         return 0
     rows = [s.to_dict() for s in list_runs(root)]

@@ -145,10 +145,13 @@ def _prepare(args: argparse.Namespace, ctx):
 def _start_queued(run_queue, root) -> None:
     """Start runs waiting for this one's slot; a damaged queue is a warning here, never an error
     that would hide how this run ended."""
+    problems: list[str] = []
     try:
-        run_queue(root)
+        run_queue(root, problems=problems)
     except (ValueError, OSError) as exc:
         print(f"warning: queued runs not started: {exc}", file=sys.stderr)
+    for line in problems:
+        print(f"warning: {line}", file=sys.stderr)
 
 
 def run_train(args: argparse.Namespace) -> int:

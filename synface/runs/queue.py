@@ -1,7 +1,11 @@
 """The run queue: runs wait in queue.json and start as detached processes when a slot frees.
 
 The app and the CLI start runs through `launch`, which survives the app's reruns and restarts;
-`run_queue` starts queued runs when fewer than `max_running` are alive. A started run is a job of
+`run_queue` starts queued runs when fewer than `max_running` are alive. A queue entry names a run
+(its id, a plain name inside `<workspace>/runs/`) and nothing else: the command that trains it is
+built here, from the run folder, never read from the file, so a hand-written or hostile queue.json
+can delay or drop runs but never choose what runs. An entry that does not validate is reported and
+dropped, never started. A started run is a job of
 the one job system (`synface.base.jobs`, kind "run", keyed by its run id, its output in the run's
 log.txt, stopped through its STOP file so it saves a checkpoint first); status.json stays the run's
 own account of where it is. No Streamlit here.
@@ -66,11 +70,15 @@ def _queue_lock(root: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def read_queue(root: str | Path | None = None) -> list[dict[str, Any]]:
-    """The entries of queue.json ([] when there is none); a DataError naming the file and what is
-    wrong when it is not a JSON list of {"run_id": str, "argv": [str, ...]} objects, so a damaged
-    queue is reported instead of silently emptied by the next write."""
-    path = _queue_path(workspace_root(root))
+#: the keys a queue entry may have
+ENTRY_KEYS = {"run_id", "queued"}
+
+
+def _read_entries(path: Path) -> list[Any]:
+    """The JSON list in queue.json ([] when there is none); a DataError naming the file when it is
+    not readable as one (left alone, so a damaged queue is reported, not silently emptied)."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise DataError("the run queue is not a regular file; delete it", path=path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -86,22 +94,53 @@ def read_queue(root: str | Path | None = None) -> list[dict[str, Any]]:
     if not isinstance(data, list):
         raise DataError(f"the run queue must be a JSON list of entries, got {type(data).__name__}; fix or delete it",
                         path=path)
-    for i, entry in enumerate(data):
-        problem = _entry_problem(entry)
-        if problem:
-            raise DataError(f"queue entry {i} {problem}; fix or delete the file", path=path)
     return data
 
 
-def _entry_problem(entry: Any) -> str:
+def entry_problem(entry: Any, root: Path) -> str:
+    """Why a queue entry cannot be started ('' when it can): it must be {"run_id": NAME, "queued":
+    TIME} naming a run folder of this workspace (a real folder, not a link) with a config.json
+    file, waiting in the queue."""
     if not isinstance(entry, dict):
-        return f"is a {type(entry).__name__}, not an object with 'run_id' and 'argv'"
-    if not isinstance(entry.get("run_id"), str) or not entry["run_id"]:
+        return f"is a {type(entry).__name__}, not an object with a 'run_id'"
+    run_id = entry.get("run_id")
+    if not isinstance(run_id, str) or not run_id:
         return "has no 'run_id' string"
-    argv = entry.get("argv")
-    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
-        return f"({entry['run_id']}) has no 'argv' list of strings"
+    extra = sorted(str(k) for k in set(entry) - ENTRY_KEYS)
+    if extra:
+        return f"({run_id[:100]!r}) has keys this version does not accept: {', '.join(extra)[:200]}"
+    try:
+        folder = child_path(root / "runs", run_id, "queued run id")
+    except ValueError as exc:
+        return f"({run_id[:100]!r}): {exc}"
+    if folder.is_symlink() or not folder.is_dir():
+        return f"({run_id}) names no run folder in {root / 'runs'}"
+    config = folder / "config.json"
+    if config.is_symlink() or not config.is_file():
+        return f"({run_id}) names a run folder without a config.json file"
+    state = Run(folder).raw_status().get("status")
+    if state != "queued":
+        return f"({run_id}) names a run whose status is {state!r}, not 'queued'"
     return ""
+
+
+def read_queue(root: str | Path | None = None, problems: list[str] | None = None) -> list[dict[str, Any]]:
+    """The entries of queue.json that can be started ([] when there is none), in queue order.
+
+    A file that is not a JSON list is a DataError naming it (and is left as it is). An entry that
+    does not validate (`entry_problem`) is left out; with `problems`, a line naming it and why is
+    appended there for the caller to report."""
+    root = workspace_root(root)
+    path = _queue_path(root)
+    entries = []
+    for i, entry in enumerate(_read_entries(path)):
+        problem = entry_problem(entry, root)
+        if problem:
+            if problems is not None:
+                problems.append(f"{path}: queue entry {i} {problem}; skipped, not started")
+            continue
+        entries.append({"run_id": entry["run_id"], "queued": str(entry.get("queued", ""))[:40]})
+    return entries
 
 
 def default_max_running() -> int:
@@ -117,8 +156,8 @@ def default_max_running() -> int:
         return 1
 
 
-def _train_argv(run: Run, root: Path) -> list[str]:
-    """`python -m synface train ...` for a run folder."""
+def train_argv(run: Run, root: Path) -> list[str]:
+    """`python -m synface train ...` for a run folder: the only command a queued run starts with."""
     return synface_argv("train", "--config", str(run.config_path), "--run-dir", str(run.path), "--root", str(root),
                         "--no-progress")
 
@@ -144,18 +183,16 @@ def _prepare(config: Any, root: Path, name: str | None) -> Run:
     return create_run(config, name=name, root=root)
 
 
-def launch_run_subprocess(config: Any, root: str | Path | None = None, name: str | None = None,
-                          argv: Sequence[str] | None = None) -> tuple[str, int]:
+def launch_run_subprocess(config: Any, root: str | Path | None = None, name: str | None = None) -> tuple[str, int]:
     """Create a run and start `python -m synface train` for it in the background, now.
 
-    config: a TrainConfig, a dict, or a YAML/JSON path. `argv` replaces the command (tests).
-    Returns (run id, pid).
+    config: a TrainConfig, a dict, or a YAML/JSON path. Returns (run id, pid).
     """
     root = workspace_root(root)
     report = launch_check(config, root)
     run = _prepare(config, root, name)
     record_check(run, report)
-    return run.id, _spawn(run, argv or _train_argv(run, root), root)
+    return run.id, _spawn(run, train_argv(run, root), root)
 
 
 def _active_count(root: Path) -> int:
@@ -166,37 +203,30 @@ def _active_count(root: Path) -> int:
 
 
 def launch(config: Any, root: str | Path | None = None, name: str | None = None,
-           max_running: int | None = None, argv: Sequence[str] | None = None) -> tuple[str, int | None]:
+           max_running: int | None = None) -> tuple[str, int | None]:
     """Check, create a run and queue it; it starts at once when a slot is free. Returns (run id, pid or None)."""
     root = workspace_root(root)
     report = launch_check(config, root)  # refused before a run folder is made
-    read_queue(root)  # a damaged queue too
+    _read_entries(_queue_path(root))  # a damaged queue too
     run = _prepare(config, root, name)
     record_check(run, report)
-    entry = {"run_id": run.id, "argv": list(argv or _train_argv(run, root)), "queued": iso_time(time.time())}
     with _queue_lock(root):
         queue = read_queue(root)
-        queue.append(entry)
-        write_json(_queue_path(root), queue)
+        queue.append({"run_id": run.id, "queued": iso_time(time.time())})
         run.write_status(status="queued", position=len(queue))
+        write_json(_queue_path(root), queue)
     run_queue(root, max_running)
     pid = run.raw_status().get("pid")
     return run.id, pid if run.raw_status().get("status") in ACTIVE_STATES else None
 
 
-def _queued_run(root: Path, entry: Any) -> Run | None:
-    """The run folder of a queue entry; None for an entry whose id is not a plain name in runs/."""
-    try:
-        return Run(child_path(root / "runs", entry["run_id"], "queued run id"))
-    except (TypeError, KeyError, ValueError):
-        return None
-
-
-def run_queue(root: str | Path | None = None, max_running: int | None = None) -> list[str]:
+def run_queue(root: str | Path | None = None, max_running: int | None = None,
+              problems: list[str] | None = None) -> list[str]:
     """Start queued runs while fewer than `max_running` are active; returns the ids started.
 
-    Safe to call from many processes (file lock); the app calls it on each refresh and a
-    training process calls it when it ends.
+    Each start is `train_argv` of a validated run folder; entries that do not validate are dropped
+    from the queue (with `problems`, a line for each). Safe to call from many processes (file
+    lock); the app calls it on each refresh and a training process calls it when it ends.
     """
     root = workspace_root(root)
     limit = default_max_running() if max_running is None else max_running
@@ -204,20 +234,19 @@ def run_queue(root: str | Path | None = None, max_running: int | None = None) ->
     if not _queue_path(root).exists():
         return started
     with _queue_lock(root):
-        queue = read_queue(root)
+        queue = read_queue(root, problems)
         active = _active_count(root)
         while queue and active < limit:
             entry = queue.pop(0)
-            run = _queued_run(root, entry)
-            if run is None or not run.config_path.exists() or run.stop_requested():
+            run = Run(root / "runs" / entry["run_id"])
+            if run.stop_requested():
                 continue
-            _spawn(run, entry["argv"], root)
+            _spawn(run, train_argv(run, root), root)
             started.append(run.id)
             active += 1
-        queue = [entry for entry in queue if _queued_run(root, entry) is not None]  # drop unusable entries
         write_json(_queue_path(root), queue)
         for i, entry in enumerate(queue):
-            _queued_run(root, entry).write_status(position=i + 1)
+            Run(root / "runs" / entry["run_id"]).write_status(position=i + 1)
     return started
 
 
@@ -234,7 +263,7 @@ def request_stop(run: Run | str | Path, root: str | Path | None = None) -> Run:
         return run
     with _queue_lock(queue_root):
         queue = read_queue(queue_root)
-        kept = [q for q in queue if q.get("run_id") != run.id]
+        kept = [q for q in queue if q["run_id"] != run.id]
         if len(kept) != len(queue):
             write_json(_queue_path(queue_root), kept)
             run.write_status(status="stopped", message="removed from the queue before it started")

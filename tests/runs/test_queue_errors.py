@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -19,9 +20,6 @@ CFG = {"data": "/nowhere", "epochs": 2, "name": "toy"}
 @pytest.mark.parametrize("text, needle", [
     ("{not json", "not valid JSON"),
     ('{"run_id": "x"}', "must be a JSON list of entries, got dict"),
-    ("[5]", "queue entry 0 is a int"),
-    ('[{"argv": ["python"]}]', "queue entry 0 has no 'run_id' string"),
-    ('[{"run_id": "r1", "argv": "python -m synface"}]', "queue entry 0 (r1) has no 'argv' list of strings"),
     ("\udcff".encode("utf-8", "surrogateescape"), "cannot read the run queue"),
 ])
 def test_a_damaged_queue_is_named_and_left_alone(tmp_path, capsys, text, needle) -> None:
@@ -38,18 +36,18 @@ def test_a_damaged_queue_is_named_and_left_alone(tmp_path, capsys, text, needle)
     assert path.read_bytes() == before  # not replaced by an empty queue
 
 
-def test_launch_refuses_a_damaged_queue_before_making_a_run(tmp_path) -> None:
+def test_launch_refuses_a_damaged_queue_before_making_a_run(tmp_path, trainer_command) -> None:
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / "queue.json").write_text("[{]")
     with pytest.raises(DataError, match="queue.json: the run queue is not valid JSON"):
-        launch(CFG, root=tmp_path, max_running=1, argv=[sys.executable, "-c", "pass"])
+        launch(CFG, root=tmp_path, max_running=1)
     assert [p.name for p in (tmp_path / "runs").iterdir()] == ["queue.json"]
 
 
 def test_stopping_a_run_names_a_damaged_queue(tmp_path, capsys) -> None:
     run = create_run(CFG, root=tmp_path)
-    (tmp_path / "runs" / "queue.json").write_text("[7]")
-    cli_error(capsys, ["runs", "--root", tmp_path, "stop", run.id], "queue.json", "queue entry 0")
+    (tmp_path / "runs" / "queue.json").write_text("[7")
+    cli_error(capsys, ["runs", "--root", tmp_path, "stop", run.id], "queue.json", "not valid JSON")
     assert run.stop_requested()  # the stop itself still landed
     with pytest.raises(DataError):
         request_stop(run, tmp_path)
@@ -109,3 +107,69 @@ def test_the_real_entry_point_reports_a_damaged_queue_in_one_line(tmp_path) -> N
 
 def test_max_running_must_be_positive(tmp_path, capsys) -> None:
     cli_error(capsys, ["runs", "--root", tmp_path, "queue", "--max-running", 0], "--max-running", "got 0")
+
+
+def _hostile_queue(root, marker, run_id: str) -> None:
+    entry = {"run_id": run_id, "argv": ["/bin/sh", "-c", f"touch {marker}"]}
+    (root / "runs" / "queue.json").write_text(__import__("json").dumps([entry]))
+
+
+def test_a_queue_entry_never_chooses_the_command(tmp_path, capsys) -> None:
+    """queue.json is data: an entry with an 'argv' (the old format, or a hostile edit) naming a real,
+    queued run folder is reported and dropped; nothing it names runs, by `runs queue` or the train
+    command's end-of-run start of queued runs."""
+    from synface.cli.train import _start_queued
+
+    run = create_run(CFG, root=tmp_path)
+    run.write_status(status="queued")
+    marker = tmp_path / "marker"
+    _hostile_queue(tmp_path, marker, run.id)
+    problems: list[str] = []
+    assert read_queue(tmp_path, problems) == []
+    assert "queue entry 0" in problems[0] and "argv" in problems[0] and "not started" in problems[0]
+    code, out, err = _cli(capsys, ["runs", "--root", tmp_path, "queue", "--max-running", 1])
+    assert code == 0 and "started: none" in out and "queue entry 0" in err and "argv" in err
+    _hostile_queue(tmp_path, marker, run.id)
+    _start_queued(run_queue, tmp_path)
+    assert "argv" in capsys.readouterr().err
+    time.sleep(0.5)
+    assert not marker.exists() and read_queue(tmp_path) == []
+    assert Run(run.path).raw_status().get("pid") is None  # nothing was started for it
+
+
+@pytest.mark.parametrize("entry, needle", [
+    (5, "is a int, not an object"),
+    ({"queued": "x"}, "has no 'run_id' string"),
+    ({"run_id": "../../etc"}, "is not allowed"),
+    ({"run_id": "nosuch"}, "names no run folder"),
+    ({"run_id": "linked"}, "names no run folder"),
+    ({"run_id": "noconfig"}, "without a config.json file"),
+    ({"run_id": "finished"}, "status is 'finished', not 'queued'"),
+    ({"run_id": "good", "command": "x"}, "keys this version does not accept: command"),
+])
+def test_each_entry_that_does_not_validate_is_named_and_skipped(tmp_path, entry, needle) -> None:
+    import json
+
+    good = create_run(CFG, name="good", root=tmp_path)
+    good.write_status(status="queued")
+    done = create_run(CFG, root=tmp_path)
+    done.write_status(status="finished")
+    done.path.rename(tmp_path / "runs" / "finished")
+    (tmp_path / "runs" / "noconfig").mkdir()
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "config.json").write_text("{}")
+    (tmp_path / "runs" / "linked").symlink_to(outside)
+    (tmp_path / "runs" / "queue.json").write_text(json.dumps([entry, {"run_id": good.id}]))
+    problems: list[str] = []
+    assert read_queue(tmp_path, problems) == [{"run_id": good.id, "queued": ""}]
+    assert len(problems) == 1 and "queue entry 0" in problems[0] and needle in problems[0], problems
+
+
+def _cli(capsys, argv):
+    from synface.__main__ import main
+
+    capsys.readouterr()
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err

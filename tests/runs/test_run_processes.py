@@ -23,9 +23,9 @@ def _state(pid: int) -> str | None:
         return None
 
 
-def test_a_run_that_fails_is_reaped_without_anyone_asking(tmp_path) -> None:
-    run_id, pid = launch(CFG, root=tmp_path, name="fails", max_running=1,
-                         argv=[sys.executable, "-c", "import sys; sys.exit(3)"])
+def test_a_run_that_fails_is_reaped_without_anyone_asking(tmp_path, trainer_command) -> None:
+    trainer_command([sys.executable, "-c", "import sys; sys.exit(3)"])
+    run_id, pid = launch(CFG, root=tmp_path, name="fails", max_running=1)
     assert pid
     deadline = time.time() + 15
     while _state(pid) is not None and time.time() < deadline:  # nobody polls its status meanwhile

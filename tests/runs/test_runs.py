@@ -77,10 +77,12 @@ def _sleeper(seconds: float) -> list[str]:
     return [sys.executable, "-c", f"import time; time.sleep({seconds})"]
 
 
-def test_queue_starts_next_only_when_a_slot_frees(tmp_path):
-    first, pid1 = launch(CFG, root=tmp_path, name="a", max_running=1, argv=_sleeper(1.5))
-    second, pid2 = launch(CFG, root=tmp_path, name="b", max_running=1, argv=_sleeper(0.1))
-    third, pid3 = launch(CFG, root=tmp_path, name="c", max_running=1, argv=_sleeper(0.1))
+def test_queue_starts_next_only_when_a_slot_frees(tmp_path, trainer_command):
+    trainer_command(_sleeper(1.5))
+    first, pid1 = launch(CFG, root=tmp_path, name="a", max_running=1)
+    trainer_command(_sleeper(0.1))
+    second, pid2 = launch(CFG, root=tmp_path, name="b", max_running=1)
+    third, pid3 = launch(CFG, root=tmp_path, name="c", max_running=1)
     assert pid1 and pid2 is None and pid3 is None
     assert [q["run_id"] for q in read_queue(tmp_path)] == [second, third]
     assert Run(tmp_path / "runs" / second).status()["status"] == "queued"
