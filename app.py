@@ -35,6 +35,8 @@ PAGES = [
 def main() -> None:
     """The page script every session runs."""
     st.set_page_config(page_title="SynFace Studio", page_icon=":material/face:", layout="wide")
+    if not common.access_gate():  # with a password set, nothing else draws until it is given
+        return
     # A page file missing from a partial checkout is left out of the menu instead of breaking the app.
     present = [p for p in PAGES if (ROOT / p[0]).is_file()]
     page = st.navigation([st.Page(ROOT / f, title=t, icon=i, url_path=u, default=(u == "generator"))
@@ -42,6 +44,7 @@ def main() -> None:
     missing = [t for f, t, _, _ in PAGES if not (ROOT / f).is_file()]
     if missing:
         st.sidebar.caption("Pages not installed: " + ", ".join(missing))
+    common.network_warning()
     with common.page_errors("Start-up"):
         common.sidebar()
     page.run()
@@ -52,5 +55,6 @@ if __name__ == "__main__":
 else:
     # Started at import, before the server itself: torch's import overlaps the server's start-up,
     # and a daemon thread never holds the server back.
+    common.use_navigation_only()
     common.start_warmup()
     app = st.App(__file__)

@@ -73,5 +73,7 @@ def main() -> None:
     _job(scale, model)
 
 
+common.require_access()  # also when this page is reached before app.py's navigation
+
 with common.page_errors("Attributes"):
     main()

@@ -117,6 +117,96 @@ def render(coeffs, model: str | None = None) -> np.ndarray:
         return gen.render(coeffs).images.cpu().numpy()
 
 
+# ----------------------------------------------------------------------------- who may use the app
+
+
+def app_password() -> str:
+    """The password visitors must give: $SYNFACE_PASSWORD, else `password` in .streamlit/secrets.toml."""
+    from synface.base.access import PASSWORD_ENV
+
+    if os.environ.get(PASSWORD_ENV):
+        return os.environ[PASSWORD_ENV]
+    try:
+        return str(st.secrets.get("password", "") or "")
+    except Exception:  # noqa: BLE001 - no secrets file, or one that does not parse: no password
+        return ""
+
+
+def open_to_other_hosts() -> bool:
+    """True when the server listens beyond the loopback interface (server.address)."""
+    from synface.base.access import listens_beyond_loopback
+
+    return listens_beyond_loopback(st.get_option("server.address"))
+
+
+def access_gate() -> bool:
+    """With a password set, a sign-in form until the visitor gives it (False: draw nothing else);
+    True when the visitor may see the pages."""
+    from synface.base.access import password_matches
+
+    expected = app_password()
+    if not expected or st.session_state.get("access.granted"):
+        return True
+    st.title("SynFace Studio")
+    with st.form("access.form"):
+        given = st.text_input("Password", type="password", key="access.password")
+        submitted = st.form_submit_button("Sign in")
+    if submitted:
+        if password_matches(given, expected):
+            st.session_state["access.granted"] = True
+            st.rerun()
+        time.sleep(1.0)  # slows guessing
+        st.error("Wrong password.")
+    return False
+
+
+def require_access() -> None:
+    """Every page's first call: draws nothing more (st.stop) until the visitor may see pages."""
+    if not access_gate():
+        st.stop()
+
+
+def use_navigation_only() -> None:
+    """Make app.py's navigation the only way pages run, from the server's first request on.
+
+    Why: Streamlit serves a folder named pages/ beside the main script as pages of their own
+    (its first multipage design) until some session has run the main script's st.navigation; a
+    first visitor who opens /results directly would then run that page without app.py: no
+    password, no warning, and modules that are not pages listed in the menu. The flag is
+    Streamlit's own switch for that mode; every page also calls `require_access` itself."""
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+
+        PagesManager.uses_pages_directory = False
+    except (ImportError, AttributeError):  # another Streamlit: the pages' own checks still hold
+        pass
+
+
+def network_warning() -> None:
+    """On every page: a warning while the app is reachable from other hosts without a password."""
+    if open_to_other_hosts() and not app_password():
+        st.warning(f"This app is reachable from other hosts (server.address {st.get_option('server.address') or '*'!s}, "
+                   f"port {st.get_option('server.port')}) and has no password: anyone who reaches it can start jobs, "
+                   "read the data folders and delete runs. Set SYNFACE_PASSWORD (or `password` in "
+                   ".streamlit/secrets.toml) and restart, or serve it on 127.0.0.1 and use an SSH tunnel.",
+                   icon=":material/lock_open:")
+
+
+def data_roots() -> list[Path]:
+    """The folders the app may read: the workspace and $SYNFACE_DATA_DIRS (by default the LFW copy
+    beside the checkout, when there is one)."""
+    from synface.base.access import configured_data_dirs
+
+    return [workspace(), *configured_data_dirs(default=[DEFAULT_LFW])]
+
+
+def readable(path: str, what: str = "folder") -> Path:
+    """`path` resolved, when the app may read it; a ValueError naming it and the allowed folders otherwise."""
+    from synface.base.access import check_readable
+
+    return check_readable(path, data_roots(), what)
+
+
 # ----------------------------------------------------------------------------- workspace and state
 
 
@@ -134,11 +224,17 @@ def datasets_dir() -> Path:
 
 
 def lfw_path() -> str:
-    """The LFW folder chosen in the sidebar (default: the shared copy, when present)."""
+    """The LFW folder chosen in the sidebar (default: the shared copy, when present); "" when none
+    is chosen or the app may not read the one typed."""
     value = st.session_state.get(LFW_KEY)
     if value is None:
         value = str(DEFAULT_LFW) if DEFAULT_LFW.is_dir() else ""
-    return str(value)
+    if not str(value).strip():
+        return ""
+    try:
+        return str(readable(str(value), "LFW folder"))
+    except ValueError:
+        return ""
 
 
 def default(key: str, value) -> None:
@@ -168,9 +264,26 @@ def sidebar() -> None:
         default(LFW_KEY, str(DEFAULT_LFW) if DEFAULT_LFW.is_dir() else "")
         st.text_input("LFW folder (evaluation)", key=LFW_KEY, persist_state="session",
                       help="An LFW-layout folder (images/ + pairs.txt) used for verification.")
-        path = st.session_state.get(LFW_KEY, "")
-        if path and not (Path(path) / "pairs.txt").is_file():
-            st.warning("No pairs.txt in this folder.")
+        path = str(st.session_state.get(LFW_KEY, "")).strip()
+        if path:
+            try:
+                if not (readable(path, "LFW folder") / "pairs.txt").is_file():
+                    st.warning("No pairs.txt in this folder.")
+            except ValueError as exc:
+                st.error(str(exc))
+        job_slots()
+
+
+def job_slots() -> None:
+    """How many background jobs work and wait, and how many may work at once."""
+    from synface.base import jobs
+
+    base = workspace() / jobs.JOBS_DIR
+    kinds = [p.name for p in base.iterdir() if p.is_dir() and p.name[0] != "." and p.name != "run"] if base.is_dir() else []
+    alive = [j for kind in kinds for j in jobs.list_jobs(kind, workspace()) if j["alive"]]
+    waiting = sum(1 for j in alive if j["waiting"])
+    st.caption(f"Background jobs: {len(alive) - waiting} working, {waiting} waiting; at most {jobs.max_jobs()} work at "
+               "once (training runs queue separately).")
 
 
 # ----------------------------------------------------------------------------- errors and images

@@ -299,11 +299,12 @@ def real_section() -> None:
     if path:
         train_folds = None
         try:
+            path = str(common.readable(path, "real set path"))
             fmt = detect_format(path)
             st.caption(f"Detected: {FORMATS[fmt]}")
             if fmt == "lfw":
                 train_folds = lfw_fold_picker(path)
-        except DataError as exc:
+        except (DataError, ValueError) as exc:
             st.error(f"Cannot use this path: {exc}")
             fmt = None
         if fmt and st.button("Register", key="btn.ds.register"):
@@ -377,6 +378,8 @@ def main() -> None:
         with common.page_errors("Real sets"):
             real_section()
 
+
+common.require_access()  # also when this page is reached before app.py's navigation
 
 with common.page_errors("The datasets page"):
     main()

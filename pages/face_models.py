@@ -132,7 +132,8 @@ def fit_expander() -> None:
                         help="use only the first N people, sorted by name")
         if st.button("Fit", key="btn.gen.fit"):
             try:
-                launch_fit(str(s["gen.fit.photos"]).strip(), str(s["gen.fit.name"]).strip(), common.workspace(),
+                photos = common.readable(str(s["gen.fit.photos"]), "photo folder")
+                launch_fit(photos, str(s["gen.fit.name"]).strip(), common.workspace(),
                            people=int(s["gen.fit.people"]) or None)
             except (ValueError, FileNotFoundError) as exc:
                 st.error(f"Cannot fit: {exc}")

@@ -50,7 +50,12 @@ def _controls() -> tuple[object, list[str], int] | None:
     chosen = st.multiselect(f"Datasets (up to {MAX_SETS})", list(options), key="feat.sets", max_selections=MAX_SETS)
     other = st.text_input("Another dataset folder (optional)", key="feat.other",
                           help="A synthetic set, an ImageFolder of aligned crops, or an LFW-layout folder.")
-    paths = [options[c] for c in chosen] + ([other.strip()] if other.strip() else [])
+    paths = [options[c] for c in chosen]
+    if other.strip():
+        try:
+            paths.append(str(common.readable(other, "dataset folder")))
+        except ValueError as exc:
+            st.error(str(exc))
     max_images = st.number_input("Images per dataset (whole identities are kept)", 50, 20000, 1000, 50, key="feat.max")
     if not ckpts:
         st.caption("No training checkpoints yet: train a model on the Train page, or use the dlib reference.")
@@ -229,6 +234,8 @@ def main() -> None:
     with common.page_errors("Feature view"):
         _results()
 
+
+common.require_access()  # also when this page is reached before app.py's navigation
 
 with common.page_errors("Features"):
     main()

@@ -310,5 +310,7 @@ def main() -> None:
     face_models.fit_expander()
 
 
+common.require_access()  # also when this page is reached before app.py's navigation
+
 with common.page_errors("The generator page"):
     main()

@@ -275,5 +275,7 @@ def main() -> None:
         tables_section()
 
 
+common.require_access()  # also when this page is reached before app.py's navigation
+
 with common.page_errors("Results"):
     main()

@@ -150,6 +150,7 @@ def launch(data_path: str, real_sets: dict) -> None:
     try:
         if not data_path:
             raise ConfigError("choose a synthetic set (or give its folder)")
+        data_path = str(common.readable(data_path, "synthetic set folder"))
         if not Path(data_path).exists():
             raise ConfigError(f"dataset not found: {data_path}")
         values: dict = {"preset": s["tr.preset"], "data": data_path}
@@ -176,7 +177,7 @@ def launch(data_path: str, real_sets: dict) -> None:
         values["name"] = name
         cfg = config_from_dict(values)
         cfg.check_paths()
-    except (ConfigError, DataError, KeyError) as exc:
+    except (ConfigError, DataError, KeyError, ValueError) as exc:
         st.error(f"Cannot launch: {exc}")
         return
     try:
@@ -303,6 +304,8 @@ def main() -> None:
     st.subheader("Runs")
     live_view()
 
+
+common.require_access()  # also when this page is reached before app.py's navigation
 
 with common.page_errors("The train page"):
     main()

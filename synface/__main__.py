@@ -59,6 +59,9 @@ def out_of_memory_message(exc: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from synface.base.jobs import take_slot  # noqa: PLC0415
+
+    take_slot()  # a job the app started works only when one of its slots is free
     try:
         return int(args.func(args) or 0)
     except ValueError as exc:  # bad input: a message, not a traceback

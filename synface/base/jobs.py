@@ -11,6 +11,12 @@ tqdm bar the command draws (`desc: 47%|###   | 64/135 ...`) is that stage's (don
 The exit code is recorded by the thread that reaps the process when this process started it; a job
 another process started (an app restarted meanwhile) is judged from its log alone.
 
+Jobs the app starts share a few slots (`max_jobs()`, the machine's cores unless $SYNFACE_MAX_JOBS
+says otherwise): a job's process takes a slot (a file lock, released when it ends, however it
+ends) before it starts its work, and waits, saying so in its log, while every slot is busy. So
+eight clicks start eight processes, but only as many work at once as there are cores; at most
+MAX_ALIVE jobs may be running or waiting. Training runs keep their own queue (`synface.runs.queue`).
+
 Stopping sends SIGTERM to the job's process group (the job and any worker processes it forked), or,
 for a job that stops itself cleanly (a training run saves a checkpoint first), writes its stop file;
 either way the request is recorded, so the job then reads "stopped", not "failed". No Streamlit here.
@@ -24,6 +30,7 @@ import json
 import os
 import re
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -41,6 +48,50 @@ JOBS_DIR = "jobs"
 STATES = ("none", "running", "finished", "failed", "stopped")
 _BAR = re.compile(r"^\s*(.*?):\s*\d+%\|[^|]*\|\s*(\d+)/(\d+)")
 _META_LOCK = threading.Lock()  # the reaper thread and a stop request both update a job's meta file
+#: set in a job's environment: the folder of its slot locks and how many there are
+SLOT_DIR_ENV, SLOT_COUNT_ENV = "SYNFACE_JOB_SLOT_DIR", "SYNFACE_JOB_SLOT_COUNT"
+#: jobs that may be alive (working or waiting for a slot) at once
+MAX_ALIVE = 16
+WAITING_LINE = "waiting for a free job slot"
+STARTING_LINE = "got a job slot: starting"
+_HELD_SLOTS: list = []  # the open slot lock of this process, held until it exits
+
+
+def max_jobs() -> int:
+    """How many jobs the app starts may work at once: $SYNFACE_MAX_JOBS, else the machine's cores."""
+    env = os.environ.get("SYNFACE_MAX_JOBS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, os.cpu_count() or 1)
+
+
+def take_slot(poll_s: float = 0.5) -> None:
+    """In a job's process, before its work: wait until one of the slots named in its environment is
+    free and hold it until the process ends (the kernel releases the lock, even after kill -9).
+    Does nothing in a process started otherwise; the variables are removed so the job's own
+    children never wait for a second slot."""
+    folder = os.environ.pop(SLOT_DIR_ENV, None)
+    count_text = os.environ.pop(SLOT_COUNT_ENV, "")
+    if not folder or not count_text.isdigit() or int(count_text) < 1:
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    announced = False
+    while True:
+        for k in range(int(count_text)):
+            handle = open(Path(folder) / f"slot-{k}.lock", "a")  # noqa: SIM115 - held for the process's life
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                continue
+            _HELD_SLOTS.append(handle)
+            if announced:
+                print(STARTING_LINE, file=sys.stderr, flush=True)
+            return
+        if not announced:
+            print(f"{WAITING_LINE} ({count_text} jobs may work at once)", file=sys.stderr, flush=True)
+            announced = True
+        time.sleep(poll_s)
 
 
 def job_paths(kind: str, key: str, workspace: str | Path | None = None) -> tuple[Path, Path]:
@@ -76,24 +127,33 @@ def _update(meta: Path, **fields: Any) -> None:
 
 
 def start(kind: str, key: str, argv: Sequence[str], workspace: str | Path | None = None, log: str | Path | None = None,
-          stop_file: str | Path | None = None, info: dict[str, Any] | None = None) -> dict[str, Any]:
+          stop_file: str | Path | None = None, info: dict[str, Any] | None = None, slot: bool = True) -> dict[str, Any]:
     """Start `argv` detached as job `kind`/`key` and return its status; a live job of that kind and
     key is returned instead of starting a second one.
 
     `log`: where its output goes (appended; only what this job writes is read back), default a fresh
     `<key>.log` beside the meta file. `stop_file`: a file the command watches to stop itself cleanly
-    (`stop` then writes it instead of signalling). `info`: extra fields the caller reads back."""
+    (`stop` then writes it instead of signalling). `info`: extra fields the caller reads back.
+    `slot`: the job waits for one of the workspace's `max_jobs()` slots (a `python -m synface`
+    command takes it at start); False for work that is scheduled elsewhere (the run queue).
+    ValueError when MAX_ALIVE jobs are running or waiting already."""
     default_log, meta = job_paths(kind, key, workspace)
     with _starting(meta.parent):
         current = status(kind, key, workspace)
         if current["alive"]:
             return current
-        _spawn(kind, key, argv, meta, Path(log) if log is not None else None, default_log, stop_file, info)
+        alive = sum(1 for job in list_jobs(workspace=workspace) if job["alive"])
+        if alive >= MAX_ALIVE:
+            raise ValueError(f"{alive} background jobs are running or waiting (at most {MAX_ALIVE}); wait for one to "
+                             "end or stop one")
+        env = {SLOT_DIR_ENV: str(workspace_root(workspace) / JOBS_DIR / ".slots"),
+               SLOT_COUNT_ENV: str(max_jobs())} if slot else {}
+        _spawn(kind, key, argv, meta, Path(log) if log is not None else None, default_log, stop_file, info, env)
     return status(kind, key, workspace)
 
 
 def _spawn(kind: str, key: str, argv: Sequence[str], meta: Path, log: Path | None, default_log: Path,
-           stop_file: str | Path | None, info: dict[str, Any] | None) -> None:
+           stop_file: str | Path | None, info: dict[str, Any] | None, env: dict[str, str]) -> None:
     log_path = log if log is not None else default_log
     if log is None:
         log_path.write_text("")
@@ -108,7 +168,7 @@ def _spawn(kind: str, key: str, argv: Sequence[str], meta: Path, log: Path | Non
             _update(meta, exit_code=code, ended=time.time())
 
     try:
-        proc = processes.spawn_detached(record["argv"], log_path, on_exit=reaped)
+        proc = processes.spawn_detached(record["argv"], log_path, on_exit=reaped, env=env)
     except BaseException:
         meta.unlink(missing_ok=True)  # nothing started: no job to follow
         raise
@@ -160,13 +220,13 @@ def _state(alive: bool, stop_requested: Any, code: int | None, error: str | None
 
 
 def _none(kind: str, key: str) -> dict[str, Any]:
-    return {"kind": kind, "key": key, "state": "none", "alive": False, "pid": None, "stages": {}, "error": None,
+    return {"kind": kind, "key": key, "state": "none", "alive": False, "waiting": False, "pid": None, "stages": {}, "error": None,
             "result": None, "exit_code": None, "log": None, "tail": "", "info": {}, "started": None, "ended": None,
             "stop_requested": None, "argv": None}
 
 
 def status(kind: str, key: str, workspace: str | Path | None = None) -> dict[str, Any]:
-    """Where job `kind`/`key` stands: `state` (one of STATES), `alive`, `pid`, `stages` (stage ->
+    """Where job `kind`/`key` stands: `state` (one of STATES), `alive`, `waiting` (alive, for a job slot), `pid`, `stages` (stage ->
     (done, total)), `error` (its last `error:` line), `result` (its last JSON-object line), `exit_code`
     (when known), `log`, `tail` (its last lines), `info`, `started`, `ended`, `stop_requested`."""
     _, meta = job_paths(kind, key, workspace)
@@ -183,8 +243,9 @@ def status(kind: str, key: str, workspace: str | Path | None = None) -> dict[str
     lines = [line.strip() for line in re.split(r"[\r\n]+", text) if line.strip()]
     error = next((line for line in reversed(lines) if line.startswith("error:")), None)
     result = _result(lines)
+    waiting = alive and text.rfind(WAITING_LINE) > text.rfind(STARTING_LINE)
     return {"kind": kind, "key": key, "state": _state(alive, info.get("stop_requested"), code, error, result),
-            "alive": alive, "pid": pid, "stages": parse_stages(text), "error": error, "result": result,
+            "alive": alive, "waiting": waiting, "pid": pid, "stages": parse_stages(text), "error": error, "result": result,
             "exit_code": code, "log": str(log), "tail": "\n".join(lines[-8:]), "info": info.get("info") or {},
             "started": info.get("started"), "ended": info.get("ended"), "stop_requested": info.get("stop_requested"),
             "argv": info.get("argv")}
@@ -217,7 +278,7 @@ def list_jobs(kind: str | None = None, workspace: str | Path | None = None) -> l
     if kind:
         kinds = [check_name(kind, "job kind")]
     else:
-        kinds = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+        kinds = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")) if base.is_dir() else []
     found = []
     for k in kinds:
         folder = base / k

@@ -53,16 +53,16 @@ def child_exit_code(pid: int | None) -> int | None:
     return None if child is None else child.returncode
 
 
-def spawn_detached(argv: Sequence[str], log_path: str | Path,
-                   on_exit: Callable[[int], None] | None = None) -> subprocess.Popen:
+def spawn_detached(argv: Sequence[str], log_path: str | Path, on_exit: Callable[[int], None] | None = None,
+                   env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start `argv` in its own session (its pid is its process group), stdout and stderr appended
     to `log_path`.
 
     The repository is put first on PYTHONPATH so the worker runs this checkout's code. A daemon
     thread waits on the child, so one that ends (a failed run, say) is reaped at once and never
     stays a zombie of a long-lived parent such as the app's server; it then calls
-    `on_exit(returncode)`."""
-    env = dict(os.environ)
+    `on_exit(returncode)`. `env`: variables added to this process's environment."""
+    env = {**os.environ, **(env or {})}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.setdefault("PYTHONUNBUFFERED", "1")
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)

@@ -173,7 +173,8 @@ def _job_root(run: Run, root: str | Path | None) -> Path:
 
 def _spawn(run: Run, argv: Sequence[str], root: str | Path | None = None) -> int:
     """Start `argv` as the run's job, output to its log.txt; returns its pid."""
-    job = jobs.start(KIND, run.id, argv, _job_root(run, root), log=run.log_path, stop_file=run.stop_path)
+    job = jobs.start(KIND, run.id, argv, _job_root(run, root), log=run.log_path, stop_file=run.stop_path,
+                     slot=False)  # the queue schedules runs itself
     run.write_status(status="starting", pid=job["pid"], host=socket.gethostname(), launched=iso_time(time.time()),
                      message="process started; loading the data and the model")  # not a stopped run's old message
     return job["pid"]

@@ -111,6 +111,9 @@ def test_datasets_bad_real_path_and_tiny_build(home, tmp_path):
     empty.mkdir()
     at.text_input(key="ds.real_path").set_value(str(empty)).run()
     assert at.error and "no images found" in at.error[0].value
+    at.text_input(key="ds.real_path").set_value("/etc").run()  # a server folder nobody configured
+    assert at.error and "outside the folders this app may read" in at.error[0].value
+    assert not any("Register" in b.label for b in at.button)
 
     at.text_input(key="ds.real_path").set_value("").run()
     at.number_input(key="ds.ids").set_value(3).run()

@@ -21,7 +21,7 @@ from synface.bench.startup import free_port, wait_health
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-from tests.support import REPO  # noqa: E402
+from tests.support import LFW_ROOT, REPO  # noqa: E402
 
 #: the README's screenshots are refreshed only when asked (SYNFACE_SCREENSHOTS=1); otherwise a run
 #: of the suite leaves the repository's tracked assets/ untouched
@@ -51,7 +51,8 @@ def server(tmp_path_factory):
 
     build_dataset(SynthConfig(ids=8, samples=6, name="Syn_tiny"), home / "datasets" / "Syn_tiny")
     port = free_port()
-    env = dict(os.environ, SYNFACE_HOME=str(home), SYNFACE_DEVICE="cpu", SYNFACE_MAX_RUNS="1")
+    env = dict(os.environ, SYNFACE_HOME=str(home), SYNFACE_DEVICE="cpu", SYNFACE_MAX_RUNS="1",
+               SYNFACE_DATA_DIRS=os.pathsep.join([str(tmp_path_factory.getbasetemp()), str(LFW_ROOT)]))
     log = open(home / "streamlit.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),

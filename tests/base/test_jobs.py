@@ -128,3 +128,44 @@ def test_stage_progress_reads_the_last_update_of_each_bar() -> None:
     text = ("generate Syn_3_2:   0%|          | 0/610 [00:00<?, ?img/s]\rgenerate Syn_3_2:  41%|####      | 250/610 "
             "[00:01<00:02, 137.34img/s]\nsource-distance check:  50%|#####     | 1/2 [00:01<00:01]\nnot a bar: 3/4\n")
     assert jobs.parse_stages(text) == {"generate Syn_3_2": (250, 610), "source-distance check": (1, 2)}
+
+
+#: a job that takes a slot the way `python -m synface` does, then works for a while
+SLOT_WORK = ("import sys, time\n"
+             "sys.path.insert(0, {repo!r})\n"
+             "from synface.base.jobs import take_slot\n"
+             "take_slot(poll_s=0.05)\n"
+             "print('working', flush=True)\n"
+             "time.sleep({seconds})\n")
+
+
+def test_jobs_share_the_workspace_slots_and_wait_for_one(tmp_path, monkeypatch) -> None:
+    """Three jobs, two slots: the third waits (saying so) until one ends; then it works."""
+    from tests.support import REPO
+
+    monkeypatch.setenv("SYNFACE_MAX_JOBS", "2")
+    for key, seconds in (("a", 60), ("b", 1.0), ("c", 0)):
+        jobs.start("demo", key, _py(SLOT_WORK.format(repo=str(REPO), seconds=seconds)), tmp_path)
+        deadline = time.time() + 20
+        while time.time() < deadline and not (jobs.status("demo", key, tmp_path)["waiting"] if key == "c" else
+                                              "working" in jobs.status("demo", key, tmp_path)["tail"]):
+            time.sleep(0.05)
+    waiting = jobs.status("demo", "c", tmp_path)
+    assert waiting["alive"] and waiting["waiting"] and "waiting for a free job slot (2 jobs" in waiting["tail"]
+    done = _ended("demo", "c", tmp_path)  # b's slot freed after a second
+    assert done["state"] == "finished" and "working" in done["tail"] and not done["waiting"]
+    assert jobs.status("demo", "a", tmp_path)["alive"]
+    jobs.stop("demo", "a", tmp_path)
+    assert _ended("demo", "a", tmp_path)["state"] == "stopped"
+
+
+def test_alive_jobs_are_bounded(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(jobs, "MAX_ALIVE", 2)
+    jobs.start("demo", "one", SLEEP, tmp_path)
+    jobs.start("demo", "two", SLEEP, tmp_path)
+    with pytest.raises(ValueError, match="2 background jobs are running or waiting .at most 2."):
+        jobs.start("demo", "three", SLEEP, tmp_path)
+    assert jobs.status("demo", "three", tmp_path)["state"] == "none"
+    for key in ("one", "two"):
+        jobs.stop("demo", key, tmp_path)
+        _ended("demo", key, tmp_path)

@@ -54,7 +54,7 @@ def test_queued_runs_and_reproduce_write_into_the_workspace(gen, tmp_path, monke
     class Started:
         pid = 2**22 + 4321  # no such process
 
-    def spawn(argv, log, on_exit=None):
+    def spawn(argv, log, on_exit=None, env=None):
         started.append([str(a) for a in argv])
         return Started()
 
