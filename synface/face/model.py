@@ -146,5 +146,9 @@ class KeepsBaseMesh:
     def grid_shape(self) -> tuple[int, int] | None:
         return getattr(self.base, "grid_shape", None)
 
+    @property
+    def uv_layout(self):  # noqa: ANN201 - the base model's UVLayout
+        return self.base.uv_layout
+
     def vertex_normals(self, verts: torch.Tensor) -> torch.Tensor:
         return self.base.vertex_normals(verts)

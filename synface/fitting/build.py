@@ -4,8 +4,9 @@ Stages, each with progress and a cache so a killed fit resumes where it stopped:
 1. landmarks: per photo, dlib's face, 68 points and the 128-D descriptor of its aligned crop
    (cached in chunks under `cache/`; photos without a face are counted and listed, never fatal);
 2. geometry: pose, shape and expression fitted to the points (cached per chunk);
-3. reflectance: per person, the photos' colours on the fitted heads, light divided out, unseen
-   parts filled; then the shape prior and the model file.
+3. reflectance: per bank person, the photos unwrapped onto the head's texture square with the
+   fitted geometry, light divided out; 4. fill: unseen texels filled; then the shape prior, the
+   texture file and the model file.
 The model file is written last and atomically: a folder without it is an unfinished fit.
 """
 
@@ -24,14 +25,14 @@ from synface.base.files import atomic_path, write_json
 from synface.data.errors import DataError
 from synface.face.builtin import GENERATOR_MODEL_VERSION
 from synface.face.catalog import model_folder
-from synface.face.learned import CARD_FILE, MODEL_FILE, model_arrays, model_version, save_model_arrays
+from synface.face.learned import (
+    CARD_FILE, MODEL_FILE, TEXTURE_FILE, model_arrays, model_version, save_model_arrays, save_textures,
+)
 from synface.fitting.geometry_fit import GeometryFit, fit_geometry
 from synface.fitting.landmarks import calibrate_landmark_vertices, landmark_basis, photo_landmarks
 from synface.fitting.photos import MIN_PEOPLE, PhotoSet, find_photos
-from synface.fitting.regions import region_masks, tone_vertices
-from synface.fitting.reflectance import (
-    fill_unseen, mesh_neighbours, mirror_vertices, photo_reflectance, project_to_photo, skin_vertices,
-)
+from synface.fitting.bank import fill_bank, region_eligibility, texel_regions, tones, unwrap_people
+from synface.fitting.unwrap import TEXTURE_SIZE, texel_geometry
 
 CHUNK = 128
 SOURCES_FILE = "sources.npz"
@@ -42,8 +43,6 @@ DEFAULT_BANK = 400
 SHAPE_FLOOR = 0.35
 #: inner-lip gap (fraction of the eye distance) above which a photo's mouth counts as open
 OPEN_MOUTH_GAP = 0.06
-#: share of a region's vertices a person's photos must see for them to serve that region
-MIN_REGION_COVERAGE = 0.5
 Progress = Callable[[str, int, int], None]
 
 
@@ -191,78 +190,6 @@ def _choose_bank(chunks: list, marks: list, fits: list, fitted_people: list[int]
     return sorted(ranked[:bank])
 
 
-def _reflectance_stage(gen, chunks: list, marks: list, fits: list, bank_people: list[int], ids: np.ndarray,
-                       regions: torch.Tensor, region_names: list[str], tick: Progress):
-    """Stage 3: every bank person's photos' colours on their fitted heads (trust-weighted sums),
-    and every fitted person's shapes. Returns colour sums (P,V,3), trust sums (P,V), shapes by
-    person, the skin vertices and the mean face's frontal normals."""
-    from synface.data.imageio import read_rgb  # noqa: PLC0415
-
-    model = gen.model
-    slot = {p: i for i, p in enumerate(bank_people)}
-    V = model.num_vertices
-    colour_sum = np.zeros((len(bank_people), V, 3))
-    trust_sum = np.zeros((len(bank_people), V))
-    skin = skin_vertices(gen)
-    layout = model.layout
-    mean_verts = model.geometry(torch.zeros(1, layout.shape), torch.zeros(1, layout.expr))
-    frontal_normals = model.vertex_normals(mean_verts)[0]
-    mouth = regions[region_names.index("mouth_chin")].numpy()
-    shapes_by_person: dict[int, list[np.ndarray]] = {}
-    total = sum(int(m["found"][[p in slot for p, _ in chunk]].sum()) for chunk, m in zip(chunks, marks))
-    done = 0
-    tick("reflectance", 0, total)
-    for chunk, m, f in zip(chunks, marks, fits):
-        points = m["points"][m["found"]]
-        row = 0
-        for (p, path), ok in zip(chunk, m["found"]):
-            if not ok:
-                continue
-            shapes_by_person.setdefault(p, []).append(f.shape[row])
-            if p in slot:
-                image = np.asarray(read_rgb(path, what="photo"))
-                pixels, normals = project_to_photo(model, f, row, points[row], ids)
-                albedo, trust = photo_reflectance(image, pixels, normals, skin, frontal_normals)
-                if mouth_gap(points[row]) > OPEN_MOUTH_GAP:
-                    trust = trust * (1 - mouth)  # lips apart: teeth would be painted on closed lips
-                colour_sum[slot[p]] += albedo * trust[:, None]
-                trust_sum[slot[p]] += trust
-                done += 1
-                if done % 16 == 0 or done == total:
-                    tick("reflectance", done, total)
-            row += 1
-    return colour_sum, trust_sum, shapes_by_person, skin, mean_verts, frontal_normals
-
-
-def _fill_bank(gen, colour_sum: np.ndarray, trust_sum: np.ndarray, mean_verts: torch.Tensor, tick: Progress) -> np.ndarray:
-    """Stage 4: each bank person's reflectance with the unseen vertices filled, 64 people at a time."""
-    V = gen.model.num_vertices
-    neighbours = mesh_neighbours(gen.model.faces.cpu().numpy(), V)
-    mirror = mirror_vertices(mean_verts[0].cpu().numpy().astype(np.float64))
-    P = len(colour_sum)
-    tick("fill", 0, P)
-    bank_colours = np.zeros((P, V, 3), np.float32)
-    for start in range(0, P, 64):
-        part = slice(start, start + 64)
-        bank_colours[part] = fill_unseen(colour_sum[part], trust_sum[part], mirror, neighbours)
-        tick("fill", min(start + 64, P), P)
-    return bank_colours
-
-
-def _region_eligibility(trust_sum: np.ndarray, regions: torch.Tensor, region_names: list[str],
-                        frontal_normals: torch.Tensor, root: Path) -> np.ndarray:
-    """(R, P) bool: a person serves a region only where their photos saw it well (not, for the
-    mouth, with the lips apart)."""
-    seeable = regions.numpy().astype(np.float64) * (frontal_normals[:, 2].numpy() > 0.3)  # what a frontal photo sees
-    coverage = (trust_sum.clip(0, 1) @ seeable.T) / seeable.sum(1)
-    eligible = (coverage >= MIN_REGION_COVERAGE).T
-    for r, region in enumerate(region_names):
-        if eligible[r].sum() < 2:
-            raise DataError(f"only {int(eligible[r].sum())} people show their {region} well enough; "
-                            "add people with frontal, closed-mouth photos", path=root)
-    return eligible
-
-
 def shape_prior(person_shapes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean (S,) and whitening components (K, S) of the people's fitted shapes, with SHAPE_FLOOR
     kept in every direction (the landmarks leave some directions unconstrained)."""
@@ -303,12 +230,15 @@ def fit_face_model(photo_root: str | Path, name: str, people: int | None = None,
                         f"{MIN_PEOPLE}", path=photos.root)
     errors = np.concatenate([f.error for f in fits if f is not None])
     bank_people = _choose_bank(chunks, marks, fits, fitted_people, bank)
-    region_names, regions = region_masks(gen)
-    colour_sum, trust_sum, shapes_by_person, skin, mean_verts, frontal_normals = _reflectance_stage(
-        gen, chunks, marks, fits, bank_people, ids, regions, region_names, tick)
-    bank_colours = _fill_bank(gen, colour_sum, trust_sum, mean_verts, tick)
-    eligible = _region_eligibility(trust_sum, regions, region_names, frontal_normals, photos.root)
-    tones = bank_colours[:, tone_vertices(regions, skin).numpy()].mean(1)
+    geo = texel_geometry(gen, TEXTURE_SIZE)
+    region_names, regions = texel_regions(geo)
+    colour_sum, weight_sum, best_trust, hair_colour, shapes_by_person = unwrap_people(
+        gen.model, chunks, marks, fits, bank_people, ids, geo, regions[region_names.index("mouth_chin")].float(),
+        lambda points: mouth_gap(points) > OPEN_MOUTH_GAP, tick)
+    textures = fill_bank(colour_sum, weight_sum, hair_colour, geo.hair.numpy(), TEXTURE_SIZE, tick)
+    del colour_sum, weight_sum
+    eligible = region_eligibility(best_trust, regions, region_names, geo, photos.root)
+    skin_tones = tones(textures, regions, geo)
     shape_mean, components = shape_prior(np.stack([np.mean(shapes_by_person[p], axis=0) for p in fitted_people]))
     # descriptors of every fitted photo: what the leakage check compares new people with
     descriptors = np.concatenate([m["descriptors"][m["found"]] for m in marks])
@@ -318,7 +248,7 @@ def fit_face_model(photo_root: str | Path, name: str, people: int | None = None,
     from synface.data.leakage import SourceIndex  # noqa: PLC0415
 
     strangers = SourceIndex(descriptors, source_person, [], threshold).stranger_distances()
-    arrays = model_arrays(shape_mean, components, bank_colours, ids, regions.numpy(), tones, eligible)
+    arrays = model_arrays(shape_mean, components, ids, regions.numpy(), skin_tones, eligible, textures)
     card = {
         "name": name, "kind": "learned", "builtin_version": GENERATOR_MODEL_VERSION,
         "version": model_version(name, arrays),
@@ -333,7 +263,7 @@ def fit_face_model(photo_root: str | Path, name: str, people: int | None = None,
         "fit_error_iod_median": round(float(np.median(errors)), 4),
         "fit_error_iod_p90": round(float(np.percentile(errors, 90)), 4),
         "shape_components": int(len(components)),
-        "regions": region_names,
+        "regions": region_names, "texture_size": TEXTURE_SIZE,
         "region_people": {region: int(eligible[r].sum()) for r, region in enumerate(region_names)},
         "genuine_threshold": round(threshold, 4), "genuine_threshold_from": threshold_note,
         "stranger_nearest_p01": round(float(np.percentile(strangers, 1)), 4),
@@ -346,6 +276,8 @@ def fit_face_model(photo_root: str | Path, name: str, people: int | None = None,
         tmp.write_text("".join(line + "\n" for line in no_face))
     _save_npz(folder / SOURCES_FILE, descriptors=descriptors.astype(np.float32), person=source_person,
               bank_person=np.array([index_of[p] for p in bank_people], np.int64))
+    with atomic_path(folder / TEXTURE_FILE) as tmp:
+        save_textures(tmp, textures)
     write_json(folder / CARD_FILE, card)
     with atomic_path(folder / MODEL_FILE) as tmp:  # last: the model file marks a finished fit
         save_model_arrays(tmp, arrays)
