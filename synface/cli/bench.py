@@ -96,6 +96,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lm.add_argument("--seed", type=int, default=11)
     lm.add_argument("--json", action="store_true")
     lm.set_defaults(func=_landmarks)
+    al = which.add_parser("alignment", help="how dlib's alignment pipeline would re-frame renders, beside real crops")
+    al.add_argument("--model", default=None, help="face model: builtin (default) or a learned model's name")
+    al.add_argument("--workspace", default=None, help="workspace holding the learned model")
+    al.add_argument("--renders", type=positive_int, default=300,
+                    help="renders under the default prior (and as many frontal ones)")
+    al.add_argument("--seed", type=int, default=0)
+    al.add_argument("--real", metavar="DIR", default=None,
+                    help="real aligned 112x112 crops, <identity>/<image> (as `python -m synface align` writes)")
+    al.add_argument("--real-max", type=positive_int, default=3000, help="at most this many real crops, evenly spaced")
+    al.add_argument("--device", default="auto")
+    al.add_argument("--json", action="store_true", help="print one JSON line (default output too)")
+    al.set_defaults(func=_alignment)
     g = which.add_parser("generate", help="end-to-end synthetic set build to disk (images/s)")
     g.add_argument("--images", type=positive_int, default=10_000)
     g.add_argument("--samples", type=positive_int, default=50)
@@ -197,6 +209,14 @@ def _landmarks(args: argparse.Namespace) -> int:
     return _print_with_bar("bench landmarks", "img", lambda progress: bench_landmarks(
         args.source, renders=args.renders, photos=args.photos if args.lfw else 0, lfw=args.lfw, seed=args.seed,
         progress=progress))
+
+
+def _alignment(args: argparse.Namespace) -> int:
+    from synface.bench.alignment import bench_alignment
+
+    return _print_with_bar("bench alignment", "img", lambda progress: bench_alignment(
+        args.model, workspace=args.workspace, renders=args.renders, seed=args.seed, real=args.real,
+        real_max=args.real_max, device=args.device, progress=progress))
 
 
 def _train(args: argparse.Namespace) -> int:

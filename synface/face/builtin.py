@@ -32,10 +32,12 @@ from synface.face.builtin_albedo import (
     AlbedoEvaluator,
     build_mask_library,
 )
+from synface.face.builtin_alignment import BUILTIN_ALIGNMENT
 from synface.face.builtin_mesh import build_base_mesh, ear_field, hair_volume_field, mean_displacement, nose_profile, reference_frame
 from synface.face.model import CoeffInfo, MorphableModel, basis_tensor
 from synface.face.prior import IDENTITY_CLAMP
 from synface.face.uv_layout import UVLayout, grid_layout
+from synface.render.alignment_calibration import AlignmentCalibration
 
 GENERATOR_MODEL_VERSION = "builtin-6"
 
@@ -317,6 +319,10 @@ class BuiltinFaceModel(MorphableModel):
     @property
     def faces(self) -> torch.Tensor:
         return self._faces
+
+    @property
+    def alignment_calibration(self) -> AlignmentCalibration:
+        return BUILTIN_ALIGNMENT
 
     @property
     def num_vertices(self) -> int:

@@ -7,8 +7,8 @@ onto the model's texture square (`uv_layout`), plus, for a learned model, its ph
 composed on that square (`texture_bank`, `bank_entries`). On the CPU a fused numba kernel does
 shading to compositing per image (`fast_cpu`); the torch path (the reference, and the CUDA path)
 does the same with batched ops. The model is any object with the `MorphableModel` methods
-(geometry, albedo, albedo_parts, exposure, vertex_normals, faces, landmark_vertices, uv_layout);
-the coefficients any object with FaceCoeffs' fields.
+(geometry, albedo, albedo_parts, exposure, vertex_normals, faces, landmark_vertices, uv_layout,
+and optionally alignment_calibration); the coefficients any object with FaceCoeffs' fields.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from synface.render.alignment_calibration import AlignmentCalibration, template_eye_spacing, template_pixels
 from synface.render.background import render_background
 from synface.render.camera import (
-    ARCFACE_TEMPLATE, JITTER_DIM, fit_similarity, jitter_transform, perspective,
+    JITTER_DIM, fit_similarity, jitter_transform, perspective,
     rotation_matrices,
 )
 from synface.render.fast_cpu import FusedInputs, TextureInputs, render_cpu
@@ -33,7 +34,9 @@ from synface.render.texture_torch import bake_field, compose_bank, footprint_lod
 @dataclass
 class RenderResult:
     images: torch.Tensor  # (B,112,112,3) uint8 RGB
-    landmarks: torch.Tensor  # (B,5,2) float pixel positions of the 5 landmarks in the output image
+    #: (B,5,2) float pixel positions of the 5 landmark vertices in the output image (a photo's
+    #: detector finds the landmarks `alignment_calibration`'s offsets away from them)
+    landmarks: torch.Tensor
 
 
 @dataclass
@@ -60,6 +63,10 @@ class RenderPipeline:
         self._raster_faces = model.faces[:, [0, 2, 1]].contiguous()
         #: the side of each image's texture map
         self.texture_size = texture_size(self.image_size)
+        #: where a photo's detector finds the model's 5 landmarks (see `_landmark_alignment`);
+        #: settable, so a calibration can be measured by rendering with a candidate
+        self.alignment_calibration: AlignmentCalibration = (getattr(model, "alignment_calibration", None)
+                                                            or AlignmentCalibration.none())
 
     def posed_mesh(self, coeffs: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Posed vertices (model space, y up), unit normals, and albedo."""
@@ -92,26 +99,47 @@ class RenderPipeline:
                 images, landmarks = self._render_torch(coeffs)
         return RenderResult(images=images, landmarks=landmarks)
 
-    def _alignment(self, verts: torch.Tensor, rot: torch.Tensor, jitter: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _alignment(self, verts: torch.Tensor, rot: torch.Tensor, jitter: torch.Tensor,
+                   pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(A, t) mapping perspective-projected points to output pixels: the 5-point similarity
         onto the ArcFace template followed by the jitter."""
-        return self._landmark_alignment(verts[:, self.model.landmark_vertices], rot, jitter)
+        return self._landmark_alignment(verts[:, self.model.landmark_vertices], rot, jitter, pose)
 
-    def _landmark_alignment(self, landmarks: torch.Tensor, rot: torch.Tensor, jitter: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """`_alignment` from the unposed landmark vertices alone (B, 5, 3)."""
+    def _landmark_alignment(self, landmarks: torch.Tensor, rot: torch.Tensor, jitter: torch.Tensor,
+                            pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`_alignment` from the unposed landmark vertices alone (B, 5, 3) and the pose (B, 3).
+
+        The similarity takes the 5 points where a photo's detector would find the landmarks (the
+        projected vertices plus the calibration's offsets) onto the template, as real crops are
+        aligned (`template_pixels`: the template in the rasteriser's pixel-centre coordinates)."""
         size = self.image_size
         lm_src, _ = perspective(landmarks @ rot.transpose(1, 2))
-        template = ARCFACE_TEMPLATE.to(landmarks.device) * (size / 112.0)
-        A, t = fit_similarity(lm_src, template.unsqueeze(0).expand(landmarks.shape[0], -1, -1))
+        template = template_pixels(size, landmarks.device, landmarks.dtype).unsqueeze(0).expand(landmarks.shape[0], -1, -1)
+        A, t = fit_similarity(lm_src, template)
+        calibration = self.alignment_calibration
+        if not calibration.is_none():
+            lm_src = lm_src + self._source_offsets(calibration.offsets(pose), A)
+            A, t = fit_similarity(lm_src, template)
         J, tj = jitter_transform(jitter, size)
         return J @ A, (t.unsqueeze(1) @ J.transpose(1, 2)).squeeze(1) + tj
+
+    def _source_offsets(self, offsets_iod: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+        """(B, 5, 2) calibration offsets (inter-ocular distances, aligned frame) carried into the
+        projection plane through the inverse of the uncalibrated similarity A = [[a, -b], [b, a]]
+        (elementwise: no batched product whose rounding could depend on the batch)."""
+        iod = template_eye_spacing(self.image_size)
+        dx, dy = offsets_iod[..., 0] * iod, offsets_iod[..., 1] * iod
+        a, b = A[:, 0, 0].unsqueeze(1), A[:, 1, 0].unsqueeze(1)
+        norm = a * a + b * b
+        return torch.stack([(a * dx + b * dy) / norm, (a * dy - b * dx) / norm], -1)
 
     def frontal_pixels(self, verts: torch.Tensor) -> torch.Tensor:
         """(B, V, 2) output pixels of unposed model vertices seen frontally, without jitter: where
         each vertex lands in an aligned crop."""
         B = verts.shape[0]
         rot = torch.eye(3, device=verts.device).expand(B, 3, 3)
-        A, t = self._alignment(verts, rot, torch.zeros(B, JITTER_DIM, device=verts.device))
+        A, t = self._alignment(verts, rot, torch.zeros(B, JITTER_DIM, device=verts.device),
+                               torch.zeros(B, 3, device=verts.device))
         return self._to_pixels(verts, A, t)
 
     def _render_fused_cpu(self, coeffs: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -121,7 +149,7 @@ class RenderPipeline:
         verts = self.model.geometry(coeffs.shape, coeffs.expr)
         rot64 = rotation_matrices(coeffs.pose.double())
         landmarks64 = verts[:, self.model.landmark_vertices].double()  # only these enter the float64 sums
-        A64, t64 = self._landmark_alignment(landmarks64, rot64, coeffs.jitter.double())
+        A64, t64 = self._landmark_alignment(landmarks64, rot64, coeffs.jitter.double(), coeffs.pose.double())
         rot, A, t = rot64.float(), A64.float(), t64.float()
         parts = self.model.albedo_parts(coeffs.albedo, coeffs.expr)
         gamma = coeffs.light.view(-1, 3, 9).clone()
@@ -191,7 +219,7 @@ class RenderPipeline:
         big = size * ss
         verts = self.model.geometry(coeffs.shape, coeffs.expr)
         rot = rotation_matrices(coeffs.pose)
-        A, t = self._alignment(verts, rot, coeffs.jitter)
+        A, t = self._alignment(verts, rot, coeffs.jitter, coeffs.pose)
         posed = verts @ rot.transpose(1, 2)
         normals = self.model.vertex_normals(posed)
         exposure = self.model.exposure(coeffs.albedo).view(-1, 1, 1)
