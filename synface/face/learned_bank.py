@@ -156,21 +156,29 @@ def switch_points(regions: int) -> torch.Tensor:
 
 def detail_weights(low_w: torch.Tensor) -> torch.Tensor:
     """(B, R, K) detail weights from the coefficients' (B, R, K) weights of each region's people
-    (ascending person index): one person keeps all; two hand over at the region's switch point
-    (`switch_points`, so one region at a time changes hands along phi); more are sharpened."""
+    (ascending person index): one person keeps all; more are sharpened; two hand over at the
+    region's switch point (`switch_points`). So that regions change hands one at a time along a
+    mixup's phi, every region measures the share of the same side of the mix: the side of the
+    lower-indexed person of the first region that mixes two people (the reference), found in
+    each region as the person whose weight is nearer that reference share."""
     B, R, K = low_w.shape
     w = low_w.clamp_min(0)
     count = (w > 0).sum(2, keepdim=True)
-    total = w.sum(2, keepdim=True).clamp_min(1e-12)
     sharp = w ** DETAIL_SHARPNESS
     out = sharp / sharp.sum(2, keepdim=True).clamp_min(1e-30)
     if K >= 2:
-        share = (w[:, :, :1] / total).squeeze(2)  # the lower-indexed person's share
+        pair_share = w[:, :, 0] / (w[:, :, 0] + w[:, :, 1]).clamp_min(1e-12)  # (B, R) lower-indexed share
+        two = count.squeeze(2) == 2
+        first = torch.where(two.any(1), two.float().argmax(1), torch.zeros(B, dtype=torch.long))
+        reference = pair_share.gather(1, first.view(B, 1))  # (B, 1)
+        lower_is_x = (pair_share - reference).abs() <= ((1 - pair_share) - reference).abs()
+        x_share = torch.where(lower_is_x, pair_share, 1 - pair_share)
         t = switch_points(R).to(w.device).view(1, R)
-        x = ((share - (t - SWITCH_WIDTH)) / (2 * SWITCH_WIDTH)).clamp(0, 1)
-        first = x * x * (3 - 2 * x)
+        ramp = ((x_share - (t - SWITCH_WIDTH)) / (2 * SWITCH_WIDTH)).clamp(0, 1)
+        to_x = ramp * ramp * (3 - 2 * ramp)
+        lower = torch.where(lower_is_x, to_x, 1 - to_x)
         pair = torch.zeros_like(w)
-        pair[:, :, 0] = first
-        pair[:, :, 1] = 1 - first
+        pair[:, :, 0] = lower
+        pair[:, :, 1] = 1 - lower
         out = torch.where(count == 2, pair, out)
     return torch.where(count <= 1, (w > 0).to(w.dtype), out)

@@ -26,6 +26,8 @@ DETAIL_EDGE_PX = 3.0
 KNOWN_WEIGHT = 0.05
 #: share of a region's frontal texels a person's photos must see for them to serve that region
 MIN_REGION_COVERAGE = 0.5
+#: the face's part of an aligned crop of the mean face (x0, x1, y0, y1): what coverage is measured on
+FACE_BOX = (16.0, 96.0, 24.0, 110.0)
 
 
 def texel_regions(geo: TexelGeometry, soft_edge: float = DETAIL_EDGE_PX) -> tuple[list[str], torch.Tensor]:
@@ -113,7 +115,10 @@ def region_eligibility(best_trust: np.ndarray, regions: torch.Tensor, region_nam
                        root) -> np.ndarray:
     """(R, P) bool: a person serves a region only where their photos saw it well (not, for the
     mouth, with the lips apart)."""
-    seeable = regions.numpy().astype(np.float64) * (geo.frontal_facing.numpy() > 0.3)  # what a frontal photo sees
+    px = geo.frontal_px.numpy()
+    x0, x1, y0, y1 = FACE_BOX
+    face = (px[:, 0] > x0) & (px[:, 0] < x1) & (px[:, 1] > y0) & (px[:, 1] < y1)
+    seeable = regions.numpy().astype(np.float64) * ((geo.frontal_facing.numpy() > 0.3) & face)  # a frontal photo's face
     coverage = (best_trust.clip(0, 1).astype(np.float64) @ seeable.T) / seeable.sum(1)
     eligible = (coverage >= MIN_REGION_COVERAGE).T
     for r, region in enumerate(region_names):
