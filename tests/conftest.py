@@ -47,7 +47,7 @@ def learned_model_workspace(tmp_path_factory) -> Path:
     from synface.fitting.build import fit_face_model
 
     ws = tmp_path_factory.mktemp("learned_ws")
-    args = dict(people=12, max_photos_per_person=1, bank=12, chunk=4)
+    args = dict(people=12, max_photos_per_person=1, bank=12, chunk=4, framing_renders=60)
     code = ("from synface.fitting.build import fit_face_model; "
             f"fit_face_model({str(LFW_ROOT)!r}, {LEARNED_MODEL!r}, workspace={str(ws)!r}, workers=1, **{args!r})")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

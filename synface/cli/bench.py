@@ -108,6 +108,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     al.add_argument("--device", default="auto")
     al.add_argument("--json", action="store_true", help="print one JSON line (default output too)")
     al.set_defaults(func=_alignment)
+    rc = which.add_parser("reconstruct", help="held-out photos re-rendered from their own fits: SSIM over the face")
+    rc.add_argument("--photos", metavar="DIR", required=True,
+                    help="photos: an LFW copy (images/ + people.txt) or <person>/<photo> folders")
+    rc.add_argument("--folds", default=None, help="LFW only: the people of these folds, e.g. 4,5 (held out from fits)")
+    rc.add_argument("--count", type=positive_int, default=40, help="photos (one per person)")
+    rc.add_argument("--seed", type=int, default=0)
+    rc.add_argument("--json", action="store_true", help="print one JSON line (default output too)")
+    rc.set_defaults(func=_reconstruct)
     g = which.add_parser("generate", help="end-to-end synthetic set build to disk (images/s)")
     g.add_argument("--images", type=positive_int, default=10_000)
     g.add_argument("--samples", type=positive_int, default=50)
@@ -217,6 +225,15 @@ def _alignment(args: argparse.Namespace) -> int:
     return _print_with_bar("bench alignment", "img", lambda progress: bench_alignment(
         args.model, workspace=args.workspace, renders=args.renders, seed=args.seed, real=args.real,
         real_max=args.real_max, device=args.device, progress=progress))
+
+
+def _reconstruct(args: argparse.Namespace) -> int:
+    from synface.bench.reconstruct import bench_reconstruct
+    from synface.cli.common import parse_folds
+
+    folds = parse_folds(args.folds) if args.folds else None
+    return _print_with_bar("bench reconstruct", "photo", lambda progress: bench_reconstruct(
+        args.photos, folds=folds, count=args.count, seed=args.seed, progress=progress))
 
 
 def _train(args: argparse.Namespace) -> int:

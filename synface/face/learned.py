@@ -40,6 +40,7 @@ from synface.base.exact import basis_product
 from synface.face.builtin import GENERATOR_MODEL_VERSION, BuiltinFaceModel
 from synface.face.learned_bank import TextureFileError, bank_for_size, detail_weights, read_textures, textures_digest
 from synface.face.model import CoeffInfo, KeepsBaseMesh, MorphableModel, basis_tensor
+from synface.render.alignment_calibration import AlignmentCalibration, CalibrationError
 
 #: bump when the file layout changes; older files are refused with a named error
 LEARNED_FORMAT = 3
@@ -55,7 +56,7 @@ BLEND_PEOPLE = 3
 #: the arrays a model file must hold, with their dimensions
 REQUIRED_ARRAYS = {
     "format": 1, "shape_mean": 1, "shape_components": 2, "landmarks68": 1, "regions": 2, "tones": 2, "eligible": 2,
-    "texture_digest": 1,
+    "texture_digest": 1, "alignment": 3,
 }
 #: how a model of an older format is refitted
 REFIT_HINT = "fit it again: python -m synface face-model fit --photos DIR --name NAME"
@@ -117,10 +118,13 @@ def read_card(folder: str | Path) -> dict:
 class LearnedFaceModel(KeepsBaseMesh, MorphableModel):
     """The built-in mesh, expressions and hair/ears/neck topology with a learned identity space."""
 
-    def __init__(self, folder: str | Path, device: str | torch.device = "cpu", base: BuiltinFaceModel | None = None) -> None:
+    def __init__(self, folder: str | Path, device: str | torch.device = "cpu", base: BuiltinFaceModel | None = None,
+                 parts: tuple[dict[str, np.ndarray], np.ndarray, dict] | None = None) -> None:
+        """The model in `folder`; with `parts` (arrays, textures, card), the model a fit is about to
+        write there, from memory (the fit measures its framing before writing it)."""
         folder = Path(folder)
-        arrays = _read_arrays(folder)
-        self.card = read_card(folder)
+        arrays = _read_arrays(folder) if parts is None else parts[0]
+        self.card = read_card(folder) if parts is None else parts[2]
         self.name = str(self.card.get("name", folder.name))
         self.folder = folder
         if self.card.get("builtin_version") != GENERATOR_MODEL_VERSION:
@@ -134,9 +138,16 @@ class LearnedFaceModel(KeepsBaseMesh, MorphableModel):
                                  f"head's {n_builtin} shape coefficients")
         regions, tones, eligible = arrays["regions"], arrays["tones"], arrays["eligible"]
         try:
-            self._textures = read_textures(folder / TEXTURE_FILE, arrays["texture_digest"], people=len(tones))
+            self._textures = (read_textures(folder / TEXTURE_FILE, arrays["texture_digest"], people=len(tones))
+                              if parts is None else parts[1])
         except TextureFileError as exc:
             raise FaceModelError(str(exc)) from None
+        try:
+            coefficients = np.asarray(arrays["alignment"], dtype=np.float64)
+            self.own_alignment_calibration = AlignmentCalibration.from_array(
+                coefficients, "dlib68-" + hashlib.sha256(coefficients.tobytes()).hexdigest()[:12])
+        except (CalibrationError, TypeError, ValueError) as exc:
+            raise FaceModelError(f"{folder}: the model's framing (array 'alignment') cannot be used: {exc}") from None
         P, size = self._textures.shape[0], self._textures.shape[1]
         if P < 2 or regions.shape[0] < 1 or regions.shape[1] != size * size or tones.shape != (P, 3) \
                 or eligible.shape != (len(regions), P) or (eligible.sum(1) < 1).any():
@@ -310,13 +321,14 @@ class LearnedFaceModel(KeepsBaseMesh, MorphableModel):
 
 
 def model_arrays(shape_mean: np.ndarray, shape_components: np.ndarray, landmarks68: np.ndarray, regions: np.ndarray,
-                 tones: np.ndarray, eligible: np.ndarray, textures: np.ndarray) -> dict[str, np.ndarray]:
+                 tones: np.ndarray, eligible: np.ndarray, textures: np.ndarray,
+                 alignment: AlignmentCalibration) -> dict[str, np.ndarray]:
     """The arrays of a model file, in their stored types (`textures` go to their own file; the
-    model file keeps their digest)."""
+    model file keeps their digest; `alignment` is where dlib finds the model's landmarks)."""
     return {"format": np.array([LEARNED_FORMAT]), "shape_mean": shape_mean.astype(np.float32),
             "shape_components": shape_components.astype(np.float32), "landmarks68": landmarks68.astype(np.int64),
             "regions": regions.astype(np.float32), "tones": tones.astype(np.float32), "eligible": eligible.astype(bool),
-            "texture_digest": textures_digest(textures)}
+            "texture_digest": textures_digest(textures), "alignment": alignment.array().numpy()}
 
 
 def model_version(name: str, arrays: dict[str, np.ndarray]) -> str:

@@ -68,7 +68,8 @@ def unwrap_people(model, chunks: list, marks: list, fits: list, bank_people: lis
                 image = np.asarray(read_rgb(path, what="photo"))
                 pixels, normals, depth = photo_geometry(model, f, row, points[row], landmark_ids)
                 person, hair = photo_regions(image, points[row])
-                albedo, trust = unwrap_photo(image, pixels, normals, depth, faces, geo, person)
+                unwrapped = unwrap_photo(image, pixels, normals, depth, faces, geo, person)
+                albedo, trust = unwrapped.albedo, unwrapped.trust
                 if open_mouth(points[row]):
                     trust = trust * (1 - mouth)
                 weight = photo_weight(trust)

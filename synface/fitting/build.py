@@ -37,6 +37,8 @@ from synface.fitting.unwrap import TEXTURE_SIZE, texel_geometry
 CHUNK = 128
 SOURCES_FILE = "sources.npz"
 NO_FACE_FILE = "no_face.txt"
+#: renders per round when a fit measures where dlib finds its model's landmarks
+FRAMING_RENDERS = 600
 #: the reflectance bank's default size (the albedo coefficients per identity)
 DEFAULT_BANK = 400
 #: spread kept in shape directions the landmarks do not constrain (prior standard deviations)
@@ -190,6 +192,24 @@ def _choose_bank(chunks: list, marks: list, fits: list, fitted_people: list[int]
     return sorted(ranked[:bank])
 
 
+def _framing(folder: Path, arrays: dict[str, np.ndarray], textures: np.ndarray, card: dict, renders: int, tick: Progress):
+    """Stage 5: where dlib's alignment pipeline finds the new model's landmarks on its renders, so
+    its crops are framed as real photos are (`synface.fitting.alignment`)."""
+    from synface.face.learned import LearnedFaceModel  # noqa: PLC0415
+    from synface.fitting.alignment import fit_alignment_calibration  # noqa: PLC0415
+    from synface.generator import FaceGenerator  # noqa: PLC0415
+
+    model = LearnedFaceModel(folder, parts=(arrays, textures, card))
+    generator = FaceGenerator(device="cpu", model=model)
+    fit = fit_alignment_calibration(generator, renders=renders, start=model.alignment_calibration, prefix="dlib68",
+                                    progress=lambda done, total: tick("framing", done, total))
+    measured = next((r for r in reversed(fit.rounds) if r.calibration == fit.calibration.version), fit.rounds[-1])
+    card["framing"] = {"converged": fit.converged, "rounds": len(fit.rounds), "renders": renders,
+                       "mean_scale": round(measured.mean_scale, 4), "mean_eye_shift_px": round(measured.mean_eye_shift, 3),
+                       "detected": measured.detected}
+    return fit.calibration
+
+
 def shape_prior(person_shapes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean (S,) and whitening components (K, S) of the people's fitted shapes, with SHAPE_FLOOR
     kept in every direction (the landmarks leave some directions unconstrained)."""
@@ -203,10 +223,12 @@ def shape_prior(person_shapes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def fit_face_model(photo_root: str | Path, name: str, people: int | None = None, folds: list[int] | None = None,
                    bank: int = DEFAULT_BANK, workspace: str | Path | None = None, max_photos_per_person: int | None = None,
-                   progress: Progress | None = None, chunk: int = CHUNK, workers: int = 2) -> dict:
+                   progress: Progress | None = None, chunk: int = CHUNK, workers: int = 2,
+                   framing_renders: int = FRAMING_RENDERS) -> dict:
     """Fit a learned face model from the photos under `photo_root`; returns its card. Work is
     cached per `chunk` photos (a killed fit loses at most the chunks in flight); landmarks run
-    in `workers` processes. A refit of an existing name replaces it only when it finishes."""
+    in `workers` processes; the framing is measured on `framing_renders` renders per round. A
+    refit of an existing name replaces it only when it finishes."""
     from synface.eval.verification import best_threshold  # noqa: PLC0415
     from synface.generator import FaceGenerator  # noqa: PLC0415
 
@@ -248,7 +270,8 @@ def fit_face_model(photo_root: str | Path, name: str, people: int | None = None,
     from synface.data.leakage import SourceIndex  # noqa: PLC0415
 
     strangers = SourceIndex(descriptors, source_person, [], threshold).stranger_distances()
-    arrays = model_arrays(shape_mean, components, ids, regions.numpy(), skin_tones, eligible, textures)
+    arrays = model_arrays(shape_mean, components, ids, regions.numpy(), skin_tones, eligible, textures,
+                          gen.model.alignment_calibration)
     card = {
         "name": name, "kind": "learned", "builtin_version": GENERATOR_MODEL_VERSION,
         "version": model_version(name, arrays),
@@ -276,6 +299,8 @@ def fit_face_model(photo_root: str | Path, name: str, people: int | None = None,
         tmp.write_text("".join(line + "\n" for line in no_face))
     _save_npz(folder / SOURCES_FILE, descriptors=descriptors.astype(np.float32), person=source_person,
               bank_person=np.array([index_of[p] for p in bank_people], np.int64))
+    arrays["alignment"] = _framing(folder, arrays, textures, card, framing_renders, tick).array().numpy()
+    card["version"] = model_version(name, arrays)
     with atomic_path(folder / TEXTURE_FILE) as tmp:
         save_textures(tmp, textures)
     write_json(folder / CARD_FILE, card)

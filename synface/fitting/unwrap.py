@@ -201,10 +201,29 @@ def _hair_colour(image: np.ndarray, band: np.ndarray, face: np.ndarray) -> np.nd
     return np.full(3, np.nan)
 
 
+@dataclass
+class Unwrapped:
+    """One photo on the texture square: reflectance (T, 3) in [0, 1], trust (T,) in [0, 1], and
+    the grey shading divided out: (light (9,) SH coefficients / norm) ** SHADING_POWER, clamped to
+    SHADING_RANGE, times the exposure reference (3,)."""
+
+    albedo: torch.Tensor
+    trust: torch.Tensor
+    light: np.ndarray
+    norm: float
+    reference: np.ndarray
+
+    def shading(self, normals: torch.Tensor) -> torch.Tensor:
+        """(N, 3) what was divided out, at unit normals (N, 3)."""
+        grey = (sh_basis(normals.double()).numpy() @ self.light) / self.norm
+        grey = np.clip(np.maximum(grey, 1e-3) ** SHADING_POWER, *SHADING_RANGE)
+        return torch.from_numpy(grey[:, None] * self.reference[None, :])
+
+
 def unwrap_photo(image: np.ndarray, pixels: torch.Tensor, normals: torch.Tensor, depth: torch.Tensor,
-                 faces: torch.Tensor, geo: TexelGeometry, person: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(T, 3) float32 reflectance in [0, 1] and (T,) trust in [0, 1] of one photo on the square;
-    `person` (H, W), from `photo_regions`, scales the trust of what each photo pixel shows."""
+                 faces: torch.Tensor, geo: TexelGeometry, person: np.ndarray | None = None) -> Unwrapped:
+    """One photo unwrapped onto the square (`Unwrapped`); `person` (H, W), from `photo_regions`,
+    scales the trust of what each photo pixel shows."""
     image = np.ascontiguousarray(image, dtype=np.uint8)
     h, w = image.shape[:2]
     person = np.ones((h, w), np.float32) if person is None else np.ascontiguousarray(person, dtype=np.float32)
@@ -220,7 +239,7 @@ def unwrap_photo(image: np.ndarray, pixels: torch.Tensor, normals: torch.Tensor,
     reference = geo.exposure_reference.numpy().astype(np.float32)
     _unwrap(image, ids, weights, pixels64, normals32, depth64, zbuf, coef, np.float32(norm), reference,
             np.arange(len(ids)), True, person, *SHADING_RANGE, SHADING_POWER, albedo, trust)
-    return torch.from_numpy(albedo), torch.from_numpy(trust)
+    return Unwrapped(torch.from_numpy(albedo), torch.from_numpy(trust), coef, float(norm), reference.astype(np.float64))
 
 
 def _fit_light(image: np.ndarray, pixels: np.ndarray, normals: np.ndarray, depth: np.ndarray, zbuf: np.ndarray,

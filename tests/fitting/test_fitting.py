@@ -154,7 +154,7 @@ def test_a_killed_fit_resumes_without_redoing_finished_chunks(fitted, model):
         assert fitted["after"][name] == stamp  # finished chunks were not redone
     assert len(fitted["after"]) == 3
     assert model.people == PEOPLE
-    assert {"landmarks", "geometry", "reflectance", "fill"} <= set(fitted["stages"])
+    assert {"landmarks", "geometry", "reflectance", "fill", "framing"} <= set(fitted["stages"])
 
 
 def test_bad_photo_folders_and_model_folders_get_named_errors(tmp_path, fitted):
