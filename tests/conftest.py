@@ -20,6 +20,15 @@ def gen() -> FaceGenerator:
     return FaceGenerator(device="cpu")
 
 
+@pytest.fixture(autouse=True)
+def data_dirs(monkeypatch, tmp_path_factory):
+    """The app reads only the workspace and $SYNFACE_DATA_DIRS: app tests may read their own
+    temporary folders and the LFW copy."""
+    import os
+
+    monkeypatch.setenv("SYNFACE_DATA_DIRS", os.pathsep.join([str(tmp_path_factory.getbasetemp()), str(LFW_ROOT)]))
+
+
 @pytest.fixture
 def trainer_command(monkeypatch):
     """Set the command a queued or launched run starts with (a sleeper, an exit code) instead of

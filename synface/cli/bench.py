@@ -108,6 +108,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     al.add_argument("--device", default="auto")
     al.add_argument("--json", action="store_true", help="print one JSON line (default output too)")
     al.set_defaults(func=_alignment)
+    mx = which.add_parser("mixup", help="identity mixup strips under dlib: one face at every phi, steady from B to A")
+    mx.add_argument("--model", default=None, help="face model: builtin (default) or a learned model's name")
+    mx.add_argument("--workspace", default=None, help="workspace holding the learned model")
+    mx.add_argument("--strips", type=positive_int, default=40, help="identity pairs, 11 renders each")
+    mx.add_argument("--seed", type=int, default=0)
+    mx.add_argument("--device", default="auto")
+    mx.add_argument("--json", action="store_true", help="print one JSON line (default output too)")
+    mx.set_defaults(func=_mixup)
     rc = which.add_parser("reconstruct", help="held-out photos re-rendered from their own fits: SSIM over the face")
     rc.add_argument("--photos", metavar="DIR", required=True,
                     help="photos: an LFW copy (images/ + people.txt) or <person>/<photo> folders")
@@ -225,6 +233,14 @@ def _alignment(args: argparse.Namespace) -> int:
     return _print_with_bar("bench alignment", "img", lambda progress: bench_alignment(
         args.model, workspace=args.workspace, renders=args.renders, seed=args.seed, real=args.real,
         real_max=args.real_max, device=args.device, progress=progress))
+
+
+def _mixup(args: argparse.Namespace) -> int:
+    from synface.bench.mixup import bench_mixup
+
+    return _print_with_bar("bench mixup", "img", lambda progress: bench_mixup(
+        args.model, strips=args.strips, seed=args.seed, device=args.device, workspace=args.workspace,
+        progress=progress))
 
 
 def _reconstruct(args: argparse.Namespace) -> int:

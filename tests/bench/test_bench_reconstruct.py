@@ -18,6 +18,7 @@ def test_ssim_is_one_for_equal_images_and_falls_with_noise() -> None:
     assert ssim_map(image, noisy).mean() < 0.9 and ssim_map(image, blurred).mean() < 0.2
 
 
+@pytest.mark.slow
 @requires_lfw
 def test_a_texture_map_keeps_more_of_a_photo_than_colours_at_the_vertices(gen) -> None:
     """Three LFW photos of folds the suite does not fit: each re-rendered with its texture map
