@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from pages import common
+from ui import common
 from synface.base.names import child_path
 from synface.data import jobs as data_jobs
 from synface.data.errors import DataError

@@ -4,7 +4,7 @@ Every slider feeds the coefficients straight into `FaceGenerator.render`, so one
 render (tens of ms). The phi strip (the paper's Figure 2) and the attribute grid are cached by
 their inputs and only re-render when those change. The face model is a choice: the built-in head
 or a learned model of the workspace (with its identity editor, and a way to fit a new model from
-a folder of photos: `pages/face_models.py`).
+a folder of photos: `ui/face_models.py`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from pages import common, face_models
+from ui import common, face_models
 from synface.face.coeffs import FaceCoeffs
 from synface.face.prior import LightControls
 from synface.generator import FaceGenerator

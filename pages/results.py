@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages import common
+from ui import common
 
 TITLES = {
     "table1": "Table 1: cross-domain (trained on synthetic or real, tested on LFW and the synthetic benchmark)",

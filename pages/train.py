@@ -17,7 +17,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages import common
+from ui import common
 from synface.base.files import read_json
 from synface.data.errors import DataError
 from synface.data.identity_overlap import REPORT_FILE, IdentityOverlapError

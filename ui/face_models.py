@@ -19,7 +19,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from pages import common
+from ui import common
 
 SHAPE_COLUMNS = 4
 
