@@ -7,7 +7,7 @@ direction and a source-person picker per region rather than hundreds of albedo s
 editor starts from the identity's seed (the same person `FaceGenerator.sample` draws) and follows
 it whenever the seed or the model changes.
 
-Fitting runs `python -m synface face-model fit` as a detached process (`synface.runs.fit_jobs`),
+Fitting runs `python -m synface face-model fit` as a detached process (`synface.fitting.jobs`),
 so it survives reruns and page switches; the expander polls its log and shows each stage.
 """
 
@@ -113,7 +113,7 @@ def identity_editor(gen, on_new_person) -> None:
 
 def fit_expander() -> None:
     """Folder, name and people count -> a detached `face-model fit`, with its progress per stage."""
-    from synface.runs.fit_jobs import fit_jobs, fit_status, launch_fit
+    from synface.fitting.jobs import fit_jobs, fit_status, launch_fit
 
     s = st.session_state
     for k, v in {"gen.fit.photos": str(common.DEFAULT_LFW) if common.DEFAULT_LFW.is_dir() else "",
@@ -147,7 +147,7 @@ def fit_expander() -> None:
 
 
 def show_fit(status: dict) -> None:
-    from synface.runs.fit_jobs import STAGES
+    from synface.fitting.jobs import STAGES
 
     st.markdown(f"**Fit `{status['name']}`** from `{status.get('photos')}`: {status['state']}")
     common.show_job(status, STAGES, stop_key=f"btn.gen.fit.stop.{status['name']}")  # its stages, and Stop while it runs
@@ -164,7 +164,7 @@ def show_fit(status: dict) -> None:
 @st.fragment(run_every=1.0)
 def fit_progress(name: str) -> None:
     """Polls a running fit; when it ends, the whole page reruns so the model joins the picker."""
-    from synface.runs.fit_jobs import fit_status
+    from synface.fitting.jobs import fit_status
 
     status = fit_status(name, common.workspace())
     show_fit(status)
