@@ -197,7 +197,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m synface.cli.train ...`: the same as `python -m synface train ...`."""
-    from synface.__main__ import main as dispatch
+    from synface.cli.main import main as dispatch
 
     return dispatch(["train", *(sys.argv[1:] if argv is None else argv)])
 

@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from synface.__main__ import main
+from synface.cli.main import main
 from tests.data.identity_sets import PEOPLE, bad_bins, make_bin, make_lfw
 from tests.support import cli_error
 

@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from synface.__main__ import main
+from synface.cli.main import main
 from synface.analysis.run_results import results_frame
 from synface.runs.registry import ARCHIVE_DIR, Run, archive_run, delete_run, find_run, list_runs, unarchive_run
 from tests.results_support import results_workspace, template_datasets

@@ -178,7 +178,7 @@ def test_resume_refuses_a_changed_config_and_records_a_runtime_change(synthetic,
               "'augment'", "'seed'", stdout_ok=True)
     assert {name: (run_dir / name).read_bytes() for name in files} == before  # nothing written
     # a runtime key may change: config.json says so, as version 2, and metrics/status show the change
-    from synface.__main__ import main
+    from synface.cli.main import main
 
     assert main(["train", "--resume", str(run_dir), "--set", "log_every=5", "--no-progress"]) == 0
     assert json.loads((run_dir / "config.json").read_text())["log_every"] == 5
