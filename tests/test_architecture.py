@@ -12,7 +12,7 @@ PACKAGE = REPO / "synface"
 #: lowest first; a module may import its own layer or any layer before it. Training and evaluation
 #: are one layer (training ends with an evaluation; evaluation loads training's backbones), and
 #: the command line is one client with its entry point.
-LAYERS = ["base", "render", "face", "generator", "data", "runs", ("train", "eval"), "fitting", "analysis", "studies", "bench",
+LAYERS = ["base", "render", "face", "generator", "data", "runs", "models", ("train", "eval"), "fitting", "analysis", "studies", "bench",
           ("cli", "__main__")]
 LEVEL = {name: i for i, entry in enumerate(LAYERS) for name in (entry if isinstance(entry, tuple) else (entry,))}
 

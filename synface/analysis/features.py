@@ -232,7 +232,7 @@ def _model_key(model: Any) -> tuple[str, str]:
 def _load_model(model: Any) -> torch.nn.Module:
     if isinstance(model, torch.nn.Module):
         return model
-    from synface.eval.run_eval import load_checkpoint_model  # noqa: PLC0415
+    from synface.models.checkpoint import load_checkpoint_model  # noqa: PLC0415
 
     net, _ = load_checkpoint_model(model, "cpu")
     return net

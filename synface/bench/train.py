@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from synface.base.device import resolve_device
-from synface.train.backbones import build_backbone, count_flops, count_train_flops
+from synface.models.backbones import build_backbone, count_flops, count_train_flops
 from synface.train.config import load_config
 from synface.train.heads import MarginHead
 

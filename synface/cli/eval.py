@@ -129,7 +129,8 @@ def _write_out(out: Path, summary: dict, result) -> None:
 def run_eval(args: argparse.Namespace) -> int:
     from synface.base.device import resolve_device
     from synface.data.identity_overlap import check_launch
-    from synface.eval.run_eval import EvalSet, evaluate, load_checkpoint_model, load_pairs
+    from synface.eval.run_eval import EvalSet, evaluate, load_pairs
+    from synface.models.checkpoint import load_checkpoint_model
 
     _check_options(args)
     run, checkpoint = _run_checkpoint(args)

@@ -48,8 +48,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from synface.runs.registry import Run, RunLocked
-from synface.train.backbones import build_backbone
-from synface.train.checkpoint import RESUME_KEYS, load_checkpoint, load_weights, save_checkpoint
+from synface.models.backbones import build_backbone
+from synface.models.checkpoint import RESUME_KEYS, load_checkpoint, load_weights, save_checkpoint
 from synface.train.config import ConfigError, TrainConfig, config_from_dict
 from synface.train.resume import RUNTIME_KEYS, fail_status, record_changes, resume_changes
 from synface.train.data import build_train_data

@@ -32,7 +32,7 @@ def tiny_set(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from synface.train.backbones import build_backbone
+    from synface.models.backbones import build_backbone
 
     torch.manual_seed(0)
     net = build_backbone("compact", 64)
@@ -59,7 +59,7 @@ def test_features_shapes_metadata_and_cache(tiny_set, checkpoint, tmp_path):
     part = extract_features(checkpoint, tiny_set, max_images=5, root=tmp_path)  # whole identities kept
     assert len(part) == 6 and part.cache_path != fs.cache_path
     # an ImageFolder view of the same images, and a module instead of a path
-    from synface.eval.run_eval import load_checkpoint_model
+    from synface.models.checkpoint import load_checkpoint_model
 
     net, _ = load_checkpoint_model(checkpoint)
     view = tmp_path / "folder"

@@ -116,7 +116,7 @@ def test_export_embeddings_and_checkpoint(ws, tmp_path):
     import pyarrow.parquet as pq
 
     from synface.analysis.run_export import export_checkpoint, export_embeddings
-    from synface.eval.run_eval import load_checkpoint_model
+    from synface.models.checkpoint import load_checkpoint_model
 
     root, ids = ws
     seen = []
