@@ -141,7 +141,8 @@ def compare(frame, listed: list[str], root) -> None:
 def manage(frame, root) -> None:
     """Archive / unarchive, delete (with a confirmation) and export one run."""
     from synface.analysis.run_export import eval_set_names, export_checkpoint, export_embeddings
-    from synface.runs.registry import archive_run, delete_run, find_run, unarchive_run
+    from synface.runs.manage import archive_run, delete_run, unarchive_run
+    from synface.runs.registry import find_run
 
     ids = list(dict.fromkeys(frame["run_id"].iloc[::-1]))
     if st.session_state.get("res.act.run") not in ids:

@@ -22,6 +22,7 @@ from synface.base.files import read_json
 from synface.data.errors import DataError
 from synface.data.identity_overlap import REPORT_FILE, IdentityOverlapError
 from synface.runs import queue, registry
+from synface.runs.run import ACTIVE_STATES, Run, RunLocked
 from synface.train.config import PRESETS, ConfigError, config_from_dict
 
 OTHER = "(folder path)"
@@ -199,7 +200,7 @@ def _auto_name(data_path: str, values: dict) -> str:
     return name
 
 
-def resume(run: registry.Run) -> None:
+def resume(run: Run) -> None:
     """Continue a stopped or failed run from checkpoints/last.pt in the background."""
     queue.resume_run(run, common.workspace())
 
@@ -214,7 +215,7 @@ def _fmt_eta(seconds) -> str:
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
-def curves(run: registry.Run) -> None:
+def curves(run: Run) -> None:
     import plotly.graph_objects as go
 
     train = run.read_metrics("train")
@@ -266,7 +267,7 @@ def live_view() -> None:
     if st.session_state.get("tr.run") not in ids:
         st.session_state["tr.run"] = ids[0]
     choice = st.selectbox("follow run", ids, key="tr.run", persist_state="session")
-    run = registry.Run(root / "runs" / choice)
+    run = Run(root / "runs" / choice)
     status = run.status()
     state = status.get("status", "unknown")
     progress = float(status.get("progress") or 0.0)
@@ -282,13 +283,13 @@ def live_view() -> None:
     for note in (check.get("notes") or []) if isinstance(check, dict) else []:
         st.caption(str(note))
     b1, b2, _ = st.columns([1, 1, 4])
-    if state in (*registry.ACTIVE_STATES, "queued") and b1.button("Stop", key="btn.tr.stop"):
+    if state in (*ACTIVE_STATES, "queued") and b1.button("Stop", key="btn.tr.stop"):
         queue.request_stop(run)
         st.toast(f"Stop requested for {choice}; it saves a checkpoint and exits.")
     if state in RESUMABLE and run.last_checkpoint.exists() and b2.button("Resume", key="btn.tr.resume"):
         try:
             resume(run)
-        except registry.RunLocked as exc:  # a process still trains in the folder
+        except RunLocked as exc:  # a process still trains in the folder
             st.error(str(exc))
         else:
             st.toast(f"Resuming {choice}")

@@ -73,7 +73,7 @@ def results_workspace(tmp_path_factory, into: Path) -> dict[str, str]:
         ws = tmp_path_factory.mktemp("results_template")
         _TEMPLATE["ids"], _TEMPLATE["ws"] = make_results_workspace(ws), ws
     shutil.copytree(Path(_TEMPLATE["ws"]) / "runs", into / "runs", dirs_exist_ok=True)
-    from synface.runs.registry import Run
+    from synface.runs.run import Run
 
     for run_id in _TEMPLATE["ids"].values():  # they trained in this test process: a copy forgets its pid,
         Run(into / "runs" / run_id).write_status(pid=None)  # so no clean-up ever signals the process

@@ -23,7 +23,8 @@ from typing import Any, Callable
 import numpy as np
 
 from synface.base.files import atomic_path
-from synface.runs.registry import Run, find_run
+from synface.runs.registry import find_run
+from synface.runs.run import Run
 
 __all__ = ["EMBEDDING_FORMATS", "eval_set_names", "export_embeddings", "export_checkpoint"]
 

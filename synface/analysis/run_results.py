@@ -29,7 +29,8 @@ import pandas as pd
 
 from synface.base.files import read_json
 from synface.data.errors import DataError
-from synface.runs.registry import Run, compare_runs, find_run, list_runs
+from synface.runs.registry import compare_runs, find_run, list_runs
+from synface.runs.run import Run
 
 __all__ = ["FILTERS", "FARS", "COLUMNS", "results_frame", "filter_frame", "filter_options", "display_frame",
            "tar_at_far_from_roc", "roc_frame", "metric_curves", "config_diff", "accuracy_text"]

@@ -62,7 +62,7 @@ def _read_json(path: Path) -> dict:
 def study_frame(root: str | Path | None = None, study: str | None = None, scale: str | None = None) -> pd.DataFrame:
     """One row per (tagged run, study, eval set) with its fold accuracies; empty frame when none."""
     from synface.base.workspace import workspace_root  # noqa: PLC0415
-    from synface.runs.registry import Run  # noqa: PLC0415
+    from synface.runs.run import Run  # noqa: PLC0415
 
     base = workspace_root(root) / "runs"
     rows: list[dict[str, Any]] = []

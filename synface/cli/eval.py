@@ -73,7 +73,8 @@ def _run_checkpoint(args: argparse.Namespace):
     """(run or None, checkpoint path): a run must have finished or stopped, and have a checkpoint."""
     if not args.run:
         return None, Path(args.checkpoint)
-    from synface.runs.registry import ACTIVE_STATES, find_run
+    from synface.runs.registry import find_run
+    from synface.runs.run import ACTIVE_STATES
 
     run = find_run(args.run, args.root)
     state = run.status().get("status")

@@ -100,7 +100,8 @@ def _prepare(args: argparse.Namespace, ctx):
     """(config, run, resume) on every rank; rank 0 creates the folder and shares its path. A new
     run is checked first (on every rank, so all of them stop on a refusal)."""
     from synface.runs.queue import launch_check, record_check
-    from synface.runs.registry import Run, create_run, find_run
+    from synface.runs.registry import create_run, find_run
+    from synface.runs.run import Run
     from synface.train.config import load_config, parse_overrides
     from synface.base.names import check_name
     from synface.train.data import check_fits_a_batch, check_train_data

@@ -33,7 +33,11 @@ from synface.base.names import child_path
 from synface.base.workspace import workspace_root
 from synface.data.errors import DataError
 from synface.data.identity_overlap import REPORT_FILE, OverlapReport, check_launch
-from synface.runs.registry import ACTIVE_STATES, Run, create_run, find_run, iso_time
+from synface.runs.registry import create_run, find_run
+
+
+#: how a refused overlap is accepted, for runs launched by the app
+from synface.runs.run import ACTIVE_STATES, Run, iso_time
 
 
 #: how a refused overlap is accepted, for runs launched by the app

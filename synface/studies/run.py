@@ -167,7 +167,8 @@ def untrained_twin(root: Path, config: dict) -> Path | None:
 
 def execute_run(run: RunStep, plan: Plan, progress: ProgressFactory = _null_progress) -> Path:
     """Train and evaluate one run unless an identical finished one exists; returns its folder."""
-    from synface.runs.registry import Run, create_run  # noqa: PLC0415
+    from synface.runs.registry import create_run  # noqa: PLC0415
+    from synface.runs.run import Run  # noqa: PLC0415
     from synface.train.loop import train  # noqa: PLC0415
 
     root = Path(plan.root)

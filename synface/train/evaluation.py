@@ -16,7 +16,7 @@ import torch
 
 from synface.base.files import atomic_path
 from synface.eval.progress import EvalCost, EvalTicker
-from synface.runs.registry import Run
+from synface.runs.run import Run
 
 __all__ = ["RunEvaluation"]
 

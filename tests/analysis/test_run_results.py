@@ -19,7 +19,9 @@ from synface.analysis.run_results import (
     tar_at_far_from_roc,
 )
 from synface.eval.verification import kfold_verification
-from synface.runs.registry import Run, delete_run, list_runs
+from synface.runs.manage import delete_run
+from synface.runs.registry import list_runs
+from synface.runs.run import Run
 from tests.results_support import results_workspace
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from synface.data.errors import DataError
 from synface.runs.queue import launch, read_queue, request_stop, run_queue
-from synface.runs.registry import BROKEN, Run, compare_runs, create_run, list_runs
+from synface.runs.registry import BROKEN, compare_runs, create_run, list_runs
+from synface.runs.run import Run
 from tests.support import REPO, cli_error
 
 CFG = {"data": "/nowhere", "epochs": 2, "name": "toy"}

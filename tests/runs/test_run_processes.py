@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from synface.runs.queue import launch
-from synface.runs.registry import Run
+from synface.runs.run import Run
 from tests.support import REPO
 
 CFG = {"data": "/nowhere", "epochs": 1, "name": "toy"}

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from synface.runs.registry import Run, RunLocked
+from synface.runs.run import Run, RunLocked
 from synface.train.loop import train
 from tests.support import REPO, cli_error
 from tests.train.test_train import make_synthetic, tiny
@@ -35,7 +35,7 @@ if where == "eval":
     import synface.eval.run_eval as run_eval
     run_eval.evaluate = lambda *a, **k: pause()
 else:
-    from synface.runs.registry import Run
+    from synface.runs.run import Run
     append = Run.append_metric
     def append_then_pause(self, record):
         append(self, record)
@@ -190,8 +190,6 @@ def test_resume_refuses_a_changed_config_and_records_a_runtime_change(synthetic,
 
 def test_a_full_disk_during_a_checkpoint_fails_the_run_with_the_real_error(synthetic, tmp_path, monkeypatch, capsys):
     """torch.save writes part of the checkpoint, then the disk is full (a patched writer)."""
-    import synface.train.loop as loop
-
     saves = {"n": 0}
     save = torch.save
 
@@ -202,7 +200,7 @@ def test_a_full_disk_during_a_checkpoint_fails_the_run_with_the_real_error(synth
         f.write(b"\0" * 4096)  # part of a checkpoint in the temp file (save_checkpoint passes a handle)
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(loop.torch, "save", full_disk)
+    monkeypatch.setattr(torch, "save", full_disk)
     run_dir = tmp_path / "full"
     args = ["train", "--preset", "cpu-quick", "--set", f"data={synthetic}", "--set", "epochs=2", "--set", "batch_size=4",
             "--set", "steps_per_epoch=2", "--set", "embedding_dim=32", "--run-dir", run_dir, "--root", tmp_path / "ws",
