@@ -32,6 +32,7 @@ from synface.data.synthetic import (
     build_dataset,
     read_card,
 )
+from synface.generator import SHARED_RENDER_LOCK
 
 #: builds up to this many images run in the script run; bigger ones as a background job
 INLINE_BUILD_LIMIT = 600
@@ -81,7 +82,7 @@ def preview(config_json: str) -> tuple[np.ndarray, list[str]]:
     ids = min(PREVIEW_IDS, config.ids)
     ks = min(PREVIEW_SAMPLES, config.samples)
     indices = [i * config.samples + k for i in range(ids) for k in range(ks)]
-    with common.render_lock():
+    with SHARED_RENDER_LOCK:
         batch = OnTheFlyDataset(config, common.get_generator(config.model), workspace=common.workspace()).get_batch(indices)
     labels, weights = batch["labels"].numpy(), batch["weights"].numpy()
     captions = []

@@ -23,7 +23,8 @@ from synface.data.errors import DataError
 from synface.data.identity_overlap import REPORT_FILE, IdentityOverlapError
 from synface.runs import queue, registry
 from synface.runs.run import ACTIVE_STATES, Run, RunLocked
-from synface.train.config import PRESETS, ConfigError, config_from_dict
+from synface.train.config import PRESETS, ConfigError, TrainConfig
+from synface.train.run_config import run_config
 
 OTHER = "(folder path)"
 NO_REAL = "(none)"
@@ -154,9 +155,9 @@ def launch(data_path: str, real_sets: dict) -> None:
         data_path = str(common.readable(data_path, "synthetic set folder"))
         if not Path(data_path).exists():
             raise ConfigError(f"dataset not found: {data_path}")
-        values: dict = {"preset": s["tr.preset"], "data": data_path}
-        if s["tr.real"] != NO_REAL:
-            values["real_root"] = real_sets[s["tr.real"]].train_root
+        values: dict = {"data": data_path}
+        real = None if s["tr.real"] == NO_REAL else s["tr.real"]
+        if real is not None:
             if int(s["tr.real_ids"]) or int(s["tr.real_k"]):
                 values["real_ids"] = int(s["tr.real_ids"]) or None
                 values["real_k"] = int(s["tr.real_k"]) or None
@@ -165,19 +166,14 @@ def launch(data_path: str, real_sets: dict) -> None:
         for key, field in (("tr.epochs", "epochs"), ("tr.steps", "steps_per_epoch"), ("tr.batch", "batch_size")):
             if int(s[key]):
                 values[field] = int(s[key])
-        if "epochs" in values:
-            values["milestones"] = [m for m in PRESETS[s["tr.preset"]].get("milestones", []) if m < values["epochs"]]
-            values["warmup_epochs"] = min(float(PRESETS[s["tr.preset"]].get("warmup_epochs", 0.0)), values["epochs"])
         values["eval_sets"] = []
         if s["tr.eval"] == EVAL_CHOSEN:
             if not s.get("tr.eval_sets"):
                 raise ConfigError("choose at least one verification set, or evaluation sets '(none)'")
             values["eval_sets"] = [eval_spec(choice, real_sets) for choice in s["tr.eval_sets"]]
-        values["allow_overlap"] = bool(s["tr.allow_overlap"])
-        name = str(s["tr.name"]).strip() or _auto_name(data_path, values)
-        values["name"] = name
-        cfg = config_from_dict(values)
-        cfg.check_paths()
+        cfg = run_config(s["tr.preset"], overrides=values, real=real, allow_overlap=bool(s["tr.allow_overlap"]),
+                         root=common.workspace())
+        name = str(s["tr.name"]).strip() or _auto_name(data_path, cfg)
     except (ConfigError, DataError, KeyError, ValueError) as exc:
         st.error(f"Cannot launch: {exc}")
         return
@@ -190,11 +186,11 @@ def launch(data_path: str, real_sets: dict) -> None:
     st.success(f"Launched {run_id}" + (f" (pid {pid})" if pid else " (queued: waiting for a free slot)"))
 
 
-def _auto_name(data_path: str, values: dict) -> str:
+def _auto_name(data_path: str, cfg: TrainConfig) -> str:
     name = Path(data_path).name
-    if values.get("real_root"):
-        name += f"+{Path(values['real_root']).name}"
-    psi = values.get("psi")
+    if cfg.real_root:
+        name += f"+{Path(cfg.real_root).name}"
+    psi = cfg.psi
     if psi not in (None, "none"):
         name += f"_psi-{psi}"
     return name

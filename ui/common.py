@@ -104,16 +104,13 @@ def start_warmup() -> threading.Thread:
         return _WARMUP[0]
 
 
-@st.cache_resource
-def render_lock() -> threading.Lock:
-    """Serialises renders between sessions (one kernel launch at a time)."""
-    return threading.Lock()
-
-
 def render(coeffs, model: str | None = None) -> np.ndarray:
-    """(B,112,112,3) uint8 images of `coeffs` on the shared generator of face model `model`."""
+    """(B,112,112,3) uint8 images of `coeffs` on the shared generator of face model `model`
+    (under the shared generators' render lock: sessions are threads of one server)."""
+    from synface.generator import SHARED_RENDER_LOCK
+
     gen = get_generator(model)
-    with render_lock():
+    with SHARED_RENDER_LOCK:
         return gen.render(coeffs).images.cpu().numpy()
 
 

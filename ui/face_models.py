@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import streamlit as st
-import torch
 
+from synface.face.controls import region_picks
 from ui import common
 
 SHAPE_COLUMNS = 4
@@ -59,8 +59,7 @@ def sync(which: str, gen, model_key: str, seed: int) -> None:
     draw = gen.sample(1, seed)
     for k, value in enumerate(draw.shape[0].tolist()):
         s[key(which, f"shape.{k}")] = float(np.clip(round(value, 2), -3.0, 3.0))
-    picks = draw.albedo[0].view(model.regions, model.people).argmax(1).tolist()
-    for r, pick in enumerate(picks):
+    for r, pick in enumerate(region_picks(model, draw.albedo[0])):
         s[key(which, f"region.{r}")] = int(pick)
     s[key(which, "origin")] = origin
 
@@ -72,15 +71,6 @@ def identity(which: str, gen, seed: int) -> tuple:
     shape = tuple(float(s[key(which, f"shape.{k}")]) for k in range(len(model.shape_info)))
     picks = tuple(int(s[key(which, f"region.{r}")]) for r in range(model.regions))
     return ("learned", int(seed), shape, picks)
-
-
-def coefficients(gen, ident: tuple) -> tuple[torch.Tensor, torch.Tensor]:
-    """(shape (1, S), albedo (1, R*P)) of an editor identity."""
-    _, _, shape, picks = ident
-    model = gen.model
-    albedo = torch.zeros(model.regions, model.people)
-    albedo[torch.arange(model.regions), torch.tensor(picks)] = 1.0
-    return torch.tensor([shape], dtype=torch.float32), albedo.view(1, -1)
 
 
 def identity_editor(gen, on_new_person) -> None:
