@@ -23,14 +23,12 @@ from ui import common
 from synface.base.names import child_path
 from synface.data import jobs as data_jobs
 from synface.data.errors import DataError
+from synface.data.synth_set import SynthSet
 from synface.data.synthetic import (
     ATTRIBUTES,
-    CARD,
-    STATE,
     OnTheFlyDataset,
     SynthConfig,
     build_dataset,
-    read_card,
 )
 from synface.generator import SHARED_RENDER_LOCK
 
@@ -143,7 +141,7 @@ def build_section() -> None:
                      + (f"; mixed samples: {', '.join(mixed[:6])}" if mixed else ""))
 
     job = data_jobs.build_status(config.name, common.workspace())
-    if (out / CARD).is_file():
+    if SynthSet(out).is_complete():
         st.success(f"{config.name} is built (see the list below).")
         return
     if job["alive"]:
@@ -199,15 +197,16 @@ def built_sets() -> tuple[list[dict], list[Path]]:
     cards, partial = [], []
     if root.is_dir():
         for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-            if (folder / CARD).is_file():
+            synth = SynthSet(folder)
+            if synth.is_complete():
                 try:
-                    card = read_card(folder)
+                    card = synth.card()
                 except DataError:
                     partial.append(folder)
                     continue
                 card["_path"] = str(folder)
                 cards.append(card)
-            elif (folder / STATE).is_file():
+            elif synth.is_building():
                 partial.append(folder)
     return cards, partial
 

@@ -44,17 +44,14 @@ def init_state() -> None:
 
 def synthetic_sets() -> dict[str, dict]:
     """name -> dataset card of every complete synthetic set of the workspace."""
-    from synface.data.synthetic import read_card
+    from synface.data.synth_set import synth_sets
 
-    root = common.datasets_dir()
     out = {}
-    if root.is_dir():
-        for folder in sorted(p for p in root.iterdir() if (p / "dataset.json").is_file()):
-            try:
-                card = read_card(folder)
-            except DataError:
-                continue
-            out[folder.name] = dict(card, _path=str(folder))
+    for synth in synth_sets(common.datasets_dir()):
+        try:
+            out[synth.name] = dict(synth.card(), _path=str(synth.folder))
+        except DataError:
+            continue
     return out
 
 

@@ -152,3 +152,14 @@ def test_the_library_validates_with_exceptions_not_asserts() -> None:
     found = [f"{path.relative_to(REPO)}:{node.lineno}" for path in PACKAGE.rglob("*.py")
              for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))) if isinstance(node, ast.Assert)]
     assert not found, "assert statements in synface/: " + ", ".join(found)
+
+
+def test_each_file_of_a_run_or_a_synthetic_set_is_named_by_its_owner_only() -> None:
+    """One typed owner per on-disk artefact: a run's eval.json and study.json (`Run`), a synthetic
+    set's card (`SynthSet`). Any other module goes through the owner, so a change of layout is one edit."""
+    owners = {'"eval.json"': "synface/runs/run.py", '"study.json"': "synface/runs/run.py",
+              '"dataset.json"': "synface/data/synth_set.py"}
+    for literal, owner in owners.items():
+        named = sorted(str(p.relative_to(REPO)) for p in [*PACKAGE.rglob("*.py"), *CLIENT_FILES]
+                       if literal in p.read_text(encoding="utf-8"))
+        assert named == [owner], f"{literal} is named in {named}; only {owner} should name it"

@@ -14,7 +14,6 @@ import argparse
 import csv
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -103,16 +102,10 @@ def _specs(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def _store(run, name: str, result, checkpoint: Path, overlap: str | None) -> None:
     """The result in the run's eval.json (full, with the ROC) and metrics.jsonl (compact)."""
-    from synface.base.files import write_json
-    from synface.eval.run_eval import eval_record
-
     status = run.status()
-    where = {"epoch": int(status.get("epoch") or 0), "step": int(status.get("step") or 0)}
-    extra = {"scored_by": "eval", "checkpoint": str(checkpoint), **({"identity_overlap": overlap} if overlap else {})}
-    full = run.read_eval()
-    full[name] = {**where, **extra, **result.to_dict()}
-    write_json(run.eval_path, full)
-    run.append_metric(eval_record(name, result, **where, **extra, time=time.time()))
+    source = {"scored_by": "eval", "checkpoint": str(checkpoint), **({"identity_overlap": overlap} if overlap else {})}
+    run.record_eval(name, result, epoch=int(status.get("epoch") or 0), step=int(status.get("step") or 0),
+                    source=source)
 
 
 def _write_out(out: Path, summary: dict, result) -> None:

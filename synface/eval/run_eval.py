@@ -25,7 +25,7 @@ from synface.eval.verification import (
     pair_scores,
 )
 
-__all__ = ["load_pairs", "EvalSet", "evaluate", "eval_record", "CACHE_LIMIT_BYTES"]
+__all__ = ["load_pairs", "EvalSet", "evaluate", "CACHE_LIMIT_BYTES"]
 
 #: decoded sets up to this size stay in RAM between evaluations
 CACHE_LIMIT_BYTES = 1 << 30
@@ -130,14 +130,3 @@ def evaluate(
     emb_a, emb_b = embed_pairs(model, load, len(evalset.pairs), batch_size=batch_size, device=device,
                                progress=progress)
     return kfold_verification(pair_scores(emb_a, emb_b), evalset.pairs.issame, evalset.pairs.folds, far_target)
-
-
-def eval_record(name: str, result: VerificationResult, **extra: Any) -> dict[str, Any]:
-    """The compact metrics.jsonl form of a result (the full ROC goes to eval.json)."""
-    return {
-        "type": "eval", "set": name, **extra,
-        "mean_accuracy": float(result.mean_accuracy), "std_accuracy": float(result.std_accuracy),
-        "tar_at_far": float(result.tar_at_far), "far_target": float(result.far_target),
-        "auc": float(result.auc), "num_pairs": int(result.num_pairs),
-        "folds": int(len(result.fold_accuracies)),
-    }

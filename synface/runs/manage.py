@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from synface.data.errors import DataError
+from synface.data.synth_set import CARD_NAME, MANIFEST_NAME
 from synface.runs.registry import ARCHIVE_DIR, find_run, runs_dir
 from synface.runs.run import ACTIVE_STATES, Run
 
@@ -17,7 +18,7 @@ __all__ = ["archive_run", "unarchive_run", "delete_run"]
 #: deletions pass through <workspace>/runs/<_TRASH_DIR>
 _TRASH_DIR = "_trash"
 #: files that mark a dataset folder: a run folder holding one is never deleted
-_DATASET_MARKERS = ("dataset.json", "manifest.parquet", "benchmark.json", "source.json", "pairs.txt", "people.txt")
+_DATASET_MARKERS = (CARD_NAME, MANIFEST_NAME, "benchmark.json", "source.json", "pairs.txt", "people.txt")
 
 
 def _removable(run: Run, root: str | Path | None, verb: str) -> Path:

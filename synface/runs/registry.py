@@ -17,17 +17,18 @@ import datetime as _dt
 import json
 import os
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from synface.base.files import utc_now
 from synface.base.names import check_name, child_path
 from synface.base.workspace import workspace_root
 from synface.data.errors import DataError
-from synface.runs.run import Run, iso_time
+from synface.runs.run import Run
 
-__all__ = ["RunSummary", "create_run", "find_run", "list_runs", "summarize", "compare_runs", "runs_dir",
+__all__ = ["RunSummary", "create_run", "find_run", "list_runs", "summarize", "summary_of", "read_config_or_problem",
+           "compare_runs", "config_differences", "runs_dir",
            "run_folders", "BROKEN", "ARCHIVE_DIR"]
 
 #: the summary status of a run whose config.json does not parse (its message says why)
@@ -121,7 +122,7 @@ def create_run(config: Any, name: str | None = None, root: str | Path | None = N
     run.checkpoints.mkdir(exist_ok=True)
     cfg["name"] = name
     run.write_config(cfg)
-    run.write_status(status="created", created=iso_time(time.time()), name=name, progress=0.0)
+    run.write_status(status="created", created=utc_now(), name=name, progress=0.0)
     return run
 
 
@@ -150,18 +151,29 @@ def find_run(ref: str | Path, root: str | Path | None = None) -> Run:
     raise ValueError(f"run {run_id!r} is ambiguous: {', '.join(p.name for p in hits)}")
 
 
+def read_config_or_problem(run: Run) -> tuple[dict[str, Any], str]:
+    """(config.json, '') of a run; ({}, what is wrong) when it does not parse, ({}, '') when there is none."""
+    try:
+        return run.config(), ""
+    except FileNotFoundError:
+        return {}, ""
+    except DataError as exc:  # shown in the runs table (which names the run), never a crash of the list
+        return {}, f"{run.config_path.name}: {exc.message}"
+
+
 def summarize(run: Run) -> RunSummary:
     """Status, progress, best verification accuracy (first eval set) and recent throughput."""
-    st = run.status()
-    problem = ""
-    try:
-        cfg = run.config()
-    except FileNotFoundError:
-        cfg = {}
-    except DataError as exc:  # shown in the runs table (which names the run), never a crash of the list
-        cfg, problem = {}, f"{run.config_path.name}: {exc.message}"
-    evals = run.read_metrics("eval")
-    trains = run.read_metrics("train")
+    cfg, problem = read_config_or_problem(run)
+    return summary_of(run, cfg, problem, run.read_metrics())
+
+
+def summary_of(run: Run, cfg: Mapping[str, Any], problem: str, metrics: Sequence[Mapping[str, Any]],
+               status: Mapping[str, Any] | None = None) -> RunSummary:
+    """`summarize` from a config, metrics and status already read (`read_config_or_problem`,
+    `Run.read_metrics`, `Run.status`): a caller that shows more of each run reads each file once."""
+    st = run.status() if status is None else status
+    evals = [r for r in metrics if r.get("type") == "eval"]
+    trains = [r for r in metrics if r.get("type") == "train"]
     best_set = best_acc = best_std = None
     if evals:
         best_set = evals[0].get("set")
@@ -199,15 +211,15 @@ def list_runs(root: str | Path | None = None, include_archived: bool = False) ->
     return [summarize(Run(p)) for p in run_folders(runs_dir(root), include_archived)]
 
 
-def compare_runs(runs: Sequence[Run]) -> dict[str, Any]:
-    """Config keys that differ between runs, and each run's summary."""
-    configs = []
-    for r in runs:
-        try:
-            configs.append(r.config())
-        except (FileNotFoundError, DataError):  # the summary's message names what is wrong
-            configs.append({})
+def config_differences(configs: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """key -> each config's value, for the keys whose values differ (the run name aside)."""
     keys = sorted({k for c in configs for k in c})
-    differ = {k: [c.get(k) for c in configs] for k in keys
-              if len({json.dumps(c.get(k), sort_keys=True, default=str) for c in configs}) > 1 and k != "name"}
-    return {"runs": [summarize(r).to_dict() for r in runs], "config_differences": differ}
+    return {k: [c.get(k) for c in configs] for k in keys
+            if len({json.dumps(c.get(k), sort_keys=True, default=str) for c in configs}) > 1 and k != "name"}
+
+
+def compare_runs(runs: Sequence[Run]) -> dict[str, Any]:
+    """Config keys that differ between runs, and each run's summary (whose message names a config
+    that does not parse; it counts as empty here)."""
+    configs = [read_config_or_problem(r)[0] for r in runs]
+    return {"runs": [summarize(r).to_dict() for r in runs], "config_differences": config_differences(configs)}

@@ -4,7 +4,8 @@
         config.json                      the TrainConfig
         metrics.jsonl                    append-only: train / eval / status records
         status.json                      written atomically: status, pid, progress, ETA
-        eval.json                        latest evaluation of each verification set
+        eval.json                        latest evaluation of each verification set (`record_eval`)
+        study.json                       reproduce's tag: the studies and grid cells the run serves
         checkpoints/last.pt              end of the last epoch (or where a stop landed)
         log.txt                          stdout/stderr of a background run
         STOP                             present = the loop stops at the next step
@@ -18,36 +19,25 @@ deleting them `synface.runs.manage`'s. No Streamlit here.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import json
 import socket
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from synface.base.files import append_line, read_json, write_bytes, write_json
+from synface.base.files import append_line, read_json, utc_now, write_bytes, write_json
 from synface.base.processes import pid_alive
 from synface.data.errors import DataError
 from synface.runs import run_lock
 from synface.runs.run_lock import RunLocked
 
-__all__ = ["Run", "read_config_file", "iso_time", "ACTIVE_STATES", "FINAL_STATES", "RunLocked"]
+if TYPE_CHECKING:
+    from synface.eval.verification import VerificationResult
+
+__all__ = ["Run", "read_config_file", "ACTIVE_STATES", "FINAL_STATES", "RunLocked"]
 
 ACTIVE_STATES = ("starting", "running")
 FINAL_STATES = ("finished", "failed", "stopped")
-
-
-def _now() -> float:
-    return time.time()
-
-
-def iso_time(ts: float) -> str:
-    """UTC timestamp as ISO 8601 (what status.json and the queue record)."""
-    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _iso(ts: float) -> str:
-    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Run:
@@ -78,6 +68,10 @@ class Run:
     @property
     def eval_path(self) -> Path:
         return self.path / "eval.json"
+
+    @property
+    def study_path(self) -> Path:
+        return self.path / "study.json"
 
     @property
     def checkpoints(self) -> Path:
@@ -172,7 +166,7 @@ class Run:
         """Merge `fields` into status.json (atomic replace) and stamp `updated`."""
         data = self.raw_status()
         data.update(fields)
-        data["updated"] = _iso(_now())
+        data["updated"] = utc_now()
         write_json(self.status_path, data)
         return data
 
@@ -192,9 +186,53 @@ class Run:
     def stop_requested(self) -> bool:
         return self.stop_path.exists()
 
+    # -- evaluations
     def read_eval(self) -> dict[str, Any]:
+        """eval.json: set name -> the last evaluation of that set as stored (epoch, step, who scored
+        it, and the result's `to_dict`; `VerificationResult.from_dict` reads one); {} when none."""
         data = read_json(self.eval_path, {})
         return data if isinstance(data, dict) else {}
+
+    def record_eval(self, name: str, result: "VerificationResult", *, epoch: int, step: int,
+                    source: Mapping[str, Any] | None = None, timing: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Keep an evaluation of set `name`: the full result, with its ROC, in eval.json (replacing
+        that set's previous one) and a compact record in metrics.jsonl (the accuracy curve). The one
+        writer of both: the trainer's evaluations and `python -m synface eval --run` come here.
+        `source` (who scored it, the checkpoint, an accepted identity overlap) goes into both,
+        `timing` into the record only. Returns the record."""
+        source = dict(source or {})
+        held = self.read_eval()
+        held[name] = {"epoch": epoch, "step": step, **source, **result.to_dict()}
+        write_bytes(self.eval_path, (json.dumps(held, indent=1) + "\n").encode("utf-8"))
+        record = {
+            "type": "eval", "set": name, "epoch": epoch, "step": step, **source, **(timing or {}), "time": time.time(),
+            "mean_accuracy": float(result.mean_accuracy), "std_accuracy": float(result.std_accuracy),
+            "tar_at_far": float(result.tar_at_far), "far_target": float(result.far_target),
+            "auc": float(result.auc), "num_pairs": int(result.num_pairs), "folds": int(len(result.fold_accuracies)),
+        }
+        self.append_metric(record)
+        return record
+
+    # -- reproduce's study tag
+    def study_tag(self) -> dict[str, Any]:
+        """study.json: {'key', 'seed', 'scale', 'label', 'cells': {study: grid cell}}; {} for a run
+        `reproduce` did not tag (or a tag that does not read as a JSON object)."""
+        data = read_json(self.study_path, {})
+        return data if isinstance(data, dict) else {}
+
+    def is_tagged(self) -> bool:
+        """True when study.json exists (readable or not): the run belongs to a study."""
+        return self.study_path.exists()
+
+    def tag_study(self, study: str, cell: Mapping[str, Any], **fields: Any) -> None:
+        """Add (or update) `study`'s grid cell in the tag, with `fields` (key, seed, scale, label);
+        one run may serve several studies. config.json stays a plain TrainConfig, so a resume works."""
+        tag = self.study_tag()
+        tag.update(fields)
+        cells = tag.get("cells") if isinstance(tag.get("cells"), dict) else {}
+        cells[study] = dict(cell)
+        tag["cells"] = cells
+        write_bytes(self.study_path, (json.dumps(tag, indent=1) + "\n").encode("utf-8"))
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

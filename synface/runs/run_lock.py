@@ -7,13 +7,14 @@ file still naming a dead pid) is simply taken over, never left to block a resume
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import fcntl
 import json
 import os
 import socket
 from pathlib import Path
 from typing import Any, Iterator, Mapping
+
+from synface.base.files import utc_now
 
 __all__ = ["RunLocked", "hold", "holder", "locked_message", "LOCK_NAME"]
 
@@ -50,7 +51,7 @@ def hold(folder: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise RunLocked(locked_message(folder, _read_holder(fd))) from None
-        since = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        since = utc_now()
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": since}).encode() + b"\n", 0)
         try:

@@ -44,6 +44,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from synface.base.files import utc_now
 from synface.models.checkpoint import RESUME_KEYS, load_checkpoint
 from synface.runs.run import Run, RunLocked
 from synface.train.config import ConfigError, TrainConfig, config_from_dict
@@ -125,7 +126,7 @@ def _train_locked(cfg: TrainConfig, run: Run, ctx: DistContext, resume: bool, ch
             trainer.evaluation.sets()  # sizes for the ETA; a set that does not load fails the run now
             trainer.evaluation.cost.seed(run.read_metrics("eval"))
         trainer.status(status="running", pid=os.getpid(), host=socket.gethostname(),
-                       started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), message=trainer.data.description,
+                       started=utc_now(), message=trainer.data.description,
                        epoch=trainer.epoch, epochs=cfg.epochs, step=trainer.global_step,
                        progress=trainer.global_step / max(1, trainer.total_steps), world_size=ctx.world_size,
                        device=str(ctx.device), resumed=bool(resume))

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from synface.base.files import utc_now
 from synface.eval.progress import eval_rounds
 from synface.models.backbones import build_backbone
 from synface.models.checkpoint import RESUME_KEYS, load_checkpoint, load_weights, save_checkpoint
@@ -89,7 +90,7 @@ class Trainer:
             pin_memory=self.device.type == "cuda", drop_last=True, persistent_workers=cfg.workers > 0,
             worker_init_fn=worker_init, generator=torch.Generator().manual_seed(cfg.seed),
         )
-        self.evaluation = RunEvaluation(cfg, run, self.size, self.status, self.metric, eval_progress)
+        self.evaluation = RunEvaluation(cfg, run, self.size, self.status, eval_progress)
         self.step_s: float | None = None  # measured seconds per training step (evaluations left out)
         self.epoch_losses: list[float] = []
         self.pending_eval = False  # a resumed checkpoint whose evaluation a kill interrupted
@@ -178,7 +179,7 @@ class Trainer:
                      "epoch": self.shown_epoch(), "step": self.global_step})
         self.status(status=status, message=message, epoch=self.shown_epoch(), step=self.global_step,
                     progress=self.global_step / max(1, self.total_steps), eta_s=0 if status == "finished" else None,
-                    finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                    finished=utc_now())
 
     # -- one step
     def batch_to_device(self, batch: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

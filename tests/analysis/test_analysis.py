@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from synface.analysis import tables
+from synface.runs.run import Run
 from synface.analysis.class_stats import class_statistics, class_table
 from synface.analysis.features import (
     extract_features,
@@ -128,7 +129,7 @@ def _fake_run(root: Path, name: str, study: str, cell: dict, seed: int, evals: d
     (path / "eval.json").write_text(json.dumps({
         s: {"fold_accuracies": f, "mean_accuracy": float(np.mean(f)), "std_accuracy": float(np.std(f))}
         for s, f in evals.items()}))
-    tables.write_study_tag(path, study, cell, key=f"k-{name}", seed=seed, scale="cpu")
+    Run(path).tag_study(study, cell, key=f"k-{name}", seed=seed, scale="cpu")
     return path
 
 

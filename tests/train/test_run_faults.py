@@ -98,7 +98,6 @@ def _lines(run_dir: Path) -> list[dict]:
 
 def test_a_second_trainer_is_refused_and_a_kill_in_the_final_evaluation_is_recovered(synthetic, toy_bin, tmp_path,
                                                                                     capsys):
-    from synface.analysis import tables
     from synface.runs.queue import resume_run
     from synface.studies.plan import finished_runs
 
@@ -124,7 +123,7 @@ def test_a_second_trainer_is_refused_and_a_kill_in_the_final_evaluation_is_recov
         _kill(proc)  # kill -9 during the final evaluation
     assert json.loads((run_dir / ".lock").read_text())["pid"] == proc.pid  # a stale lock of a dead pid
     assert run.status()["status"] == "failed" and not (run_dir / "eval.json").exists()
-    tables.write_study_tag(run_dir, "table2", {"ids": 4}, key="k-kill", seed=0, scale="tiny", label="kill")
+    Run(run_dir).tag_study("table2", {"ids": 4}, key="k-kill", seed=0, scale="tiny", label="kill")
     assert finished_runs(root) == {}
 
     out = train(cfg, run_dir, resume=True)  # takes the stale lock over and runs the evaluation
