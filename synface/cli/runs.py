@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("runs", nargs="+", metavar="RUN")
     a.add_argument("--undo", action="store_true", help="move archived runs back")
     _common(a)
-    d = which.add_parser("delete", help="delete run folders (never a dataset; refused for active runs)")
+    d = which.add_parser("delete", help="delete run folders (never a dataset; refused for active runs and folders a trainer holds)")
     d.add_argument("runs", nargs="+", metavar="RUN")
     _common(d)
     e = which.add_parser("export", help="a run's embeddings of an evaluation set (.npz/.parquet) and checkpoint")

@@ -132,7 +132,7 @@ def run_train(args: argparse.Namespace) -> int:
                 bars[label] = tqdm_progress(label, total, unit="img")
             bars[label][0](done, total)
     try:
-        result = train(cfg, run.path, resume=resume, progress=update, eval_progress=eval_update)
+        result = train(cfg, run.path, resume=resume, progress=update, eval_progress=eval_update, make_folder=False)
     finally:
         if close is not None:
             close()

@@ -51,7 +51,7 @@ def launch_check(config: Any, root: str | Path | None = None, override_hint: str
 
 def record_check(run: Run, report: OverlapReport) -> None:
     """Keep the launch check in the run folder; an accepted overlap also goes into status.json."""
-    write_json(run.path / REPORT_FILE, report.to_dict())
+    run.write_file(REPORT_FILE, report.to_dict())
     if report.overlapping:
         run.write_status(identity_overlap=report.summary())
 

@@ -29,7 +29,7 @@ from synface.base.files import append_line, read_json, utc_now, write_bytes, wri
 from synface.base.processes import pid_alive
 from synface.data.errors import DataError
 from synface.runs import run_lock
-from synface.runs.run_lock import RunLocked
+from synface.runs.run_lock import RunLocked, folder_gone
 
 if TYPE_CHECKING:
     from synface.eval.verification import VerificationResult
@@ -102,6 +102,12 @@ class Run:
         """{'pid', 'host', 'since'} of the live process training here, None when there is none."""
         return run_lock.holder(self.path)
 
+    def require_folder(self) -> None:
+        """FileNotFoundError (`folder_gone`) when the folder is no longer there. Every write into the
+        folder checks this first, so a folder deleted or archived under a process is never re-created."""
+        if not self.path.is_dir():
+            raise folder_gone(self.path)
+
     def check_unlocked(self) -> None:
         """RunLocked when a live process trains in this folder (before starting a second one)."""
         holder = self.locked_by()
@@ -114,11 +120,18 @@ class Run:
         return read_config_file(self.config_path)
 
     def write_config(self, config: Mapping[str, Any]) -> None:
+        self.require_folder()
         write_json(self.config_path, dict(config))
+
+    def write_file(self, name: str, data: Any) -> None:
+        """`data` as the JSON file `name` of the folder (atomically), e.g. a launch's identity check."""
+        self.require_folder()
+        write_json(self.path / name, data)
 
     # -- metrics
     def append_metric(self, record: Mapping[str, Any]) -> None:
         """One JSON line (`append_line`: a torn last line never swallows this record)."""
+        self.require_folder()
         append_line(self.metrics_path, json.dumps(dict(record), allow_nan=True))
 
     def _lines(self) -> list[tuple[bytes, dict[str, Any] | None]]:
@@ -150,6 +163,7 @@ class Run:
         lines = self._lines()
         kept = [raw for raw, rec in lines if not stale(rec)]
         if len(kept) < len(lines):
+            self.require_folder()
             write_bytes(self.metrics_path, b"".join(raw + b"\n" for raw in kept))
         return len(lines) - len(kept)
 
@@ -167,6 +181,7 @@ class Run:
         data = self.raw_status()
         data.update(fields)
         data["updated"] = utc_now()
+        self.require_folder()
         write_json(self.status_path, data)
         return data
 
@@ -203,6 +218,7 @@ class Run:
         source = dict(source or {})
         held = self.read_eval()
         held[name] = {"epoch": epoch, "step": step, **source, **result.to_dict()}
+        self.require_folder()
         write_bytes(self.eval_path, (json.dumps(held, indent=1) + "\n").encode("utf-8"))
         record = {
             "type": "eval", "set": name, "epoch": epoch, "step": step, **source, **(timing or {}), "time": time.time(),
@@ -232,6 +248,7 @@ class Run:
         cells = tag.get("cells") if isinstance(tag.get("cells"), dict) else {}
         cells[study] = dict(cell)
         tag["cells"] = cells
+        self.require_folder()
         write_bytes(self.study_path, (json.dumps(tag, indent=1) + "\n").encode("utf-8"))
 
 

@@ -184,7 +184,7 @@ def execute_run(run: RunStep, plan: Plan, progress: ProgressFactory = _null_prog
     Run(existing).tag_study(run.study, run.cell, **tag)
     update, close = progress(f"{run.study} {run.label} s{run.seed}", 0)
     try:
-        result = train(run.config, existing, resume=resume, progress=update)
+        result = train(run.config, existing, resume=resume, progress=update, make_folder=False)
     finally:
         close()
     if result["status"] != "finished":

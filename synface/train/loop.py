@@ -25,6 +25,8 @@ Choices, and why:
   checkpoint, so last.pt stays the last good one.
 - One trainer per run folder: rank 0 holds the folder's lock (`Run.lock`) for the whole run, so
   a second trainer is refused naming the first's pid; a killed trainer's lock is taken over.
+  Archiving or deleting a held folder is refused, and a folder that is gone anyway (removed by
+  hand) is never re-created: the run fails naming it (`Run.require_folder`).
 - A resume continues the run as config.json describes it: `--set` changes that would change
   the results are refused; runtime ones (RUNTIME_KEYS) become a new config version, recorded in
   config.json, a `config` record of metrics.jsonl and status.json. Steps logged after the
@@ -47,6 +49,7 @@ from typing import Any, Callable
 from synface.base.files import utc_now
 from synface.models.checkpoint import RESUME_KEYS, load_checkpoint
 from synface.runs.run import Run, RunLocked
+from synface.runs.run_lock import folder_gone
 from synface.train.config import ConfigError, TrainConfig, config_from_dict
 from synface.train.ddp import DistContext, all_reduce_flag, barrier, init_distributed
 from synface.train.resume import RUNTIME_KEYS, fail_status, record_changes, resume_changes
@@ -58,7 +61,7 @@ __all__ = ["train", "TrainingFailed", "RUNTIME_KEYS", "resume_changes"]
 def train(
     config: TrainConfig | dict, run_dir: str | Path, resume: bool = False,
     progress: Callable[[int, int], None] | None = None, stop_flag: Any = None, return_model: bool = False,
-    eval_progress: Callable[[str, int, int], None] | None = None,
+    eval_progress: Callable[[str, int, int], None] | None = None, make_folder: bool = True,
 ) -> dict[str, Any]:
     """Train (or resume) one run in `run_dir`; returns a summary dict with `status` and `message`.
 
@@ -67,6 +70,9 @@ def train(
     stop_flag: a callable returning True, or a threading.Event, polled between steps (as is
     the run's STOP file). Works unchanged under torchrun (see synface.train.ddp).
     return_model: also return the trained `Trainee` (backbone + head) under "model" (tests, notebooks).
+    make_folder: make `run_dir` when it does not exist (a new run named by its folder). The tool's
+    own launches pass False: their folder was made with the run (`create_run`), so a missing one was
+    deleted or archived meanwhile and is refused rather than re-created. A resume never makes one.
     """
     cfg = config if isinstance(config, TrainConfig) else config_from_dict(config)
     cfg.validate()
@@ -78,9 +84,13 @@ def train(
         changes: dict[str, list] = {}
         if ctx.is_main:  # refused before anything in the folder changes
             try:
+                if not run.path.is_dir():
+                    if resume or not make_folder:
+                        raise folder_gone(run.path)
+                    run.path.mkdir(parents=True, exist_ok=True)
                 held.enter_context(run.lock())
                 changes = resume_changes(run, cfg) if resume else {}
-            except (RunLocked, ConfigError) as exc:
+            except (RunLocked, ConfigError, FileNotFoundError) as exc:
                 refusal = exc
         if all_reduce_flag(refusal is not None, ctx):
             raise refusal if refusal is not None else RunLocked(f"run folder {run.path} was refused on rank 0")
@@ -91,7 +101,7 @@ def _train_locked(cfg: TrainConfig, run: Run, ctx: DistContext, resume: bool, ch
                   progress, stop_flag, return_model: bool, eval_progress) -> dict[str, Any]:
     """`train` once rank 0 holds the run folder's lock."""
     if ctx.is_main:
-        run.path.mkdir(parents=True, exist_ok=True)
+        run.require_folder()
         run.checkpoints.mkdir(exist_ok=True)
         if not run.config_path.exists():
             run.write_config(cfg.to_dict())

@@ -127,6 +127,7 @@ class Trainer:
     def save(self) -> None:
         state = self.state()
         if self.ctx.is_main:
+            self.run.require_folder()  # never re-created by the checkpoint's write
             _save_checkpoint(self.run.last_checkpoint, state)
             if self.cfg.keep_epoch_checkpoints and self.epoch_step == 0:
                 _save_checkpoint(self.run.checkpoints / f"epoch_{self.epoch:03d}.pt", state)
