@@ -7,7 +7,7 @@ file still naming a dead pid) is simply taken over, never left to block a resume
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
+import errno
 import fcntl
 import json
 import os
@@ -15,7 +15,9 @@ import socket
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-__all__ = ["RunLocked", "hold", "holder", "locked_message", "LOCK_NAME"]
+from synface.base.files import utc_now
+
+__all__ = ["RunLocked", "hold", "holder", "locked_message", "folder_gone", "LOCK_NAME"]
 
 LOCK_NAME = ".lock"
 
@@ -40,17 +42,27 @@ def locked_message(folder: Path, who: Mapping[str, Any]) -> str:
             f"Stop it first (python -m synface runs stop {folder.name}) or wait for it to end")
 
 
+def folder_gone(folder: Path) -> FileNotFoundError:
+    """The error of a write into a run folder that is no longer there: it is never re-created (a run
+    folder without its config.json would belong to no list)."""
+    return FileNotFoundError(errno.ENOENT, "the run folder is gone (deleted or archived?); it is not re-created",
+                             str(folder))
+
+
 @contextlib.contextmanager
 def hold(folder: Path) -> Iterator[None]:
-    """Hold `folder` for this process; RunLocked naming the holder when a live process holds it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    """Hold `folder` (which must exist) for this process; RunLocked naming the holder when a live
+    process holds it, `folder_gone` when the folder is not there."""
+    try:
+        fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except FileNotFoundError:
+        raise folder_gone(folder) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise RunLocked(locked_message(folder, _read_holder(fd))) from None
-        since = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        since = utc_now()
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": since}).encode() + b"\n", 0)
         try:
