@@ -4,12 +4,14 @@ Also: OS errors that name their file, and a free-space check before a big write.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 #: permissions of every file written atomically (mkstemp would leave 0600)
 FILE_MODE = 0o644
@@ -131,6 +133,47 @@ def write_json(path: str | Path, data: Any) -> None:
     """`data` as indented JSON, atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def open_regular(path: str | Path, limit: int | None = None) -> BinaryIO:
+    """`path` opened for reading when it is a regular file; OSError (naming it) otherwise.
+
+    Why: a file the tool reads is untrusted, its own state files too. Opening a FIFO blocks until
+    a writer appears (forever), a device can be endless, and a link can point anywhere. So the
+    name is opened without following a final link and without blocking, and the open file is
+    checked (fstat) before a byte is read. `limit`: a larger file is refused too (ValueError naming
+    it and the limit), before anything is read."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise OSError(exc.errno, "is a symbolic link, not a regular file", str(path)) from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a folder" if stat.S_ISDIR(info.st_mode) else \
+                "a device or socket"
+            raise OSError(errno.EINVAL, f"is {kind}, not a regular file", str(path))
+        if limit is not None and info.st_size > limit:
+            raise ValueError(f"{path}: {human_bytes(info.st_size)}, more than the {human_bytes(limit)} this file may hold")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: str | Path, limit: int | None = None, start: int = 0, tail: int | None = None) -> bytes:
+    """The bytes of regular file `path` (`open_regular`: never a FIFO, device or link), from byte
+    `start`, at most its last `tail` bytes; a file over `limit` bytes is a ValueError."""
+    with open_regular(path, limit) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        begin = min(max(0, start), size)
+        if tail is not None:
+            begin = max(begin, size - tail)
+        handle.seek(begin)
+        return handle.read(size - begin)
 
 
 def read_json(path: str | Path, default: Any = None) -> Any:
