@@ -135,19 +135,22 @@ def write_json(path: str | Path, data: Any) -> None:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
-def open_regular(path: str | Path, limit: int | None = None) -> BinaryIO:
+def open_regular(path: str | Path, limit: int | None = None, follow_links: bool = False) -> BinaryIO:
     """`path` opened for reading when it is a regular file; OSError (naming it) otherwise.
 
     Why: a file the tool reads is untrusted, its own state files too. Opening a FIFO blocks until
     a writer appears (forever), a device can be endless, and a link can point anywhere. So the
     name is opened without following a final link and without blocking, and the open file is
     checked (fstat) before a byte is read. `limit`: a larger file is refused too (ValueError naming
-    it and the limit), before anything is read."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    it and the limit), before anything is read. `follow_links`: a link to a regular file is read
+    (a user's image folder made of links), still never a FIFO or device."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    if not follow_links:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
     try:
         fd = os.open(path, flags)
     except OSError as exc:
-        if os.path.islink(path):
+        if not follow_links and os.path.islink(path):
             raise OSError(exc.errno, "is a symbolic link, not a regular file", str(path)) from None
         raise
     try:

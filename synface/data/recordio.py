@@ -24,6 +24,7 @@ from PIL import Image
 
 from synface.base.files import atomic_path, naming
 from synface.data.errors import DataError
+from synface.data.imageio import open_image
 
 MAGIC = 0xCED7230A
 _MAGIC_BYTES = struct.pack("<I", MAGIC)
@@ -227,9 +228,11 @@ class RecordReader:
         if not decode:
             return payload, label
         try:
-            with Image.open(io.BytesIO(payload)) as img:
+            with open_image(payload, f"image of record {key}", self.rec_path) as img:
                 return img.convert("RGB"), label
-        except (OSError, ValueError) as exc:
+        except DataError:
+            raise
+        except (OSError, ValueError, SyntaxError) as exc:
             raise DataError(f"record {key} holds no decodable image: {exc}", path=self.rec_path) from None
 
     def __getitem__(self, i: int) -> tuple[Image.Image, int]:
