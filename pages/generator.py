@@ -308,6 +308,7 @@ def main() -> None:
              output_format="JPEG",
              caption=f"identity phi = {grid_phi:.2f}; pose, expression and illumination drawn from the prior")
     face_models.fit_expander()
+    face_models.damaged_models_expander()
 
 
 common.require_access()  # also when this page is reached before app.py's navigation

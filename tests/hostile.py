@@ -23,3 +23,38 @@ def write_bomb(path: Path, width: int = 20000, height: int = 20000) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(bomb_png(width, height))
     return path
+
+
+def write_model_folder(workspace: Path, name: str, people: int = 4, photos: int = 6, seed: int = 0) -> Path:
+    """A learned model folder that passes the check (synface.face.model_files) without a fit: arrays
+    of the declared shapes filled with random in-range values, its card and its source index. What
+    it renders is noise; what the tests need is a folder every reader accepts, to damage one file
+    or key at a time."""
+    import json
+
+    import numpy as np
+
+    from synface.face.builtin import GENERATOR_MODEL_VERSION, BuiltinFaceModel
+    from synface.face.learned import model_arrays
+    from synface.face.model_files import model_version
+
+    base = BuiltinFaceModel()
+    rng = np.random.default_rng(seed)
+    S, V, R = base.layout.shape, base.num_vertices, 4
+    regions = np.zeros((R, V))
+    regions[rng.integers(0, R, V), np.arange(V)] = 1.0
+    arrays = model_arrays(rng.normal(0, 0.3, S), rng.normal(0, 0.1, (S, S)), rng.uniform(0, 1, (people, V, 3)),
+                          rng.choice(V, 68, replace=False), regions, rng.uniform(0, 1, (people, 3)),
+                          np.ones((R, people), bool))
+    folder = workspace / "face_models" / name
+    folder.mkdir(parents=True)
+    np.savez(folder / "model.npz", **arrays)
+    np.savez(folder / "sources.npz", descriptors=rng.normal(0, 0.1, (photos, 128)).astype(np.float32),
+             person=np.arange(photos) % people, bank_person=np.arange(people))
+    card = {"name": name, "kind": "learned", "builtin_version": GENERATOR_MODEL_VERSION,
+            "version": model_version(name, arrays), "regions": ["head", "eyes_brows", "nose", "mouth_chin"],
+            "source_people": [f"Person_{k}" for k in range(people)], "people_fitted": people, "bank_people": people,
+            "shape_components": S, "genuine_threshold": 0.6, "created": "2026-01-01T00:00:00+00:00"}
+    (folder / "card.json").write_text(json.dumps(card, indent=2))
+    (folder / "no_face.txt").write_text("")
+    return folder

@@ -4,6 +4,7 @@ Also: OS errors that name their file, and a free-space check before a big write.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import json
 import os
@@ -185,3 +186,50 @@ def read_json(path: str | Path, default: Any = None) -> Any:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return default
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap paths `a` and `b` in one step (Linux renameat2 RENAME_EXCHANGE); False where the
+    system or file system does not offer it."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
+def swap_folder(new: str | Path, target: str | Path) -> None:
+    """Put folder `new` at `target` with one rename, then remove what was there.
+
+    Why one rename: a folder whose files belong together (a face model's card, arrays and source
+    index) must never be seen half old, half new, nor be gone after a kill. With a `target` in
+    place the two are exchanged atomically (the old folder lands at `new` and is deleted after);
+    without one, `new` is renamed to it. Where the exchange is not offered, the old folder is
+    renamed aside first, so a kill between the two renames leaves `target` missing (its old
+    content sits at `new`'s name + '.old')."""
+    new, target = Path(new), Path(target)
+    if not os.path.lexists(target):
+        os.rename(new, target)
+        return
+    if _exchange(new, target):
+        _remove(new)
+        return
+    aside = new.with_name(new.name + ".old")
+    if os.path.lexists(aside):
+        _remove(aside)
+    os.rename(target, aside)
+    os.rename(new, target)
+    _remove(aside)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()

@@ -18,15 +18,14 @@ people apart. Here identity comes from people the user photographed (fitted by
   mouth's interior, a closed eyelid) is the built-in model's colour change added to the blend.
 
 The file is a plain `.npz` read with `allow_pickle=False` plus a JSON card, so loading a model
-can never run code.
+can never run code; what the files must hold is declared in `synface.face.model_files`, and a
+model is checked against it before anything is built from it.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-import zipfile
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -34,77 +33,38 @@ import torch
 
 from synface.base.exact import basis_product
 from synface.face.builtin import GENERATOR_MODEL_VERSION, BuiltinFaceModel
-from synface.face.mosaic_kernel import mosaic
 from synface.face.model import CoeffInfo, KeepsBaseMesh, MorphableModel, basis_tensor
+from synface.face.model_files import (
+    CARD_FILE, LEARNED_FORMAT, MODEL_FILE, FaceModelError, ModelFiles, model_version, read_model_folder,
+)
+from synface.face.mosaic_kernel import mosaic
 
-#: bump when the file layout changes; older files are refused with a named error
-LEARNED_FORMAT = 2
-MODEL_FILE = "model.npz"
-CARD_FILE = "card.json"
+__all__ = ["LearnedFaceModel", "FaceModelError", "IDENTITY_MODES", "MODEL_FILE", "CARD_FILE", "check_model_folder",
+           "model_arrays", "model_version", "save_model_arrays"]
+
 #: how a new person's reflectance is drawn (see LearnedFaceModel.correlate_identity)
 IDENTITY_MODES = ("mosaic", "one_person", "whole_face_blend")
 #: the share of the bank, nearest in skin tone to the head's person, the other regions draw from
 TONE_NEIGHBOURS = 0.25
 #: people a "whole_face_blend" identity blends
 BLEND_PEOPLE = 3
-#: the arrays a model file must hold, with their dimensions
-REQUIRED_ARRAYS = {
-    "format": 1, "shape_mean": 1, "shape_components": 2, "bank": 3, "landmarks68": 1, "regions": 2, "tones": 2,
-    "eligible": 2,
-}
 
 
-class FaceModelError(ValueError):
-    """A learned face model that cannot be used: missing, partial, corrupt or from another version."""
+def head_sizes(base: BuiltinFaceModel) -> dict[str, int]:
+    """The built-in head's sizes a learned model's arrays must match (synface.face.model_files)."""
+    return {"S": base.layout.shape, "V": base.num_vertices}
 
 
-def _read_arrays(folder: Path) -> dict[str, np.ndarray]:
-    path = folder / MODEL_FILE
-    if not path.is_file():
-        raise FaceModelError(f"{folder}: no {MODEL_FILE} (the fit did not finish, or this is not a face model folder)")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise FaceModelError(f"{path}: unreadable model file ({exc})") from exc
-    for name, ndim in REQUIRED_ARRAYS.items():
-        if name not in arrays:
-            raise FaceModelError(f"{path}: lacks the array {name!r}")
-        if arrays[name].ndim != ndim:
-            raise FaceModelError(f"{path}: array {name!r} has {arrays[name].ndim} dimensions, expected {ndim}")
-    if int(arrays["format"][0]) != LEARNED_FORMAT:
-        raise FaceModelError(f"{path}: model format {int(arrays['format'][0])}, this version reads format {LEARNED_FORMAT}; "
-                             "fit the model again")
-    return arrays
+@lru_cache(maxsize=1)
+def _builtin_sizes() -> dict[str, int]:
+    return head_sizes(BuiltinFaceModel())
 
 
-def check_format(folder: str | Path) -> None:
-    """A cheap check that a model file is of this version's format and holds every array (reads
-    the zip's index and the format number only); a FaceModelError otherwise."""
-    path = Path(folder) / MODEL_FILE
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = sorted(set(REQUIRED_ARRAYS) - set(data.files))
-            found = int(data["format"][0]) if "format" in data.files else None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise FaceModelError(f"{path}: unreadable model file ({exc})") from exc
-    if found != LEARNED_FORMAT or missing:
-        raise FaceModelError(f"{path}: model format {found} (this version reads {LEARNED_FORMAT}"
-                             f"{', lacks ' + ', '.join(missing) if missing else ''}); fit the model again")
-
-
-def read_card(folder: str | Path) -> dict:
-    """The model's card (source, people, fit quality); a named error when missing or corrupt."""
-    path = Path(folder) / CARD_FILE
-    try:
-        card = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise FaceModelError(f"{folder}: no {CARD_FILE}") from exc
-    except (OSError, ValueError) as exc:
-        raise FaceModelError(f"{path}: unreadable card ({exc})") from exc
-    if not isinstance(card, dict):
-        raise FaceModelError(f"{path}: the card is not a JSON object")
-    return card
+def check_model_folder(folder: str | Path, base: BuiltinFaceModel | None = None) -> ModelFiles:
+    """A model folder checked against its declared format (`model_files.read_model_folder`) and this
+    version's built-in head; one FaceModelError naming every problem otherwise."""
+    sizes = head_sizes(base) if base is not None else dict(_builtin_sizes())
+    return read_model_folder(folder, sizes, GENERATOR_MODEL_VERSION)
 
 
 class LearnedFaceModel(KeepsBaseMesh, MorphableModel):
@@ -112,32 +72,18 @@ class LearnedFaceModel(KeepsBaseMesh, MorphableModel):
 
     def __init__(self, folder: str | Path, device: str | torch.device = "cpu", base: BuiltinFaceModel | None = None) -> None:
         folder = Path(folder)
-        arrays = _read_arrays(folder)
-        self.card = read_card(folder)
-        self.name = str(self.card.get("name", folder.name))
-        self.folder = folder
-        if self.card.get("builtin_version") != GENERATOR_MODEL_VERSION:
-            raise FaceModelError(f"{folder}: fitted to built-in head {self.card.get('builtin_version')!r}, this is "
-                                 f"{GENERATOR_MODEL_VERSION!r}; fit the model again")
         self.base = base or BuiltinFaceModel()
+        files = check_model_folder(folder, self.base)  # every array's dtype, shape, values; every card key
+        arrays = files.arrays
+        self.card = files.card
+        self.sources = files.sources
+        self.name = folder.name  # a model is named by its folder (a copied folder is its own model)
+        self.folder = folder
         n_builtin = self.base.layout.shape
-        mean, components, bank = arrays["shape_mean"], arrays["shape_components"], arrays["bank"]
-        if mean.shape != (n_builtin,) or components.shape[1] != n_builtin:
-            raise FaceModelError(f"{folder}: shape arrays {mean.shape}/{components.shape} do not match the built-in "
-                                 f"head's {n_builtin} shape coefficients")
-        if bank.shape[1:] != (self.base.num_vertices, 3) or len(bank) < 2:
-            raise FaceModelError(f"{folder}: reflectance bank {bank.shape} does not match the built-in head "
-                                 f"({self.base.num_vertices} vertices, 2+ people)")
+        components, bank = arrays["shape_components"], arrays["bank"]
         regions, tones, eligible = arrays["regions"], arrays["tones"], arrays["eligible"]
-        if regions.shape[1] != self.base.num_vertices or len(regions) < 1 or tones.shape != (len(bank), 3) \
-                or eligible.shape != (len(regions), len(bank)) or (eligible.sum(1) < 1).any():
-            raise FaceModelError(f"{folder}: region masks {regions.shape} or tones {tones.shape} do not match the bank")
-        if not all(np.isfinite(a).all() for a in (mean, components, bank, regions, tones)):
-            raise FaceModelError(f"{folder}: the model holds NaN or inf values")
+        mean = arrays["shape_mean"]
         self._version = model_version(self.name, arrays)
-        if self.card.get("version") not in (None, self._version):
-            raise FaceModelError(f"{folder}: the card describes {self.card['version']!r} but the model file is "
-                                 f"{self._version!r} (an interrupted refit?); fit the model again")
         self.landmarks68 = torch.from_numpy(arrays["landmarks68"].astype(np.int64))
         # geometry: builtin_mean + (shape_mean + z @ components) @ shape_basis + expr @ expr_basis
         base_basis = self.base._basis  # noqa: SLF001  (same package: the built-in head's own basis)
@@ -150,7 +96,7 @@ class LearnedFaceModel(KeepsBaseMesh, MorphableModel):
         self._regions = torch.from_numpy(regions.astype(np.float32))  # (R, V), summing to 1 per vertex
         self._tones = torch.from_numpy(tones.astype(np.float32))  # (P, 3) each person's skin tone
         self._eligible = torch.from_numpy(eligible.astype(bool))  # (R, P) who may serve each region
-        self.region_names = tuple(self.card.get("regions", [f"region_{r}" for r in range(len(regions))]))
+        self.region_names = tuple(self.card["regions"])
         self._expr_colour = self._expression_basis()
         self.shape_info = tuple(CoeffInfo(f"learned_shape_{k:02d}", f"learned head-shape direction {k} (prior sd)")
                                 for k in range(len(components)))
@@ -282,14 +228,6 @@ def model_arrays(shape_mean: np.ndarray, shape_components: np.ndarray, bank: np.
             "shape_components": shape_components.astype(np.float32), "bank": bank.astype(np.float16),
             "landmarks68": landmarks68.astype(np.int64), "regions": regions.astype(np.float32),
             "tones": tones.astype(np.float32), "eligible": eligible.astype(bool)}
-
-
-def model_version(name: str, arrays: dict[str, np.ndarray]) -> str:
-    """Names a model's pixels: its name and a digest of its arrays."""
-    digest = hashlib.sha256()
-    for key in sorted(REQUIRED_ARRAYS):
-        digest.update(np.ascontiguousarray(arrays[key]).tobytes())
-    return f"learned-{name}-{digest.hexdigest()[:12]}"
 
 
 def save_model_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:

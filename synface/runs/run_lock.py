@@ -1,42 +1,28 @@
-"""One training process per run folder: an flock on `<run>/.lock`, which also holds the holder's pid.
-
-Why flock: the kernel drops it when its process dies, so the lock of a killed trainer (a .lock
-file still naming a dead pid) is simply taken over, never left to block a resume. No Streamlit here.
+"""One training process per run folder: an flock on `<run>/.lock`, which also holds the holder's pid
+(synface.base.locks). A killed trainer's lock is simply taken over, never left to block a resume.
+No Streamlit here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
-import fcntl
-import json
-import os
-import socket
 from pathlib import Path
 from typing import Any, Iterator, Mapping
+
+from synface.base import locks
 
 __all__ = ["RunLocked", "hold", "holder", "locked_message", "LOCK_NAME"]
 
 LOCK_NAME = ".lock"
 
 
-class RunLocked(ValueError):
+class RunLocked(locks.Locked):
     """Another live process is training in this run folder; the message names its pid."""
-
-
-def _read_holder(fd: int) -> dict[str, Any]:
-    try:
-        data = json.loads(os.pread(fd, 4096, 0).decode("utf-8") or "{}")
-    except (OSError, ValueError, UnicodeDecodeError):
-        data = {}
-    return data if isinstance(data, dict) else {}
 
 
 def locked_message(folder: Path, who: Mapping[str, Any]) -> str:
     """The refusal: which folder, which pid (and host when it is another machine), what to do."""
-    pid = who.get("pid") or "unknown"
-    host = f" on {who['host']}" if who.get("host") not in (None, socket.gethostname()) else ""
-    return (f"run folder {folder} is in use by training process {pid}{host}; a second trainer is refused. "
+    return (f"run folder {folder} is in use by training {locks.holder_text(who)}; a second trainer is refused. "
             f"Stop it first (python -m synface runs stop {folder.name}) or wait for it to end")
 
 
@@ -44,36 +30,10 @@ def locked_message(folder: Path, who: Mapping[str, Any]) -> str:
 def hold(folder: Path) -> Iterator[None]:
     """Hold `folder` for this process; RunLocked naming the holder when a live process holds it."""
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunLocked(locked_message(folder, _read_holder(fd))) from None
-        since = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": since}).encode() + b"\n", 0)
-        try:
-            yield
-        finally:
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    with locks.hold(folder / LOCK_NAME, lambda who: locked_message(folder, who), RunLocked):
+        yield
 
 
 def holder(folder: Path) -> dict[str, Any] | None:
     """{'pid', 'host', 'since'} of the live process holding `folder`, None when it is free."""
-    try:
-        fd = os.open(folder / LOCK_NAME, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return _read_holder(fd)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
+    return locks.holder(folder / LOCK_NAME)
