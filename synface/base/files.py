@@ -8,14 +8,19 @@ import ctypes
 import errno
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
+import time
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 #: permissions of every file written atomically (mkstemp would leave 0600)
 FILE_MODE = 0o644
+#: how atomic_path's temp files end: `.<name>.<pid>-<random>.tmp`, the pid of the writer
+TEMP_SUFFIX = ".tmp"
+_TEMP_NAME = re.compile(r"^\..+\.(\d+)-[^.]+\.tmp$")
 
 
 @contextlib.contextmanager
@@ -29,7 +34,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     with naming(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=TEMP_SUFFIX, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -134,6 +139,81 @@ def write_json(path: str | Path, data: Any) -> None:
     """`data` as indented JSON, atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def sweep_temp_files(folder: str | Path) -> int:
+    """Remove the temp files of atomic writes a kill interrupted in `folder` (not below it): those
+    whose writer is gone. A temp file names its writer's pid, so a live writer's is never
+    touched; one without a pid (older versions) goes once it is a minute old. Returns how many."""
+    from synface.base.processes import pid_alive  # noqa: PLC0415
+
+    removed = 0
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    for tmp in folder.glob(f".*{TEMP_SUFFIX}"):
+        match = _TEMP_NAME.match(tmp.name)
+        with contextlib.suppress(OSError):
+            stale = not pid_alive(int(match.group(1))) if match else time.time() - tmp.lstat().st_mtime > 60
+            if stale and tmp.is_file() and not tmp.is_symlink():
+                tmp.unlink()
+                removed += 1
+    return removed
+
+
+def rename_new(src: str | Path, dst: str | Path) -> None:
+    """Rename `src` to `dst` only when nothing is at `dst` (FileExistsError otherwise), in one step
+    where the system offers it (renameat2 RENAME_NOREPLACE): claiming a name and filling it are
+    then one act, so no half-made folder is ever seen under it."""
+    src, dst = Path(src), Path(dst)
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        renameat2 = None
+    if renameat2 is not None:
+        if renameat2(-100, os.fsencode(src), -100, os.fsencode(dst), 1) == 0:  # AT_FDCWD, RENAME_NOREPLACE
+            return
+        err = ctypes.get_errno()
+        if err == errno.EEXIST:
+            raise FileExistsError(err, os.strerror(err), str(dst))
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(err, os.strerror(err), str(src), None, str(dst))
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst))
+    os.rename(src, dst)
+
+
+#: hidden folders publish_folder fills before naming them: `.creating-<pid>-<random>`
+CREATING_PREFIX = ".creating-"
+
+
+def publish_folder(base: str | Path, names: Iterable[str], fill: Callable[[Path], Any]) -> Path:
+    """A new folder in `base` under the first of `names` that is free, made whole before it gets
+    that name: `fill` writes into a hidden folder, which is then renamed (`rename_new`). A kill
+    never leaves a half-made folder under a real name; the hidden folders of killed writers are
+    removed by the next call."""
+    from synface.base.processes import pid_alive  # noqa: PLC0415
+
+    base = Path(base)
+    base.mkdir(parents=True, exist_ok=True)
+    for old in base.glob(f"{CREATING_PREFIX}*"):
+        pid = old.name[len(CREATING_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not pid_alive(int(pid)) and old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{CREATING_PREFIX}{os.getpid()}-", dir=base))
+    try:
+        os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide it from the workspace's other users
+        fill(staging)
+        for name in names:
+            try:
+                rename_new(staging, base / name)
+                return base / name
+            except FileExistsError:
+                continue
+        raise FileExistsError(errno.EEXIST, "every candidate name is taken", str(base))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def open_regular(path: str | Path, limit: int | None = None, follow_links: bool = False) -> BinaryIO:

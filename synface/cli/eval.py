@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from synface.cli.common import print_json, tqdm_progress
+from synface.cli.common import count, print_json, tqdm_progress
 
 OVERRIDE_HINT = "pass --allow-overlap (the result records it)"
 
@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="keep this central fraction of each image before resizing (e.g. 0.6 for 250x250 LFW)")
     p.add_argument("--far", type=float, default=1e-3, help="FAR target of the TAR figure")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--batch", type=count(4096), default=128)
     p.add_argument("--allow-overlap", action="store_true",
                    help="score sets that share people with the checkpoint's training data (recorded)")
     p.add_argument("--root", metavar="DIR", help="workspace root (default $SYNFACE_HOME or ./workspace)")
@@ -93,7 +93,7 @@ def _specs(args: argparse.Namespace) -> list[dict[str, Any]]:
         return [{"path": str(path), "name": path.stem if args.bin else path.name, "pairs": args.pairs,
                  "folds": args.folds, "center_crop": args.center_crop}]
     names = [n.strip() for n in (args.sets or "all").split(",") if n.strip()]
-    specs = eval_specs(None if names == ["all"] else names, args.root, args.center_crop)
+    specs = eval_specs(names, args.root, args.center_crop)
     if not specs:
         raise ValueError("no verification sets are registered: register one with `python -m synface real add FILE` "
                          "or give --lfw / --bin")

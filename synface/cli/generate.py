@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from synface.cli.common import print_json, tqdm_progress
+from synface.cli.common import count, print_json, tqdm_progress
 
 
 def _phi_grid(text: str) -> tuple[float, ...]:
@@ -94,7 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="output folder (default: <workspace>/datasets/<name>)")
     p.add_argument("--root", default=None, help="workspace root (default: $SYNFACE_HOME or workspace/)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--batch", type=int, default=256, help="images rendered per batch")
+    p.add_argument("--batch", type=count(4096), default=256, help="images rendered per batch")
     p.add_argument("--json", action="store_true", help="print the build report as one JSON line")
     p.set_defaults(func=_generate, set_option_defaults={dest: p.get_default(dest) for dest in SET_OPTIONS})
 

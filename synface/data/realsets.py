@@ -351,10 +351,15 @@ def verification_sets(root: str | Path | None = None) -> list[RealSet]:
 
 def eval_specs(names: Sequence[str] | None = None, root: str | Path | None = None,
                center_crop: float | None = None) -> list[dict[str, Any]]:
-    """`eval_sets` entries of registered sets: the named ones, or with None / ['all'] every verification set."""
-    if names is None or list(names) == ["all"]:
-        return [s.eval_spec(center_crop) for s in verification_sets(root)]
-    return [get_real_set(n, root).eval_spec(center_crop) for n in names]
+    """`eval_sets` entries of registered sets: the named ones; "all" among the names (or None) adds
+    every verification set. Every other name must be a registered set: an unknown one is an error
+    naming it, also beside "all" (never silently dropped)."""
+    names = ["all"] if names is None else list(names)
+    chosen = [get_real_set(n, root) for n in names if n != "all"]
+    if "all" in names:
+        have = {s.name for s in chosen}
+        chosen += [s for s in verification_sets(root) if s.name not in have]
+    return [s.eval_spec(center_crop) for s in chosen]
 
 
 def default_set_name(path: str | Path) -> str:

@@ -183,6 +183,11 @@ class RecordReader:
         if len(header.labels) < 2:
             raise DataError("record 0 must label [first identity record, end]", path=self.rec_path)
         first_id, end_id = (self._as_int(x, 0) for x in header.labels[:2])
+        listed = len(self._index)
+        if not 1 <= first_id <= end_id <= listed:
+            # each image and identity record needs a line of train.idx: checked before any list is built
+            raise DataError(f"record 0 declares {first_id - 1:,} images and {max(0, end_id - first_id):,} identities, "
+                            f"but {self.idx_path.name} lists {listed:,} records", path=self.rec_path)
         images = list(range(1, first_id))
         ranges = [self._identity_range(k) for k in range(first_id, end_id)]
         missing = [k for k in images if k not in self._index]

@@ -196,11 +196,12 @@ def check_card(card: Any, sizes: dict[str, int], problems: list[str]) -> None:
     if not isinstance(card, dict):
         problems.append(f"{CARD_FILE} holds {_type_name(card)}, not a JSON object")
         return
+    missing = [key for key, spec in CARD_KEYS.items() if spec.required and key not in card]
+    if missing:
+        problems.append(f"{CARD_FILE} lacks {', '.join(map(repr, missing))}")
     for key, spec in CARD_KEYS.items():
         where = f"{CARD_FILE} {key!r}"
         if key not in card:
-            if spec.required:
-                problems.append(f"{where} is missing")
             continue
         value = card[key]
         if not _is(value, spec.types):
@@ -352,25 +353,24 @@ def read_model_folder(folder: str | Path, head_sizes: Mapping[str, int], head_ve
     card = _read_card(folder, problems)
     if not problems:
         check_card(card, sizes, problems)
-    if problems:
-        raise _fail(folder, problems)
-    if card["kind"] != "learned":
-        problems.append(f"{CARD_FILE} 'kind' is {card['kind']!r}, expected 'learned'")
-    if card["builtin_version"] != head_version:
+    card_ok = not problems
+    if card_ok and card["builtin_version"] != head_version:
         raise FaceModelError(f"{folder}: fitted to built-in head {card['builtin_version']!r}, this is {head_version!r}; "
                              "fit the model again")
+    if card_ok and card["kind"] != "learned":
+        problems.append(f"{CARD_FILE} 'kind' is {card['kind']!r}, expected 'learned'")
     arrays = _read_npz(folder, MODEL_FILE, sizes, problems)
     if arrays and int(arrays["format"][0]) != LEARNED_FORMAT:
         raise FaceModelError(f"{folder / MODEL_FILE}: model format {int(arrays['format'][0])}, this version reads format "
                              f"{LEARNED_FORMAT}; fit the model again")
-    sources = _read_npz(folder, SOURCES_FILE, sizes, problems) if arrays else {}
+    sources = _read_npz(folder, SOURCES_FILE, sizes, problems) if arrays and card_ok else {}
     if arrays:
         empty = np.flatnonzero(arrays["eligible"].sum(1) == 0)
         if len(empty):
             problems.append(f"{MODEL_FILE} 'eligible': region {int(empty[0])} has no bank person to draw from")
-        if card["version"] != model_version(card["name"], arrays):
-            problems.append(f"{CARD_FILE} 'version' {card['version'][:80]!r} does not describe this {MODEL_FILE} "
-                            f"({model_version(card['name'], arrays)}): an interrupted or mixed refit; fit the model again")
+    if arrays and card_ok and card["version"] != model_version(card["name"], arrays):
+        problems.append(f"{CARD_FILE} 'version' {card['version'][:80]!r} does not describe this {MODEL_FILE} "
+                        f"({model_version(card['name'], arrays)}): an interrupted or mixed refit; fit the model again")
     if problems:
         raise _fail(folder, problems)
     return ModelFiles(folder, card, arrays, sources)

@@ -152,7 +152,7 @@ def untrained_twin(root: Path, config: dict) -> Path | None:
         return None
     wanted = json.loads(json.dumps(config, default=str))
     for path in sorted(base.iterdir(), reverse=True):
-        if not path.is_dir() or path.is_symlink() or (path / tables.STUDY_FILE).exists():
+        if path.name.startswith((".", "_")) or not path.is_dir() or path.is_symlink() or (path / tables.STUDY_FILE).exists():
             continue
         try:
             found = json.loads((path / "config.json").read_text())

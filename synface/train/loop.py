@@ -47,6 +47,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from synface.base.files import sweep_temp_files
 from synface.runs.registry import Run, RunLocked
 from synface.train.backbones import build_backbone
 from synface.train.checkpoint import RESUME_KEYS, load_checkpoint, load_weights, save_checkpoint
@@ -445,9 +446,9 @@ def _train_locked(cfg: TrainConfig, run: Run, ctx: DistContext, resume: bool, ch
     trainer: _Trainer | None = None
     try:
         ckpt = None
-        if resume and ctx.is_main:  # temp files of writes a kill interrupted (the lock is ours)
-            for tmp in (*run.path.glob(".*.tmp"), *run.checkpoints.glob(".*.tmp")):
-                tmp.unlink(missing_ok=True)
+        if ctx.is_main:  # temp files of writes a kill interrupted (their writers are gone)
+            for folder in (run.path, run.checkpoints):
+                sweep_temp_files(folder)
         if resume and not run.last_checkpoint.exists():
             # killed before its first checkpoint: nothing trained survives, so the run starts again
             # from step 0 in its own folder, without the steps it had logged
