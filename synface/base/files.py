@@ -248,10 +248,12 @@ def open_regular(path: str | Path, limit: int | None = None, follow_links: bool 
         raise
 
 
-def read_regular(path: str | Path, limit: int | None = None, start: int = 0, tail: int | None = None) -> bytes:
-    """The bytes of regular file `path` (`open_regular`: never a FIFO, device or link), from byte
-    `start`, at most its last `tail` bytes; a file over `limit` bytes is a ValueError."""
-    with open_regular(path, limit) as handle:
+def read_regular(path: str | Path, limit: int | None = None, start: int = 0, tail: int | None = None,
+                 follow_links: bool = False) -> bytes:
+    """The bytes of regular file `path` (`open_regular`: never a FIFO or device, nor a link unless
+    `follow_links`), from byte `start`, at most its last `tail` bytes; a file over `limit` bytes is
+    a ValueError."""
+    with open_regular(path, limit, follow_links) as handle:
         size = os.fstat(handle.fileno()).st_size
         begin = min(max(0, start), size)
         if tail is not None:
@@ -260,10 +262,15 @@ def read_regular(path: str | Path, limit: int | None = None, start: int = 0, tai
         return handle.read(size - begin)
 
 
+#: the most a state file read by read_json may weigh
+MAX_JSON_BYTES = 64 << 20
+
+
 def read_json(path: str | Path, default: Any = None) -> Any:
-    """The JSON in `path`, or `default` when it is missing or unreadable."""
+    """The JSON in `path`, or `default` when it is missing, unreadable, not a regular file (a FIFO
+    would block the reader for good) or larger than MAX_JSON_BYTES."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(read_regular(path, limit=MAX_JSON_BYTES, follow_links=True).decode("utf-8"))
     except (OSError, ValueError):
         return default
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from synface.base.files import append_line, publish_folder, read_json, write_bytes, write_json
+from synface.base.files import append_line, publish_folder, read_json, read_regular, write_bytes, write_json
 from synface.base.names import check_name, child_path
 from synface.base.processes import pid_alive
 from synface.base.workspace import workspace_root
@@ -221,7 +221,7 @@ class Run:
 def read_config_file(path: Path) -> dict[str, Any]:
     """A run's config.json as a dict (see `Run.config`)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path, limit=16 << 20, follow_links=True).decode("utf-8")  # never blocks on a FIFO
     except FileNotFoundError:
         raise FileNotFoundError(f"no config.json in {path.parent}") from None
     except (OSError, UnicodeDecodeError) as exc:
