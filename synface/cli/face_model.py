@@ -86,7 +86,7 @@ def _list(args: argparse.Namespace) -> int:
     print_json({"name": "builtin", "kind": "built-in procedural head (no photos)"})
     damaged = []
     for card in list_models(args.workspace):
-        print_json({k: card.get(k) for k in ("name", "kind", "version", "people_fitted", "bank_people",
+        print_json({k: card.get(k) for k in ("name", "card_name", "kind", "version", "people_fitted", "bank_people",
                                               "images_fitted", "fit_error_iod_median", "created", "damaged", "error")
                     if k in card})
         if card.get("damaged"):
@@ -101,7 +101,7 @@ def _show(args: argparse.Namespace) -> int:
     from synface.face.catalog import model_card  # noqa: PLC0415
 
     card = model_card(args.name, args.workspace)  # the check generation makes: a damaged model is an error
-    print(json.dumps({**card, "name": args.name}, indent=2))
+    print(json.dumps({**card, "name": args.name, "card_name": card.get("name")}, indent=2))
     return 0
 
 

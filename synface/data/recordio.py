@@ -22,7 +22,7 @@ from typing import BinaryIO, Callable, Iterable, TextIO
 import numpy as np
 from PIL import Image
 
-from synface.base.files import atomic_path, naming
+from synface.base.files import atomic_path, naming, sweep_temp_files
 from synface.data.errors import DataError
 from synface.data.imageio import open_image
 
@@ -284,6 +284,7 @@ def write_recordio(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    sweep_temp_files(out_dir)  # of an export a kill interrupted
     with naming(out_dir), tempfile.TemporaryFile(dir=out_dir) as spool:  # a full disk names the folder
         entries = _spool(items, spool)
         ranges = _identity_ranges([label for label, _, _ in entries])

@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from synface.base.files import atomic_path, check_free_space
+from synface.base.files import MAX_JSON_BYTES, atomic_path, check_free_space, read_regular
 from synface.data.errors import DataError
 from synface.data.imageio import image_problem, write_image
 from synface.data.synth_config import (  # noqa: F401  (the config half of this module's API lives there)
@@ -425,9 +425,11 @@ def read_card(root: str | Path) -> dict:
     if not path.exists():
         raise DataError(f"{root} is not a complete synthetic set (no {CARD}; an interrupted build resumes with the same command)", path=root)
     try:
-        return json.loads(path.read_text())
+        return json.loads(read_regular(path, limit=MAX_JSON_BYTES, follow_links=True))  # never blocks on a FIFO
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON ({exc})", path=path) from exc
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read the dataset card ({exc})", path=path) from None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import BinaryIO, Sequence
 
 import numpy as np
 
-from synface.base.files import atomic_path
+from synface.base.files import atomic_path, sweep_temp_files
 from synface.data.errors import DataError
 from synface.data.safe_pickle import safe_loads
 from synface.data.verification import VerificationPairs, contiguous_folds
@@ -92,6 +92,7 @@ def write_bin(
     insightface's lfw2pack does) or from 2N encoded images plus N labels; atomic."""
     bins, labels = _bins_and_labels(pairs, issame)
     _check_structure((bins, labels), Path(path))
+    sweep_temp_files(Path(path).parent)  # of a write a kill interrupted
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         _dump_py2_pickle(f, bins, labels)
 

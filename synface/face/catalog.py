@@ -26,7 +26,7 @@ from synface.base.names import check_name, child_path
 from synface.base.workspace import workspace_root
 from synface.face.learned import CARD_FILE, MODEL_FILE, FaceModelError, LearnedFaceModel, check_model_folder
 from synface.face.model import MorphableModel
-from synface.face.model_files import SOURCES_FILE
+from synface.face.model_files import SOURCES_FILE, model_version
 
 BUILTIN = "builtin"
 MODELS_DIR = "face_models"
@@ -81,10 +81,13 @@ def _stamp(folder: Path) -> tuple:
 
 @lru_cache(maxsize=256)
 def _checked(folder: str, stamp: tuple) -> tuple[dict | None, str | None]:
+    """(card, None) of a folder that passes the check, with `version` the model's own (its folder's
+    name and its arrays' digest, as generation records it); (None, the reason) otherwise."""
     try:
-        return check_model_folder(folder).card, None
+        files = check_model_folder(folder)
     except FaceModelError as exc:
         return None, str(exc)
+    return {**files.card, "version": model_version(Path(folder).name, files.arrays)}, None
 
 
 def list_models(workspace: str | Path | None = None) -> list[dict]:

@@ -348,9 +348,9 @@ def fit_face_model(photo_root: str | Path, name: str, people: int | None = None,
     is being fitted is refused (FaceModelBusy, naming the pid)."""
     if not MIN_PEOPLE <= bank <= MAX_BANK_PEOPLE:
         raise ValueError(f"--bank {bank}: the reflectance bank holds {MIN_PEOPLE} to {MAX_BANK_PEOPLE:,} people")
-    photos = find_photos(photo_root, people=people, folds=folds, max_photos_per_person=max_photos_per_person)
     folder = model_folder(name, workspace)
     with hold_name(name, workspace):
+        photos = find_photos(photo_root, people=people, folds=folds, max_photos_per_person=max_photos_per_person)
         staging = staging_folder(name, workspace)
         for leftover in (MODEL_FILE, CARD_FILE, SOURCES_FILE, NO_FACE_FILE):  # an earlier attempt's (or old model's)
             (staging / leftover).unlink(missing_ok=True)
