@@ -192,8 +192,9 @@ def _spawn(kind: str, key: str, argv: Sequence[str], meta: Path, log: Path, info
            env: dict[str, str]) -> None:
     if kind not in OWN_FOLDER_KINDS:
         write_bytes(log, b"")  # a fresh log (replacing whatever sits at that name, never writing through it)
-    elif log.is_symlink() or not log.parent.is_dir() or log.parent.is_symlink():
-        raise ValueError(f"{log.parent} is not a folder of this workspace; cannot start job {kind}/{key}")
+    elif log.parent.is_symlink() or not log.parent.is_dir() or log.is_symlink() or (log.exists() and not log.is_file()):
+        raise ValueError(f"{log} is not a regular file in a folder of this workspace (a link or a FIFO?); "
+                         f"cannot start job {kind}/{key}")
     offset = log.stat().st_size if log.is_file() else 0
     record = {"kind": kind, "key": key, "argv": [str(a) for a in argv], "log_offset": offset,
               "info": dict(info or {}), "started": time.time(), "pid": None, "pid_start": None,
