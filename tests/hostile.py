@@ -25,11 +25,13 @@ def write_bomb(path: Path, width: int = 20000, height: int = 20000) -> Path:
     return path
 
 
-def write_model_folder(workspace: Path, name: str, people: int = 4, photos: int = 6, seed: int = 0) -> Path:
+def write_model_folder(workspace: Path, name: str, people: int = 4, photos: int = 6, seed: int = 0,
+                       source_people: list[str] | None = None) -> Path:
     """A learned model folder that passes the check (synface.face.model_files) without a fit: arrays
     of the declared shapes filled with random in-range values, its card and its source index. What
     it renders is noise; what the tests need is a folder every reader accepts, to damage one file
-    or key at a time."""
+    or key at a time. `people`: the bank's size; `source_people`: the card's names (default
+    Person_0.. as many as the bank)."""
     import json
 
     import numpy as np
@@ -49,11 +51,12 @@ def write_model_folder(workspace: Path, name: str, people: int = 4, photos: int 
     folder = workspace / "face_models" / name
     folder.mkdir(parents=True)
     np.savez(folder / "model.npz", **arrays)
+    names = list(source_people) if source_people is not None else [f"Person_{k}" for k in range(people)]
     np.savez(folder / "sources.npz", descriptors=rng.normal(0, 0.1, (photos, 128)).astype(np.float32),
-             person=np.arange(photos) % people, bank_person=np.arange(people))
+             person=np.arange(photos) % len(names), bank_person=np.arange(people) % len(names))
     card = {"name": name, "kind": "learned", "builtin_version": GENERATOR_MODEL_VERSION,
             "version": model_version(name, arrays), "regions": ["head", "eyes_brows", "nose", "mouth_chin"],
-            "source_people": [f"Person_{k}" for k in range(people)], "people_fitted": people, "bank_people": people,
+            "source_people": names, "people_fitted": len(names), "bank_people": people,
             "shape_components": S, "genuine_threshold": 0.6, "created": "2026-01-01T00:00:00+00:00"}
     (folder / "card.json").write_text(json.dumps(card, indent=2))
     (folder / "no_face.txt").write_text("")
