@@ -12,7 +12,6 @@ import re
 import shutil
 import stat
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
@@ -144,7 +143,7 @@ def write_json(path: str | Path, data: Any) -> None:
 def sweep_temp_files(folder: str | Path) -> int:
     """Remove the temp files of atomic writes a kill interrupted in `folder` (not below it): those
     whose writer is gone. A temp file names its writer's pid, so a live writer's is never
-    touched; one without a pid (older versions) goes once it is a minute old. Returns how many."""
+    touched; one without a pid (an older version's) is stale. Returns how many."""
     from synface.base.processes import pid_alive  # noqa: PLC0415
 
     removed = 0
@@ -154,7 +153,7 @@ def sweep_temp_files(folder: str | Path) -> int:
     for tmp in folder.glob(f".*{TEMP_SUFFIX}"):
         match = _TEMP_NAME.match(tmp.name)
         with contextlib.suppress(OSError):
-            stale = not pid_alive(int(match.group(1))) if match else time.time() - tmp.lstat().st_mtime > 60
+            stale = not match or not pid_alive(int(match.group(1)))
             if stale and tmp.is_file() and not tmp.is_symlink():
                 tmp.unlink()
                 removed += 1
