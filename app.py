@@ -18,7 +18,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages import common
+from ui import common
 
 ROOT = Path(__file__).resolve().parent
 #: (file, title, icon, url path) of every page, in menu order

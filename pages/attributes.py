@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages import common
+from ui import common
 
 
 def _chart(df):

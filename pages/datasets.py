@@ -20,19 +20,18 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from pages import common
+from ui import common
 from synface.base.names import child_path
 from synface.data import jobs as data_jobs
 from synface.data.errors import DataError
+from synface.data.synth_set import SynthSet
 from synface.data.synthetic import (
     ATTRIBUTES,
-    CARD,
-    STATE,
     OnTheFlyDataset,
     SynthConfig,
     build_dataset,
-    read_card,
 )
+from synface.generator import SHARED_RENDER_LOCK
 
 #: builds up to this many images run in the script run; bigger ones as a background job
 INLINE_BUILD_LIMIT = 600
@@ -82,7 +81,7 @@ def preview(config_json: str) -> tuple[np.ndarray, list[str]]:
     ids = min(PREVIEW_IDS, config.ids)
     ks = min(PREVIEW_SAMPLES, config.samples)
     indices = [i * config.samples + k for i in range(ids) for k in range(ks)]
-    with common.render_lock():
+    with SHARED_RENDER_LOCK:
         batch = OnTheFlyDataset(config, common.get_generator(config.model), workspace=common.workspace()).get_batch(indices)
     labels, weights = batch["labels"].numpy(), batch["weights"].numpy()
     captions = []
@@ -143,7 +142,7 @@ def build_section() -> None:
                      + (f"; mixed samples: {', '.join(mixed[:6])}" if mixed else ""))
 
     job = data_jobs.build_status(config.name, common.workspace())
-    if (out / CARD).is_file():
+    if SynthSet(out).is_complete():
         st.success(f"{config.name} is built (see the list below).")
         return
     if job["alive"]:
@@ -199,15 +198,16 @@ def built_sets() -> tuple[list[dict], list[Path]]:
     cards, partial = [], []
     if root.is_dir():
         for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-            if (folder / CARD).is_file():
+            synth = SynthSet(folder)
+            if synth.is_complete():
                 try:
-                    card = read_card(folder)
+                    card = synth.card()
                 except DataError:
                     partial.append(folder)
                     continue
                 card["_path"] = str(folder)
                 cards.append(card)
-            elif (folder / STATE).is_file():
+            elif synth.is_building():
                 partial.append(folder)
     return cards, partial
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages import common
+from ui import common
 
 MAX_SETS = 4
 RESULT_KEY = "features_result"  # not a widget key: holds arrays, must not be re-assigned each run

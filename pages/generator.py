@@ -4,21 +4,20 @@ Every slider feeds the coefficients straight into `FaceGenerator.render`, so one
 render (tens of ms). The phi strip (the paper's Figure 2) and the attribute grid are cached by
 their inputs and only re-render when those change. The face model is a choice: the built-in head
 or a learned model of the workspace (with its identity editor, and a way to fit a new model from
-a folder of photos: `pages/face_models.py`).
+a folder of photos: `ui/face_models.py`).
 """
 
 from __future__ import annotations
 
-import math
 import random
 
 import numpy as np
 import streamlit as st
 import torch
 
-from pages import common, face_models
+from ui import common, face_models
 from synface.face.coeffs import FaceCoeffs
-from synface.face.prior import LightControls
+from synface.face.controls import FaceControls, hex_to_rgb, picked_identity, rgb_to_hex
 from synface.generator import FaceGenerator
 
 PHI_STRIP = tuple(round(0.1 * i, 1) for i in range(11))
@@ -27,9 +26,11 @@ LIVE_SIZE = 336
 POSE_RANGES = {"yaw": (-120, 120), "pitch": (-90, 90), "roll": (-90, 90)}
 EXPR_MARGIN = 0.5
 ATTRIBUTE_GROUPS = ["Pose", "Expression", "Illumination"]
+NEUTRAL = FaceControls()
 # friendly light defaults = the generator's neutral light (frontal, slightly from above)
-LIGHT_DEFAULTS = {"gen.light_yaw": 0, "gen.light_pitch": 17, "gen.intensity": 0.6, "gen.ambient": 0.55,
-                  "gen.colour": "#FFFFFF"}
+LIGHT_DEFAULTS = {"gen.light_yaw": int(NEUTRAL.light_yaw_deg), "gen.light_pitch": int(NEUTRAL.light_pitch_deg),
+                  "gen.intensity": NEUTRAL.intensity, "gen.ambient": NEUTRAL.ambient,
+                  "gen.colour": rgb_to_hex(NEUTRAL.colour)}
 
 
 def model_name() -> str:
@@ -76,43 +77,32 @@ def reset_attributes() -> None:
 
 
 def attributes_from_seed() -> None:
-    """Set the sliders to attributes drawn from the prior (the light read back with sh_to_light)."""
-    from synface.render.shading import sh_to_light
-
-    seed = random.randint(0, 99_999)
-    attrs = page_generator().sample_attributes(1, seed)
-    yaw, pitch, roll = (round(math.degrees(float(v))) for v in attrs["pose"][0])
+    """Set the sliders to attributes drawn from the prior, rounded to the sliders' steps and ranges."""
+    controls = FaceControls.from_attributes(page_generator().sample_attributes(1, random.randint(0, 99_999)))
+    yaw, pitch, roll = (round(v) for v in controls.pose_deg)
     st.session_state.update({"gen.yaw": yaw, "gen.pitch": pitch, "gen.roll": roll})
-    for info, value in zip(expr_infos(), attrs["expr"][0].tolist()):
-        st.session_state[f"gen.expr.{info.name}"] = round(float(value), 2)
-    light = sh_to_light(attrs["light"])
-    colour = light["colour"][0].clamp(0, 1).tolist()
+    for info, value in zip(expr_infos(), controls.expr):
+        st.session_state[f"gen.expr.{info.name}"] = round(value, 2)
     st.session_state.update({
-        "gen.light_yaw": int(np.clip(round(math.degrees(float(light["yaw"][0]))), -90, 90)),
-        "gen.light_pitch": int(np.clip(round(math.degrees(float(light["pitch"][0]))), -60, 80)),
-        "gen.intensity": float(np.clip(round(float(light["intensity"][0]), 2), 0.0, 1.5)),
-        "gen.ambient": float(np.clip(round(float(light["ambient"][0]), 2), 0.0, 1.5)),
-        "gen.colour": "#" + "".join(f"{int(round(255 * c)):02X}" for c in colour),
+        "gen.light_yaw": int(np.clip(round(controls.light_yaw_deg), -90, 90)),
+        "gen.light_pitch": int(np.clip(round(controls.light_pitch_deg), -60, 80)),
+        "gen.intensity": float(np.clip(round(controls.intensity, 2), 0.0, 1.5)),
+        "gen.ambient": float(np.clip(round(controls.ambient, 2), 0.0, 1.5)),
+        "gen.colour": rgb_to_hex(controls.colour),
     })
 
 
 # ----------------------------------------------------------------------------- coefficients
 
 
-def hex_to_rgb(value: str) -> list[float]:
-    value = value.lstrip("#")
-    return [int(value[i:i + 2], 16) / 255.0 for i in (0, 2, 4)]
-
-
-def current_attributes() -> dict:
-    """The slider values as plain numbers (hashable inputs for the cached renders)."""
+def current_controls() -> FaceControls:
+    """The sliders' values (hashable: the cached renders' input)."""
     s = st.session_state
-    return {
-        "pose_deg": tuple(float(s[f"gen.{a}"]) for a in POSE_RANGES),
-        "expr": tuple(float(s[f"gen.expr.{i.name}"]) for i in expr_infos()),
-        "light": (float(s["gen.light_yaw"]), float(s["gen.light_pitch"]), float(s["gen.intensity"]),
-                  float(s["gen.ambient"]), tuple(hex_to_rgb(s["gen.colour"]))),
-    }
+    return FaceControls(
+        pose_deg=tuple(float(s[f"gen.{a}"]) for a in POSE_RANGES),
+        expr=tuple(float(s[f"gen.expr.{i.name}"]) for i in expr_infos()),
+        light_yaw_deg=float(s["gen.light_yaw"]), light_pitch_deg=float(s["gen.light_pitch"]),
+        intensity=float(s["gen.intensity"]), ambient=float(s["gen.ambient"]), colour=hex_to_rgb(s["gen.colour"]))
 
 
 def model_of(key: str) -> str:
@@ -124,28 +114,22 @@ def identity_coeffs(gen, ident: tuple) -> FaceCoeffs:
     ("learned", seed, shape, picks) replaces the draw's identity with the editor's."""
     coeffs = gen.sample(1, ident[1])
     if ident[0] == "learned":
-        shape, albedo = face_models.coefficients(gen, ident)
-        coeffs = coeffs.replace(shape=shape.to(coeffs.device), albedo=albedo.to(coeffs.device))
+        shape, albedo = picked_identity(gen.model, ident[2], ident[3])
+        coeffs = coeffs.replace(shape=shape, albedo=albedo)
     return coeffs
 
 
-def build_coeffs(key: str, ident_a: tuple, ident_b: tuple, phi: float, attrs: dict) -> tuple[FaceCoeffs, list[str]]:
-    """Identity = phi*A + (1-phi)*B with the slider attributes; clamped to the prior's range."""
+def build_coeffs(key: str, ident_a: tuple, ident_b: tuple, phi: float,
+                 controls: FaceControls) -> tuple[FaceCoeffs, list[str]]:
+    """The live face (`FaceGenerator.compose`): clamped, with a note per clamped field."""
     gen = common.get_generator(model_of(key))
-    a, b = identity_coeffs(gen, ident_a), identity_coeffs(gen, ident_b)
-    mixed = FaceGenerator.mix(a, b, phi)
-    ly, lp, inten, amb, colour = attrs["light"]
-    light = LightControls(torch.tensor([math.radians(ly)]), torch.tensor([math.radians(lp)]),
-                          torch.tensor([inten]), torch.tensor([amb]), torch.tensor([colour])).to_sh()
-    pose = torch.tensor([[math.radians(v) for v in attrs["pose_deg"]]])
-    coeffs = mixed.replace(pose=pose, expr=torch.tensor([attrs["expr"]]), light=light,
-                           jitter=torch.zeros(1, mixed.jitter.shape[1]))
-    return gen.clamp(coeffs)
+    return gen.compose(identity_coeffs(gen, ident_a), identity_coeffs(gen, ident_b), phi, controls)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def live_image(key: str, ident_a: tuple, ident_b: tuple, phi: float, attrs: dict) -> tuple[np.ndarray, list[str]]:
-    coeffs, notes = build_coeffs(key, ident_a, ident_b, phi, attrs)
+def live_image(key: str, ident_a: tuple, ident_b: tuple, phi: float,
+               controls: FaceControls) -> tuple[np.ndarray, list[str]]:
+    coeffs, notes = build_coeffs(key, ident_a, ident_b, phi, controls)
     return common.render(coeffs, model_of(key))[0], notes
 
 
@@ -227,8 +211,8 @@ def live_view(key: str, ident_a: tuple, ident_b: tuple) -> None:
         attribute_controls()
         st.toggle("3-D view (rotatable)", key="gen.show3d", persist_state="session")
     phi = float(s["gen.phi"])
-    attrs = current_attributes()
-    image, notes = live_image(key, ident_a, ident_b, phi, attrs)
+    controls = current_controls()
+    image, notes = live_image(key, ident_a, ident_b, phi, controls)
     with left:
         st.image(common.upscale(image, LIVE_SIZE, smooth=bool(s["gen.smooth"])),
                  caption=f"phi = {phi:.2f} (A = {seed_a}, B = {seed_b}), 112 x 112 shown at {LIVE_SIZE} px",
@@ -239,7 +223,7 @@ def live_view(key: str, ident_a: tuple, ident_b: tuple) -> None:
         else:
             st.caption("All values inside the prior's range.")
     if s["gen.show3d"]:
-        coeffs, _ = build_coeffs(key, ident_a, ident_b, phi, attrs)
+        coeffs, _ = build_coeffs(key, ident_a, ident_b, phi, controls)
         st.plotly_chart(mesh_figure(coeffs), width="stretch", key="chart.gen_mesh")
     # The attribute grid below the fragment follows phi only in 'current mix' mode; then a phi
     # move re-runs the whole page (body() records the phi the grid was drawn with).

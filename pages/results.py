@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages import common
+from ui import common
 
 TITLES = {
     "table1": "Table 1: cross-domain (trained on synthetic or real, tested on LFW and the synthetic benchmark)",
@@ -95,9 +95,9 @@ def _remember_selection() -> None:
     st.session_state[SEL_KEPT] = kept + list(st.session_state.get("res.sel", []))
 
 
-def compare(frame, listed: list[str], root) -> None:
+def compare(frame, listed: list[str], root, views) -> None:
     """ROC of the chosen runs; side by side (scores, config differences, curves) for two or more.
-    `frame` holds the filtered rows, `listed` every run id the page lists."""
+    `frame` holds the filtered rows, `listed` every run id the page lists, `views` the runs as read."""
     from synface.analysis.run_results import config_diff, display_frame, metric_curves, roc_frame
 
     ids = list(dict.fromkeys(frame["run_id"].iloc[::-1]))  # newest first
@@ -116,7 +116,7 @@ def compare(frame, listed: list[str], root) -> None:
     if not chosen:
         st.info("Choose runs above to see their ROC curves and compare them.")
         return
-    roc = roc_frame(chosen, root)
+    roc = roc_frame(chosen, root, views=views)
     if roc.empty:
         st.info("None of the chosen runs has an evaluation with a ROC (evaluation off, or not evaluated yet).")
     else:
@@ -127,7 +127,7 @@ def compare(frame, listed: list[str], root) -> None:
     st.subheader("Side by side")
     rows = frame[frame["run_id"].isin(chosen)]
     st.dataframe(display_frame(rows), hide_index=True, key="res.side")
-    diff = config_diff(chosen, root)
+    diff = config_diff(chosen, root, views=views)
     if diff.empty:
         st.caption("Their configurations are the same (apart from the name).")
     else:
@@ -135,13 +135,14 @@ def compare(frame, listed: list[str], root) -> None:
         st.dataframe(diff, hide_index=True, key="res.diff")
         st.download_button("Download CSV", diff.to_csv(index=False).encode(), "config_diff.csv", "text/csv",
                            key="res_dl_diff")
-    curve_charts(*metric_curves(chosen, root))
+    curve_charts(*metric_curves(chosen, root, views=views))
 
 
 def manage(frame, root) -> None:
     """Archive / unarchive, delete (with a confirmation) and export one run."""
     from synface.analysis.run_export import eval_set_names, export_checkpoint, export_embeddings
-    from synface.runs.registry import archive_run, delete_run, find_run, unarchive_run
+    from synface.runs.manage import archive_run, delete_run, unarchive_run
+    from synface.runs.registry import find_run
 
     ids = list(dict.fromkeys(frame["run_id"].iloc[::-1]))
     if st.session_state.get("res.act.run") not in ids:
@@ -193,8 +194,11 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in str(name)) or "set"
 
 
-def runs_section() -> None:
+def runs_section() -> list:
+    """The runs table, comparison and management; returns the runs as read (each run's files once
+    per rerun: the tables below use them too)."""
     from synface.analysis.run_results import display_frame, results_frame
+    from synface.analysis.run_views import load_runs
 
     root = common.workspace()
     if st.session_state.get(FLASH):
@@ -202,37 +206,40 @@ def runs_section() -> None:
     st.caption("Every training run of the workspace, one row per evaluation set: accuracy ± std over the set's "
                "folds and TAR@FAR from the last evaluation (eval.json). Empty filters keep every value.")
     show_archived = st.toggle("Show archived runs", key="res.archived", persist_state=common.PERSIST)
-    frame = results_frame(root, include_archived=show_archived)
+    views = load_runs(root, include_archived=show_archived)
+    frame = results_frame(views=views)
     if frame.empty:
         st.info("No runs yet: start one on the Train page or with `python -m synface train`.")
-        return
+        return views
     shown = filters(frame)
     st.caption(f"{shown['run_id'].nunique()} of {frame['run_id'].nunique()} runs")
     st.dataframe(display_frame(shown), hide_index=True, key="res.runs")
     st.download_button("Download CSV", shown.to_csv(index=False).encode(), "runs.csv", "text/csv", key="res_dl_runs")
     if shown.empty:
-        return
+        return views
     st.subheader("Compare")
-    compare(shown, list(frame["run_id"].unique()), root)
+    compare(shown, list(frame["run_id"].unique()), root, views)
     with st.expander("Archive, delete or export a run"):
         manage(frame, root)
+    return views
 
 
-def table_block(name: str, title: str, scale: str | None, own_dir, shipped_dir, model: str = "builtin") -> None:
-    """One paper table of face model `model`: the frame with its CSV, then the reproduce report's
-    figure and text (the shipped reports are the built-in head's)."""
+def table_block(name: str, title: str, scale: str | None, own_dir, shipped_dir, model: str = "builtin",
+                rows=None) -> None:
+    """One paper table of face model `model` (from `rows`, the runs' study rows): the frame with its
+    CSV, then the reproduce report's figure and text (the shipped reports are the built-in head's)."""
     from synface.analysis.tables import build_table, study_key
 
     st.subheader(title)
     with common.page_errors(name):
-        df = build_table(name, scale=scale, model=model)
+        df = build_table(name, scale=scale, model=model, rows=rows)
         if df.empty:
             st.info("No finished runs for this table yet.")
         else:
             st.dataframe(df, hide_index=True)
             st.download_button("Download CSV", df.to_csv(index=False).encode(), f"{name}.csv", "text/csv",
                                key=f"res_dl_{name}")
-            common.verdicts(name, scale, model)
+            common.verdicts(name, scale, model, rows)
         # the user's own reproduce report first; else the one shipped with the repository
         stem = study_key(name, model)
         if (own_dir / f"{stem}.png").is_file():
@@ -249,7 +256,10 @@ def table_block(name: str, title: str, scale: str | None, own_dir, shipped_dir, 
                 st.markdown(md.read_text(encoding="utf-8"))
 
 
-def tables_section() -> None:
+def tables_section(views=None) -> None:
+    """Tables 1-3 and Figure 4 (with their verdicts) from `views`, the runs the runs tab read (read
+    here when that tab failed)."""
+    from synface.analysis.tables import study_rows
     from synface.studies.plan import SCALES, scale_label
     from synface.studies.report import results_dir
 
@@ -262,17 +272,20 @@ def tables_section() -> None:
                          format_func=lambda s: "any" if s == "any" else scale_label(s, lfw))
     model = common.study_model_picker("res.model")
     own_dir, shipped_dir = results_dir(common.workspace()), common.REPO_ROOT / "results"
+    chosen = None if scale == "any" else scale
+    rows = study_rows(common.workspace(), chosen, views)
     for name, title in TITLES.items():
-        table_block(name, title, None if scale == "any" else scale, own_dir, shipped_dir, model)
+        table_block(name, title, chosen, own_dir, shipped_dir, model, rows)
 
 
 def main() -> None:
     st.title("Results")
     runs_tab, tables_tab = st.tabs(["Your runs", "Paper tables (Tables 1-3, Figure 4)"])
+    views = None
     with runs_tab, common.page_errors("The runs table"):
-        runs_section()
+        views = runs_section()
     with tables_tab, common.page_errors("The paper tables"):
-        tables_section()
+        tables_section(views)
 
 
 common.require_access()  # also when this page is reached before app.py's navigation

@@ -17,12 +17,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages import common
+from ui import common
 from synface.base.files import read_json
 from synface.data.errors import DataError
 from synface.data.identity_overlap import REPORT_FILE, IdentityOverlapError
 from synface.runs import queue, registry
-from synface.train.config import PRESETS, ConfigError, config_from_dict
+from synface.runs.run import ACTIVE_STATES, Run, RunLocked
+from synface.train.config import PRESETS, ConfigError, TrainConfig
+from synface.train.run_config import run_config
 
 OTHER = "(folder path)"
 NO_REAL = "(none)"
@@ -42,17 +44,14 @@ def init_state() -> None:
 
 def synthetic_sets() -> dict[str, dict]:
     """name -> dataset card of every complete synthetic set of the workspace."""
-    from synface.data.synthetic import read_card
+    from synface.data.synth_set import synth_sets
 
-    root = common.datasets_dir()
     out = {}
-    if root.is_dir():
-        for folder in sorted(p for p in root.iterdir() if (p / "dataset.json").is_file()):
-            try:
-                card = read_card(folder)
-            except DataError:
-                continue
-            out[folder.name] = dict(card, _path=str(folder))
+    for synth in synth_sets(common.datasets_dir()):
+        try:
+            out[synth.name] = dict(synth.card(), _path=str(synth.folder))
+        except DataError:
+            continue
     return out
 
 
@@ -153,9 +152,9 @@ def launch(data_path: str, real_sets: dict) -> None:
         data_path = str(common.readable(data_path, "synthetic set folder"))
         if not Path(data_path).exists():
             raise ConfigError(f"dataset not found: {data_path}")
-        values: dict = {"preset": s["tr.preset"], "data": data_path}
-        if s["tr.real"] != NO_REAL:
-            values["real_root"] = real_sets[s["tr.real"]].train_root
+        values: dict = {"data": data_path}
+        real = None if s["tr.real"] == NO_REAL else s["tr.real"]
+        if real is not None:
             if int(s["tr.real_ids"]) or int(s["tr.real_k"]):
                 values["real_ids"] = int(s["tr.real_ids"]) or None
                 values["real_k"] = int(s["tr.real_k"]) or None
@@ -164,19 +163,14 @@ def launch(data_path: str, real_sets: dict) -> None:
         for key, field in (("tr.epochs", "epochs"), ("tr.steps", "steps_per_epoch"), ("tr.batch", "batch_size")):
             if int(s[key]):
                 values[field] = int(s[key])
-        if "epochs" in values:
-            values["milestones"] = [m for m in PRESETS[s["tr.preset"]].get("milestones", []) if m < values["epochs"]]
-            values["warmup_epochs"] = min(float(PRESETS[s["tr.preset"]].get("warmup_epochs", 0.0)), values["epochs"])
         values["eval_sets"] = []
         if s["tr.eval"] == EVAL_CHOSEN:
             if not s.get("tr.eval_sets"):
                 raise ConfigError("choose at least one verification set, or evaluation sets '(none)'")
             values["eval_sets"] = [eval_spec(choice, real_sets) for choice in s["tr.eval_sets"]]
-        values["allow_overlap"] = bool(s["tr.allow_overlap"])
-        name = str(s["tr.name"]).strip() or _auto_name(data_path, values)
-        values["name"] = name
-        cfg = config_from_dict(values)
-        cfg.check_paths()
+        cfg = run_config(s["tr.preset"], overrides=values, real=real, allow_overlap=bool(s["tr.allow_overlap"]),
+                         root=common.workspace())
+        name = str(s["tr.name"]).strip() or _auto_name(data_path, cfg)
     except (ConfigError, DataError, KeyError, ValueError) as exc:
         st.error(f"Cannot launch: {exc}")
         return
@@ -189,17 +183,17 @@ def launch(data_path: str, real_sets: dict) -> None:
     st.success(f"Launched {run_id}" + (f" (pid {pid})" if pid else " (queued: waiting for a free slot)"))
 
 
-def _auto_name(data_path: str, values: dict) -> str:
+def _auto_name(data_path: str, cfg: TrainConfig) -> str:
     name = Path(data_path).name
-    if values.get("real_root"):
-        name += f"+{Path(values['real_root']).name}"
-    psi = values.get("psi")
+    if cfg.real_root:
+        name += f"+{Path(cfg.real_root).name}"
+    psi = cfg.psi
     if psi not in (None, "none"):
         name += f"_psi-{psi}"
     return name
 
 
-def resume(run: registry.Run) -> None:
+def resume(run: Run) -> None:
     """Continue a stopped or failed run from checkpoints/last.pt in the background."""
     queue.resume_run(run, common.workspace())
 
@@ -214,7 +208,7 @@ def _fmt_eta(seconds) -> str:
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
-def curves(run: registry.Run) -> None:
+def curves(run: Run) -> None:
     import plotly.graph_objects as go
 
     train = run.read_metrics("train")
@@ -266,7 +260,7 @@ def live_view() -> None:
     if st.session_state.get("tr.run") not in ids:
         st.session_state["tr.run"] = ids[0]
     choice = st.selectbox("follow run", ids, key="tr.run", persist_state="session")
-    run = registry.Run(root / "runs" / choice)
+    run = Run(root / "runs" / choice)
     status = run.status()
     state = status.get("status", "unknown")
     progress = float(status.get("progress") or 0.0)
@@ -282,7 +276,7 @@ def live_view() -> None:
     for note in (check.get("notes") or []) if isinstance(check, dict) else []:
         st.caption(str(note))
     b1, b2, _ = st.columns([1, 1, 4])
-    if state in (*registry.ACTIVE_STATES, "queued") and b1.button("Stop", key="btn.tr.stop"):
+    if state in (*ACTIVE_STATES, "queued") and b1.button("Stop", key="btn.tr.stop"):
         try:
             queue.request_stop(run)
         except ValueError as exc:  # it ended meanwhile
@@ -292,7 +286,7 @@ def live_view() -> None:
     if state in RESUMABLE and run.last_checkpoint.exists() and b2.button("Resume", key="btn.tr.resume"):
         try:
             resume(run)
-        except registry.RunLocked as exc:  # a process still trains in the folder
+        except RunLocked as exc:  # a process still trains in the folder
             st.error(str(exc))
         else:
             st.toast(f"Resuming {choice}")

@@ -17,6 +17,7 @@ from synface.base.device import resolve_device
 from synface.face import prior as face_prior
 from synface.face.builtin import BuiltinFaceModel
 from synface.face.coeffs import FaceCoeffs
+from synface.face.controls import FaceControls
 from synface.face.model import MorphableModel
 from synface.render.pipeline import MeshResult, RenderPipeline, RenderResult
 
@@ -109,6 +110,14 @@ class FaceGenerator:
         base = a if len(a) >= len(shape) else a[[0] * len(shape)]
         return base.replace(shape=shape, albedo=albedo)
 
+    def compose(self, identity_a: FaceCoeffs, identity_b: FaceCoeffs, phi: float,
+                controls: FaceControls) -> tuple[FaceCoeffs, list[str]]:
+        """One face: identity phi * A + (1 - phi) * B (`mix`), posed, expressed and lit as `controls`
+        say, without jitter, on A's background; clamped to the prior's range, with a note per
+        clamped field (`clamp`)."""
+        mixed = self.mix(identity_a, identity_b, phi)
+        return self.clamp(mixed.replace(**controls.attributes(mixed.jitter.shape[1], self.layout.expr)))
+
     # ---------------------------------------------------------------------------------------
     # Validation and clamping
     # ---------------------------------------------------------------------------------------
@@ -198,6 +207,10 @@ class FaceGenerator:
 
 _SHARED: dict[tuple[str, str, str], FaceGenerator] = {}
 _SHARED_LOCK = threading.Lock()
+#: held around every render of a shared generator: one render at a time, since a generator is not
+#: written to be re-entrant (its render path shares one worker pool between calls) and an interactive
+#: client's sessions are threads of one process
+SHARED_RENDER_LOCK = threading.Lock()
 
 
 def shared_generator(device: str | torch.device | None = "auto", model: str | None = None,
@@ -208,7 +221,7 @@ def shared_generator(device: str | torch.device | None = "auto", model: str | No
     `workspace` (a FaceModelError when it does not load). A refitted model (a new version) gets a
     new generator. The app builds the built-in one while the server starts (before it answers
     requests) and every page then reuses it, so no user waits for model construction or kernel
-    loading.
+    loading. Threads that share generators render under `SHARED_RENDER_LOCK`.
     """
     from synface.face.catalog import BUILTIN, load_model  # noqa: PLC0415
 

@@ -20,6 +20,15 @@ def gen() -> FaceGenerator:
     return FaceGenerator(device="cpu")
 
 
+@pytest.fixture(autouse=True)
+def data_dirs(monkeypatch, tmp_path_factory):
+    """The app reads only the workspace and $SYNFACE_DATA_DIRS: app tests may read their own
+    temporary folders and the LFW copy."""
+    import os
+
+    monkeypatch.setenv("SYNFACE_DATA_DIRS", os.pathsep.join([str(tmp_path_factory.getbasetemp()), str(LFW_ROOT)]))
+
+
 @pytest.fixture
 def trainer_command(monkeypatch):
     """Set the command a queued or launched run starts with (a sleeper, an exit code) instead of
@@ -47,7 +56,7 @@ def learned_model_workspace(tmp_path_factory) -> Path:
     from synface.fitting.build import fit_face_model
 
     ws = tmp_path_factory.mktemp("learned_ws")
-    args = dict(people=12, max_photos_per_person=1, bank=12, chunk=4)
+    args = dict(people=12, max_photos_per_person=1, bank=12, chunk=4, framing_renders=60)
     code = ("from synface.fitting.build import fit_face_model; "
             f"fit_face_model({str(LFW_ROOT)!r}, {LEARNED_MODEL!r}, workspace={str(ws)!r}, workers=1, **{args!r})")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -37,27 +37,29 @@ def write_model_folder(workspace: Path, name: str, people: int = 4, photos: int 
     import numpy as np
 
     from synface.face.builtin import GENERATOR_MODEL_VERSION, BuiltinFaceModel
-    from synface.face.learned import model_arrays
+    from synface.face.learned import model_arrays, save_textures
     from synface.face.model_files import model_version
 
     base = BuiltinFaceModel()
     rng = np.random.default_rng(seed)
-    S, V, R = base.layout.shape, base.num_vertices, 4
-    regions = np.zeros((R, V))
-    regions[rng.integers(0, R, V), np.arange(V)] = 1.0
-    arrays = model_arrays(rng.normal(0, 0.3, S), rng.normal(0, 0.1, (S, S)), rng.uniform(0, 1, (people, V, 3)),
-                          rng.choice(V, 68, replace=False), regions, rng.uniform(0, 1, (people, 3)),
-                          np.ones((R, people), bool))
+    S, V, R, side = base.layout.shape, base.num_vertices, 4, 16
+    regions = np.zeros((R, side * side))
+    regions[rng.integers(0, R, side * side), np.arange(side * side)] = 1.0
+    textures = rng.integers(0, 256, (people, side, side, 3), dtype=np.uint8)
+    arrays = model_arrays(rng.normal(0, 0.3, S), rng.normal(0, 0.1, (S, S)), rng.choice(V, 68, replace=False), regions,
+                          rng.uniform(0, 1, (people, 3)), np.ones((R, people), bool), textures,
+                          base.alignment_calibration)
     folder = workspace / "face_models" / name
     folder.mkdir(parents=True)
     np.savez(folder / "model.npz", **arrays)
+    save_textures(folder / "textures.npy", textures)
     names = list(source_people) if source_people is not None else [f"Person_{k}" for k in range(people)]
     np.savez(folder / "sources.npz", descriptors=rng.normal(0, 0.1, (photos, 128)).astype(np.float32),
              person=np.arange(photos) % len(names), bank_person=np.arange(people) % len(names))
     card = {"name": name, "kind": "learned", "builtin_version": GENERATOR_MODEL_VERSION,
             "version": model_version(name, arrays), "regions": ["head", "eyes_brows", "nose", "mouth_chin"],
             "source_people": names, "people_fitted": len(names), "bank_people": people,
-            "shape_components": S, "genuine_threshold": 0.6, "created": "2026-01-01T00:00:00+00:00"}
+            "shape_components": S, "texture_size": side, "genuine_threshold": 0.6, "created": "2026-01-01T00:00:00+00:00"}
     (folder / "card.json").write_text(json.dumps(card, indent=2))
     (folder / "no_face.txt").write_text("")
     return folder

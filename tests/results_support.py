@@ -36,8 +36,8 @@ def make_results_workspace(ws: Path) -> dict[str, str]:
     """Runs in `ws`: 'a' and 'b' (evaluated on the toy set; 'b' mixes in real images with psi 0.8 and
     another lr; 'a' is tagged as a reproduce run at scale tiny),
     'off' (evaluation off) and 'stopped' (stopped after one step). Returns name -> run id."""
-    from synface.analysis.tables import write_study_tag
     from synface.runs.registry import create_run
+    from synface.runs.run import Run
     from synface.train.loop import train
 
     syn = make_synthetic(ws / "datasets" / "Syn_5_6_IM")
@@ -57,8 +57,8 @@ def make_results_workspace(ws: Path) -> dict[str, str]:
         train(cfg, run.path, progress=lambda d, t, s=steps: s.__setitem__("n", d),
               stop_flag=(lambda s=steps: s["n"] >= 1) if name == "stopped" else None)
         ids[name] = run.id
-    write_study_tag(ws / "runs" / ids["a"], "table2", {"ids": 5, "samples": 6, "im": True}, scale="tiny", seed=0,
-                    key="a")
+    Run(ws / "runs" / ids["a"]).tag_study("table2", {"ids": 5, "samples": 6, "im": True}, scale="tiny", seed=0,
+                                           key="a")
     return ids
 
 
@@ -73,7 +73,7 @@ def results_workspace(tmp_path_factory, into: Path) -> dict[str, str]:
         ws = tmp_path_factory.mktemp("results_template")
         _TEMPLATE["ids"], _TEMPLATE["ws"] = make_results_workspace(ws), ws
     shutil.copytree(Path(_TEMPLATE["ws"]) / "runs", into / "runs", dirs_exist_ok=True)
-    from synface.runs.registry import Run
+    from synface.runs.run import Run
 
     for run_id in _TEMPLATE["ids"].values():  # they trained in this test process: a copy forgets its pid,
         Run(into / "runs" / run_id).write_status(pid=None)  # so no clean-up ever signals the process

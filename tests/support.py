@@ -38,7 +38,7 @@ def cli_error(capsys: pytest.CaptureFixture, argv: list[str], *needles: str, std
     2, exactly one line on stderr (`error: ...`, containing each of `needles`; a progress bar of work
     that had started may precede it), no traceback and nothing on stdout (unless `stdout_ok`: `train`
     prints its run folder first). Returns that line."""
-    from synface.__main__ import main
+    from synface.cli.main import main
 
     capsys.readouterr()
     try:

@@ -9,12 +9,14 @@ from pathlib import Path
 from tests.support import REPO
 
 PACKAGE = REPO / "synface"
-#: lowest first; a module may import its own layer or any layer before it. Training and evaluation
-#: are one layer (training ends with an evaluation; evaluation loads training's backbones), and
-#: the command line is one client with its entry point.
-LAYERS = ["base", "render", "face", "generator", "data", "runs", ("train", "eval"), "fitting", "analysis", "studies", "bench",
-          ("cli", "__main__")]
-LEVEL = {name: i for i, entry in enumerate(LAYERS) for name in (entry if isinstance(entry, tuple) else (entry,))}
+#: lowest first; a module may import its own layer or any layer before it, never one after it.
+#: models/ (backbones, checkpoints) sits below both evaluation, which loads trained models, and
+#: training, which ends with an evaluation; cli/main.py dispatches and __main__ only runs it.
+LAYERS = ["base", "render", "face", "generator", "data", "runs", "models", "eval", "train", "fitting", "analysis",
+          "studies", "bench", "cli", "__main__"]
+LEVEL = {name: i for i, name in enumerate(LAYERS)}
+#: the Streamlit client: app.py, its pages and their shared helpers (ui/)
+CLIENT_FILES = [REPO / "app.py", *(REPO / "pages").glob("*.py"), *(REPO / "ui").glob("*.py")]
 
 
 def _modules() -> dict[str, Path]:
@@ -67,6 +69,20 @@ def test_layers_import_only_downward() -> None:
     assert not wrong, "upward imports:\n" + "\n".join(wrong)
 
 
+def test_every_layer_is_listed_on_its_own() -> None:
+    """No two packages share a level: a merged pair would hide imports in both directions."""
+    assert all(isinstance(name, str) for name in LAYERS) and len(set(LAYERS)) == len(LAYERS), LAYERS
+
+
+def test_pages_holds_only_the_pages_the_app_lists() -> None:
+    """Streamlit treats every file in pages/ as a page; helpers live in ui/."""
+    tree = ast.parse((REPO / "app.py").read_text(encoding="utf-8"))
+    listed = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)
+              and isinstance(node.value, str) and node.value.startswith("pages/") and node.value.endswith(".py")}
+    present = {f"pages/{p.name}" for p in (REPO / "pages").glob("*.py")}
+    assert present == listed, f"pages/ holds {sorted(present - listed)} that app.py does not list"
+
+
 def test_every_module_sits_in_a_layer() -> None:
     stray = [n for n in _modules() if _layer(n) not in LEVEL and n != "synface"]
     assert not stray, f"modules outside the layers {LAYERS}: {stray}"
@@ -95,7 +111,7 @@ def test_no_import_loops() -> None:
 
 
 def test_no_module_over_500_lines() -> None:
-    long = {str(p.relative_to(REPO)): n for p in [*PACKAGE.rglob("*.py"), *(REPO / "pages").glob("*.py"), REPO / "app.py"]
+    long = {str(p.relative_to(REPO)): n for p in [*PACKAGE.rglob("*.py"), *CLIENT_FILES]
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500}
     assert not long, long
 
@@ -106,7 +122,7 @@ def test_no_private_names_imported_from_other_modules() -> None:
         for target, names, line in _imports(path):
             wrong += [f"{path.relative_to(REPO)}:{line} imports {target}.{n}" for n in names
                       if n.startswith("_") and not n.startswith("__")]
-    for path in [*(REPO / "pages").glob("*.py"), REPO / "app.py"]:
+    for path in CLIENT_FILES:
         for target, names, line in _imports(path):
             wrong += [f"{path.relative_to(REPO)}:{line} imports {target}.{n}" for n in names if n.startswith("_")]
     assert not wrong, "\n".join(wrong)
@@ -115,7 +131,7 @@ def test_no_private_names_imported_from_other_modules() -> None:
 def test_only_bench_and_cli_import_the_benchmarks() -> None:
     wrong = []
     clients = {n: p for n, p in _modules().items() if _layer(n) not in ("bench", "cli")}
-    clients |= {p.stem: p for p in [*(REPO / "pages").glob("*.py"), REPO / "app.py"]}
+    clients |= {str(p.relative_to(REPO)): p for p in CLIENT_FILES}
     for name, path in clients.items():
         wrong += [f"{path.relative_to(REPO)}:{line} imports {target}" for target, _, line in _imports(path)
                   if target == "synface.bench" or target.startswith("synface.bench.")]
@@ -123,7 +139,7 @@ def test_only_bench_and_cli_import_the_benchmarks() -> None:
 
 
 def test_no_sys_path_edits_and_no_streamlit_in_the_library() -> None:
-    for path in [*(REPO / "pages").glob("*.py"), REPO / "app.py", *PACKAGE.rglob("*.py")]:
+    for path in [*CLIENT_FILES, *PACKAGE.rglob("*.py")]:
         text = path.read_text(encoding="utf-8")
         assert "sys.path.insert" not in text and "sys.path.append" not in text, path
     for path in PACKAGE.rglob("*.py"):
@@ -136,3 +152,14 @@ def test_the_library_validates_with_exceptions_not_asserts() -> None:
     found = [f"{path.relative_to(REPO)}:{node.lineno}" for path in PACKAGE.rglob("*.py")
              for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))) if isinstance(node, ast.Assert)]
     assert not found, "assert statements in synface/: " + ", ".join(found)
+
+
+def test_each_file_of_a_run_or_a_synthetic_set_is_named_by_its_owner_only() -> None:
+    """One typed owner per on-disk artefact: a run's eval.json and study.json (`Run`), a synthetic
+    set's card (`SynthSet`). Any other module goes through the owner, so a change of layout is one edit."""
+    owners = {'"eval.json"': "synface/runs/run.py", '"study.json"': "synface/runs/run.py",
+              '"dataset.json"': "synface/data/synth_set.py"}
+    for literal, owner in owners.items():
+        named = sorted(str(p.relative_to(REPO)) for p in [*PACKAGE.rglob("*.py"), *CLIENT_FILES]
+                       if literal in p.read_text(encoding="utf-8"))
+        assert named == [owner], f"{literal} is named in {named}; only {owner} should name it"

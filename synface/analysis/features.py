@@ -1,6 +1,6 @@
 """Face embeddings of a whole dataset under one model, cached on disk (Figure 3's input).
 
-A dataset is a synthetic set (manifest.parquet: soft labels, phi and coefficients), an
+A dataset is a synthetic set (`SynthSet`: soft labels, phi and coefficients), an
 ImageFolder (aligned real crops) or an LFW-layout folder (250x250 deep-funneled photos, which
 get align.py's fixed LFW crop so they meet the ArcFace template like every other input).
 A model is a training checkpoint, a backbone module, or "dlib": dlib's 128-D descriptor, a
@@ -28,6 +28,7 @@ from synface.base.files import atomic_path
 from synface.data.errors import DataError
 from synface.data.imagefolder import ImageFolderIndex
 from synface.data.imageio import read_rgb
+from synface.data.synth_set import SynthSet
 
 __all__ = ["FeatureSet", "DatasetSource", "resolve_dataset", "extract_features", "list_datasets",
            "list_checkpoints", "load_image_112", "DLIB"]
@@ -114,16 +115,10 @@ def resolve_dataset(path: str | Path) -> DatasetSource:
         raise DataError("no dataset path given")
     if not root.is_dir():
         raise DataError("dataset folder not found", path=root)
-    manifest = root / "manifest.parquet"
-    if manifest.is_file():
-        name = root.name
-        card = root / "dataset.json"
-        if card.is_file():
-            try:
-                name = json.loads(card.read_text()).get("name") or name
-            except ValueError:
-                pass
-        return DatasetSource(root, "synthetic", name, _mtime(manifest) + _mtime(card))
+    synth = SynthSet(root)
+    if synth.has_manifest():
+        name = synth.card_or_empty().get("name") or root.name
+        return DatasetSource(root, "synthetic", name, _mtime(synth.manifest_path) + _mtime(synth.card_path))
     if (root / "pairs.txt").is_file() or (root / "people.txt").is_file():
         return DatasetSource(root, "lfw", root.name, _mtime(root / "pairs.txt") + _mtime(root / "people.txt"))
     images_root = root / "images" if (root / "images").is_dir() else root
@@ -149,10 +144,7 @@ def _pick_identities(groups: dict[str, list[Any]], max_images: int | None, seed:
 def _synthetic_meta(src: DatasetSource, max_images: int | None):
     import pandas as pd  # noqa: PLC0415
 
-    try:
-        df = pd.read_parquet(src.root / "manifest.parquet")
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types
-        raise DataError(f"cannot read manifest: {exc}", path=src.root / "manifest.parquet") from None
+    df = SynthSet(src.root).read_manifest()
     groups = {str(k): list(v) for k, v in df.groupby("label").groups.items()}
     keep = _pick_identities(groups, max_images)
     df = df[df["label"].astype(str).isin(keep)].sort_values(["label", "path"]).reset_index(drop=True)
@@ -232,7 +224,7 @@ def _model_key(model: Any) -> tuple[str, str]:
 def _load_model(model: Any) -> torch.nn.Module:
     if isinstance(model, torch.nn.Module):
         return model
-    from synface.eval.run_eval import load_checkpoint_model  # noqa: PLC0415
+    from synface.models.checkpoint import load_checkpoint_model  # noqa: PLC0415
 
     net, _ = load_checkpoint_model(model, "cpu")
     return net
@@ -347,7 +339,7 @@ def list_datasets(root: str | Path | None = None, lfw: str | Path | None = None)
         for p in sorted(base.iterdir()):
             if not p.is_dir() or p.name.startswith((".", "_")):
                 continue
-            if kind == "synthetic" and not (p / "dataset.json").is_file():
+            if kind == "synthetic" and not SynthSet(p).is_complete():
                 continue  # an unfinished build
             if kind == "real" and not any(c.is_dir() for c in p.iterdir()):
                 continue

@@ -23,7 +23,8 @@ from typing import Any, Callable
 import numpy as np
 
 from synface.base.files import atomic_path
-from synface.runs.registry import Run, find_run
+from synface.runs.registry import find_run
+from synface.runs.run import Run
 
 __all__ = ["EMBEDDING_FORMATS", "eval_set_names", "export_embeddings", "export_checkpoint"]
 
@@ -83,7 +84,8 @@ def export_embeddings(run: Run | str | Path, out: str | Path, root: str | Path |
     `eval_set`: a set of the run's config (needed when it has several); `pairs`: any LFW-layout
     folder or .bin instead. `progress(done, total)` counts images. Returns what was written.
     """
-    from synface.eval.run_eval import EvalSet, load_checkpoint_model  # noqa: PLC0415
+    from synface.eval.run_eval import EvalSet  # noqa: PLC0415
+    from synface.models.checkpoint import load_checkpoint_model  # noqa: PLC0415
     from synface.eval.verification import embed_pairs, pair_scores  # noqa: PLC0415
 
     out = Path(out)
@@ -127,7 +129,7 @@ def export_embeddings(run: Run | str | Path, out: str | Path, root: str | Path |
 
 def export_checkpoint(run: Run | str | Path, out: str | Path, root: str | Path | None = None) -> dict[str, Any]:
     """Write the inference part of the run's last checkpoint (backbone, config, input size) to `out`."""
-    from synface.train.checkpoint import load_checkpoint, save_checkpoint  # noqa: PLC0415
+    from synface.models.checkpoint import load_checkpoint, save_checkpoint  # noqa: PLC0415
 
     out = Path(out)
     run = _run(run, root)

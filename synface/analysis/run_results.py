@@ -2,14 +2,15 @@
 
 The paper's tables (analysis/tables.py) show only the runs `reproduce` tagged; a researcher also
 wants their own runs side by side. One row here is one (run, evaluation set): accuracy and its
-std over the set's folds, TAR at FAR 1e-3 and 1e-4, AUC, from the run's eval.json (the last
-evaluation); what the run trained on (dataset, face model, IM) from the dataset's card, which the
-run names by path; backbone and psi from config.json; scale from reproduce's study.json tag.
+std over the set's folds, TAR at FAR 1e-3 and 1e-4, AUC, from the run's last evaluation of each
+set (`Run.read_eval`); what the run trained on (dataset, face model, IM) from the dataset's card
+(`SynthSet`), which the run names by path; backbone and psi from config.json; scale from
+reproduce's study tag.
 
-TAR@FAR comes from eval.json's exact `tar_at_fars` (newer evaluations), its own `tar_at_far` when
-its `far_target` is the one asked for, else
-from the saved ROC (the highest TPR at a FAR not above the target; the saved ROC may be thinned,
-so this never overstates). With n impostor pairs no FAR below 1/n can be measured: the
+TAR@FAR is `VerificationResult.tar_at`: the exact value kept from the full ROC (newer
+evaluations), the result's own `tar_at_far` when its `far_target` is the one asked for, else from
+the saved ROC (the highest TPR at a FAR not above the target; the saved ROC may be thinned, so
+this never overstates). With n impostor pairs no FAR below 1/n can be measured: the
 `far_floor` column says where that floor is, so a TAR@1e-4 on 1,500 impostors reads as what it is
 (TAR with no false accept at all).
 
@@ -27,12 +28,13 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from synface.base.files import read_json
-from synface.data.errors import DataError
-from synface.runs.registry import Run, compare_runs, find_run, list_runs
+from synface.analysis.run_views import RunView, load_runs, view_of
+from synface.data.synth_set import SynthSet
+from synface.eval.verification import VerificationResult
+from synface.runs.registry import config_differences, find_run
 
 __all__ = ["FILTERS", "FARS", "COLUMNS", "results_frame", "filter_frame", "filter_options", "display_frame",
-           "tar_at_far_from_roc", "roc_frame", "metric_curves", "config_diff", "accuracy_text"]
+           "roc_frame", "metric_curves", "config_diff", "accuracy_text"]
 
 #: column -> label of the filters the page and `runs list --filter` offer
 FILTERS = {"dataset": "dataset", "face_model": "face model", "backbone": "backbone", "psi": "psi", "im": "IM",
@@ -41,32 +43,15 @@ FARS = (1e-3, 1e-4)
 COLUMNS = ["run_id", "name", "status", "archived", "evaluation", "dataset", "face_model", "backbone", "psi", "im",
            "scale", "epoch", "epochs", "eval_set", "eval_epoch", "num_pairs", "num_impostor", "acc", "std",
            "tar_1e-3", "tar_1e-4", "far_floor", "auc", "started", "message", "path"]
-_STUDY_FILE = "study.json"  # reproduce's tag beside config.json (analysis/tables.py writes it)
 
 
 def _far_key(far: float) -> str:
     return f"tar_{far:.0e}".replace("e-0", "e-")
 
 
-def tar_at_far_from_roc(fpr: Sequence[float], tpr: Sequence[float], far: float) -> float | None:
-    """The highest TPR among ROC points whose FPR does not exceed `far` (None without a ROC)."""
-    f, t = np.asarray(fpr, dtype=float), np.asarray(tpr, dtype=float)
-    if f.size == 0 or f.size != t.size:
-        return None
-    ok = f <= far * (1 + 1e-9)
-    return float(t[ok].max()) if ok.any() else 0.0
-
-
-def _tar(ev: Mapping[str, Any], far: float) -> float | None:
-    exact = ev.get("tar_at_fars")
-    if isinstance(exact, dict) and isinstance(exact.get(f"{far:g}"), (int, float)):
-        return float(exact[f"{far:g}"])
-    target = ev.get("far_target")
-    if isinstance(target, (int, float)) and isinstance(ev.get("tar_at_far"), (int, float)) \
-            and abs(float(target) - far) <= 1e-12 + 1e-9 * far:
-        return float(ev["tar_at_far"])
-    roc = ev.get("roc") if isinstance(ev.get("roc"), dict) else {}
-    return tar_at_far_from_roc(roc.get("fpr") or [], roc.get("tpr") or [], far)
+def _known(value: float) -> float | None:
+    """None for a number the stored record does not hold (NaN once read)."""
+    return None if value != value else value
 
 
 def _psi_text(psi: Any) -> str:
@@ -82,16 +67,16 @@ def _data_facts(cfg: Mapping[str, Any], cards: dict[str, dict]) -> dict[str, str
     data, real = cfg.get("data"), cfg.get("real_root")
     names, model, im = [], "-", "-"
     if isinstance(data, str) and data:
+        synth = SynthSet(data)
         if data not in cards:
-            card = read_json(Path(data) / "dataset.json", None)
-            cards[data] = card if isinstance(card, dict) else {}
+            cards[data] = synth.card_or_empty()
         card = cards[data]
         names.append(str(card.get("name") or Path(data).name))
         if card:
             conf = card.get("config") if isinstance(card.get("config"), dict) else {}
             model = str(card.get("model") or conf.get("model") or "builtin")
             im = "-" if "im" not in conf else ("yes" if conf.get("im") else "no")
-        elif (Path(data) / "manifest.parquet").is_file():
+        elif synth.has_manifest():
             model, im = "?", "?"  # a synthetic set without its card (a hand-made or damaged one)
         elif Path(data).is_dir():
             model = "real"  # an ImageFolder of photographs
@@ -104,22 +89,20 @@ def _data_facts(cfg: Mapping[str, Any], cards: dict[str, dict]) -> dict[str, str
     return {"dataset": " + ".join(names) or "-", "face_model": model, "im": im}
 
 
-def _eval_rows(run: Run, cfg: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
-    """(evaluation state, one score dict per evaluated set)."""
-    evals = run.read_eval()
+def _eval_rows(evals: Mapping[str, Any], cfg: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """(evaluation state, one score dict per evaluated set of eval.json `evals`)."""
     rows = []
-    for name, ev in evals.items():
-        if not isinstance(ev, dict):
+    for name, stored in evals.items():
+        if not isinstance(stored, dict):
             continue
-        n_imp = ev.get("num_impostor")
-        row = {"eval_set": str(name), "eval_epoch": ev.get("epoch"), "num_pairs": ev.get("num_pairs"),
-               "num_impostor": n_imp, "auc": ev.get("auc"),
-               "far_floor": 1.0 / n_imp if isinstance(n_imp, (int, float)) and n_imp > 0 else None}
-        for key, src in (("acc", "mean_accuracy"), ("std", "std_accuracy")):
-            value = ev.get(src)
-            row[key] = 100.0 * float(value) if isinstance(value, (int, float)) else None
+        ev = VerificationResult.from_dict(stored)
+        n_imp = ev.num_impostor or None  # 0: the record does not say
+        row = {"eval_set": str(name), "eval_epoch": stored.get("epoch"), "num_pairs": ev.num_pairs or None,
+               "num_impostor": n_imp, "auc": _known(ev.auc), "far_floor": 1.0 / n_imp if n_imp else None}
+        for key, value in (("acc", ev.mean_accuracy), ("std", ev.std_accuracy)):
+            row[key] = None if value != value else 100.0 * value
         for far in FARS:
-            tar = _tar(ev, far)
+            tar = ev.tar_at(far)
             row[_far_key(far)] = None if tar is None else 100.0 * tar
         rows.append(row)
     if rows:
@@ -127,23 +110,20 @@ def _eval_rows(run: Run, cfg: Mapping[str, Any]) -> tuple[str, list[dict[str, An
     return ("off" if not cfg.get("eval_sets") else "not yet"), []
 
 
-def results_frame(root: str | Path | None = None, include_archived: bool = False) -> pd.DataFrame:
-    """One row per (run, evaluated set), one row for a run without scores; columns COLUMNS."""
+def results_frame(root: str | Path | None = None, include_archived: bool = False,
+                  views: Sequence[RunView] | None = None) -> pd.DataFrame:
+    """One row per (run, evaluated set), one row for a run without scores; columns COLUMNS. From
+    `views` when given (`load_runs`), else from the workspace's runs."""
     rows: list[dict[str, Any]] = []
     cards: dict[str, dict] = {}
-    for summary in list_runs(root, include_archived=include_archived):
-        run = Run(summary.path)
-        try:
-            cfg = run.config()
-        except (FileNotFoundError, DataError):
-            cfg = {}  # the summary says why (status 'broken')
-        tag = read_json(run.path / _STUDY_FILE, {})
+    for view in load_runs(root, include_archived) if views is None else views:
+        summary, cfg = view.summary, view.config  # a config that does not parse is {}: the summary says why
         base = {"run_id": summary.id, "name": summary.name, "status": summary.status, "archived": summary.archived,
                 **_data_facts(cfg, cards), "backbone": str(cfg.get("backbone") or "-"),
-                "psi": _psi_text(cfg.get("psi")), "scale": str(tag.get("scale") or "custom") if isinstance(tag, dict)
-                else "custom", "epoch": summary.epoch, "epochs": summary.epochs, "started": summary.started,
+                "psi": _psi_text(cfg.get("psi")), "scale": str(view.tag.get("scale") or "custom"),
+                "epoch": summary.epoch, "epochs": summary.epochs, "started": summary.started,
                 "message": summary.message, "path": summary.path}
-        state, scores = _eval_rows(run, cfg)
+        state, scores = _eval_rows(view.evals, cfg)
         for score in scores or [{}]:
             rows.append({**base, "evaluation": state, **score})
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -195,36 +175,49 @@ def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def roc_frame(run_ids: Sequence[str], root: str | Path | None = None,
-              eval_sets: Sequence[str] | None = None) -> pd.DataFrame:
-    """Long ROC points (run_id, eval_set, fpr, tpr) from each run's eval.json; runs no longer there
-    (deleted since the list was drawn) are left out."""
-    parts = []
+def _chosen(run_ids: Sequence[str], root: str | Path | None, views: Sequence[RunView] | None,
+            strict: bool = False) -> list[RunView]:
+    """The views of `run_ids`: from `views` when there, else read now; a run no longer in the
+    workspace is left out (a FileNotFoundError naming it with `strict`)."""
+    known = {v.id: v for v in views or []}
+    out = []
     for run_id in run_ids:
-        try:
-            run = find_run(run_id, root)
-        except (FileNotFoundError, ValueError):
+        if run_id in known:
+            out.append(known[run_id])
             continue
-        for name, ev in run.read_eval().items():
-            roc = ev.get("roc") if isinstance(ev, dict) else None
-            if not isinstance(roc, dict) or (eval_sets and name not in eval_sets):
+        try:
+            out.append(view_of(find_run(run_id, root)))
+        except (FileNotFoundError, ValueError):
+            if strict:
+                raise
+    return out
+
+
+def roc_frame(run_ids: Sequence[str], root: str | Path | None = None,
+              eval_sets: Sequence[str] | None = None, views: Sequence[RunView] | None = None) -> pd.DataFrame:
+    """Long ROC points (run_id, eval_set, fpr, tpr) from each run's evaluations (in `views` when
+    given); runs no longer there (deleted since the list was drawn) are left out."""
+    parts = []
+    for view in _chosen(run_ids, root, views):
+        run = view.run
+        for name, stored in view.evals.items():
+            if not isinstance(stored, dict) or (eval_sets and name not in eval_sets):
                 continue
-            fpr, tpr = roc.get("fpr") or [], roc.get("tpr") or []
-            if len(fpr) == len(tpr) and fpr:
-                parts.append(pd.DataFrame({"run_id": run.id, "eval_set": str(name), "fpr": fpr, "tpr": tpr}))
+            ev = VerificationResult.from_dict(stored)
+            if ev.fpr.size:
+                parts.append(pd.DataFrame({"run_id": run.id, "eval_set": str(name), "fpr": ev.fpr.tolist(),
+                                           "tpr": ev.tpr.tolist()}))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["run_id", "eval_set", "fpr", "tpr"])
 
 
-def metric_curves(run_ids: Sequence[str], root: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def metric_curves(run_ids: Sequence[str], root: str | Path | None = None,
+                  views: Sequence[RunView] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(loss: run_id, step, epoch, loss) and (accuracy: run_id, eval_set, epoch, step, acc in %)
-    from each run's metrics.jsonl; runs no longer there are left out."""
+    from each run's metrics (in `views` when given); runs no longer there are left out."""
     losses, accs = [], []
-    for run_id in run_ids:
-        try:
-            run = find_run(run_id, root)
-        except (FileNotFoundError, ValueError):
-            continue
-        for rec in run.read_metrics():
+    for view in _chosen(run_ids, root, views):
+        run = view.run
+        for rec in view.metrics:
             if rec.get("type") == "train" and isinstance(rec.get("loss"), (int, float)):
                 losses.append({"run_id": run.id, "step": rec.get("step"), "epoch": rec.get("epoch"), "loss": rec["loss"]})
             elif rec.get("type") == "eval" and isinstance(rec.get("mean_accuracy"), (int, float)):
@@ -234,11 +227,12 @@ def metric_curves(run_ids: Sequence[str], root: str | Path | None = None) -> tup
             pd.DataFrame(accs, columns=["run_id", "eval_set", "epoch", "step", "acc"]))
 
 
-def config_diff(run_ids: Sequence[str], root: str | Path | None = None) -> pd.DataFrame:
+def config_diff(run_ids: Sequence[str], root: str | Path | None = None,
+                views: Sequence[RunView] | None = None) -> pd.DataFrame:
     """The config keys whose values differ between the runs: one row per key, one column per run
     (values as JSON text). A run id no longer in the workspace is a FileNotFoundError naming it."""
-    runs = [find_run(r, root) for r in run_ids]
-    differ = compare_runs(runs)["config_differences"]
-    rows = [{"key": key, **{run.id: json.dumps(v, default=str) for run, v in zip(runs, values)}}
+    chosen = _chosen(run_ids, root, views, strict=True)
+    differ = config_differences([v.config for v in chosen])
+    rows = [{"key": key, **{view.id: json.dumps(v, default=str) for view, v in zip(chosen, values)}}
             for key, values in differ.items()]
-    return pd.DataFrame(rows, columns=["key", *[r.id for r in runs]])
+    return pd.DataFrame(rows, columns=["key", *[v.id for v in chosen]])

@@ -1,9 +1,9 @@
 """Tables 1-3 and Figure 4 assembled from the run registry, as pandas DataFrames.
 
-`reproduce` tags each of its runs with a `study.json` beside config.json (config.json stays a
-plain TrainConfig, so `train --resume` keeps working): the studies the run serves, the cell of
-each study's grid it fills (e.g. {"ids": 100, "samples": 10, "im": true}), its seed and scale.
-The numbers come from each run's eval.json (the last evaluation, with its per-fold accuracies).
+`reproduce` tags each of its runs (`Run.tag_study`): the studies the run serves, the cell of each
+study's grid it fills (e.g. {"ids": 100, "samples": 10, "im": true}), its seed and scale. The
+numbers come from each run's last evaluation of each set (`Run.read_eval`, with its per-fold
+accuracies).
 
 Aggregation over seeds pools the fold accuracies of every seed's run: `acc` and `std` are the
 mean and standard deviation over (seeds x folds) values, in percent; `seed_std` is the spread of
@@ -13,17 +13,15 @@ written by reproduce and the app's Results page.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["STUDY_FILE", "STUDIES", "study_frame", "aggregate", "table1", "table2", "table3", "figure4",
-           "build_table", "study_key", "to_markdown", "write_study_tag"]
+__all__ = ["STUDIES", "study_rows", "study_frame", "aggregate", "table1", "table2", "table3", "figure4",
+           "build_table", "study_key", "to_markdown"]
 
-STUDY_FILE = "study.json"
 STUDIES = ("table1", "table2", "table3", "figure4")
 LFW_SET = "LFW"
 BENCH_SET = "SynBench"
@@ -36,56 +34,51 @@ def study_key(table: str, model: str | None = None) -> str:
     return table if model in (None, "", "builtin") else f"{table}-{model}"
 
 
-def write_study_tag(run_dir: str | Path, study: str, cell: dict[str, Any], **fields: Any) -> None:
-    """Add (or update) `study`'s cell in a run's study.json; one run may serve several studies."""
-    from synface.base.files import atomic_path  # noqa: PLC0415
-
-    path = Path(run_dir) / STUDY_FILE
-    try:
-        tag = json.loads(path.read_text())
-    except (OSError, ValueError):
-        tag = {}
-    tag.update(fields)
-    tag.setdefault("cells", {})[study] = cell
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(tag, indent=1) + "\n")
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def study_frame(root: str | Path | None = None, study: str | None = None, scale: str | None = None) -> pd.DataFrame:
-    """One row per (tagged run, study, eval set) with its fold accuracies; empty frame when none."""
+def study_rows(root: str | Path | None = None, scale: str | None = None, views: Sequence[Any] | None = None
+               ) -> list[dict[str, Any]]:
+    """One dict per (tagged run, study, eval set) with its fold accuracies, every study at once (at
+    `scale`, when given): what `study_frame` and `build_table` filter. From `views`
+    (`synface.analysis.run_views.load_runs`; archived ones are left out) when given, else from the
+    workspace's runs/."""
     from synface.base.workspace import workspace_root  # noqa: PLC0415
-    from synface.runs.registry import Run  # noqa: PLC0415
+    from synface.eval.verification import VerificationResult  # noqa: PLC0415
+    from synface.runs.run import Run  # noqa: PLC0415
 
-    base = workspace_root(root) / "runs"
+    if views is not None:
+        held = [(v.run.path.name, v.tag, v.evals, v.status) for v in views if not v.summary.archived]
+    else:
+        base = workspace_root(root) / "runs"
+        runs = [Run(p) for p in sorted(base.iterdir()) if p.is_dir()] if base.is_dir() else []
+        held = [(run.path.name, run.study_tag(), None, None) for run in runs]
     rows: list[dict[str, Any]] = []
-    if base.is_dir():
-        for p in sorted(base.iterdir()):
-            tag = _read_json(p / STUDY_FILE) if p.is_dir() else {}
-            if not tag or (scale is not None and tag.get("scale") != scale):
-                continue
-            run = Run(p)
-            evals = run.read_eval()
-            status = run.status().get("status")
-            for st, cell in (tag.get("cells") or {}).items():
-                if study is not None and st != study:
-                    continue
-                for set_name, ev in evals.items():
-                    folds = [float(a) for a in ev.get("fold_accuracies") or []]
-                    if not folds and ev.get("mean_accuracy") is not None:
-                        folds = [float(ev["mean_accuracy"])]
-                    rows.append({"run_id": p.name, "study": st, "scale": tag.get("scale"), "seed": tag.get("seed"),
-                                 "key": tag.get("key"), "status": status, "eval_set": set_name,
-                                 "mean_accuracy": ev.get("mean_accuracy"), "std_accuracy": ev.get("std_accuracy"),
-                                 "fold_accuracies": folds, **cell})
-    return pd.DataFrame(rows)
+    for name, tag, evals, status in held:
+        if not tag or (scale is not None and tag.get("scale") != scale):
+            continue
+        if evals is None:  # read only for tagged runs
+            run = Run(workspace_root(root) / "runs" / name)
+            evals, status = run.read_eval(), run.status()
+        results = {n: VerificationResult.from_dict(ev) for n, ev in evals.items() if isinstance(ev, dict)}
+        for st, cell in (tag.get("cells") or {}).items():
+            for set_name, ev in results.items():
+                rows.append({"run_id": name, "study": st, "scale": tag.get("scale"), "seed": tag.get("seed"),
+                             "key": tag.get("key"), "status": status.get("status"), "eval_set": set_name,
+                             "mean_accuracy": _stored(ev.mean_accuracy), "std_accuracy": _stored(ev.std_accuracy),
+                             "fold_accuracies": [float(a) for a in ev.fold_accuracies], **cell})
+    return rows
+
+
+def study_frame(root: str | Path | None = None, study: str | None = None, scale: str | None = None,
+                rows: Sequence[dict[str, Any]] | None = None) -> pd.DataFrame:
+    """One row per (tagged run, study, eval set) with its fold accuracies; empty frame when none.
+    `rows` (`study_rows`) saves reading the runs again."""
+    rows = study_rows(root, scale) if rows is None else rows
+    return pd.DataFrame([r for r in rows if (study is None or r["study"] == study)
+                         and (scale is None or r["scale"] == scale)])
+
+
+def _stored(value: float) -> float | None:
+    """A stored score, None where the record has none (NaN once read by `VerificationResult.from_dict`)."""
+    return None if value != value else value
 
 
 def aggregate(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -117,9 +110,10 @@ def _wide(agg: pd.DataFrame, index: list[str], column: str, label: Callable[[Any
     return wide.reset_index()
 
 
-def table1(root: str | Path | None = None, scale: str | None = None, model: str | None = None) -> pd.DataFrame:
+def table1(root: str | Path | None = None, scale: str | None = None, model: str | None = None,
+           rows: Sequence[dict[str, Any]] | None = None) -> pd.DataFrame:
     """Cross-domain: rows = training data (synthetic / real), columns = LFW and the synthetic benchmark."""
-    frame = study_frame(root, study_key("table1", model), scale)
+    frame = study_frame(root, study_key("table1", model), scale, rows)
     if frame.empty:
         return pd.DataFrame(columns=["train", "train_set"])
     agg = aggregate(frame, ["train", "train_set"])
@@ -127,9 +121,9 @@ def table1(root: str | Path | None = None, scale: str | None = None, model: str 
 
 
 def table2(root: str | Path | None = None, scale: str | None = None, eval_set: str = LFW_SET,
-           model: str | None = None) -> pd.DataFrame:
+           model: str | None = None, rows: Sequence[dict[str, Any]] | None = None) -> pd.DataFrame:
     """Identities x samples per identity, without and with identity mixup, on `eval_set`."""
-    frame = study_frame(root, study_key("table2", model), scale)
+    frame = study_frame(root, study_key("table2", model), scale, rows)
     if frame.empty:
         return pd.DataFrame(columns=["ids", "samples"])
     frame = frame[frame["eval_set"] == eval_set]
@@ -141,9 +135,9 @@ def table2(root: str | Path | None = None, scale: str | None = None, eval_set: s
 
 
 def table3(root: str | Path | None = None, scale: str | None = None, eval_set: str = LFW_SET,
-           model: str | None = None) -> pd.DataFrame:
+           model: str | None = None, rows: Sequence[dict[str, Any]] | None = None) -> pd.DataFrame:
     """Synthetic only / real subset only / both with domain mixup, on `eval_set`."""
-    frame = study_frame(root, study_key("table3", model), scale)
+    frame = study_frame(root, study_key("table3", model), scale, rows)
     if frame.empty:
         return pd.DataFrame(columns=["method", "data"])
     frame = frame[frame["eval_set"] == eval_set]
@@ -154,9 +148,9 @@ def table3(root: str | Path | None = None, scale: str | None = None, eval_set: s
 
 
 def figure4(root: str | Path | None = None, scale: str | None = None, eval_set: str = LFW_SET,
-            model: str | None = None) -> pd.DataFrame:
+            model: str | None = None, rows: Sequence[dict[str, Any]] | None = None) -> pd.DataFrame:
     """Which factors vary per image (none / one / all), without and with IM, on `eval_set`."""
-    frame = study_frame(root, study_key("figure4", model), scale)
+    frame = study_frame(root, study_key("figure4", model), scale, rows)
     if frame.empty:
         return pd.DataFrame(columns=["varied"])
     frame = frame[frame["eval_set"] == eval_set]
@@ -170,11 +164,12 @@ _BUILDERS = {"table1": table1, "table2": table2, "table3": table3, "figure4": fi
 
 
 def build_table(name: str, root: str | Path | None = None, scale: str | None = None,
-                model: str | None = None) -> pd.DataFrame:
-    """Table `name` from the runs tagged for it (with face model `model`: None or 'builtin' for the built-in head)."""
+                model: str | None = None, rows: Sequence[dict[str, Any]] | None = None) -> pd.DataFrame:
+    """Table `name` from the runs tagged for it (with face model `model`: None or 'builtin' for the
+    built-in head); `rows` (`study_rows`) saves reading the runs again."""
     if name not in _BUILDERS:
         raise ValueError(f"unknown table {name!r}; choose from {', '.join(_BUILDERS)}")
-    return _BUILDERS[name](root, scale, model=model)
+    return _BUILDERS[name](root, scale, model=model, rows=rows)
 
 
 def to_markdown(df: pd.DataFrame) -> str:

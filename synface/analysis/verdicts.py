@@ -360,10 +360,11 @@ def verdicts_from_frame(name: str, frame: pd.DataFrame, scale: str | None = None
 
 
 def table_verdicts(name: str, root: str | Path | None = None, scale: str | None = None,
-                   model: str | None = None) -> list[Verdict]:
+                   model: str | None = None, rows: Sequence[dict[str, Any]] | None = None) -> list[Verdict]:
     """Every trend verdict of table `name` from the registry (face model `model`); with scale None,
-    each scale present is checked on its own (runs of two scales are never paired)."""
-    frame = tables.study_frame(root, tables.study_key(name, model), scale)
+    each scale present is checked on its own (runs of two scales are never paired). `rows`
+    (`tables.study_rows`) saves reading the runs again."""
+    frame = tables.study_frame(root, tables.study_key(name, model), scale, rows)
     if frame.empty:
         return []
     if scale is not None:

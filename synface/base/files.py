@@ -1,17 +1,21 @@
 """Atomic writes: readers (a training run, the app, a resumed build) never see a half-written file.
-Also: OS errors that name their file, and a free-space check before a big write."""
+Also: OS errors that name their file, a free-space check before a big write, the lock that
+serialises a read-modify-write of a shared file between processes, and the one timestamp format
+state files record."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
 import errno
+import fcntl
 import json
 import os
 import re
 import shutil
 import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
@@ -319,3 +323,26 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     else:
         path.unlink()
+def utc_now() -> str:
+    """The current UTC time to the second, ISO 8601 ('2025-01-01T12:00:00Z'): what every state file
+    of the tool (status, queue, cards, registrations, locks) records."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+@contextlib.contextmanager
+def locked(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on the lock file `path` (created, with its folder, when missing) for
+    the block, waiting while another process holds it.
+
+    Why flock: the kernel drops it when its holder dies, so a killed process never leaves a lock
+    behind that would block the next one."""
+    path = Path(path)
+    with naming(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a")
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -8,7 +8,6 @@ the file is only what the refusal names; whether the lock is held is the kernel'
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import fcntl
 import json
 import os
@@ -16,6 +15,8 @@ import socket
 import stat
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
+
+from synface.base.files import utc_now
 
 __all__ = ["Locked", "hold", "holder", "holder_text"]
 
@@ -50,7 +51,7 @@ def hold(lock_file: Path, refusal: Callable[[Mapping[str, Any]], str], error: ty
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise error(refusal(_read_holder(fd))) from None
-        since = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        since = utc_now()
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": since}).encode() + b"\n", 0)
         try:

@@ -16,7 +16,7 @@ it runs far below what the convolutions reach and an MKL-only peak would put MFU
 An MFU above 1 is never reported: it means the peak measurement failed, and the record says so
 (`mfu: null` with `mfu_error`).
 
-The step is `synface.train.loop.Trainee` with SGD, channels_last and the config's AMP choice,
+The step is `synface.train.trainer.Trainee` with SGD, channels_last and the config's AMP choice,
 on random pixels with random soft labels (no data loading: that is measured by the cpu-quick
 wall time instead). On CUDA the step runs as the training loop runs it there (cuDNN autotuning,
 TF32 outside autocast; AMP picks bf16 where the GPU has it), and the peak is the same matmul at the
@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from synface.base.device import resolve_device
-from synface.train.backbones import build_backbone, count_flops, count_train_flops
+from synface.models.backbones import build_backbone, count_flops, count_train_flops
 from synface.train.config import load_config
 from synface.train.heads import MarginHead
 
@@ -137,7 +137,8 @@ def bench_train(
     `peak_runs` (>= 2) matmul peak runs of `peak_seconds` each: one before the timed steps, one
     after, the rest evenly between them.
     """
-    from synface.train.loop import Trainee, build_optimizer, resolve_amp
+    from synface.train.optim import build_optimizer, resolve_amp
+    from synface.train.trainer import Trainee
 
     dev = resolve_device(device)
     if dev.type == "cuda":

@@ -1,2 +1,2 @@
 """Command-line verbs. Each module defines `register(subparsers)` adding its verb with a handler
-`args.func(args) -> int`; `synface.__main__` lists the modules."""
+`args.func(args) -> int`; `synface.cli.main` lists the modules."""

@@ -99,6 +99,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lm.add_argument("--seed", type=int, default=11)
     lm.add_argument("--json", action="store_true")
     lm.set_defaults(func=_landmarks)
+    al = which.add_parser("alignment", help="how dlib's alignment pipeline would re-frame renders, beside real crops")
+    al.add_argument("--model", default=None, help="face model: builtin (default) or a learned model's name")
+    al.add_argument("--workspace", default=None, help="workspace holding the learned model")
+    al.add_argument("--renders", type=count(MAX_BENCH_COUNT), default=300,
+                    help="renders under the default prior (and as many frontal ones)")
+    al.add_argument("--seed", type=int, default=0)
+    al.add_argument("--real", metavar="DIR", default=None,
+                    help="real aligned 112x112 crops, <identity>/<image> (as `python -m synface align` writes)")
+    al.add_argument("--real-max", type=count(MAX_BENCH_COUNT), default=3000, help="at most this many real crops, evenly spaced")
+    al.add_argument("--device", default="auto")
+    al.add_argument("--json", action="store_true", help="print one JSON line (default output too)")
+    al.set_defaults(func=_alignment)
+    mx = which.add_parser("mixup", help="identity mixup strips under dlib: one face at every phi, steady from B to A")
+    mx.add_argument("--model", default=None, help="face model: builtin (default) or a learned model's name")
+    mx.add_argument("--workspace", default=None, help="workspace holding the learned model")
+    mx.add_argument("--strips", type=count(MAX_BENCH_COUNT), default=40, help="identity pairs, 11 renders each")
+    mx.add_argument("--seed", type=int, default=0)
+    mx.add_argument("--device", default="auto")
+    mx.add_argument("--json", action="store_true", help="print one JSON line (default output too)")
+    mx.set_defaults(func=_mixup)
+    rc = which.add_parser("reconstruct", help="held-out photos re-rendered from their own fits: SSIM over the face")
+    rc.add_argument("--photos", metavar="DIR", required=True,
+                    help="photos: an LFW copy (images/ + people.txt) or <person>/<photo> folders")
+    rc.add_argument("--folds", default=None, help="LFW only: the people of these folds, e.g. 4,5 (held out from fits)")
+    rc.add_argument("--count", type=count(MAX_BENCH_COUNT), default=40, help="photos (one per person)")
+    rc.add_argument("--seed", type=int, default=0)
+    rc.add_argument("--json", action="store_true", help="print one JSON line (default output too)")
+    rc.set_defaults(func=_reconstruct)
     g = which.add_parser("generate", help="end-to-end synthetic set build to disk (images/s)")
     g.add_argument("--images", type=count(10_000_000), default=10_000)
     g.add_argument("--samples", type=count(10_000), default=50)
@@ -198,6 +226,31 @@ def _landmarks(args: argparse.Namespace) -> int:
     return _print_with_bar("bench landmarks", "img", lambda progress: bench_landmarks(
         args.source, renders=args.renders, photos=args.photos if args.lfw else 0, lfw=args.lfw, seed=args.seed,
         progress=progress))
+
+
+def _alignment(args: argparse.Namespace) -> int:
+    from synface.bench.alignment import bench_alignment
+
+    return _print_with_bar("bench alignment", "img", lambda progress: bench_alignment(
+        args.model, workspace=args.workspace, renders=args.renders, seed=args.seed, real=args.real,
+        real_max=args.real_max, device=args.device, progress=progress))
+
+
+def _mixup(args: argparse.Namespace) -> int:
+    from synface.bench.mixup import bench_mixup
+
+    return _print_with_bar("bench mixup", "img", lambda progress: bench_mixup(
+        args.model, strips=args.strips, seed=args.seed, device=args.device, workspace=args.workspace,
+        progress=progress))
+
+
+def _reconstruct(args: argparse.Namespace) -> int:
+    from synface.bench.reconstruct import bench_reconstruct
+    from synface.cli.common import parse_folds
+
+    folds = parse_folds(args.folds) if args.folds else None
+    return _print_with_bar("bench reconstruct", "photo", lambda progress: bench_reconstruct(
+        args.photos, folds=folds, count=args.count, seed=args.seed, progress=progress))
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -73,3 +73,16 @@ def tqdm_progress(desc: str, total: int | None = None, unit: str = "it",
             bar[0].close()
 
     return update, close
+
+
+def parse_folds(text: str | None) -> list[int] | None:
+    """`--folds 1,2,3` -> [1, 2, 3] (None when not given); a ValueError naming the option otherwise."""
+    if not text:
+        return None
+    try:
+        folds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"--folds {text!r}: expected comma-separated fold numbers such as 1,2,3") from None
+    if not folds:
+        raise ValueError(f"--folds {text!r}: no fold given")
+    return folds

@@ -14,7 +14,6 @@ import argparse
 import csv
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +72,8 @@ def _run_checkpoint(args: argparse.Namespace):
     """(run or None, checkpoint path): a run must have finished or stopped, and have a checkpoint."""
     if not args.run:
         return None, Path(args.checkpoint)
-    from synface.runs.registry import ACTIVE_STATES, find_run
+    from synface.runs.registry import find_run
+    from synface.runs.run import ACTIVE_STATES
 
     run = find_run(args.run, args.root)
     state = run.status().get("status")
@@ -102,16 +102,10 @@ def _specs(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def _store(run, name: str, result, checkpoint: Path, overlap: str | None) -> None:
     """The result in the run's eval.json (full, with the ROC) and metrics.jsonl (compact)."""
-    from synface.base.files import write_json
-    from synface.eval.run_eval import eval_record
-
     status = run.status()
-    where = {"epoch": int(status.get("epoch") or 0), "step": int(status.get("step") or 0)}
-    extra = {"scored_by": "eval", "checkpoint": str(checkpoint), **({"identity_overlap": overlap} if overlap else {})}
-    full = run.read_eval()
-    full[name] = {**where, **extra, **result.to_dict()}
-    write_json(run.eval_path, full)
-    run.append_metric(eval_record(name, result, **where, **extra, time=time.time()))
+    source = {"scored_by": "eval", "checkpoint": str(checkpoint), **({"identity_overlap": overlap} if overlap else {})}
+    run.record_eval(name, result, epoch=int(status.get("epoch") or 0), step=int(status.get("step") or 0),
+                    source=source)
 
 
 def _write_out(out: Path, summary: dict, result) -> None:
@@ -129,7 +123,8 @@ def _write_out(out: Path, summary: dict, result) -> None:
 def run_eval(args: argparse.Namespace) -> int:
     from synface.base.device import resolve_device
     from synface.data.identity_overlap import check_launch
-    from synface.eval.run_eval import EvalSet, evaluate, load_checkpoint_model, load_pairs
+    from synface.eval.run_eval import EvalSet, evaluate, load_pairs
+    from synface.models.checkpoint import load_checkpoint_model
 
     _check_options(args)
     run, checkpoint = _run_checkpoint(args)

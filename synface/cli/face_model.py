@@ -6,19 +6,7 @@ import argparse
 import json
 import sys
 
-from synface.cli.common import print_json, tqdm_progress
-
-
-def _folds(text: str | None) -> list[int] | None:
-    if not text:
-        return None
-    try:
-        folds = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise ValueError(f"--folds {text!r}: expected comma-separated fold numbers such as 1,2,3") from None
-    if not folds:
-        raise ValueError(f"--folds {text!r}: no fold given")
-    return folds
+from synface.cli.common import parse_folds, print_json, tqdm_progress
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -70,7 +58,7 @@ def _fit(args: argparse.Namespace) -> int:
         bars[stage][0](done, total)
 
     try:
-        card = fit_face_model(args.photos, args.name, people=args.people, folds=_folds(args.folds),
+        card = fit_face_model(args.photos, args.name, people=args.people, folds=parse_folds(args.folds),
                               bank=args.bank or DEFAULT_BANK, workspace=args.workspace,
                               max_photos_per_person=args.max_photos_per_person, progress=progress)
     finally:

@@ -173,6 +173,7 @@ def _generate(args: argparse.Namespace) -> int:
         config = _config_options(args)
     from synface.base.names import child_path
     from synface.base.workspace import workspace_root
+    from synface.data.synth_set import SynthSet
     from synface.data.synthetic import build_dataset, check_build_space
     from synface.face.catalog import load_model
     from synface.generator import FaceGenerator
@@ -193,9 +194,9 @@ def _generate(args: argparse.Namespace) -> int:
     record = {"out": report.out, "name": report.name, "model": config.model, "images": report.num_images,
               "rendered": report.rendered, "already_present": report.already_present, "seconds": report.seconds,
               "images_per_s": report.images_per_s, "disk_mb": round(report.disk_bytes / 2**20, 1)}
-    card = out / "dataset.json"
-    if card.is_file() and config.model != "builtin":
-        record["privacy"] = {k: v for k, v in json.loads(card.read_text()).get("privacy", {}).items()
+    built = SynthSet(out)
+    if built.is_complete() and config.model != "builtin":
+        record["privacy"] = {k: v for k, v in built.card().get("privacy", {}).items()
                              if k in ("threshold", "identities_checked", "nearest_min", "nearest_p01", "nearest_median",
                                       "share_under_threshold", "redrawn")}
     if args.json:

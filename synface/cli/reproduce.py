@@ -68,7 +68,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m synface.cli.reproduce ...`: the same as `python -m synface reproduce ...`."""
-    from synface.__main__ import main as dispatch
+    from synface.cli.main import main as dispatch
 
     return dispatch(["reproduce", *(sys.argv[1:] if argv is None else argv)])
 

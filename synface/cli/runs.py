@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("runs", nargs="+", metavar="RUN")
     a.add_argument("--undo", action="store_true", help="move archived runs back")
     _common(a)
-    d = which.add_parser("delete", help="delete run folders (never a dataset; refused for active runs)")
+    d = which.add_parser("delete", help="delete run folders (never a dataset; refused for active runs and folders a trainer holds)")
     d.add_argument("runs", nargs="+", metavar="RUN")
     _common(d)
     e = which.add_parser("export", help="a run's embeddings of an evaluation set (.npz/.parquet) and checkpoint")
@@ -152,7 +152,8 @@ def _export(args: argparse.Namespace, root, as_json: bool) -> int:
 
 def run_runs(args: argparse.Namespace) -> int:
     from synface.base.workspace import workspace_root
-    from synface.runs.registry import BROKEN, archive_run, compare_runs, delete_run, find_run, list_runs, unarchive_run
+    from synface.runs.manage import archive_run, delete_run, unarchive_run
+    from synface.runs.registry import BROKEN, compare_runs, find_run, list_runs
     from synface.runs.queue import request_stop, run_queue
 
     as_json = args.json or getattr(args, "json_sub", False)

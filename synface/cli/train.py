@@ -6,14 +6,14 @@
     python -m synface train --preset cpu-quick --set data=... --real lfw --eval all   # registered sets
     torchrun --nproc_per_node=8 -m synface train --config paper.yaml --run-dir runs/x
 
-Before a new run's folder is made, every evaluation set must be scorable and none may test people
-the run trains on, unless `--allow-overlap` accepts it (the run records that it did).
+The config is built by `synface.train.run_config`, as the Train page's is. Before a new run's
+folder is made, every evaluation set must be scorable and none may test people the run trains
+on, unless `--allow-overlap` accepts it (the run records that it did).
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 import os
 import sys
 
@@ -45,36 +45,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_train)
 
 
-def _registered(args: argparse.Namespace, overrides: dict) -> None:
-    """--real and --allow-overlap as config overrides."""
-    from synface.data.realsets import get_real_set
-
-    if args.allow_overlap:
-        overrides["allow_overlap"] = True
-    if args.real:
-        entry = get_real_set(args.real, args.root)
-        if entry.train_root is None:
-            raise ValueError(f"real set {args.real!r} has no training people ({entry.describe()})")
-        overrides["real_root"] = entry.train_root
-
-
-def _with_evals(cfg, names: list[str], root):
-    """The config with the registered verification sets `names` added to its eval_sets."""
-    from synface.data.realsets import eval_specs
-    from synface.train.config import config_from_dict
-
-    wanted = [n.strip() for arg in names for n in arg.split(",") if n.strip()]
-    if not wanted:
-        return cfg
-    specs = eval_specs(wanted, root)
-    if not specs:
-        raise ValueError("--eval all: no verification sets are registered (python -m synface real add FILE)")
-    values = cfg.to_dict()
-    have = {s.label for s in cfg.eval_sets}
-    values["eval_sets"] = values["eval_sets"] + [s for s in specs if s["name"] not in have]
-    return config_from_dict(values)
-
-
 def _report_check(report) -> None:
     """An accepted overlap and whatever could not be checked, on stderr."""
     if report.overlapping:
@@ -83,25 +53,14 @@ def _report_check(report) -> None:
         print(f"note: {note}", file=sys.stderr)
 
 
-def _workspace_dataset(overrides: dict, root) -> None:
-    """`--set data=NAME` finds the dataset `generate --name NAME` wrote into the workspace, as the
-    app's pickers do; a path that exists as given keeps its meaning."""
-    from synface.base.workspace import workspace_root
-
-    value = overrides.get("data")
-    if not isinstance(value, str) or not value or Path(value).exists() or "/" in value or value in (".", ".."):
-        return
-    candidate = workspace_root(root) / "datasets" / value
-    if candidate.is_dir():
-        overrides["data"] = str(candidate)
-
-
 def _prepare(args: argparse.Namespace, ctx):
     """(config, run, resume) on every rank; rank 0 creates the folder and shares its path. A new
     run is checked first (on every rank, so all of them stop on a refusal)."""
     from synface.runs.queue import launch_check, record_check
-    from synface.runs.registry import Run, create_run, find_run
+    from synface.runs.registry import create_run, find_run
+    from synface.runs.run import Run
     from synface.train.config import load_config, parse_overrides
+    from synface.train.run_config import run_config
     from synface.base.names import check_name
     from synface.train.data import check_fits_a_batch, check_train_data
     from synface.train.ddp import broadcast_object
@@ -118,10 +77,8 @@ def _prepare(args: argparse.Namespace, ctx):
         return cfg, run, True
     if not args.config and not args.preset:
         raise ValueError("give --config FILE or --preset NAME (or --resume RUN)")
-    _registered(args, overrides)
-    _workspace_dataset(overrides, args.root)
-    cfg = _with_evals(load_config(args.config, overrides, preset=args.preset), args.eval, args.root)
-    cfg.check_paths()
+    cfg = run_config(args.preset, args.config, overrides, real=args.real, eval_names=args.eval,
+                     allow_overlap=args.allow_overlap, root=args.root)
     length = check_train_data(cfg)  # before the identity check and the run folder: unreadable data is one line
     existing = Run(args.run_dir) if args.run_dir else None
     prepared = existing is not None and existing.config_path.exists() and not existing.last_checkpoint.exists() \
@@ -175,7 +132,7 @@ def run_train(args: argparse.Namespace) -> int:
                 bars[label] = tqdm_progress(label, total, unit="img")
             bars[label][0](done, total)
     try:
-        result = train(cfg, run.path, resume=resume, progress=update, eval_progress=eval_update)
+        result = train(cfg, run.path, resume=resume, progress=update, eval_progress=eval_update, make_folder=False)
     finally:
         if close is not None:
             close()
@@ -197,7 +154,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m synface.cli.train ...`: the same as `python -m synface train ...`."""
-    from synface.__main__ import main as dispatch
+    from synface.cli.main import main as dispatch
 
     return dispatch(["train", *(sys.argv[1:] if argv is None else argv)])
 

@@ -25,6 +25,7 @@ from synface.data.errors import DataError
 from synface.data.eval_sets import ScorableSet, check_eval_sets
 from synface.data.imagefolder import ImageFolderIndex
 from synface.data.subsets import real_subset
+from synface.data.synth_set import SynthSet
 
 __all__ = ["People", "IdentityOverlapError", "SetOverlap", "OverlapReport", "folder_people", "training_people",
            "eval_people", "compare_people", "check_launch", "REPORT_FILE"]
@@ -67,7 +68,10 @@ def _model_people(model: str, what: str, workspace: str | Path | None) -> People
 
 def _card_model(folder: Path) -> str | None:
     """The face model a synthetic set or benchmark in `folder` was built with (None: not one)."""
-    for card_name in ("dataset.json", "benchmark.json"):
+    synth = SynthSet(folder)
+    if synth.is_complete():
+        return synth.face_model()
+    for card_name in ("benchmark.json",):
         card = folder / card_name
         if card.is_file():
             try:

@@ -16,17 +16,15 @@ every run (`verification_sets`, `eval_specs`).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
 import shutil
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from synface.base.files import atomic_path
+from synface.base.files import atomic_path, locked, utc_now
 from synface.base.names import child_path
 from synface.base.workspace import workspace_root
 from synface.data.errors import DataError
@@ -291,13 +289,8 @@ def registry_path(root: str | Path | None = None) -> Path:
 def _locked(root: str | Path | None) -> Iterator[Path]:
     """Serialise read-modify-write of the registry between the app and CLI processes."""
     path = registry_path(root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.parent / f".{REGISTRY}.lock", "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield path
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    with locked(path.parent / f".{REGISTRY}.lock"):
+        yield path
 
 
 def _read(path: Path) -> dict[str, dict[str, Any]]:
@@ -394,7 +387,7 @@ def register_real_set(path: str | Path, name: str | None = None, align: bool = T
     counts = _counts(src, fmt)
     entry = RealSet(name=name, source=str(src), format=fmt, identities=int(counts.get("identities", 0)),
                     images=int(counts.get("images", 0)), pairs=int(counts.get("pairs", 0)),
-                    pairs_file=counts.get("pairs_file"), registered=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                    pairs_file=counts.get("pairs_file"), registered=utc_now())
     if align and fmt in ("imagefolder", "lfw"):
         from synface.data.align import align_folder
 

@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from synface.base.files import MAX_JSON_BYTES, atomic_path, check_free_space, read_regular
+from synface.base.files import check_free_space, utc_now
 from synface.data.errors import DataError
 from synface.data.imageio import image_problem, write_image
 from synface.data.synth_config import (  # noqa: F401  (the config half of this module's API lives there)
@@ -28,12 +28,9 @@ from synface.data.synth_config import (  # noqa: F401  (the config half of this 
 from synface.data.synth_model import (
     BUILTIN, CHECK_FILE, PRIVACY_SAMPLE, SourceCheck, generator_for, model_name_of, privacy_summary,
 )
+from synface.data.synth_set import SynthSet
 from synface.face.coeffs import FaceCoeffs
 from synface.generator import FaceGenerator
-
-MANIFEST = "manifest.parquet"
-CARD = "dataset.json"
-STATE = "build_state.json"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,16 +185,10 @@ def sweep_temp_files(out: Path) -> int:
 def _check_state(out: Path, config: SynthConfig, generator_version: str) -> bool:
     """True when resuming a build of the same config and generator; refuses to mix two in one folder.
     Reads only: `_start_state` writes the state of a new build."""
-    state = out / STATE
     if out.exists() and not out.is_dir():
         raise DataError("is a file, not a folder; choose another --out", path=out)
-    if state.exists():
-        try:
-            previous = json.loads(state.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DataError(f"unreadable build state ({exc}); delete the folder to rebuild", path=state) from None
-        if not isinstance(previous, dict):
-            raise DataError("build state is not a JSON object; delete the folder to rebuild", path=state)
+    previous = SynthSet(out).read_state()
+    if previous is not None:
         before = previous.get("model") or (previous.get("config") or {}).get("model") or BUILTIN
         if before != config.model:
             raise DataError(f"this set was built with face model {before!r} ({previous.get('generator_version')}), "
@@ -230,9 +221,8 @@ def config_differences(before: object, config: SynthConfig) -> str:
 
 def _start_state(out: Path, config: SynthConfig, generator_version: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / STATE) as tmp:
-        tmp.write_text(json.dumps({"fingerprint": config.fingerprint(), "generator_version": generator_version,
-                                   "model": config.model, "config": config.to_dict()}, indent=1))
+    SynthSet(out).write_state({"fingerprint": config.fingerprint(), "generator_version": generator_version,
+                               "model": config.model, "config": config.to_dict()})
 
 
 def check_build_space(config: SynthConfig, out: str | Path, images: int | None = None) -> None:
@@ -247,7 +237,7 @@ def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator
                   write_threads: int = 2, stop: Callable[[], bool] | None = None,
                   workspace: str | Path | None = None,
                   check_progress: Callable[[int, int], None] | None = None) -> BuildReport:
-    """Render a synthetic set to `out` (ImageFolder + manifest.parquet + dataset.json).
+    """Render a synthetic set to `out` (images, manifest and card: `synface.data.synth_set`).
 
     Resumable: re-running with the same config renders only missing images and those that do not
     decode (`whole_image`); another config or seed in the same folder is refused, naming what differs. The manifest and the
@@ -346,13 +336,12 @@ def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator
             "layout": gen.layout.sizes(),
             "seed": config.seed,
             "seed_scheme": "identity_seed = 2*(seed*2**32 + i) (+1 for benchmarks); attributes from sha256 streams",
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "created": utc_now(),
             "build": asdict(report),
         }
         if privacy is not None:
             card["privacy"] = privacy
-        with atomic_path(out / CARD) as tmp:
-            tmp.write_text(json.dumps(card, indent=1))
+        SynthSet(out).write_card(card)
     return report
 
 
@@ -414,22 +403,7 @@ def manifest_frame(config: SynthConfig, spec: SyntheticSpec):
 
 
 def write_manifest(config: SynthConfig, out: Path, spec: SyntheticSpec) -> None:
-    frame = manifest_frame(config, spec)
-    with atomic_path(out / MANIFEST) as tmp:
-        frame.to_parquet(tmp, index=False)
-
-
-def read_card(root: str | Path) -> dict:
-    """The dataset card of a complete synthetic set (DataError naming the folder otherwise)."""
-    path = Path(root) / CARD
-    if not path.exists():
-        raise DataError(f"{root} is not a complete synthetic set (no {CARD}; an interrupted build resumes with the same command)", path=root)
-    try:
-        return json.loads(read_regular(path, limit=MAX_JSON_BYTES, follow_links=True))  # never blocks on a FIFO
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})", path=path) from exc
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read the dataset card ({exc})", path=path) from None
+    SynthSet(out).write_manifest(manifest_frame(config, spec))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from synface.eval.verification import (
     pair_scores,
 )
 
-__all__ = ["load_pairs", "EvalSet", "evaluate", "load_checkpoint_model", "eval_record", "CACHE_LIMIT_BYTES"]
+__all__ = ["load_pairs", "EvalSet", "evaluate", "CACHE_LIMIT_BYTES"]
 
 #: decoded sets up to this size stay in RAM between evaluations
 CACHE_LIMIT_BYTES = 1 << 30
@@ -130,41 +130,3 @@ def evaluate(
     emb_a, emb_b = embed_pairs(model, load, len(evalset.pairs), batch_size=batch_size, device=device,
                                progress=progress)
     return kfold_verification(pair_scores(emb_a, emb_b), evalset.pairs.issame, evalset.pairs.folds, far_target)
-
-
-def eval_record(name: str, result: VerificationResult, **extra: Any) -> dict[str, Any]:
-    """The compact metrics.jsonl form of a result (the full ROC goes to eval.json)."""
-    return {
-        "type": "eval", "set": name, **extra,
-        "mean_accuracy": float(result.mean_accuracy), "std_accuracy": float(result.std_accuracy),
-        "tar_at_far": float(result.tar_at_far), "far_target": float(result.far_target),
-        "auc": float(result.auc), "num_pairs": int(result.num_pairs),
-        "folds": int(len(result.fold_accuracies)),
-    }
-
-
-def load_checkpoint_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
-    """The backbone of a training checkpoint (weights_only load), in eval mode, and its config dict.
-
-    A file that is not a synface checkpoint, or lacks a key, or whose weights do not fit the
-    backbone its config names, is a ValueError naming the file and what is wrong.
-    """
-    from synface.train.backbones import BACKBONES, build_backbone
-    from synface.train.checkpoint import load_checkpoint, load_weights
-
-    ckpt = load_checkpoint(path, device, require=("model", "config"))
-    cfg, weights = ckpt["config"], ckpt["model"]
-    if not isinstance(cfg, dict) or str(cfg.get("backbone")).lower() not in BACKBONES:
-        got = cfg.get("backbone") if isinstance(cfg, dict) else type(cfg).__name__
-        raise ValueError(f"checkpoint {path}: 'config' names no known backbone (got {got!r}; "
-                         f"known: {', '.join(sorted(BACKBONES))})")
-    dim = cfg.get("embedding_dim", 512)
-    if not isinstance(dim, int) or isinstance(dim, bool) or not 1 <= dim <= 65_536:
-        raise ValueError(f"checkpoint {path}: config 'embedding_dim' must be a positive integer, got {dim!r}")
-    model = build_backbone(cfg["backbone"], dim)
-    load_weights(model, weights, f"checkpoint {path} (backbone {cfg['backbone']!r})")
-    try:
-        model.input_size = int(ckpt.get("input_size") or cfg.get("input_size") or model.input_size)
-    except (TypeError, ValueError):
-        raise ValueError(f"checkpoint {path}: 'input_size' is not an integer") from None
-    return model.to(device).eval(), cfg

@@ -8,8 +8,9 @@ mean +- population std of the fold accuracies is reported.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -24,6 +25,7 @@ __all__ = [
     "contiguous_folds",
     "best_threshold",
     "tar_at_far",
+    "tar_at_far_from_roc",
     "embed_images",
     "embed_pairs",
     "pair_scores",
@@ -32,6 +34,36 @@ __all__ = [
 #: the FARs whose TAR every result keeps exactly (the ROC it stores is thinned)
 REPORTED_FARS = (1e-2, 1e-3, 1e-4)
 _END_GAP = 1e-6  # end candidates sit this far outside the score range (all-same / all-different)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> float:
+    """A stored number as a float; NaN for anything else (missing, text, a list)."""
+    return float(value) if _is_number(value) else float("nan")
+
+
+def _count(value: Any) -> int:
+    """A stored count; 0 (unknown) for anything that is not a non-negative whole number."""
+    return int(value) if _is_number(value) and math.isfinite(value) and value >= 0 and value == int(value) else 0
+
+
+def _numbers(values: Any) -> np.ndarray:
+    """A stored list of numbers as a float array; empty when it is not a list of numbers."""
+    if not isinstance(values, (list, tuple)) or not all(_is_number(v) for v in values):
+        return np.zeros(0)
+    return np.asarray(values, dtype=float)
+
+
+def tar_at_far_from_roc(fpr: Sequence[float], tpr: Sequence[float], far: float) -> float | None:
+    """The highest TPR among ROC points whose FPR does not exceed `far` (None without a ROC)."""
+    f, t = np.asarray(fpr, dtype=float), np.asarray(tpr, dtype=float)
+    if f.size == 0 or f.size != t.size:
+        return None
+    ok = f <= far * (1 + 1e-9)
+    return float(t[ok].max()) if ok.any() else 0.0
 
 
 @dataclass
@@ -55,6 +87,50 @@ class VerificationResult:
     num_pairs: int
     num_genuine: int
     num_impostor: int
+    #: TAR per FAR (keyed as written with `:g`) computed from the full ROC, as a stored result keeps them
+    exact_tars: dict[str, float] | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "VerificationResult":
+        """A result as `to_dict` stored it (an eval.json entry), older forms included, read in this
+        one place: without `tar_at_fars` (TAR then comes from the target or the saved ROC, see
+        `tar_at`), without per-fold accuracies (the mean stands for them), with hand-edited or
+        missing values (NaN for a number, 0 for a count, an empty ROC). The ROC is the saved one,
+        which `to_dict` may have thinned."""
+        data = data if isinstance(data, Mapping) else {}
+        mean = _number(data.get("mean_accuracy"))
+        folds = _numbers(data.get("fold_accuracies"))
+        if not folds.size and math.isfinite(mean):
+            folds = np.asarray([mean])
+        roc = data.get("roc") if isinstance(data.get("roc"), Mapping) else {}
+        fpr, tpr = _numbers(roc.get("fpr")), _numbers(roc.get("tpr"))
+        if fpr.size != tpr.size:
+            fpr = tpr = np.zeros(0)
+        thresholds = _numbers([np.inf if t is None else t for t in roc.get("thresholds") or []]
+                              if isinstance(roc.get("thresholds"), list) else None)
+        tars = data.get("tar_at_fars")
+        exact = {str(k): float(v) for k, v in tars.items() if _is_number(v)} if isinstance(tars, Mapping) else None
+        return cls(
+            fold_accuracies=folds, fold_thresholds=_numbers(data.get("fold_thresholds")), mean_accuracy=mean,
+            std_accuracy=_number(data.get("std_accuracy")), far_target=_number(data.get("far_target")),
+            tar_at_far=_number(data.get("tar_at_far")), far_achieved=_number(data.get("far_achieved")),
+            threshold_at_far=_number(data.get("threshold_at_far")), fpr=fpr, tpr=tpr, roc_thresholds=thresholds,
+            auc=_number(data.get("auc")), best_accuracy=_number(data.get("best_accuracy")),
+            best_threshold=_number(data.get("best_threshold")), num_pairs=_count(data.get("num_pairs")),
+            num_genuine=_count(data.get("num_genuine")), num_impostor=_count(data.get("num_impostor")),
+            exact_tars=exact or None)
+
+    def tar_at(self, far: float) -> float | None:
+        """TAR at `far`: the exact value kept from the full ROC when there is one, this result's own
+        `tar_at_far` when `far` is its target, else read from the ROC it holds (never an
+        overstatement when that ROC was thinned); None without a ROC."""
+        exact = (self.exact_tars or {}).get(f"{far:g}")
+        if exact is not None:
+            return float(exact)
+        if math.isfinite(self.far_target) and math.isfinite(self.tar_at_far) \
+                and abs(self.far_target - far) <= 1e-12 + 1e-9 * far:
+            return float(self.tar_at_far)
+        return tar_at_far_from_roc(self.fpr, self.tpr, far)
 
     def to_dict(self, roc_points: int | None = 200) -> dict:
         """Plain floats/lists; the ROC is subsampled to about `roc_points` (None keeps all).
@@ -76,7 +152,7 @@ class VerificationResult:
                 "tpr": [float(v) for v in self.tpr[idx]],
                 "thresholds": [_finite_or_none(v) for v in self.roc_thresholds[idx]],
             },
-            "tar_at_fars": self.tars_at(REPORTED_FARS),
+            "tar_at_fars": dict(self.exact_tars) if self.exact_tars else self.tars_at(REPORTED_FARS),
             "auc": float(self.auc),
             "best_accuracy": float(self.best_accuracy),
             "best_threshold": float(self.best_threshold),

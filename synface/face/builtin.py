@@ -32,11 +32,14 @@ from synface.face.builtin_albedo import (
     AlbedoEvaluator,
     build_mask_library,
 )
+from synface.face.builtin_alignment import BUILTIN_ALIGNMENT
 from synface.face.builtin_mesh import build_base_mesh, ear_field, hair_volume_field, mean_displacement, nose_profile, reference_frame
 from synface.face.model import CoeffInfo, MorphableModel, basis_tensor
 from synface.face.prior import IDENTITY_CLAMP
+from synface.face.uv_layout import UVLayout, grid_layout
+from synface.render.alignment_calibration import AlignmentCalibration
 
-GENERATOR_MODEL_VERSION = "builtin-5"
+GENERATOR_MODEL_VERSION = "builtin-6"
 
 #: albedo fields drawn correlated with skin tone, and the (negative) correlation
 PIGMENT_FIELDS = ("hair_lightness", "iris_darkness")
@@ -304,6 +307,7 @@ class BuiltinFaceModel(MorphableModel):
         self._landmarks = torch.from_numpy(self._find_landmarks(mean, ref))
         self._grid_rows = (self.num_vertices - 1) // N_LON
         self._library = build_mask_library(ref, _random_fields(ref, N_ALBEDO_RANDOM, seed=4321, amp=1.0))
+        self._uv_layout = grid_layout(self._grid_rows, N_LON, base["faces"])
         self.device = torch.device("cpu")
         self.to(device)
 
@@ -315,6 +319,10 @@ class BuiltinFaceModel(MorphableModel):
     @property
     def faces(self) -> torch.Tensor:
         return self._faces
+
+    @property
+    def alignment_calibration(self) -> AlignmentCalibration:
+        return BUILTIN_ALIGNMENT
 
     @property
     def num_vertices(self) -> int:
@@ -347,6 +355,11 @@ class BuiltinFaceModel(MorphableModel):
 
     def albedo_parts(self, albedo: torch.Tensor, expr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         return self._albedo.parts(albedo, expr)
+
+    @property
+    def uv_layout(self) -> UVLayout:
+        """Where each vertex lies on the texture square (the grid unrolled; see uv_layout)."""
+        return self._uv_layout
 
     @property
     def grid_shape(self) -> tuple[int, int]:

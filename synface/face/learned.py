@@ -6,25 +6,31 @@ people apart. Here identity comes from people the user photographed (fitted by
 
 - shape: a Gaussian over the built-in shape coefficients fitted to the photos, whitened, so the
   model's shape coefficients are standard normal in the learned space;
-- reflectance: a bank of per-vertex colours, one per source person, sampled from their photos
-  with their fitted geometry and their estimated light divided out. A new person is a mosaic:
-  each facial region (eyes and brows, nose, mouth and chin, the rest of the head) comes from a
-  different bank person, with soft seams, and every region is moved to the skin tone of the
-  person chosen for the rest of the head. A blend of whole faces shows doubled brows and lips
-  (no two people's features coincide exactly), a PCA sample is an average; one real person per
-  region keeps photographic structure, and no synthetic person copies any one source.
-  Coefficients: one block of bank weights per region, so identity mixup blends linearly;
+- reflectance: a bank of texture maps on the built-in head's texture square, one per source
+  person, unwrapped from their photos at the photos' resolution with their fitted geometry and
+  their estimated light divided out. A new person is a mosaic: each facial region (eyes and
+  brows, nose, mouth and chin, the rest of the head) comes from a different bank person. Each
+  texture is split into a low band (colour, tone, no feature shapes) and a detail band; the low
+  band blends over wide region masks, every region moved to the skin tone of the person chosen
+  for the rest of the head, and the detail band comes from one person per region over sharp
+  masks, so no two people's features overlap (a blend of whole faces shows doubled brows and
+  lips). Coefficients: one block of bank weights per region. Identity mixup blends the low band
+  linearly and hands each region's detail from one person to the other at its own point of phi
+  (`DETAIL_SWITCH`), so every intermediate is one face with one set of features;
 - expression, light and pose are the built-in model's; expression-dependent colour (an open
-  mouth's interior, a closed eyelid) is the built-in model's colour change added to the blend.
+  mouth's interior, a closed eyelid) is the built-in model's colour change, baked into each
+  image's texture.
 
-The file is a plain `.npz` read with `allow_pickle=False` plus a JSON card, so loading a model
-can never run code; what the files must hold is declared in `synface.face.model_files`, and a
-model is checked against it before anything is built from it.
+The files are a plain `.npz` and a `.npy` of textures (uint8, memory-mapped), both read with
+`allow_pickle=False`, plus a JSON card, so loading a model can never run code; what the files must
+hold is declared in `synface.face.model_files`, and a model is checked against it before anything
+is built from it.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,14 +39,16 @@ import torch
 
 from synface.base.exact import basis_product
 from synface.face.builtin import GENERATOR_MODEL_VERSION, BuiltinFaceModel
+from synface.face.learned_bank import bank_for_size, detail_weights, textures_digest
 from synface.face.model import CoeffInfo, KeepsBaseMesh, MorphableModel, basis_tensor
 from synface.face.model_files import (
-    CARD_FILE, LEARNED_FORMAT, MODEL_FILE, FaceModelError, ModelFiles, model_version, read_model_folder,
+    CARD_FILE, LEARNED_FORMAT, MODEL_FILE, TEXTURE_FILE, FaceModelError, ModelFiles, model_version,
+    read_model_folder,
 )
-from synface.face.mosaic_kernel import mosaic
+from synface.render.alignment_calibration import AlignmentCalibration, CalibrationError
 
-__all__ = ["LearnedFaceModel", "FaceModelError", "IDENTITY_MODES", "MODEL_FILE", "CARD_FILE", "check_model_folder",
-           "model_arrays", "model_version", "save_model_arrays"]
+__all__ = ["LearnedFaceModel", "FaceModelError", "IDENTITY_MODES", "MODEL_FILE", "CARD_FILE", "TEXTURE_FILE",
+           "check_model_folder", "model_arrays", "model_version", "save_model_arrays", "save_textures"]
 
 #: how a new person's reflectance is drawn (see LearnedFaceModel.correlate_identity)
 IDENTITY_MODES = ("mosaic", "one_person", "whole_face_blend")
@@ -70,19 +78,33 @@ def check_model_folder(folder: str | Path, base: BuiltinFaceModel | None = None)
 class LearnedFaceModel(KeepsBaseMesh, MorphableModel):
     """The built-in mesh, expressions and hair/ears/neck topology with a learned identity space."""
 
-    def __init__(self, folder: str | Path, device: str | torch.device = "cpu", base: BuiltinFaceModel | None = None) -> None:
+    def __init__(self, folder: str | Path, device: str | torch.device = "cpu", base: BuiltinFaceModel | None = None,
+                 parts: tuple[dict[str, np.ndarray], np.ndarray, dict] | None = None) -> None:
+        """The model in `folder`, checked (`check_model_folder`: every array, every card key); with
+        `parts` (arrays, textures, card), the model a fit is about to write there, from memory (the
+        fit measures its framing before writing it, and checks the folder before it swaps it in)."""
         folder = Path(folder)
         self.base = base or BuiltinFaceModel()
-        files = check_model_folder(folder, self.base)  # every array's dtype, shape, values; every card key
-        arrays = files.arrays
-        self.card = files.card
-        self.sources = files.sources
-        self.name = folder.name  # a model is named by its folder (a copied folder is its own model)
+        if parts is None:
+            files = check_model_folder(folder, self.base)
+            arrays, self._textures, self.card, self.sources = files.arrays, files.textures, files.card, files.sources
+        else:
+            arrays, self._textures, self.card = parts
+            self.sources = {}
+        # a model is named by its folder (a copied folder is its own model); a fit's model in memory
+        # (its staging folder) by the name it is being fitted as
+        self.name = folder.name if parts is None else str(self.card["name"])
         self.folder = folder
         n_builtin = self.base.layout.shape
-        components, bank = arrays["shape_components"], arrays["bank"]
+        mean, components = arrays["shape_mean"], arrays["shape_components"]
         regions, tones, eligible = arrays["regions"], arrays["tones"], arrays["eligible"]
-        mean = arrays["shape_mean"]
+        try:
+            coefficients = np.asarray(arrays["alignment"], dtype=np.float64)
+            self.own_alignment_calibration = AlignmentCalibration.from_array(
+                coefficients, "dlib68-" + hashlib.sha256(coefficients.tobytes()).hexdigest()[:12])
+        except (CalibrationError, TypeError, ValueError) as exc:
+            raise FaceModelError(f"{folder}: the model's framing (array 'alignment') cannot be used: {exc}") from None
+        P = self._textures.shape[0]
         self._version = model_version(self.name, arrays)
         self.landmarks68 = torch.from_numpy(arrays["landmarks68"].astype(np.int64))
         # geometry: builtin_mean + (shape_mean + z @ components) @ shape_basis + expr @ expr_basis
@@ -92,16 +114,16 @@ class LearnedFaceModel(KeepsBaseMesh, MorphableModel):
         self._mean = (self.base.mean_vertices.double().view(-1)
                       + torch.from_numpy(mean.astype(np.float64)) @ shape_basis).float()
         self._basis = basis_tensor(torch.cat([(comp @ shape_basis).float(), expr_basis]))
-        self._bank = torch.from_numpy(bank.astype(np.float32)).reshape(len(bank), -1).contiguous()
-        self._regions = torch.from_numpy(regions.astype(np.float32))  # (R, V), summing to 1 per vertex
+        self._region_masks = regions.astype(np.float32)  # (R, S*S) detail masks on the texture square
         self._tones = torch.from_numpy(tones.astype(np.float32))  # (P, 3) each person's skin tone
         self._eligible = torch.from_numpy(eligible.astype(bool))  # (R, P) who may serve each region
+        self._banks: dict[int, dict[str, torch.Tensor]] = {}
         self.region_names = tuple(self.card["regions"])
         self._expr_colour = self._expression_basis()
         self.shape_info = tuple(CoeffInfo(f"learned_shape_{k:02d}", f"learned head-shape direction {k} (prior sd)")
                                 for k in range(len(components)))
         self.albedo_info = tuple(CoeffInfo(f"{region}_source_{k:04d}", f"weight of source person {k} in the {region}", 0.0, 1.0)
-                                 for region in self.region_names for k in range(len(bank)))
+                                 for region in self.region_names for k in range(P))
         self.expr_info = self.base.expr_info
         self.identity_mode = "mosaic"
         self.device = torch.device("cpu")
@@ -122,11 +144,16 @@ class LearnedFaceModel(KeepsBaseMesh, MorphableModel):
 
     @property
     def people(self) -> int:
-        return int(self._bank.shape[0])
+        return int(self._tones.shape[0])
 
     @property
     def regions(self) -> int:
-        return int(self._regions.shape[0])
+        return int(self._region_masks.shape[0])
+
+    @property
+    def bank_texture_size(self) -> int:
+        """The side of the stored texture maps."""
+        return int(self._textures.shape[1])
 
     def region_people(self) -> list[list[int]]:
         """Per region, the bank people whose photos saw that region well enough to serve it."""
@@ -137,17 +164,24 @@ class LearnedFaceModel(KeepsBaseMesh, MorphableModel):
         coeffs = torch.cat([shape, expr], dim=1)
         return basis_product(coeffs, self._basis, self._mean).view(coeffs.shape[0], -1, 3)
 
-    def _mosaic(self, albedo: torch.Tensor) -> torch.Tensor:
-        """(B, 3, V) reflectance: sum over regions of mask * (region blend - its tone), plus the
-        tone of the first region's (the rest of the head's) blend. Linear in the weights."""
+    def texture_bank(self, size: int) -> dict[str, torch.Tensor]:
+        """The bank prepared for composing `size` x `size` textures (see learned_bank.bank_for_size);
+        computed once per size, on this model's device."""
+        if size not in self._banks:
+            bank = bank_for_size(self._textures, self._region_masks, self._tones.cpu().numpy(), size)
+            self._banks[size] = {k: torch.from_numpy(v).to(self.device) for k, v in bank.items()}
+        return self._banks[size]
+
+    def bank_entries(self, albedo: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per image and region, the bank people in use ((B, R, K) long, ascending), their low-band
+        weights (the coefficients) and their detail weights (`detail_weights`)."""
         B = len(albedo)
-        blocks = albedo.reshape(B, self.regions, self.people)
-        if self._bank.device.type == "cpu":
-            return mosaic(blocks, self._bank, self._tones, self._regions)
-        blend = torch.einsum("brp,pn->brn", blocks, self._bank).view(B, self.regions, -1, 3)
-        tone = torch.einsum("brp,pc->brc", blocks, self._tones)
-        out = tone[:, 0].unsqueeze(1) + (self._regions.view(1, self.regions, -1, 1) * (blend - tone.unsqueeze(2))).sum(1)
-        return out.permute(0, 2, 1)
+        w = albedo.detach().reshape(B, self.regions, self.people).to(torch.float32).cpu()
+        count = max(1, int((w != 0).sum(2).max().item())) if B else 1
+        key = (w == 0).to(torch.int64) * self.people + torch.arange(self.people)
+        idx = torch.argsort(key, dim=2)[:, :, :count]
+        low_w = w.gather(2, idx)
+        return idx.contiguous(), low_w.contiguous(), detail_weights(low_w).contiguous()
 
     def _expression_colour(self, expr: torch.Tensor) -> torch.Tensor:
         """(B, V*3) colour change of an expression: the built-in head's change per blendshape at
@@ -155,16 +189,28 @@ class LearnedFaceModel(KeepsBaseMesh, MorphableModel):
         return basis_product(expr, self._expr_colour)
 
     def albedo(self, albedo: torch.Tensor, expr: torch.Tensor) -> torch.Tensor:
-        B = len(albedo)
-        colour = self._mosaic(albedo).permute(0, 2, 1) + self._expression_colour(expr).view(B, -1, 3)
+        """(B, V, 3) reflectance at the vertices (the 3-D view): the composed texture read at each
+        vertex, plus the expression's colour."""
+        from synface.render.texture_torch import compose_bank  # noqa: PLC0415
+
+        B, size = len(albedo), 128
+        bank = dict(self.texture_bank(size))
+        bank["up_idx"] = bank["up_idx"].long()
+        idx, low_w, high_w = self.bank_entries(albedo)
+        texture = compose_bank(bank, idx.to(self.device), low_w.to(self.device), high_w.to(self.device), size)
+        uv = torch.from_numpy(self.uv_layout.uv).to(self.device)
+        col = (torch.remainder(uv[:, 0], 1.0) * size).long().clamp(0, size - 1)
+        row = (uv[:, 1] * size).long().clamp(0, size - 1)
+        colour = texture[:, :, row, col].permute(0, 2, 1) + self._expression_colour(expr).view(B, -1, 3)
         return colour.clamp(0, 1)
 
     def albedo_parts(self, albedo: torch.Tensor, expr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The per-vertex part of the reflectance is the expression's colour alone (the bank is
+        composed on the texture square): base 0, so base * scale * (1 - coverage) + paint = paint."""
         B = len(albedo)
-        scale = self._mosaic(albedo)
-        paint = self._expression_colour(expr).view(B, -1, 3).permute(0, 2, 1)
-        return (torch.ones(B, 3, device=scale.device), scale.contiguous(),
-                torch.zeros(B, self.num_vertices, device=scale.device), paint.contiguous())
+        paint = self._expression_colour(expr).view(B, -1, 3).permute(0, 2, 1).contiguous()
+        return (torch.zeros(B, 3, device=paint.device), paint, torch.zeros(B, self.num_vertices, device=paint.device),
+                paint)
 
     def correlate_identity(self, shape: torch.Tensor, albedo: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Independent normal draws -> a new person: learned shape as drawn; reflectance by
@@ -179,10 +225,11 @@ class LearnedFaceModel(KeepsBaseMesh, MorphableModel):
         weights = torch.zeros_like(blocks)
         if self.identity_mode == "mosaic":
             eligible = self._eligible.to(albedo.device)
+            tones = self._tones.to(albedo.device)
             head = blocks[:, 0].masked_fill(~eligible[0], float("-inf")).argmax(1)  # (B,)
             # the other regions come from people of a similar skin tone: a dark-skinned person's
             # eyes moved onto a light face (or the reverse) keep a wrong hue around them
-            tone_gap = (self._tones.unsqueeze(0) - self._tones[head].unsqueeze(1)).abs().sum(2)  # (B, P)
+            tone_gap = (tones.unsqueeze(0) - tones[head].unsqueeze(1)).abs().sum(2)  # (B, P)
             near = tone_gap.argsort(dim=1, stable=True).argsort(dim=1, stable=True) < max(2, int(TONE_NEIGHBOURS * P))
             allowed = blocks.masked_fill(~(eligible.unsqueeze(0) & near.unsqueeze(1)), float("-inf"))
             allowed[:, 0] = blocks[:, 0].masked_fill(~eligible[0], float("-inf"))
@@ -212,25 +259,32 @@ class LearnedFaceModel(KeepsBaseMesh, MorphableModel):
         self.base = copy.copy(self.base).to(device)
         self._mean = self._mean.to(device)
         self._basis = self._basis.to(device)
-        self._bank = self._bank.to(device)
-        self._regions = self._regions.to(device)
         self._tones = self._tones.to(device)
         self._eligible = self._eligible.to(device)
         self._expr_colour = self._expr_colour.to(device)
+        self._banks = {}
         self.landmarks68 = self.landmarks68.to(device)
         self.device = device
 
 
-def model_arrays(shape_mean: np.ndarray, shape_components: np.ndarray, bank: np.ndarray, landmarks68: np.ndarray,
-                 regions: np.ndarray, tones: np.ndarray, eligible: np.ndarray) -> dict[str, np.ndarray]:
-    """The arrays of a model file, in their stored types."""
+def model_arrays(shape_mean: np.ndarray, shape_components: np.ndarray, landmarks68: np.ndarray, regions: np.ndarray,
+                 tones: np.ndarray, eligible: np.ndarray, textures: np.ndarray,
+                 alignment: AlignmentCalibration) -> dict[str, np.ndarray]:
+    """The arrays of a model file, in their stored types (`textures` go to their own file; the
+    model file keeps their digest; `alignment` is where dlib finds the model's landmarks)."""
     return {"format": np.array([LEARNED_FORMAT]), "shape_mean": shape_mean.astype(np.float32),
-            "shape_components": shape_components.astype(np.float32), "bank": bank.astype(np.float16),
-            "landmarks68": landmarks68.astype(np.int64), "regions": regions.astype(np.float32),
-            "tones": tones.astype(np.float32), "eligible": eligible.astype(bool)}
+            "shape_components": shape_components.astype(np.float32), "landmarks68": landmarks68.astype(np.int64),
+            "regions": regions.astype(np.float32), "tones": tones.astype(np.float32), "eligible": eligible.astype(bool),
+            "texture_digest": textures_digest(textures), "alignment": alignment.array().numpy()}
 
 
 def save_model_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write a model file (to a temporary path the caller renames into place)."""
     with open(path, "wb") as handle:
         np.savez(handle, **arrays)
+
+
+def save_textures(path: Path, textures: np.ndarray) -> None:
+    """Write the texture file (to a temporary path the caller renames into place)."""
+    with open(path, "wb") as handle:
+        np.save(handle, np.ascontiguousarray(textures, dtype=np.uint8), allow_pickle=False)

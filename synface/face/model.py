@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from synface.face.coeffs import FaceLayout
+from synface.render.alignment_calibration import AlignmentCalibration
 
 #: basis entries below this magnitude are stored as exact zeros
 BASIS_FLUSH = 1e-12
@@ -56,6 +57,12 @@ class MorphableModel(ABC):
     def version(self) -> str:
         """Names the model's pixels: datasets record it and refuse to resume under another."""
         return type(self).__name__
+
+    @property
+    def alignment_calibration(self) -> AlignmentCalibration | None:
+        """Where a photo's landmark detector finds the 5 landmark vertices, by pose (measured by
+        `synface.fitting.alignment`); the renderer aligns by it. None: on the vertices."""
+        return None
 
     @property
     def layout(self) -> FaceLayout:
@@ -129,10 +136,18 @@ class KeepsBaseMesh:
     topology, landmarks and normals come from the base, in one place."""
 
     base: MorphableModel
+    #: the calibration measured on this model's own renders (its faces differ from the base's,
+    #: and so does where a detector finds their landmarks); None: the base's
+    own_alignment_calibration: AlignmentCalibration | None = None
 
     @property
     def faces(self) -> torch.Tensor:
         return self.base.faces
+
+    @property
+    def alignment_calibration(self) -> AlignmentCalibration | None:
+        own = self.own_alignment_calibration
+        return own if own is not None else self.base.alignment_calibration
 
     @property
     def num_vertices(self) -> int:
@@ -145,6 +160,10 @@ class KeepsBaseMesh:
     @property
     def grid_shape(self) -> tuple[int, int] | None:
         return getattr(self.base, "grid_shape", None)
+
+    @property
+    def uv_layout(self):  # noqa: ANN201 - the base model's UVLayout
+        return self.base.uv_layout
 
     def vertex_normals(self, verts: torch.Tensor) -> torch.Tensor:
         return self.base.vertex_normals(verts)

@@ -1,7 +1,8 @@
 """What a learned face model's folder holds, declared once, and the one check every reader uses.
 
-A model folder (`face_models/<name>/`) holds `model.npz` (the arrays that render), `sources.npz`
-(the source photos' descriptors, for the privacy checks) and `card.json` (how it was fitted).
+A learned model folder (`face_models/<name>/`) holds `model.npz` (the arrays that render),
+`textures.npy` (the bank's texture maps, memory-mapped), `sources.npz` (the source photos'
+descriptors, for the privacy checks) and `card.json` (how it was fitted).
 Every one of them is untrusted: a copied, hand-edited or damaged folder must give one message
 naming the file and the key, never a traceback, a hang or a garbage render. So the files are
 described here as data: each array's dtype kinds, dimensions (fixed, or a size shared with other
@@ -12,7 +13,8 @@ declare. Changing the format is changing a row.
 before its size is known to be bounded: the card (a regular file of at most MAX_CARD_BYTES); each
 `.npz` member's header (dtype and shape, read without its data) against ARRAY_SPECS, the sizes
 the arrays share and SIZE_BOUNDS; only then the data (finite, in range) and the rules that tie
-values together (the card's version is the arrays' digest). Every problem found is named in the
+values together (the card's version is the arrays' digest; the texture file is the one the model
+file's digest names, `learned_bank.read_textures`). Every problem found is named in the
 one message. The model list, `face-model show`, the app's picker and generation all call it.
 """
 
@@ -30,15 +32,20 @@ from typing import Any, BinaryIO, Mapping
 import numpy as np
 
 from synface.base.files import open_regular
+from synface.face.learned_bank import MAX_PEOPLE, MAX_SIZE, MIN_SIZE, TextureFileError, read_textures
+from synface.render.alignment_calibration import AXES, FEATURES, LANDMARKS
 
 MODEL_FILE = "model.npz"
+TEXTURE_FILE = "textures.npy"
 CARD_FILE = "card.json"
 SOURCES_FILE = "sources.npz"
 NO_FACE_FILE = "no_face.txt"
 #: bump when the file layout changes; older files are refused with a named error
-LEARNED_FORMAT = 2
+LEARNED_FORMAT = 3
+#: how a model of an older format is refitted
+REFIT_HINT = "fit it again: python -m synface face-model fit --photos DIR --name NAME"
 #: people a reflectance bank may hold (`face-model fit --bank` is refused above it)
-MAX_BANK_PEOPLE = 2000
+MAX_BANK_PEOPLE = MAX_PEOPLE
 #: the most a card may weigh, and the most the arrays of one .npz file may decode to
 MAX_CARD_BYTES = 1 << 20
 MAX_FILE_ARRAY_BYTES = 512 << 20
@@ -69,6 +76,7 @@ class ArraySpec:
 SIZE_BOUNDS: dict[str, tuple[int, int]] = {
     "P": (2, MAX_BANK_PEOPLE),  # bank people
     "R": (1, 64),  # facial regions of the mosaic
+    "TT": (MIN_SIZE**2, MAX_SIZE**2),  # texels of a texture map (its side squared: textures.npy)
     "K": (1, 512),  # learned shape directions
     "F": (1, 100_000),  # source people (the card's source_people)
     "N": (1, 1_000_000),  # source photos with a face
@@ -79,11 +87,12 @@ ARRAY_SPECS: dict[str, dict[str, ArraySpec]] = {
         "format": ArraySpec("iu", (1,)),
         "shape_mean": ArraySpec("f", ("S",), -100.0, 100.0),
         "shape_components": ArraySpec("f", ("K", "S"), -100.0, 100.0),
-        "bank": ArraySpec("f", ("P", "V", 3), 0.0, 1.0),
         "landmarks68": ArraySpec("iu", (68,), 0, below="V"),
-        "regions": ArraySpec("f", ("R", "V"), 0.0, 1.0),
+        "regions": ArraySpec("f", ("R", "TT"), 0.0, 1.0),
         "tones": ArraySpec("f", ("P", 3), 0.0, 1.0),
         "eligible": ArraySpec("b", ("R", "P")),
+        "texture_digest": ArraySpec("u", (32,)),
+        "alignment": ArraySpec("f", (LANDMARKS, AXES, len(FEATURES)), -10.0, 10.0),
     },
     SOURCES_FILE: {
         "descriptors": ArraySpec("f", ("N", 128), -10.0, 10.0),
@@ -118,6 +127,8 @@ CARD_KEYS: dict[str, CardKey] = {
     "people_fitted": CardKey((int,), True, size="F"),
     "bank_people": CardKey((int,), size="P"),
     "shape_components": CardKey((int,), size="K"),
+    "texture_size": CardKey((int,), low=MIN_SIZE, high=MAX_SIZE),
+    "framing": CardKey((dict,)),
     "genuine_threshold": CardKey(_NUMBER, True, low=1e-6, high=4.0),
     "source": CardKey((str,)),
     "folds": CardKey((list, type(None)), items=int),
@@ -143,16 +154,18 @@ CARD_KEYS: dict[str, CardKey] = {
 
 @dataclass
 class ModelFiles:
-    """A checked model folder: its card and the arrays of model.npz and sources.npz."""
+    """A checked model folder: its card, the arrays of model.npz and sources.npz, and the texture
+    maps (memory-mapped, read-only)."""
 
     folder: Path
     card: dict[str, Any]
     arrays: dict[str, np.ndarray]
     sources: dict[str, np.ndarray]
+    textures: np.ndarray
 
 
 def model_version(name: str, arrays: Mapping[str, np.ndarray]) -> str:
-    """Names a model's pixels: its name and a digest of its arrays."""
+    """Names a model's pixels: its name and a digest of its arrays (the textures' digest among them)."""
     digest = hashlib.sha256()
     for key in sorted(ARRAY_SPECS[MODEL_FILE]):
         digest.update(np.ascontiguousarray(arrays[key]).tobytes())
@@ -356,13 +369,14 @@ def read_model_folder(folder: str | Path, head_sizes: Mapping[str, int], head_ve
     card_ok = not problems
     if card_ok and card["builtin_version"] != head_version:
         raise FaceModelError(f"{folder}: fitted to built-in head {card['builtin_version']!r}, this is {head_version!r}; "
-                             "fit the model again")
+                             f"{REFIT_HINT}")
     if card_ok and card["kind"] != "learned":
         problems.append(f"{CARD_FILE} 'kind' is {card['kind']!r}, expected 'learned'")
     arrays = _read_npz(folder, MODEL_FILE, sizes, problems)
     if arrays and int(arrays["format"][0]) != LEARNED_FORMAT:
         raise FaceModelError(f"{folder / MODEL_FILE}: model format {int(arrays['format'][0])}, this version reads format "
-                             f"{LEARNED_FORMAT}; fit the model again")
+                             f"{LEARNED_FORMAT} (texture maps); {REFIT_HINT}")
+    textures = _read_textures(folder, arrays, sizes, problems) if arrays else None
     sources = _read_npz(folder, SOURCES_FILE, sizes, problems) if arrays and card_ok else {}
     if arrays:
         empty = np.flatnonzero(arrays["eligible"].sum(1) == 0)
@@ -373,4 +387,19 @@ def read_model_folder(folder: str | Path, head_sizes: Mapping[str, int], head_ve
                         f"({model_version(card['name'], arrays)}): an interrupted or mixed refit; fit the model again")
     if problems:
         raise _fail(folder, problems)
-    return ModelFiles(folder, card, arrays, sources)
+    return ModelFiles(folder, card, arrays, sources, textures)
+
+
+def _read_textures(folder: Path, arrays: Mapping[str, np.ndarray], sizes: dict[str, int],
+                   problems: list[str]) -> np.ndarray | None:
+    """The texture maps the model file's digest names (header, size and bytes checked, then
+    memory-mapped), their people and side tied to the arrays' sizes."""
+    try:
+        textures = read_textures(folder / TEXTURE_FILE, arrays["texture_digest"], people=sizes["P"])
+    except TextureFileError as exc:
+        problems.append(f"{TEXTURE_FILE}: {str(exc).removeprefix(str(folder / TEXTURE_FILE) + ': ')}")
+        return None
+    side = textures.shape[1]
+    if sizes.get("TT") != side * side:
+        problems.append(f"{MODEL_FILE} 'regions' covers {sizes.get('TT'):,} texels, the textures {side} x {side}")
+    return textures

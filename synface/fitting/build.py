@@ -4,8 +4,9 @@ Stages, each with progress and a cache so a killed fit resumes where it stopped:
 1. landmarks: per photo, dlib's face, 68 points and the 128-D descriptor of its aligned crop
    (cached in chunks under `cache/`; photos without a face are counted and listed, never fatal);
 2. geometry: pose, shape and expression fitted to the points (cached per chunk);
-3. reflectance: per person, the photos' colours on the fitted heads, light divided out, unseen
-   parts filled; then the shape prior and the model file.
+3. reflectance: per bank person, the photos unwrapped onto the head's texture square with the
+   fitted geometry, light divided out; 4. fill: unseen texels filled; then the shape prior, the
+   texture file and the model file; 5. framing: where dlib finds the new model's landmarks.
 
 A chunk's cache file is named by the content it was computed from: the photo folder, and each
 photo's name, size, modification time and a digest of its bytes (landmarks), plus the built-in
@@ -31,35 +32,32 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
 from synface.base.files import atomic_path, open_regular, swap_folder, write_json
 from synface.data.errors import DataError
 from synface.face.builtin import GENERATOR_MODEL_VERSION
 from synface.face.catalog import hold_name, model_folder, staging_folder
-from synface.face.learned import check_model_folder, model_arrays, save_model_arrays
+from synface.face.learned import check_model_folder, model_arrays, save_model_arrays, save_textures
 from synface.face.model_files import (
-    CARD_FILE, MAX_BANK_PEOPLE, MODEL_FILE, NO_FACE_FILE, SOURCES_FILE, model_version,
+    CARD_FILE, MAX_BANK_PEOPLE, MODEL_FILE, NO_FACE_FILE, SOURCES_FILE, TEXTURE_FILE, model_version,
 )
 from synface.fitting.geometry_fit import GeometryFit, fit_geometry
 from synface.fitting.landmarks import calibrate_landmark_vertices, landmark_basis, photo_landmarks
 from synface.fitting.photos import MIN_PEOPLE, PhotoSet, find_photos
-from synface.fitting.regions import region_masks, tone_vertices
-from synface.fitting.reflectance import (
-    fill_unseen, mesh_neighbours, mirror_vertices, photo_reflectance, project_to_photo, skin_vertices,
-)
+from synface.fitting.bank import fill_bank, region_eligibility, texel_regions, tones, unwrap_people
+from synface.fitting.unwrap import TEXTURE_SIZE, texel_geometry
 
 CHUNK = 128
 #: bump when what a cached chunk holds changes: older chunks are then recomputed
 CACHE_FORMAT = 2
+#: renders per round when a fit measures where dlib finds its model's landmarks
+FRAMING_RENDERS = 600
 #: the reflectance bank's default size (the albedo coefficients per identity)
 DEFAULT_BANK = 400
 #: spread kept in shape directions the landmarks do not constrain (prior standard deviations)
 SHAPE_FLOOR = 0.35
 #: inner-lip gap (fraction of the eye distance) above which a photo's mouth counts as open
 OPEN_MOUTH_GAP = 0.06
-#: share of a region's vertices a person's photos must see for them to serve that region
-MIN_REGION_COVERAGE = 0.5
 Progress = Callable[[str, int, int], None]
 
 
@@ -255,76 +253,22 @@ def _choose_bank(chunks: list, marks: list, fits: list, fitted_people: list[int]
     return sorted(ranked[:bank])
 
 
-def _reflectance_stage(gen, chunks: list, marks: list, fits: list, bank_people: list[int], ids: np.ndarray,
-                       regions: torch.Tensor, region_names: list[str], tick: Progress):
-    """Stage 3: every bank person's photos' colours on their fitted heads (trust-weighted sums),
-    and every fitted person's shapes. Returns colour sums (P,V,3), trust sums (P,V), shapes by
-    person, the skin vertices and the mean face's frontal normals."""
-    from synface.data.imageio import read_rgb  # noqa: PLC0415
+def _framing(folder: Path, arrays: dict[str, np.ndarray], textures: np.ndarray, card: dict, renders: int, tick: Progress):
+    """Stage 5: where dlib's alignment pipeline finds the new model's landmarks on its renders, so
+    its crops are framed as real photos are (`synface.fitting.alignment`)."""
+    from synface.face.learned import LearnedFaceModel  # noqa: PLC0415
+    from synface.fitting.alignment import fit_alignment_calibration  # noqa: PLC0415
+    from synface.generator import FaceGenerator  # noqa: PLC0415
 
-    model = gen.model
-    slot = {p: i for i, p in enumerate(bank_people)}
-    V = model.num_vertices
-    colour_sum = np.zeros((len(bank_people), V, 3))
-    trust_sum = np.zeros((len(bank_people), V))
-    skin = skin_vertices(gen)
-    layout = model.layout
-    mean_verts = model.geometry(torch.zeros(1, layout.shape), torch.zeros(1, layout.expr))
-    frontal_normals = model.vertex_normals(mean_verts)[0]
-    mouth = regions[region_names.index("mouth_chin")].numpy()
-    shapes_by_person: dict[int, list[np.ndarray]] = {}
-    total = sum(int(m["found"][[p in slot for p, _ in chunk]].sum()) for chunk, m in zip(chunks, marks))
-    done = 0
-    tick("reflectance", 0, total)
-    for chunk, m, f in zip(chunks, marks, fits):
-        points = m["points"][m["found"]]
-        row = 0
-        for (p, path), ok in zip(chunk, m["found"]):
-            if not ok:
-                continue
-            shapes_by_person.setdefault(p, []).append(f.shape[row])
-            if p in slot:
-                image = np.asarray(read_rgb(path, what="photo"))
-                pixels, normals = project_to_photo(model, f, row, points[row], ids)
-                albedo, trust = photo_reflectance(image, pixels, normals, skin, frontal_normals)
-                if mouth_gap(points[row]) > OPEN_MOUTH_GAP:
-                    trust = trust * (1 - mouth)  # lips apart: teeth would be painted on closed lips
-                colour_sum[slot[p]] += albedo * trust[:, None]
-                trust_sum[slot[p]] += trust
-                done += 1
-                if done % 16 == 0 or done == total:
-                    tick("reflectance", done, total)
-            row += 1
-    return colour_sum, trust_sum, shapes_by_person, skin, mean_verts, frontal_normals
-
-
-def _fill_bank(gen, colour_sum: np.ndarray, trust_sum: np.ndarray, mean_verts: torch.Tensor, tick: Progress) -> np.ndarray:
-    """Stage 4: each bank person's reflectance with the unseen vertices filled, 64 people at a time."""
-    V = gen.model.num_vertices
-    neighbours = mesh_neighbours(gen.model.faces.cpu().numpy(), V)
-    mirror = mirror_vertices(mean_verts[0].cpu().numpy().astype(np.float64))
-    P = len(colour_sum)
-    tick("fill", 0, P)
-    bank_colours = np.zeros((P, V, 3), np.float32)
-    for start in range(0, P, 64):
-        part = slice(start, start + 64)
-        bank_colours[part] = fill_unseen(colour_sum[part], trust_sum[part], mirror, neighbours)
-        tick("fill", min(start + 64, P), P)
-    return bank_colours
-
-
-def _region_eligibility(trust_sum: np.ndarray, regions: torch.Tensor, region_names: list[str],
-                        frontal_normals: torch.Tensor, root: Path) -> np.ndarray:
-    """(R, P) bool: a person serves a region only where their photos saw it well (not, for the
-    mouth, with the lips apart)."""
-    seeable = regions.numpy().astype(np.float64) * (frontal_normals[:, 2].numpy() > 0.3)  # what a frontal photo sees
-    coverage = (trust_sum.clip(0, 1) @ seeable.T) / seeable.sum(1)
-    eligible = (coverage >= MIN_REGION_COVERAGE).T
-    for r, region in enumerate(region_names):
-        if eligible[r].sum() < 2:
-            raise DataError(f"only {int(eligible[r].sum())} people show their {region} well enough; "
-                            "add people with frontal, closed-mouth photos", path=root)
-    return eligible
+    model = LearnedFaceModel(folder, parts=(arrays, textures, card))
+    generator = FaceGenerator(device="cpu", model=model)
+    fit = fit_alignment_calibration(generator, renders=renders, start=model.alignment_calibration, prefix="dlib68",
+                                    progress=lambda done, total: tick("framing", done, total))
+    measured = next((r for r in reversed(fit.rounds) if r.calibration == fit.calibration.version), fit.rounds[-1])
+    card["framing"] = {"converged": fit.converged, "rounds": len(fit.rounds), "renders": renders,
+                       "mean_scale": round(measured.mean_scale, 4), "mean_eye_shift_px": round(measured.mean_eye_shift, 3),
+                       "detected": measured.detected}
+    return fit.calibration
 
 
 def shape_prior(person_shapes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -340,30 +284,34 @@ def shape_prior(person_shapes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def fit_face_model(photo_root: str | Path, name: str, people: int | None = None, folds: list[int] | None = None,
                    bank: int = DEFAULT_BANK, workspace: str | Path | None = None, max_photos_per_person: int | None = None,
-                   progress: Progress | None = None, chunk: int = CHUNK, workers: int = 2) -> dict:
+                   progress: Progress | None = None, chunk: int = CHUNK, workers: int = 2,
+                   framing_renders: int = FRAMING_RENDERS) -> dict:
     """Fit a learned face model from the photos under `photo_root`; returns its card. Work is
     cached per `chunk` photos (a killed fit loses at most the chunks in flight); landmarks run
-    in `workers` processes. The model is built beside the folder of `name` and swapped in only
-    when it is whole (a refit replaces the old model in one rename); a second fit of a name that
-    is being fitted is refused (FaceModelBusy, naming the pid)."""
+    in `workers` processes; the framing is measured on `framing_renders` renders per round. The
+    model is built beside the folder of `name` and swapped in only when it is whole (a refit
+    replaces the old model in one rename); a second fit of a name that is being fitted is refused
+    (FaceModelBusy, naming the pid)."""
     if not MIN_PEOPLE <= bank <= MAX_BANK_PEOPLE:
         raise ValueError(f"--bank {bank}: the reflectance bank holds {MIN_PEOPLE} to {MAX_BANK_PEOPLE:,} people")
     folder = model_folder(name, workspace)
     with hold_name(name, workspace):
         photos = find_photos(photo_root, people=people, folds=folds, max_photos_per_person=max_photos_per_person)
         staging = staging_folder(name, workspace)
-        for leftover in (MODEL_FILE, CARD_FILE, SOURCES_FILE, NO_FACE_FILE):  # an earlier attempt's (or old model's)
+        for leftover in (MODEL_FILE, TEXTURE_FILE, CARD_FILE, SOURCES_FILE, NO_FACE_FILE):  # an earlier attempt's
             (staging / leftover).unlink(missing_ok=True)
         caches = [staging / "cache"] + ([] if folder.is_symlink() else [folder / "cache"])
         caches[0].mkdir(parents=True, exist_ok=True)
-        card = _fit_into(staging, caches, photos, photo_root, name, folds, bank, progress, chunk, workers)
+        card = _fit_into(staging, caches, photos, photo_root, name, folds, bank, progress, chunk, workers,
+                         framing_renders)
         check_model_folder(staging)  # what every reader checks: never swap in a folder that fails it
         swap_folder(staging, folder)
     return card
 
 
 def _fit_into(folder: Path, caches: list[Path], photos: PhotoSet, photo_root: str | Path, name: str,
-              folds: list[int] | None, bank: int, progress: Progress | None, chunk: int, workers: int) -> dict:
+              folds: list[int] | None, bank: int, progress: Progress | None, chunk: int, workers: int,
+              framing_renders: int) -> dict:
     """The fit itself, written into `folder` (the staging folder) with its cache in `caches[0]`."""
     from synface.eval.verification import best_threshold  # noqa: PLC0415
     from synface.generator import FaceGenerator  # noqa: PLC0415
@@ -383,12 +331,15 @@ def _fit_into(folder: Path, caches: list[Path], photos: PhotoSet, photo_root: st
                         f"{MIN_PEOPLE}", path=photos.root)
     errors = np.concatenate([f.error for f in fits if f is not None])
     bank_people = _choose_bank(chunks, marks, fits, fitted_people, bank)
-    region_names, regions = region_masks(gen)
-    colour_sum, trust_sum, shapes_by_person, skin, mean_verts, frontal_normals = _reflectance_stage(
-        gen, chunks, marks, fits, bank_people, ids, regions, region_names, tick)
-    bank_colours = _fill_bank(gen, colour_sum, trust_sum, mean_verts, tick)
-    eligible = _region_eligibility(trust_sum, regions, region_names, frontal_normals, photos.root)
-    tones = bank_colours[:, tone_vertices(regions, skin).numpy()].mean(1)
+    geo = texel_geometry(gen, TEXTURE_SIZE)
+    region_names, regions = texel_regions(geo)
+    colour_sum, weight_sum, best_trust, hair_colour, shapes_by_person = unwrap_people(
+        gen.model, chunks, marks, fits, bank_people, ids, geo, regions[region_names.index("mouth_chin")].float(),
+        lambda points: mouth_gap(points) > OPEN_MOUTH_GAP, tick)
+    textures = fill_bank(colour_sum, weight_sum, hair_colour, geo.hair.numpy(), TEXTURE_SIZE, tick)
+    del colour_sum, weight_sum
+    eligible = region_eligibility(best_trust, regions, region_names, geo, photos.root)
+    skin_tones = tones(textures, regions, geo)
     shape_mean, components = shape_prior(np.stack([np.mean(shapes_by_person[p], axis=0) for p in fitted_people]))
     # descriptors of every fitted photo: what the leakage check compares new people with
     descriptors = np.concatenate([m["descriptors"][m["found"]] for m in marks])
@@ -398,7 +349,8 @@ def _fit_into(folder: Path, caches: list[Path], photos: PhotoSet, photo_root: st
     from synface.data.leakage import SourceIndex  # noqa: PLC0415
 
     strangers = SourceIndex(descriptors, source_person, [], threshold).stranger_distances()
-    arrays = model_arrays(shape_mean, components, bank_colours, ids, regions.numpy(), tones, eligible)
+    arrays = model_arrays(shape_mean, components, ids, regions.numpy(), skin_tones, eligible, textures,
+                          gen.model.alignment_calibration)
     card = {
         "name": name, "kind": "learned", "builtin_version": GENERATOR_MODEL_VERSION,
         "version": model_version(name, arrays),
@@ -413,7 +365,7 @@ def _fit_into(folder: Path, caches: list[Path], photos: PhotoSet, photo_root: st
         "fit_error_iod_median": round(float(np.median(errors)), 4),
         "fit_error_iod_p90": round(float(np.percentile(errors, 90)), 4),
         "shape_components": int(len(components)),
-        "regions": region_names,
+        "regions": region_names, "texture_size": TEXTURE_SIZE,
         "region_people": {region: int(eligible[r].sum()) for r, region in enumerate(region_names)},
         "genuine_threshold": round(threshold, 4), "genuine_threshold_from": threshold_note,
         "stranger_nearest_p01": round(float(np.percentile(strangers, 1)), 4),
@@ -426,6 +378,10 @@ def _fit_into(folder: Path, caches: list[Path], photos: PhotoSet, photo_root: st
         tmp.write_text("".join(line + "\n" for line in no_face))
     _save_npz(folder / SOURCES_FILE, descriptors=descriptors.astype(np.float32), person=source_person,
               bank_person=np.array([index_of[p] for p in bank_people], np.int64))
+    arrays["alignment"] = _framing(folder, arrays, textures, card, framing_renders, tick).array().numpy()
+    card["version"] = model_version(name, arrays)
+    with atomic_path(folder / TEXTURE_FILE) as tmp:
+        save_textures(tmp, textures)
     write_json(folder / CARD_FILE, card)
     with atomic_path(folder / MODEL_FILE) as tmp:  # last: the model file marks a finished fit
         save_model_arrays(tmp, arrays)

@@ -25,11 +25,18 @@ def region_masks(generator) -> tuple[list[str], torch.Tensor]:
     layout = generator.model.layout
     verts = generator.model.geometry(torch.zeros(1, layout.shape), torch.zeros(1, layout.expr))
     px = generator.frontal_pixels(verts)[0].double()
-    facing = ((generator.model.vertex_normals(verts)[0, :, 2].double() - 0.0) / 0.3).clamp(0, 1)
+    return masks_at(px, generator.model.vertex_normals(verts)[0, :, 2].double())
+
+
+def masks_at(px: torch.Tensor, normal_z: torch.Tensor, soft_edge: float = SOFT_EDGE_PX) -> tuple[list[str], torch.Tensor]:
+    """Names and (R, N) soft region masks of points of the mean face at crop pixels `px` (N, 2)
+    whose normals have z component `normal_z` (N,) (vertices, or texels of the texture square),
+    with edges `soft_edge` crop pixels wide."""
+    facing = (normal_z.double() / 0.3).clamp(0, 1)
     masks = []
     for _, box in REGION_BOXES[1:]:
         x0, x1, y0, y1 = box
-        ramp = lambda v, lo, hi: torch.sigmoid((v - lo) / SOFT_EDGE_PX * 2) * torch.sigmoid((hi - v) / SOFT_EDGE_PX * 2)  # noqa: E731
+        ramp = lambda v, lo, hi: torch.sigmoid((v - lo) / soft_edge * 2) * torch.sigmoid((hi - v) / soft_edge * 2)  # noqa: E731
         masks.append(ramp(px[:, 0], x0, x1) * ramp(px[:, 1], y0, y1) * facing)
     features = torch.stack(masks)
     total = features.sum(0)

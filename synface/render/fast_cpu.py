@@ -1,13 +1,19 @@
-"""Fused CPU render path: pose, normals, SH shading, projection, rasterisation, anti-aliasing and
-compositing of one image in a single numba function (one image per thread).
+"""Fused CPU render path: pose, normals, SH shading, the face's texture, projection,
+rasterisation, texture lookups, anti-aliasing and compositing of one image in numba functions
+called once per image (one image per worker thread).
 
 Why: on a 2-core CPU the torch path spends most of its time in elementwise passes over
 (B, V, 3) and (B, H, W, C) tensors (memory traffic), not arithmetic. Fusing them keeps each
-image's working set in cache. The torch path in `synface.generator` stays the reference and the
-CUDA path; tests check that both give the same pixels. Differences from the torch path: colour is
-shaded per vertex (albedo x irradiance) before interpolation (Gouraud), where the torch path
-interpolates albedo and irradiance separately; at about one vertex per two output pixels the two
-differ by less than one grey level on average (measured in tests).
+image's working set in cache. The torch path stays the reference and the CUDA path; tests check
+that both give nearly the same pixels.
+
+Per image: irradiance and the per-vertex part of the reflectance at every vertex; the image's
+texture (that per-vertex field baked onto the texture square, plus a learned model's bank
+composition; see texture_cpu) with its mip chain; a z-buffer of (triangle, barycentrics) per
+sample; then per output pixel one texture lookup at the covered samples' mean texture coordinate
+and the footprint's level of detail (or one per sample where the samples lie far apart on the
+texture, as across an occluding edge), times each sample's interpolated irradiance, box-filtered
+and composited over the background.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from synface.render.background import noise_fields
 from synface.render.camera import CAMERA_DISTANCE, FOCAL_224
 from synface.render.raster_numba import HALF, SUBPIXEL, SUBPIXEL_BITS, exclusive_bias
 from synface.render.shading import SH_K
+from synface.render.texture_cpu import add_bank, bake_field, clamp_and_mip, compose_low, mip_offsets, sample
 
 #: no contraction to FMA, no reassociation, no approximate functions: those depend on the CPU the
 #: kernel is compiled for (FMA units, vector width), and an image must have the same pixels on any
@@ -90,9 +97,10 @@ def _grid_normals(posed, rows, cols, acc):
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH)
-def _shade_and_project(verts, faces, rot, skin, scale, coverage, paint, gamma, focal, cam_dist, A, t, ss, sv, colour,
-                       posed, acc, grid_rows, grid_cols):
-    """Posed normals, SH irradiance x albedo per vertex, and supersampled screen positions."""
+def _shade_and_project(verts, faces, rot, skin, scale, coverage, paint, gamma, focal, cam_dist, A, t, ss, sv, irr,
+                       field, posed, acc, grid_rows, grid_cols):
+    """Posed normals, SH irradiance and the per-vertex reflectance field at every vertex, and the
+    supersampled screen positions."""
     n = verts.shape[0]
     for v in range(n):
         x, y, z = verts[v, 0], verts[v, 1], verts[v, 2]
@@ -118,17 +126,12 @@ def _shade_and_project(verts, faces, rot, skin, scale, coverage, paint, gamma, f
         b6 = _K2 * 0.5 / np.sqrt(3.0) * (3 * nz * nz - 1)
         b7 = -_K2 * nx * nz
         b8 = _K2 * 0.5 * (nx * nx - ny * ny)
-        if nz < -0.35:  # faces away from the camera: only back faces use it, which are culled
-            for c in range(3):
-                colour[v, c] = 0.0
-        else:
-            cov = min(max(coverage[v], 0.0), 1.0)
-            for c in range(3):
-                g = gamma[c]
-                irr = (_K0 * g[0] + b1 * g[1] + b2 * g[2] + b3 * g[3] + b4 * g[4] + b5 * g[5]
-                       + b6 * g[6] + b7 * g[7] + b8 * g[8])
-                alb = min(max(skin[c] * scale[c, v] * (1.0 - cov) + paint[c, v], 0.0), 1.0)
-                colour[v, c] = min(max(alb * irr, 0.0), 1.0)
+        cov = min(max(coverage[v], 0.0), 1.0)
+        for c in range(3):
+            g = gamma[c]
+            irr[v, c] = (_K0 * g[0] + b1 * g[1] + b2 * g[2] + b3 * g[3] + b4 * g[4] + b5 * g[5]
+                         + b6 * g[6] + b7 * g[7] + b8 * g[8])
+            field[v, c] = skin[c] * scale[c, v] * (1.0 - cov) + paint[c, v]
         depth = cam_dist - posed[v, 2]
         px = focal * posed[v, 0] / depth
         py = -focal * posed[v, 1] / depth
@@ -138,8 +141,10 @@ def _shade_and_project(verts, faces, rot, skin, scale, coverage, paint, gamma, f
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH)
-def _raster_colour(sv, faces, colour, buf_colour, buf_depth):
-    """Z-buffered Gouraud rasterisation of front faces, tuned for tiny triangles.
+def _raster_ids(sv, faces, face_texels, ss, buf_depth, buf_face, buf_bary, face_lod):
+    """Z-buffered rasterisation of front faces into (triangle, barycentrics) per sample, tuned for
+    tiny triangles; `face_lod[f]` gets each drawn triangle's level of detail per output pixel
+    (half log2 of its texels over its output pixels).
 
     Same fixed-point coverage and top-left rule as `raster_numba` (so no gaps or double cover on
     shared edges), but with a plain bounding-box scan and a sign-bit inside test: for triangles
@@ -152,6 +157,7 @@ def _raster_colour(sv, faces, colour, buf_colour, buf_depth):
     X = np.empty(n, np.int64)
     Y = np.empty(n, np.int64)
     lim = 4.0 * (width + height)
+    pixel_area = 2.0 * SUBPIXEL * SUBPIXEL * ss * ss  # e of a triangle one output pixel in area
     for v in range(n):
         X[v] = np.int64(np.floor(min(max(sv[v, 0], -lim), lim) * SUBPIXEL + 0.5))
         Y[v] = np.int64(np.floor(min(max(sv[v, 1], -lim), lim) * SUBPIXEL + 0.5))
@@ -171,6 +177,7 @@ def _raster_colour(sv, faces, colour, buf_colour, buf_depth):
         r1 = min((max(Y0, Y1, Y2) - HALF) >> SUBPIXEL_BITS, height - 1)
         if r0 > r1:
             continue
+        face_lod[f] = np.float32(0.5 * np.log2(np.float64(face_texels[f]) * pixel_area / np.float64(e)))
         ex0 = exclusive_bias(X1, Y1, X2, Y2)
         ex1 = exclusive_bias(X2, Y2, X0, Y0)
         ex2 = exclusive_bias(X0, Y0, X1, Y1)
@@ -202,8 +209,10 @@ def _raster_colour(sv, faces, colour, buf_colour, buf_depth):
                     z = b0 * z0 + b1 * z1 + b2 * z2
                     if z < buf_depth[r, j]:
                         buf_depth[r, j] = z
-                        for c in range(3):
-                            buf_colour[r, j, c] = b0 * colour[i0, c] + b1 * colour[i1, c] + b2 * colour[i2, c]
+                        buf_face[r, j] = f
+                        buf_bary[r, j, 0] = b0
+                        buf_bary[r, j, 1] = b1
+                        buf_bary[r, j, 2] = b2
                 w0 += sx0
                 w1 += sx1
                 w2 += sx2
@@ -213,53 +222,135 @@ def _raster_colour(sv, faces, colour, buf_colour, buf_depth):
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH)
-def _resolve(buf_colour, buf_depth, bg, noise, ss, out):
-    """Box-filter the supersampled colour and coverage, composite over the background, to uint8.
+def _sample_uv(f, b0, b1, b2, faces, vu, vv, pole, out):
+    """The texture coordinate of a sample (u unwrapped across the chart's seam; the pole, whose
+    u is undefined, takes its two neighbours' mean)."""
+    i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
+    u0, u1, u2 = vu[i0], vu[i1], vu[i2]
+    lo = 2.0
+    hi = -1.0
+    for u in (u0, u1, u2):
+        if u >= 0.0:
+            lo = min(lo, u)
+            hi = max(hi, u)
+    if hi - lo > 0.5:  # the triangle straddles u = 0 / 1: lift the low side by one turn
+        u0 = u0 + 1.0 if 0.0 <= u0 < 0.5 else u0
+        u1 = u1 + 1.0 if 0.0 <= u1 < 0.5 else u1
+        u2 = u2 + 1.0 if 0.0 <= u2 < 0.5 else u2
+    if i0 == pole:
+        u0 = np.float32(0.5) * (u1 + u2)
+    elif i1 == pole:
+        u1 = np.float32(0.5) * (u0 + u2)
+    elif i2 == pole:
+        u2 = np.float32(0.5) * (u0 + u1)
+    out[0] = b0 * u0 + b1 * u1 + b2 * u2
+    out[1] = b0 * vv[i0] + b1 * vv[i1] + b2 * vv[i2]
 
-    The background is computed here, per pixel, exactly as `render_background` does in torch.
-    """
+
+@numba.njit(cache=True, fastmath=_FASTMATH)
+def _resolve(buf_depth, buf_face, buf_bary, faces, vu, vv, pole, irr, tex, sizes, offsets, face_lod, bg, noise, ss,
+             out):
+    """Per output pixel: texture lookups at the covered samples, times their irradiance, box-
+    filtered with the coverage and composited over the background (computed here, per pixel,
+    exactly as `render_background` does in torch), to uint8."""
     size = out.shape[0]
     inv = 1.0 / (ss * ss)
     ca = np.float32(np.cos(np.float64(bg[6])))  # float64 libm, rounded: the same on any CPU
     sa = np.float32(np.sin(np.float64(bg[6])))
     amp = bg[7] * 0.5
+    sample_lod = np.float32(np.log2(np.float64(ss)))
+    top = np.float32(sizes[0])
+    su = np.empty(ss * ss, np.float32)
+    svv = np.empty(ss * ss, np.float32)
+    sl = np.empty(ss * ss, np.float32)
+    sr = np.empty((ss * ss, 3), np.float32)
+    uv = np.empty(2, np.float32)
+    texel = np.empty(3, np.float32)
+    tmp = np.empty(3, np.float32)
     for i in range(size):
         y = -1.0 + 2.0 * i / (size - 1)
         for j in range(size):
             x = -1.0 + 2.0 * j / (size - 1)
             tt = min(max((ca * x + sa * y) * 0.5 + 0.5, 0.0), 1.0)
+            count = 0
+            for di in range(ss):
+                for dj in range(ss):
+                    r_, c_ = i * ss + di, j * ss + dj
+                    if buf_depth[r_, c_] < np.inf:
+                        f = buf_face[r_, c_]
+                        b0, b1, b2 = buf_bary[r_, c_, 0], buf_bary[r_, c_, 1], buf_bary[r_, c_, 2]
+                        _sample_uv(f, b0, b1, b2, faces, vu, vv, pole, uv)
+                        u = uv[0]
+                        if count > 0:  # the same turn as the first sample
+                            if u - su[0] > 0.5:
+                                u -= 1.0
+                            elif su[0] - u > 0.5:
+                                u += 1.0
+                        su[count] = u
+                        svv[count] = uv[1]
+                        sl[count] = face_lod[f]
+                        i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
+                        for c in range(3):
+                            sr[count, c] = b0 * irr[i0, c] + b1 * irr[i1, c] + b2 * irr[i2, c]
+                        count += 1
             r = 0.0
             g = 0.0
             b = 0.0
-            cov = 0.0
-            for di in range(ss):
-                for dj in range(ss):
-                    if buf_depth[i * ss + di, j * ss + dj] < np.inf:
-                        r += buf_colour[i * ss + di, j * ss + dj, 0]
-                        g += buf_colour[i * ss + di, j * ss + dj, 1]
-                        b += buf_colour[i * ss + di, j * ss + dj, 2]
-                        cov += 1.0
-            rest = 1.0 - cov * inv
+            if count > 0:
+                mu = np.float32(0.0)
+                mv = np.float32(0.0)
+                ml = np.float32(0.0)
+                for k in range(count):
+                    mu += su[k]
+                    mv += svv[k]
+                    ml += sl[k]
+                scale_ = np.float32(1.0) / np.float32(count)
+                mu *= scale_
+                mv *= scale_
+                ml *= scale_
+                spread = np.float32(0.0)
+                for k in range(count):
+                    spread = max(spread, abs(su[k] - mu), abs(svv[k] - mv))
+                texels = top / np.float32(2.0) ** max(ml, np.float32(0.0))
+                single = spread * texels < 1.0
+                if single:
+                    sample(tex, sizes, offsets, mu, mv, ml, texel, tmp)
+                for k in range(count):
+                    if not single:
+                        sample(tex, sizes, offsets, su[k], svv[k], sl[k] - sample_lod, texel, tmp)
+                    r += min(max(texel[0] * sr[k, 0], 0.0), 1.0)
+                    g += min(max(texel[1] * sr[k, 1], 0.0), 1.0)
+                    b += min(max(texel[2] * sr[k, 2], 0.0), 1.0)
+            rest = 1.0 - count * inv
             for c in range(3):
                 value = (r if c == 0 else (g if c == 1 else b)) * inv
                 if rest > 0.0:  # the background only where the face does not cover the pixel
-                    n = (bg[8] * noise[0, c, i, j] + bg[9] * noise[1, c, i, j] + bg[10] * noise[2, c, i, j]
-                         + bg[11] * noise[3, c, i, j])
-                    value += rest * min(max(bg[c] * (1.0 - tt) + bg[3 + c] * tt + amp * n, 0.0), 1.0)
+                    nz = (bg[8] * noise[0, c, i, j] + bg[9] * noise[1, c, i, j] + bg[10] * noise[2, c, i, j]
+                          + bg[11] * noise[3, c, i, j])
+                    value += rest * min(max(bg[c] * (1.0 - tt) + bg[3 + c] * tt + amp * nz, 0.0), 1.0)
                 out[i, j, c] = np.uint8(min(max(value * 255.0 + 0.5, 0.0), 255.0))
 
 
 @numba.njit(cache=True, nogil=True)
 def _render_range(start, stop, verts, faces, raster_faces, rot, skin, scale, coverage, paint, gamma, focal, cam_dist,
-                  A, t, ss, bg, noise, out, grid_rows, grid_cols, sv, colour, buf_colour, buf_depth, posed,
-                  acc):
+                  A, t, ss, bg, noise, out, grid_rows, grid_cols, vu, vv, pole, face_texels, texel_ids, texel_w,
+                  sizes, offsets, low, wide, tones, up_idx, up_w, narrow, detail, idx, low_w, high_w,
+                  sv, irr, field, posed, acc, tex, low_img, buf_depth, buf_face, buf_bary, face_lod):
     """Images start..stop-1 with one worker's scratch buffers (reused: fresh per-image buffers
     cost more in page faults than the rasterisation itself). Releases the GIL."""
+    n0 = sizes[0] * sizes[0]
     for b in range(start, stop):
         _shade_and_project(verts[b], faces, rot[b], skin[b], scale[b], coverage[b], paint[b], gamma[b], focal,
-                           cam_dist, A[b], t[b], ss, sv, colour, posed, acc, grid_rows, grid_cols)
-        _raster_colour(sv, raster_faces, colour, buf_colour, buf_depth)
-        _resolve(buf_colour, buf_depth, bg[b], noise, ss, out[b])
+                           cam_dist, A[b], t[b], ss, sv, irr, field, posed, acc, grid_rows, grid_cols)
+        level0 = tex[:n0]
+        bake_field(field, texel_ids, texel_w, level0)
+        if idx.shape[2] > 0:
+            compose_low(low, wide, tones, idx[b], low_w[b], low_img)
+            add_bank(level0, low_img, up_idx, up_w, narrow, detail, idx[b], high_w[b])
+        clamp_and_mip(tex, sizes, offsets)
+        _raster_ids(sv, raster_faces, face_texels, ss, buf_depth, buf_face, buf_bary, face_lod)
+        _resolve(buf_depth, buf_face, buf_bary, raster_faces, vu, vv, pole, irr, tex, sizes, offsets, face_lod, bg[b],
+                 noise, ss, out[b])
 
 
 #: images per work item: small enough to balance two workers when one is slowed by another
@@ -274,11 +365,43 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 
 
 @dataclass
+class TextureInputs:
+    """How one batch's textures are made, for the fused kernel (numpy, float32 unless stated).
+
+    The texture square's layout: `vu`, `vv` (V,) each vertex's coordinates (u < 0 at the pole
+    `pole`), `face_area` (F,) each triangle's area on the square, `texel_ids`/`texel_w` (S*S, 3)
+    the vertices and weights that bake a per-vertex field into an S x S map. A learned bank (all
+    empty with K = 0 entries): `low` (P, L*L, 3), `wide` (R, L*L), `tones` (P, 3), `up_idx`/`up_w`
+    (S*S, 4) the bilinear taps from L x L to S x S, `narrow` (R, S*S), `detail` (P, S*S, 3); per
+    image `idx` (B, R, K) int64 people and `low_w`, `high_w` (B, R, K) their weights."""
+
+    size: int
+    vu: np.ndarray
+    vv: np.ndarray
+    pole: int
+    face_area: np.ndarray
+    texel_ids: np.ndarray
+    texel_w: np.ndarray
+    low: np.ndarray
+    wide: np.ndarray
+    tones: np.ndarray
+    up_idx: np.ndarray
+    up_w: np.ndarray
+    narrow: np.ndarray
+    detail: np.ndarray
+    idx: np.ndarray
+    low_w: np.ndarray
+    high_w: np.ndarray
+
+
+@dataclass
 class FusedInputs:
     """One batch for the fused kernel (CPU tensors). verts are unposed model vertices (B,V,3);
-    rot (B,3,3); albedo_parts as `MorphableModel.albedo_parts`; gamma the (B,3,9) light with the
-    ambient offset; A, t map perspective-projected points to output pixels; background (B,12);
-    grid_shape (rows, cols) when the mesh is a pole + longitude/latitude grid (faster normals)."""
+    rot (B,3,3); albedo_parts as `MorphableModel.albedo_parts` (their combination is the
+    per-vertex part of the reflectance, baked into each image's texture); gamma the (B,3,9) light
+    with the ambient offset; A, t map perspective-projected points to output pixels; background
+    (B,12); grid_shape (rows, cols) when the mesh is a pole + longitude/latitude grid (faster
+    normals); texture: the texture square and any bank (`TextureInputs`)."""
 
     verts: torch.Tensor
     faces: torch.Tensor
@@ -289,6 +412,7 @@ class FusedInputs:
     A: torch.Tensor
     t: torch.Tensor
     background: torch.Tensor
+    texture: TextureInputs
     grid_shape: tuple[int, int] | None = None
 
 
@@ -304,19 +428,28 @@ def render_cpu(inputs: FusedInputs, supersample: int, size: int, workers: int | 
         return np.ascontiguousarray(x.detach().to(torch.float32).numpy())
 
     skin, scale, coverage, paint = inputs.albedo_parts
+    tx = inputs.texture
     B, n = inputs.verts.shape[0], inputs.verts.shape[1]
     out = np.empty((B, size, size, 3), np.uint8)
     big = size * supersample
+    sizes, offsets = mip_offsets(tx.size)
+    face_texels = (tx.face_area.astype(np.float64) * tx.size * tx.size).astype(np.float32)
     args = (np32(inputs.verts), inputs.faces.numpy(), inputs.raster_faces.numpy(), np32(inputs.rot), np32(skin),
             np32(scale), np32(coverage), np32(paint), np32(inputs.gamma), FOCAL_224 / 224.0, CAMERA_DISTANCE,
             np32(inputs.A), np32(inputs.t), int(supersample), np32(inputs.background),
-            np32(noise_fields(size, torch.device("cpu"))), out, *(inputs.grid_shape or (0, 0)))
+            np32(noise_fields(size, torch.device("cpu"))), out, *(inputs.grid_shape or (0, 0)),
+            tx.vu, tx.vv, int(tx.pole), face_texels, tx.texel_ids, tx.texel_w, sizes, offsets, tx.low, tx.wide,
+            tx.tones, tx.up_idx, tx.up_w, tx.narrow, tx.detail, tx.idx, tx.low_w, tx.high_w)
     counter = itertools.count()
+    n_faces = inputs.raster_faces.shape[0]
+    low_texels = tx.low.shape[1] if tx.low.ndim == 3 else 1
 
     def work() -> None:
-        scratch = (np.empty((n, 3), np.float32), np.empty((n, 3), np.float32), np.empty((big, big, 3), np.float32),
-                   np.empty((big, big), np.float32), np.empty((n, 3), np.float32),
-                   np.empty((n, 3), np.float32))
+        scratch = (np.empty((n, 3), np.float32), np.empty((n, 3), np.float32), np.empty((n, 3), np.float32),
+                   np.empty((n, 3), np.float32), np.empty((n, 3), np.float32),
+                   np.empty((int(offsets[-1]), 3), np.float32), np.empty((max(low_texels, 1), 3), np.float32),
+                   np.empty((big, big), np.float32), np.empty((big, big), np.int32),
+                   np.empty((big, big, 3), np.float32), np.zeros(n_faces, np.float32))
         while (start := next(counter) * CHUNK) < B:
             _render_range(start, min(start + CHUNK, B), *args, *scratch)
 

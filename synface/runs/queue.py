@@ -18,22 +18,24 @@ what was checked in `identity_check.json`.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import socket
-import time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from synface.base import jobs
 from synface.base.processes import synface_argv
-from synface.base.files import write_bytes, write_json
+from synface.base.files import locked, utc_now, write_json
 from synface.base.names import child_path
 from synface.base.workspace import workspace_root
 from synface.data.errors import DataError
 from synface.data.identity_overlap import REPORT_FILE, OverlapReport, check_launch
-from synface.runs.registry import ACTIVE_STATES, FINAL_STATES, Run, create_run, find_run, iso_time
+from synface.runs.registry import create_run, find_run
+
+
+#: how a refused overlap is accepted, for runs launched by the app
+from synface.runs.run import ACTIVE_STATES, FINAL_STATES, Run
 
 
 #: how a refused overlap is accepted, for runs launched by the app
@@ -49,7 +51,7 @@ def launch_check(config: Any, root: str | Path | None = None, override_hint: str
 
 def record_check(run: Run, report: OverlapReport) -> None:
     """Keep the launch check in the run folder; an accepted overlap also goes into status.json."""
-    write_json(run.path / REPORT_FILE, report.to_dict())
+    run.write_file(REPORT_FILE, report.to_dict())
     if report.overlapping:
         run.write_status(identity_overlap=report.summary())
 
@@ -58,16 +60,9 @@ def _queue_path(root: Path) -> Path:
     return root / "runs" / "queue.json"
 
 
-@contextlib.contextmanager
-def _queue_lock(root: Path) -> Iterator[None]:
-    lock = root / "runs" / ".queue.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+def _queue_lock(root: Path) -> contextlib.AbstractContextManager[None]:
+    """Serialises every read-modify-write of queue.json (the app, the CLI, ending runs)."""
+    return locked(root / "runs" / ".queue.lock")
 
 
 #: the keys a queue entry may have
@@ -180,7 +175,7 @@ def _spawn(run: Run, argv: Sequence[str], root: str | Path | None = None) -> int
         raise ValueError(f"run {run.path} is not in a workspace's runs/ folder; only those start in the background "
                          "(unarchive it, or train it with python -m synface train --resume)")
     job = jobs.start(KIND, run.id, argv, job_root, slot=False)  # the queue schedules runs itself
-    run.write_status(status="starting", pid=job["pid"], host=socket.gethostname(), launched=iso_time(time.time()),
+    run.write_status(status="starting", pid=job["pid"], host=socket.gethostname(), launched=utc_now(),
                      message="process started; loading the data and the model")  # not a stopped run's old message
     return job["pid"]
 
@@ -218,7 +213,7 @@ def launch(config: Any, root: str | Path | None = None, name: str | None = None,
     record_check(run, report)
     with _queue_lock(root):
         queue = read_queue(root)
-        queue.append({"run_id": run.id, "queued": iso_time(time.time())})
+        queue.append({"run_id": run.id, "queued": utc_now()})
         run.write_status(status="queued", position=len(queue))
         write_json(_queue_path(root), queue)
     run_queue(root, max_running)
@@ -268,8 +263,7 @@ def request_stop(run: Run | str | Path, root: str | Path | None = None) -> Run:
     if state in FINAL_STATES and run.locked_by() is None:
         raise ValueError(f"run {run.id} is not running (status {state}); nothing to stop")
     if not jobs.stop(KIND, run.id, _job_root(run, root))["alive"]:  # a live job has its STOP file written
-        # queued, created, or trained by a process the job system did not start: the loop still reads it
-        write_bytes(run.stop_path, (iso_time(time.time()) + "\n").encode())
+        run.write_stop()  # queued, created, or trained by a process the job system did not start: the loop reads it
     queue_root = run.path.parent.parent
     if run.path.parent.name != "runs" or not _queue_path(queue_root).exists():
         return run

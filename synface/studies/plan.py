@@ -14,7 +14,7 @@ seeds (datasets are fixed, seed 0), and the reports pool folds x seeds.
 
 Resumability: datasets are keyed by name (a build resumes), runs by a hash of their config
 (a finished run with all its evaluations is reused, an interrupted one resumes from last.pt).
-Runs carry a study.json tag (see synface.analysis.tables). No Streamlit here.
+Runs carry a study tag (`synface.runs.run.Run.tag_study`). No Streamlit here.
 
 Face model. `model` names the face model of every synthetic set the study builds ("builtin", or a
 learned model of the workspace). A learned model's sets and runs carry its name (Syn_400_20_IM_t60,
@@ -33,6 +33,8 @@ from typing import Any, Callable
 
 from synface.analysis import tables
 from synface.data.errors import DataError
+from synface.data.synth_set import SynthSet
+from synface.runs.run import Run
 
 #: synface.face.catalog.BUILTIN, spelled out: the CLI imports this module to build its parser, and
 #: the catalog would bring torch along
@@ -138,7 +140,7 @@ class DatasetStep:
     def exists(self) -> bool:
         p = Path(self.path)
         if self.kind == "synthetic":
-            return (p / "dataset.json").is_file()
+            return SynthSet(p).is_complete()
         if self.kind == "benchmark":
             return (p / "benchmark.json").is_file()
         return (p / "source.json").is_file()
@@ -228,16 +230,9 @@ def finished_runs(root: str | Path) -> dict[str, Path]:
     if not base.is_dir():
         return out
     for p in sorted(base.iterdir()):
-        tag_path = p / tables.STUDY_FILE
-        if not tag_path.is_file():
-            continue
-        try:
-            tag = json.loads(tag_path.read_text())
-            status = json.loads((p / "status.json").read_text()).get("status")
-            evals = json.loads((p / "eval.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if status == "finished" and evals and tag.get("key"):
+        run = Run(p)
+        tag = run.study_tag()
+        if tag.get("key") and run.raw_status().get("status") == "finished" and run.read_eval():
             out[tag["key"]] = p
     return out
 
@@ -247,11 +242,8 @@ def any_run(root: str | Path, key: str) -> Path | None:
     if not base.is_dir():
         return None
     for p in sorted(base.iterdir(), reverse=True):
-        try:
-            if json.loads((p / tables.STUDY_FILE).read_text()).get("key") == key:
-                return p
-        except (OSError, ValueError):
-            continue
+        if Run(p).study_tag().get("key") == key:
+            return p
     return None
 
 

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from synface.analysis import tables
 from synface.data.benchmark import build_synthetic_benchmark
 from synface.data.errors import DataError
+from synface.runs.run import Run
 from synface.studies.plan import (
     DEFAULT_SEEDS,
     DatasetStep,
@@ -152,13 +152,14 @@ def untrained_twin(root: Path, config: dict) -> Path | None:
         return None
     wanted = json.loads(json.dumps(config, default=str))
     for path in sorted(base.iterdir(), reverse=True):
-        if path.name.startswith((".", "_")) or not path.is_dir() or path.is_symlink() or (path / tables.STUDY_FILE).exists():
+        candidate = Run(path)
+        if path.name.startswith((".", "_")) or not path.is_dir() or path.is_symlink() or candidate.is_tagged():
             continue
         try:
-            found = json.loads((path / "config.json").read_text())
-            status = json.loads((path / "status.json").read_text()).get("status")
+            found = candidate.config()
         except (OSError, ValueError):
             continue
+        status = candidate.raw_status().get("status")
         checkpoints = path / "checkpoints"
         if status == "created" and found == wanted and not (checkpoints.is_dir() and any(checkpoints.iterdir())):
             return path
@@ -167,23 +168,23 @@ def untrained_twin(root: Path, config: dict) -> Path | None:
 
 def execute_run(run: RunStep, plan: Plan, progress: ProgressFactory = _null_progress) -> Path:
     """Train and evaluate one run unless an identical finished one exists; returns its folder."""
-    from synface.runs.registry import Run, create_run  # noqa: PLC0415
+    from synface.runs.registry import create_run  # noqa: PLC0415
     from synface.train.loop import train  # noqa: PLC0415
 
     root = Path(plan.root)
     tag = {"key": run.key, "seed": run.seed, "scale": plan.scale, "label": run.label}
     done = finished_runs(root).get(run.key)
     if done is not None:
-        tables.write_study_tag(done, run.study, run.cell, **tag)
+        Run(done).tag_study(run.study, run.cell, **tag)
         return done
     existing = any_run(root, run.key) or untrained_twin(root, run.config)
     resume = existing is not None and Run(existing).last_checkpoint.is_file()
     if existing is None:
         existing = create_run(run.config, name=run.config["name"], root=root).path
-    tables.write_study_tag(existing, run.study, run.cell, **tag)
+    Run(existing).tag_study(run.study, run.cell, **tag)
     update, close = progress(f"{run.study} {run.label} s{run.seed}", 0)
     try:
-        result = train(run.config, existing, resume=resume, progress=update)
+        result = train(run.config, existing, resume=resume, progress=update, make_folder=False)
     finally:
         close()
     if result["status"] != "finished":

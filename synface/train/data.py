@@ -1,6 +1,6 @@
 """Training datasets and the epoch sampler.
 
-- Synthetic sets: `<root>/manifest.parquet` (path, label, partner, phi) gives soft labels
+- Synthetic sets: the manifest (`SynthSet`: path, label, partner, phi) gives soft labels
   [(label, phi), (partner, 1 - phi)]; a folder without a manifest is read as an ImageFolder
   with hard labels.
 - Real sets: an ImageFolder, optionally cut to Real_{R_ID}_{k}; labels are offset by the
@@ -16,7 +16,6 @@ Pixels are float32 in [-1, 1] at the training resolution (downsized with an area
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -30,6 +29,7 @@ from synface.data.errors import DataError
 from synface.data.imagefolder import ImageFolderIndex
 from synface.data.imageio import read_rgb
 from synface.data.subsets import real_subset
+from synface.data.synth_set import SynthSet
 from synface.train.augment import Augment, build_augment
 from synface.train.mixup import hard_labels, soft_labels
 
@@ -90,29 +90,16 @@ class ImageSet:
 
 
 def load_synthetic(root: str | Path) -> ImageSet:
-    """A synthetic set with soft labels from manifest.parquet, or an ImageFolder with hard labels."""
+    """A synthetic set with soft labels from its manifest, or an ImageFolder with hard labels."""
     root = Path(root)
-    manifest = root / "manifest.parquet"
-    if not manifest.is_file():
+    synth = SynthSet(root)
+    if not synth.has_manifest():
         return _imagefolder_set(root, None, None)
-    import pandas as pd
-
-    try:
-        df = pd.read_parquet(manifest)
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types
-        raise DataError(f"cannot read manifest: {exc}", path=manifest) from None
-    missing = {"path", "label", "partner", "phi"} - set(df.columns)
-    if missing:
-        raise DataError(f"manifest lacks columns {sorted(missing)}", path=manifest)
-    if len(df) == 0:
-        raise DataError("manifest has no rows", path=manifest)
+    manifest = synth.manifest_path
+    df = synth.read_manifest(columns=("path", "label", "partner", "phi"))
     num = int(max(df["label"].max(), df["partner"].max())) + 1
-    info = root / "dataset.json"
-    if info.is_file():
-        try:
-            num = max(num, int(json.loads(info.read_text())["num_identities"]))
-        except (KeyError, ValueError, TypeError) as exc:
-            raise DataError(f"bad dataset.json: {exc}", path=info) from None
+    if synth.is_complete():
+        num = max(num, synth.identity_count())
     if int(df["label"].min()) < 0:
         raise DataError("manifest labels must be >= 0", path=manifest)
     phi = df["phi"].to_numpy(dtype=np.float32)

@@ -2,21 +2,19 @@
 progress in status.json, and the seconds the rounds still ahead will take, for the run's ETA.
 
 Kept apart from the loop: the loop decides when to evaluate and how fast it trains; this module
-knows what an evaluation costs (`synface.eval.progress.EvalCost`) and what it writes (a compact
-record per set in metrics.jsonl, the full result with its ROC in eval.json).
+knows what an evaluation costs (`synface.eval.progress.EvalCost`); the run records each result
+(`Run.record_eval`: the full result with its ROC in eval.json, a compact record in metrics.jsonl).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, Callable
 
 import torch
 
-from synface.base.files import atomic_path
 from synface.eval.progress import EvalCost, EvalTicker
-from synface.runs.registry import Run
+from synface.runs.run import Run
 
 __all__ = ["RunEvaluation"]
 
@@ -24,10 +22,10 @@ __all__ = ["RunEvaluation"]
 class RunEvaluation:
     """Evaluation sets of a run config, loaded once; `score` evaluates every set at a checkpoint."""
 
-    def __init__(self, cfg: Any, run: Run, size: int, status: Callable[..., Any], metric: Callable[[dict], Any],
+    def __init__(self, cfg: Any, run: Run, size: int, status: Callable[..., Any],
                  cli: Callable[[str, int, int], None] | None = None) -> None:
         self.cfg, self.run, self.size = cfg, run, size
-        self.status, self.metric, self.cli = status, metric, cli
+        self.status, self.cli = status, cli
         self.cost = EvalCost()
         self.seconds = 0.0  # spent evaluating in this process (kept out of the training rate)
         self.last: dict[str, dict[str, float]] = {}
@@ -52,10 +50,10 @@ class RunEvaluation:
               step_s: float | None, train_left_s: float, later_rounds: int) -> None:
         """Score every set; status.json shows each one's progress and the run's ETA (`train_left_s`
         of training and `later_rounds` evaluations after this one still to come)."""
-        from synface.eval.run_eval import eval_record, evaluate  # noqa: PLC0415
+        from synface.eval.run_eval import evaluate  # noqa: PLC0415
 
         t_round = time.time()
-        sets, full = self.sets(), self.run.read_eval()
+        sets = self.sets()
         ips = self.cfg.batch_size / step_s if step_s else None
         after_round = train_left_s + self.seconds_ahead(later_rounds, step_s, decoded=True)
         try:
@@ -66,14 +64,11 @@ class RunEvaluation:
                 t0 = time.time()
                 result = evaluate(backbone, es, device, self.cfg.eval_batch_size,
                                   progress=ticker.embedding, decode_progress=ticker.decoding)
-                rec = eval_record(es.name, result, epoch=epoch, step=step, seconds=round(time.time() - t0, 2),
-                                  images=es.num_images, decode_seconds=round(ticker.seconds.get("decoding", 0.0), 3),
-                                  embed_seconds=round(ticker.seconds.get("embedding", 0.0), 3), time=time.time())
-                self.metric(rec)
+                timing = {"seconds": round(time.time() - t0, 2), "images": es.num_images,
+                          "decode_seconds": round(ticker.seconds.get("decoding", 0.0), 3),
+                          "embed_seconds": round(ticker.seconds.get("embedding", 0.0), 3)}
+                rec = self.run.record_eval(es.name, result, epoch=epoch, step=step, timing=timing)
                 self.last[es.name] = {k: rec[k] for k in ("mean_accuracy", "std_accuracy", "tar_at_far")}
-                full[es.name] = {"epoch": epoch, "step": step, **result.to_dict()}
         finally:  # a failed evaluation leaves no stale stage behind
             self.seconds += time.time() - t_round
             self.status(stage=None, stage_progress=None, eta_s=round(after_round, 1))
-        with atomic_path(self.run.eval_path) as tmp:
-            tmp.write_text(json.dumps(full, indent=1) + "\n")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import time
 
-from synface.runs.registry import Run
+from synface.runs.run import Run
 from synface.train.config import ConfigError, TrainConfig, config_from_dict
 
 __all__ = ["RUNTIME_KEYS", "resume_changes", "record_changes", "fail_status"]

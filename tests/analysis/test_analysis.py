@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from synface.analysis import tables
+from synface.runs.run import Run
 from synface.analysis.class_stats import class_statistics, class_table
 from synface.analysis.features import (
     extract_features,
@@ -32,7 +33,7 @@ def tiny_set(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from synface.train.backbones import build_backbone
+    from synface.models.backbones import build_backbone
 
     torch.manual_seed(0)
     net = build_backbone("compact", 64)
@@ -59,7 +60,7 @@ def test_features_shapes_metadata_and_cache(tiny_set, checkpoint, tmp_path):
     part = extract_features(checkpoint, tiny_set, max_images=5, root=tmp_path)  # whole identities kept
     assert len(part) == 6 and part.cache_path != fs.cache_path
     # an ImageFolder view of the same images, and a module instead of a path
-    from synface.eval.run_eval import load_checkpoint_model
+    from synface.models.checkpoint import load_checkpoint_model
 
     net, _ = load_checkpoint_model(checkpoint)
     view = tmp_path / "folder"
@@ -128,7 +129,7 @@ def _fake_run(root: Path, name: str, study: str, cell: dict, seed: int, evals: d
     (path / "eval.json").write_text(json.dumps({
         s: {"fold_accuracies": f, "mean_accuracy": float(np.mean(f)), "std_accuracy": float(np.std(f))}
         for s, f in evals.items()}))
-    tables.write_study_tag(path, study, cell, key=f"k-{name}", seed=seed, scale="cpu")
+    Run(path).tag_study(study, cell, key=f"k-{name}", seed=seed, scale="cpu")
     return path
 
 

@@ -16,10 +16,11 @@ from synface.analysis.run_results import (
     metric_curves,
     results_frame,
     roc_frame,
-    tar_at_far_from_roc,
 )
-from synface.eval.verification import kfold_verification
-from synface.runs.registry import Run, delete_run, list_runs
+from synface.eval.verification import kfold_verification, tar_at_far_from_roc
+from synface.runs.manage import delete_run
+from synface.runs.registry import list_runs
+from synface.runs.run import Run
 from tests.results_support import results_workspace
 
 
@@ -116,7 +117,7 @@ def test_export_embeddings_and_checkpoint(ws, tmp_path):
     import pyarrow.parquet as pq
 
     from synface.analysis.run_export import export_checkpoint, export_embeddings
-    from synface.eval.run_eval import load_checkpoint_model
+    from synface.models.checkpoint import load_checkpoint_model
 
     root, ids = ws
     seen = []
@@ -154,17 +155,47 @@ def test_export_embeddings_and_checkpoint(ws, tmp_path):
 def test_tables_that_counted_a_deleted_run_simply_stop_counting_it(ws, tmp_path):
     import shutil
 
-    from synface.analysis.tables import build_table, write_study_tag
+    from synface.analysis.tables import build_table
 
     root, ids = ws
     mine = tmp_path / "ws"
     shutil.copytree(root / "runs", mine / "runs")
     cell = {"train": "Syn", "train_set": "Syn_5_6_IM"}
     for seed, name in enumerate("ab"):
-        write_study_tag(mine / "runs" / ids[name], "table1", cell, scale="tiny", seed=seed, key=name)
+        Run(mine / "runs" / ids[name]).tag_study("table1", cell, scale="tiny", seed=seed, key=name)
     assert build_table("table1", mine, scale="tiny")["seeds"].tolist() == [2]
     delete_run(ids["a"], mine)
     assert build_table("table1", mine, scale="tiny")["seeds"].tolist() == [1]
     delete_run(ids["b"], mine)
     assert build_table("table1", mine, scale="tiny").empty
     assert set(results_frame(mine)["run_id"]) == {ids["off"], ids["stopped"]}
+
+
+def test_the_results_page_reads_each_run_once(ws, monkeypatch):
+    """What one rerun of the Results page shows (the table, ROC, curves, config differences, every
+    paper table and its verdicts) comes from one read of each run's files."""
+    from synface.analysis.run_views import load_runs
+    from synface.analysis.tables import STUDIES, build_table, study_rows
+    from synface.analysis.verdicts import table_verdicts
+
+    root, ids = ws
+    reads: dict[tuple[str, str], int] = {}
+    for method in ("read_eval", "read_metrics", "config", "raw_status", "study_tag"):
+        original = getattr(Run, method)
+
+        def counted(self, *args, _original=original, _method=method, **kwargs):
+            reads[(self.id, _method)] = reads.get((self.id, _method), 0) + 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Run, method, counted)
+    views = load_runs(root)
+    frame = results_frame(views=views)
+    chosen = [ids["a"], ids["b"]]
+    assert not roc_frame(chosen, root, views=views).empty and not config_diff(chosen, root, views=views).empty
+    assert not metric_curves(chosen, root, views=views)[0].empty
+    rows = study_rows(root, None, views)
+    for table in STUDIES:
+        build_table(table, root, rows=rows)
+        table_verdicts(table, root, rows=rows)
+    assert set(frame["run_id"]) == set(ids.values()) and [r["run_id"] for r in rows] == [ids["a"]]
+    assert reads and max(reads.values()) == 1, {k: n for k, n in reads.items() if n > 1}

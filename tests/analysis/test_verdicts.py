@@ -13,6 +13,7 @@ from scipy import stats
 
 from synface.analysis import tables
 from synface.analysis import verdicts as vd
+from synface.runs.run import Run
 from tests.support import REPO
 
 
@@ -27,7 +28,7 @@ def _run(root: Path, name: str, study: str, cell: dict, seed: int, folds: list[f
     (path / "eval.json").write_text(json.dumps({
         s: {"fold_accuracies": f, "mean_accuracy": float(np.mean(f)), "std_accuracy": float(np.std(f))}
         for s, f in evals.items()}))
-    tables.write_study_tag(path, study, cell, key=f"k-{name}", seed=seed, scale=scale)
+    Run(path).tag_study(study, cell, key=f"k-{name}", seed=seed, scale=scale)
 
 
 def test_paired_interval_matches_scipy_and_gives_the_three_verdicts():

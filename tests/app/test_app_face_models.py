@@ -100,7 +100,7 @@ def test_generator_page_follows_a_running_fit_and_stops_it(monkeypatch, tmp_path
     import time
 
     from synface.base import jobs
-    from synface.runs.fit_jobs import fit_status
+    from synface.fitting.jobs import fit_status
 
     home = tmp_path / "ws"
     monkeypatch.setenv("SYNFACE_HOME", str(home))

@@ -102,7 +102,7 @@ def test_archive_delete_and_export(home):
     # delete needs the confirmation; a running run is refused with a message, not a traceback
     at.selectbox(key="res.act.run").set_value(ids["a"]).run()
     assert at.button(key="btn.res.delete").disabled
-    from synface.runs.registry import Run
+    from synface.runs.run import Run
     import os
     import socket
 

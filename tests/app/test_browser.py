@@ -69,7 +69,7 @@ def server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
-        from synface.runs.registry import Run
+        from synface.runs.run import Run
 
         for run_dir in (home / "runs").glob("*"):  # training processes we started
             pid = Run(run_dir).raw_status().get("pid")

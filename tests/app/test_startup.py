@@ -17,7 +17,7 @@ from tests.support import REPO  # noqa: E402
 
 
 def test_start_warmup_runs_once_in_the_background(monkeypatch):
-    from pages import common
+    from ui import common
 
     release, calls = threading.Event(), []
 
@@ -41,7 +41,7 @@ def test_importing_app_as_the_server_does_starts_the_warmup_without_waiting():
     with the warm-up still running (here it never finishes until released)."""
     code = (
         "import threading, time\n"
-        "from pages import common\n"
+        "from ui import common\n"
         "release = threading.Event()\n"
         "common.preload = lambda: release.wait(30)\n"
         "t0 = time.perf_counter()\n"
@@ -56,7 +56,7 @@ def test_importing_app_as_the_server_does_starts_the_warmup_without_waiting():
 
 
 def test_device_label_does_not_wait_for_the_generator(monkeypatch):
-    from pages import common
+    from ui import common
     import synface.generator
 
     def never(*args, **kwargs):

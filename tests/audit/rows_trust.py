@@ -150,19 +150,21 @@ def _fifo(folder, file: str) -> None:
 
 
 def _huge_bank(folder) -> None:
+    """A few-KB model.npz whose regions header declares a texture of 10^8 texels and whose card
+    declares a bank of 10^6 people."""
     import io
     import zipfile
 
     with np.load(folder / "model.npz") as data:
-        arrays = {k: data[k] for k in data.files if k != "bank"}
+        arrays = {k: data[k] for k in data.files if k != "regions"}
     header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, {"descr": "<f2", "fortran_order": False, "shape": (10**6, 6553, 3)})
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (4, 10**8)})
     with zipfile.ZipFile(folder / "model.npz", "w") as archive:
         for key, value in arrays.items():
             buf = io.BytesIO()
             np.save(buf, value)
             archive.writestr(f"{key}.npy", buf.getvalue())
-        archive.writestr("bank.npy", header.getvalue() + b"\0" * 64)
+        archive.writestr("regions.npy", header.getvalue() + b"\0" * 64)
     _card(folder, bank_people=10**6)
 
 
@@ -178,20 +180,23 @@ def _only(change):
 
 
 MODELS = {
-    "strings-in-bank": (_only(lambda f: _npz(f, "model.npz", bank=np.full((4, 6553, 3), "abc"))), "'bank' has dtype"),
+    "strings-in-tones": (_only(lambda f: _npz(f, "model.npz", tones=np.full((4, 3), "abc"))), "'tones' has dtype"),
     "regions-5": (_only(lambda f: _npz(f, "model.npz", regions=np.array(5))), "'regions' has"),
     "card-regions-5": (_only(lambda f: _card(f, regions=5)), "'regions' is an integer"),
     "components-1e30": (_only(lambda f: _npz(f, "model.npz", shape_components=np.full((56, 56), 1e30, np.float32))),
                         "'shape_components' spans"),
-    "complex-bank": (_only(lambda f: _npz(f, "model.npz", bank=np.zeros((4, 6553, 3), np.complex64))),
-                     "'bank' has dtype complex"),
+    "complex-tones": (_only(lambda f: _npz(f, "model.npz", tones=np.zeros((4, 3), np.complex64))),
+                      "'tones' has dtype complex"),
+    "textures-altered": (_only(lambda f: (f / "textures.npy").write_bytes((f / "textures.npy").read_bytes()[:-2] + b"zz")),
+                         "textures.npy"),
+    "fifo-textures": (_only(lambda f: _fifo(f, "textures.npy")), "textures.npy: not a regular file"),
     "threshold-nan": (_only(lambda f: _card(f, genuine_threshold=float("nan"))), "'genuine_threshold' is nan"),
     "descriptors-nan": (_only(lambda f: _npz(f, "sources.npz", descriptors=np.full((6, 128), np.nan, np.float32))),
                         "'descriptors' holds NaN"),
     "empty-format": (_only(lambda f: _npz(f, "model.npz", format=np.zeros(0, np.int64))), "'format' dimension 0 is 0"),
     "fifo-card": (_only(lambda f: _fifo(f, "card.json")), "FIFO"),
     "fifo-model": (_only(lambda f: _fifo(f, "model.npz")), "FIFO"),
-    "huge-bank": (_only(_huge_bank), "outside 2..2,000"),
+    "huge-bank": (_only(_huge_bank), "outside 2..5,000"),
     "mixed-refit": (_only(lambda f: _card(f, version="learned-bad-0123456789ab")), "'version'"),
     "evil-pickle": (_evil_model, "model.npz"),
 }

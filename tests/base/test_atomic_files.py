@@ -53,3 +53,33 @@ def test_append_line_ends_a_torn_line_first(tmp_path) -> None:
         f.write("b\t")  # a writer killed mid-line
     files.append_line(log, "c\t3")
     assert log.read_text().splitlines() == ["a\t1", "b\t", "c\t3"]
+
+
+def test_utc_now_is_the_one_timestamp_format():
+    import re
+
+    from synface.base.files import utc_now
+
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", utc_now())
+
+
+def test_locked_makes_a_second_holder_wait(tmp_path):
+    import threading
+    import time
+
+    from synface.base.files import locked
+
+    path = tmp_path / "sub" / ".x.lock"
+    order: list[str] = []
+
+    def second() -> None:
+        with locked(path):
+            order.append("second")
+
+    with locked(path):
+        thread = threading.Thread(target=second)
+        thread.start()
+        time.sleep(0.3)
+        order.append("first done")
+    thread.join(10)
+    assert order == ["first done", "second"] and path.is_file()

@@ -50,7 +50,7 @@ def test_main_turns_every_input_error_into_one_line(monkeypatch, capsys, exc, ne
 def test_a_program_error_still_shows_its_traceback(monkeypatch) -> None:
     """Only input errors are caught: a bug (here a KeyError) is not hidden behind a message."""
     import synface.cli.runs as runs_cli
-    from synface.__main__ import main
+    from synface.cli.main import main
 
     monkeypatch.setattr(runs_cli, "run_runs", _fail_with(KeyError("bug")))
     with pytest.raises(KeyError):

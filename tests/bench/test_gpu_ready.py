@@ -44,7 +44,7 @@ def _gpu_check_commands() -> list[list[str]]:
 
 @pytest.mark.skipif(not GPU_CHECK.is_file(), reason=f"{GPU_CHECK} not found")
 def test_every_gpu_check_command_parses():
-    from synface.__main__ import build_parser
+    from synface.cli.main import build_parser
 
     commands = _gpu_check_commands()
     assert {tuple(c[:2]) for c in commands} >= {("bench", "render"), ("bench", "train")}

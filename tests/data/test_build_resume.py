@@ -14,7 +14,8 @@ from PIL import Image
 from synface.data.benchmark import STATE as BENCH_STATE
 from synface.data.benchmark import build_synthetic_benchmark
 from synface.data.errors import DataError
-from synface.data.synthetic import STATE, SynthConfig, build_dataset, whole_image
+from synface.data.synth_set import STATE_NAME as STATE
+from synface.data.synthetic import SynthConfig, build_dataset, whole_image
 from synface.generator import FaceGenerator
 
 

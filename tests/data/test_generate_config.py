@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from synface.__main__ import main
+from synface.cli.main import main
 from synface.data.synthetic import SynthConfig
 
 

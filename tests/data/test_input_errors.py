@@ -132,7 +132,7 @@ def test_export_rec_refuses_a_set_without_one_whole_image(capsys, tmp_path) -> N
 
 
 def test_export_rec_skips_and_names_non_images(capsys, tmp_path) -> None:
-    from synface.__main__ import main
+    from synface.cli.main import main
 
     src = tmp_path / "src"
     _jpeg(src / "a" / "0.jpg", 0)
@@ -182,7 +182,7 @@ def test_align_fails_when_every_image_is_unreadable(capsys, tmp_path) -> None:
 
 @pytest.mark.skipif(not HAVE_DLIB, reason="dlib missing")
 def test_align_exits_2_when_no_face_is_found_anywhere(capsys, tmp_path) -> None:
-    from synface.__main__ import main
+    from synface.cli.main import main
 
     for k in range(2):
         _jpeg(tmp_path / "src" / "a" / f"{k}.jpg", seed=k, side=48)

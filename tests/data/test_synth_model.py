@@ -16,7 +16,7 @@ from tests.support import LEARNED_MODEL
 
 
 def _main(argv: list[str]) -> int:
-    from synface.__main__ import main
+    from synface.cli.main import main
 
     return main(argv)
 

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from synface.data.errors import DataError
+from synface.data.synth_set import SynthSet
 from synface.data.synthetic import (
     OnTheFlyDataset,
     SynthConfig,
@@ -18,7 +19,6 @@ from synface.data.synthetic import (
     build_dataset,
     default_name,
     identity_seed,
-    read_card,
 )
 from synface.generator import FaceGenerator
 
@@ -56,7 +56,7 @@ def test_build_layout_manifest_and_card(tmp_path, gen: FaceGenerator) -> None:
     assert {"path", "label", "partner", "phi", "shape_000", "light_026"} <= set(manifest.columns)
     assert ((manifest.partner != manifest.label) & (manifest.partner >= 0)).all()
     assert set(np.round(manifest.phi.astype(float), 2)) <= {round(0.05 * i, 2) for i in range(21)}
-    card = read_card(tmp_path / "set")
+    card = SynthSet(tmp_path / "set").card()
     assert card["num_images"] == 12 and card["generator_version"] == gen.version
 
 

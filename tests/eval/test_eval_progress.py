@@ -102,7 +102,7 @@ def test_cost_counts_decoding_once_and_embedding_every_round(toy):
 
 
 def test_evaluate_reports_decoding_then_embedding(toy):
-    from synface.train.backbones import build_backbone
+    from synface.models.backbones import build_backbone
 
     _, bin_path = toy
     torch.manual_seed(0)
@@ -122,7 +122,7 @@ def test_evaluate_reports_decoding_then_embedding(toy):
 
 
 def test_training_shows_evaluation_in_status_and_eta(toy, tmp_path, monkeypatch):
-    from synface.runs.registry import Run
+    from synface.runs.run import Run
     from synface.train.loop import train
 
     syn, bin_path = toy

@@ -90,7 +90,10 @@ def test_to_dict_is_json_and_downsampled() -> None:
 def test_exact_tars_survive_the_thinned_roc() -> None:
     """eval.json keeps TAR at 1e-2/1e-3/1e-4 from the full ROC; the Results table reads those, and
     they equal the threshold rule of tar_at_far, which a thinned ROC can only understate."""
-    from synface.analysis.run_results import _tar
+    from synface.eval.verification import VerificationResult
+
+    def _tar(stored: dict, far: float) -> float | None:
+        return VerificationResult.from_dict(stored).tar_at(far)
 
     rng = np.random.default_rng(3)
     same = rng.random(30000) < 0.5
@@ -166,3 +169,29 @@ def test_pair_scores_cosine() -> None:
     a = np.array([[1.0, 0.0], [3.0, 4.0], [1.0, 1.0]])
     b = np.array([[0.0, 2.0], [3.0, 4.0], [-1.0, -1.0]])
     np.testing.assert_allclose(pair_scores(a, b), [0.0, 1.0, -1.0])
+
+
+def test_a_stored_result_reads_back_whatever_version_wrote_it() -> None:
+    """`VerificationResult.from_dict` is the one reader of eval.json entries: today's form, older
+    ones without exact TARs or per-fold accuracies, and hand-edited ones."""
+    from synface.eval.verification import VerificationResult
+
+    rng = np.random.default_rng(5)
+    same = rng.random(4000) < 0.5
+    result = kfold_verification(rng.normal(same * 1.0, 0.5), same, contiguous_folds(4000))
+    stored = json.loads(json.dumps(result.to_dict(roc_points=40)))
+    back = VerificationResult.from_dict(stored)
+    assert back.mean_accuracy == pytest.approx(result.mean_accuracy) and back.num_pairs == 4000
+    assert back.fold_accuracies.tolist() == pytest.approx(result.fold_accuracies.tolist())
+    assert back.tar_at(1e-3) == pytest.approx(result.tars_at([1e-3])["0.001"])  # exact, not from the thinned ROC
+    assert back.to_dict()["tar_at_fars"] == stored["tar_at_fars"]
+    old = {k: v for k, v in stored.items() if k not in ("tar_at_fars", "fold_accuracies")}
+    old_back = VerificationResult.from_dict(old)
+    assert old_back.fold_accuracies.tolist() == [pytest.approx(stored["mean_accuracy"])]  # the mean stands in
+    assert old_back.tar_at(stored["far_target"]) == pytest.approx(stored["tar_at_far"])  # its own target
+    assert old_back.tar_at(1e-4) <= stored["tar_at_fars"]["0.0001"] + 1e-12  # the thinned ROC never overstates
+    edited = VerificationResult.from_dict({"mean_accuracy": "high", "roc": {"fpr": [0.0, 1.0], "tpr": [0.5]},
+                                           "num_pairs": -3, "tar_at_fars": {"0.001": "x"}})
+    assert np.isnan(edited.mean_accuracy) and edited.num_pairs == 0 and edited.fpr.size == 0
+    assert edited.tar_at(1e-3) is None and edited.fold_accuracies.size == 0
+    assert VerificationResult.from_dict("not a record").num_pairs == 0  # type: ignore[arg-type]

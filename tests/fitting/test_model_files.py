@@ -56,27 +56,36 @@ def _card(folder: Path, **changes) -> None:
     (folder / "card.json").write_text(json.dumps(card))
 
 
-def _bank(folder: Path) -> np.ndarray:
-    return np.load(folder / "model.npz")["bank"]
+def _tones(folder: Path) -> np.ndarray:
+    return np.load(folder / "model.npz")["tones"]
 
 
 HOSTILE = {
     # name: (damage(folder), what the one message must say)
-    "strings-in-bank": (lambda f: _rewrite_npz(f / "model.npz", bank=np.full(_bank(f).shape, "abc")),
-                        "model.npz 'bank' has dtype <U3, expected float"),
-    "complex-bank": (lambda f: _rewrite_npz(f / "model.npz", bank=_bank(f).astype(np.complex64)),
-                     "model.npz 'bank' has dtype complex64, expected float"),
+    "strings-in-tones": (lambda f: _rewrite_npz(f / "model.npz", tones=np.full(_tones(f).shape, "abc")),
+                         "model.npz 'tones' has dtype <U3, expected float"),
+    "complex-tones": (lambda f: _rewrite_npz(f / "model.npz", tones=_tones(f).astype(np.complex64)),
+                      "model.npz 'tones' has dtype complex64, expected float"),
     "regions-scalar": (lambda f: _rewrite_npz(f / "model.npz", regions=np.array(5.0)),
                        "model.npz 'regions' has 0 dimensions"),
     "components-1e30": (lambda f: _rewrite_npz(f / "model.npz", shape_components=np.load(f / "model.npz")["shape_components"] * 1e30),
                         "model.npz 'shape_components' spans"),
-    "bank-nan": (lambda f: _rewrite_npz(f / "model.npz", bank=np.full(_bank(f).shape, np.nan, np.float16)),
-                 "model.npz 'bank' holds NaN"),
+    "tones-nan": (lambda f: _rewrite_npz(f / "model.npz", tones=np.full(_tones(f).shape, np.nan, np.float32)),
+                  "model.npz 'tones' holds NaN"),
+    "alignment-inf": (lambda f: _rewrite_npz(f / "model.npz", alignment=np.full((5, 2, 6), np.inf)),
+                      "model.npz 'alignment' holds NaN or infinite values"),
+    "textures-altered": (lambda f: (f / "textures.npy").write_bytes((f / "textures.npy").read_bytes()[:-1] + b"\x07"),
+                         "textures.npy: its contents differ"),
+    "textures-other-people": (lambda f: np.save(f / "textures.npy", np.zeros((3, 16, 16, 3), np.uint8)),
+                              "textures.npy: 3 textures of 16 x 16; expected 4"),
+    "regions-other-texels": (lambda f: _rewrite_npz(f / "model.npz", regions=np.full((4, 64 * 64), 0.25, np.float32)),
+                             "'regions' covers 4,096 texels, the textures 16 x 16"),
     "empty-format": (lambda f: _rewrite_npz(f / "model.npz", format=np.zeros(0, np.int64)),
                      "model.npz 'format' dimension 0 is 0, expected 1"),
     "missing-array": (lambda f: _rewrite_npz(f / "model.npz", tones=None), "model.npz 'tones' is missing"),
     "tones-wrong-people": (lambda f: _rewrite_npz(f / "model.npz", tones=np.zeros((3, 3), np.float32)),
                            "model.npz 'tones' dimension 0 gives P=3, elsewhere P=4"),
+    "texture-size-card": (lambda f: _card(f, texture_size=3), "card.json 'texture_size' is 3"),
     "landmark-past-vertices": (lambda f: _rewrite_npz(f / "model.npz", landmarks68=np.full(68, 10**7)),
                                "model.npz 'landmarks68' spans"),
     "no-eligible-person": (lambda f: _rewrite_npz(f / "model.npz", eligible=np.zeros((4, 4), bool)),
@@ -132,29 +141,29 @@ def _npy_header(shape: tuple, descr: str = "<f2") -> bytes:
 
 
 def test_huge_declared_arrays_are_refused_from_their_headers(good, tmp_path, monkeypatch) -> None:
-    """A few-KB model.npz whose bank header declares 100,000 people: refused by its header, its
-    data never read (np.load is never reached)."""
+    """A few-KB model.npz whose tones header declares 100,000 bank people: refused by its header,
+    its data never read (np.load is never reached)."""
     folder = _copy(good, tmp_path, "huge")
     with np.load(folder / "model.npz") as data:
-        arrays = {k: data[k] for k in data.files if k != "bank"}
-    V = _bank(folder).shape[1]
+        arrays = {k: data[k] for k in data.files if k != "tones"}
     with zipfile.ZipFile(folder / "model.npz", "w") as archive:
         for key, value in arrays.items():
             buf = io.BytesIO()
             np.save(buf, value)
             archive.writestr(f"{key}.npy", buf.getvalue())
-        archive.writestr("bank.npy", _npy_header((100_000, V, 3)) + b"\0" * 64)
+        archive.writestr("tones.npy", _npy_header((100_000, 3), "<f4") + b"\0" * 64)
     assert (folder / "model.npz").stat().st_size < 200_000
     card = json.loads((folder / "card.json").read_text())
     del card["bank_people"]  # optional: the arrays' header alone declares the bank's size
     (folder / "card.json").write_text(json.dumps(card))
     monkeypatch.setattr(np, "load", lambda *a, **k: pytest.fail("the data of a refused file was read"))
-    with pytest.raises(FaceModelError, match=r"model.npz 'bank' dimension 0 gives P=100,000, outside 2..2,000"):
+    with pytest.raises(FaceModelError, match=r"model.npz 'tones' dimension 0 gives P=100,000, outside 2..5,000"):
         load_model("huge", tmp_path)
 
 
 def test_fifos_and_links_are_refused_without_opening_them(good, tmp_path) -> None:
-    for name, file in (("fifo-card", "card.json"), ("fifo-model", "model.npz"), ("fifo-sources", "sources.npz")):
+    for name, file in (("fifo-card", "card.json"), ("fifo-model", "model.npz"), ("fifo-sources", "sources.npz"),
+                       ("fifo-textures", "textures.npy")):
         folder = _copy(good, tmp_path, name)
         (folder / file).unlink()
         os.mkfifo(folder / file)
@@ -171,7 +180,8 @@ def test_fifos_and_links_are_refused_without_opening_them(good, tmp_path) -> Non
     worker.join(60)
     assert not worker.is_alive(), "listing models blocked on a FIFO"
     listed = {m["name"]: m for m in result[0]}
-    assert all(m["damaged"] for m in listed.values()) and len(listed) == 5
+    assert all(m["damaged"] for m in listed.values()) and len(listed) == 6
+    assert "textures.npy: not a regular file" in listed["fifo-textures"]["error"]
     assert "card.json is unreadable" in listed["fifo-card"]["error"] and "FIFO" in listed["fifo-card"]["error"]
     assert "model.npz is unreadable" in listed["fifo-model"]["error"]
     assert "symbolic link" in listed["linked-card"]["error"] and "a link" in listed["linked-folder"]["error"]

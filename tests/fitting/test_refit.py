@@ -21,7 +21,7 @@ from synface.fitting.build import _chunk_key, fit_face_model
 from tests.hostile import write_bomb
 from tests.support import LFW_ROOT, REPO, requires_lfw
 
-FIT = dict(bank=10, chunk=4, workers=1)
+FIT = dict(bank=10, chunk=4, workers=1, framing_renders=60)
 
 
 def _people_folder(root: Path, first: int, count: int = 12) -> Path:

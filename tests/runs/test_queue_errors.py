@@ -11,7 +11,8 @@ import pytest
 
 from synface.data.errors import DataError
 from synface.runs.queue import launch, read_queue, request_stop, run_queue
-from synface.runs.registry import BROKEN, Run, compare_runs, create_run, list_runs
+from synface.runs.registry import BROKEN, compare_runs, create_run, list_runs
+from synface.runs.run import Run
 from tests.support import REPO, cli_error
 
 CFG = {"data": "/nowhere", "epochs": 2, "name": "toy"}
@@ -59,7 +60,7 @@ def test_stopping_a_run_names_a_damaged_queue(tmp_path, capsys) -> None:
     (b"\xff\xfe", "cannot read run config"),
 ])
 def test_a_damaged_run_config_is_named_in_the_runs_list(tmp_path, capsys, text, needle) -> None:
-    from synface.__main__ import main
+    from synface.cli.main import main
 
     good = create_run(CFG, name="good", root=tmp_path)
     bad = create_run(CFG, name="bad", root=tmp_path)
@@ -167,7 +168,7 @@ def test_each_entry_that_does_not_validate_is_named_and_skipped(tmp_path, entry,
 
 
 def _cli(capsys, argv):
-    from synface.__main__ import main
+    from synface.cli.main import main
 
     capsys.readouterr()
     code = main([str(a) for a in argv])

@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from synface.__main__ import main
+from synface.cli.main import main
 from tests.data.identity_sets import PEOPLE, bad_bins, make_bin, make_lfw
 from tests.support import cli_error
 
@@ -29,7 +29,7 @@ def ws(tmp_path, monkeypatch):
 def _finished_run(home, data: str) -> str:
     """A finished run of the compact backbone (untrained weights) whose training data is `data`."""
     from synface.runs.registry import create_run
-    from synface.train.backbones import build_backbone
+    from synface.models.backbones import build_backbone
 
     cfg = {"data": data, "backbone": "compact", "embedding_dim": 16, "name": "done"}
     run = create_run(cfg, root=home)

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from synface.runs.queue import launch
-from synface.runs.registry import Run
+from synface.runs.run import Run
 from tests.support import REPO
 
 CFG = {"data": "/nowhere", "epochs": 1, "name": "toy"}
@@ -43,7 +43,7 @@ def _shipped() -> dict[str, tuple[int, int]]:
 def test_queued_runs_and_reproduce_write_into_the_workspace(gen, tmp_path, monkeypatch, capsys) -> None:
     import synface.base.processes as processes
     import synface.studies.run as study_run
-    from synface.__main__ import main
+    from synface.cli.main import main
     from synface.data.benchmark import build_synthetic_benchmark
     from synface.studies.jobs import launch_reproduce
 

@@ -12,7 +12,8 @@ import pytest
 
 from synface.base.workspace import workspace_root
 from synface.runs.queue import launch, read_queue, request_stop, run_queue
-from synface.runs.registry import Run, create_run, find_run, list_runs
+from synface.runs.registry import create_run, find_run, list_runs
+from synface.runs.run import Run
 
 CFG = {"data": "/nowhere", "epochs": 2, "name": "toy"}
 

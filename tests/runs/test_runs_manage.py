@@ -10,9 +10,11 @@ import socket
 
 import pytest
 
-from synface.__main__ import main
+from synface.cli.main import main
 from synface.analysis.run_results import results_frame
-from synface.runs.registry import ARCHIVE_DIR, Run, archive_run, delete_run, find_run, list_runs, unarchive_run
+from synface.runs.manage import archive_run, delete_run, unarchive_run
+from synface.runs.registry import ARCHIVE_DIR, find_run, list_runs
+from synface.runs.run import Run
 from tests.results_support import results_workspace, template_datasets
 from tests.support import cli_error
 

@@ -191,7 +191,7 @@ def test_gpu_scale_is_sized_for_one_gpu_within_8_minutes(tmp_path):
 
 def test_gpu_check_reproduce_command_parses(fake_lfw, tmp_path, capsys):
     """The options ../shared/gpu_check.sh passes to reproduce exist (here as a dry run)."""
-    from synface.__main__ import main
+    from synface.cli.main import main
 
     out = tmp_path / "out"
     argv = ["reproduce", "table3", "--scale", "gpu", "--lfw", str(fake_lfw), "--root", str(out / "ws"), "--out", str(out),
@@ -219,7 +219,7 @@ def test_a_model_learned_from_evaluation_people_is_refused(fake_lfw, monkeypatch
 def test_reproduce_with_a_learned_model(learned_model_workspace, fake_lfw, tmp_path, capsys):
     import shutil
 
-    from synface.__main__ import main
+    from synface.cli.main import main
     from synface.studies.run import build_step
     from tests.support import LEARNED_MODEL, copy_models
 

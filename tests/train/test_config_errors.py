@@ -76,18 +76,18 @@ def test_resume_from_a_checkpoint_without_its_keys(capsys, tmp_path, content, ne
 def test_train_data_by_dataset_name_finds_the_workspace_set(tmp_path, monkeypatch) -> None:
     """`--set data=NAME` means the workspace's dataset NAME (what `generate --name NAME` wrote);
     an existing path and an unknown name are left alone (the latter is then named as not found)."""
-    from synface.cli.train import _workspace_dataset
+    from synface.train.run_config import workspace_dataset
 
     (tmp_path / "ws" / "datasets" / "Syn_4_2").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
     overrides = {"data": "Syn_4_2"}
-    _workspace_dataset(overrides, tmp_path / "ws")
+    workspace_dataset(overrides, tmp_path / "ws")
     assert overrides["data"] == str(tmp_path / "ws" / "datasets" / "Syn_4_2")
     (tmp_path / "Syn_4_2").mkdir()  # a folder of that name where the command runs wins
     overrides = {"data": "Syn_4_2"}
-    _workspace_dataset(overrides, tmp_path / "ws")
+    workspace_dataset(overrides, tmp_path / "ws")
     assert overrides["data"] == "Syn_4_2"
     for value in ("nope", "../Syn_4_2", ".."):
         overrides = {"data": value}
-        _workspace_dataset(overrides, tmp_path / "ws")
+        workspace_dataset(overrides, tmp_path / "ws")
         assert overrides["data"] == value

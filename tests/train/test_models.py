@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from synface.train.backbones import (
+from synface.models.backbones import (
     BACKBONES,
     build_backbone,
     count_flops,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from synface.runs.registry import Run, RunLocked
+from synface.runs.run import Run, RunLocked
 from synface.train.loop import train
 from tests.support import REPO, cli_error
 from tests.train.test_train import make_synthetic, tiny
@@ -35,7 +35,7 @@ if where == "eval":
     import synface.eval.run_eval as run_eval
     run_eval.evaluate = lambda *a, **k: pause()
 else:
-    from synface.runs.registry import Run
+    from synface.runs.run import Run
     append = Run.append_metric
     def append_then_pause(self, record):
         append(self, record)
@@ -98,7 +98,6 @@ def _lines(run_dir: Path) -> list[dict]:
 
 def test_a_second_trainer_is_refused_and_a_kill_in_the_final_evaluation_is_recovered(synthetic, toy_bin, tmp_path,
                                                                                     capsys):
-    from synface.analysis import tables
     from synface.runs.queue import resume_run
     from synface.studies.plan import finished_runs
 
@@ -124,7 +123,7 @@ def test_a_second_trainer_is_refused_and_a_kill_in_the_final_evaluation_is_recov
         _kill(proc)  # kill -9 during the final evaluation
     assert json.loads((run_dir / ".lock").read_text())["pid"] == proc.pid  # a stale lock of a dead pid
     assert run.status()["status"] == "failed" and not (run_dir / "eval.json").exists()
-    tables.write_study_tag(run_dir, "table2", {"ids": 4}, key="k-kill", seed=0, scale="tiny", label="kill")
+    Run(run_dir).tag_study("table2", {"ids": 4}, key="k-kill", seed=0, scale="tiny", label="kill")
     assert finished_runs(root) == {}
 
     out = train(cfg, run_dir, resume=True)  # takes the stale lock over and runs the evaluation
@@ -178,7 +177,7 @@ def test_resume_refuses_a_changed_config_and_records_a_runtime_change(synthetic,
               "'augment'", "'seed'", stdout_ok=True)
     assert {name: (run_dir / name).read_bytes() for name in files} == before  # nothing written
     # a runtime key may change: config.json says so, as version 2, and metrics/status show the change
-    from synface.__main__ import main
+    from synface.cli.main import main
 
     assert main(["train", "--resume", str(run_dir), "--set", "log_every=5", "--no-progress"]) == 0
     assert json.loads((run_dir / "config.json").read_text())["log_every"] == 5
@@ -190,8 +189,6 @@ def test_resume_refuses_a_changed_config_and_records_a_runtime_change(synthetic,
 
 def test_a_full_disk_during_a_checkpoint_fails_the_run_with_the_real_error(synthetic, tmp_path, monkeypatch, capsys):
     """torch.save writes part of the checkpoint, then the disk is full (a patched writer)."""
-    import synface.train.loop as loop
-
     saves = {"n": 0}
     save = torch.save
 
@@ -202,7 +199,7 @@ def test_a_full_disk_during_a_checkpoint_fails_the_run_with_the_real_error(synth
         f.write(b"\0" * 4096)  # part of a checkpoint in the temp file (save_checkpoint passes a handle)
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(loop.torch, "save", full_disk)
+    monkeypatch.setattr(torch, "save", full_disk)
     run_dir = tmp_path / "full"
     args = ["train", "--preset", "cpu-quick", "--set", f"data={synthetic}", "--set", "epochs=2", "--set", "batch_size=4",
             "--set", "steps_per_epoch=2", "--set", "embedding_dim=32", "--run-dir", run_dir, "--root", tmp_path / "ws",

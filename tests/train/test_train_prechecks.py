@@ -62,7 +62,7 @@ def test_a_run_name_is_one_path_component(capsys, tmp_path, name) -> None:
 
 SAVE_UNDER_A_LIMIT = """
 import resource, signal, sys, torch
-from synface.train.checkpoint import save_checkpoint
+from synface.models.checkpoint import save_checkpoint
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))
 try:

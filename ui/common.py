@@ -104,16 +104,13 @@ def start_warmup() -> threading.Thread:
         return _WARMUP[0]
 
 
-@st.cache_resource
-def render_lock() -> threading.Lock:
-    """Serialises renders between sessions (one kernel launch at a time)."""
-    return threading.Lock()
-
-
 def render(coeffs, model: str | None = None) -> np.ndarray:
-    """(B,112,112,3) uint8 images of `coeffs` on the shared generator of face model `model`."""
+    """(B,112,112,3) uint8 images of `coeffs` on the shared generator of face model `model`
+    (under the shared generators' render lock: sessions are threads of one server)."""
+    from synface.generator import SHARED_RENDER_LOCK
+
     gen = get_generator(model)
-    with render_lock():
+    with SHARED_RENDER_LOCK:
         return gen.render(coeffs).images.cpu().numpy()
 
 
@@ -299,13 +296,14 @@ def page_errors(what: str = "This page") -> Iterator[None]:
         st.error(f"{what}: {exc}" if str(exc) else f"{what}: {type(exc).__name__}")
 
 
-def verdicts(table: str, scale: str | None, model: str | None = None) -> None:
+def verdicts(table: str, scale: str | None, model: str | None = None, rows=None) -> None:
     """A paper table's trends with their 95% intervals and verdicts, and the seeds that would
-    resolve them (the Attributes and Results pages), for face model `model`."""
+    resolve them (the Attributes and Results pages), for face model `model` (`rows`: the runs'
+    study rows already read, `synface.analysis.tables.study_rows`)."""
     from synface.analysis.verdicts import table_verdicts
     from synface.studies.report import seeds_lines
 
-    found = table_verdicts(table, root=workspace(), scale=scale, model=model)
+    found = table_verdicts(table, root=workspace(), scale=scale, model=model, rows=rows)
     st.markdown("**Does the paper's trend hold?**")
     if not found:
         st.caption("Not enough finished cells to check the paper's trend.")

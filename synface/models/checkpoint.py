@@ -12,7 +12,7 @@ import torch
 
 from synface.base.files import atomic_path
 
-__all__ = ["load_checkpoint", "load_weights", "save_checkpoint", "RESUME_KEYS"]
+__all__ = ["load_checkpoint", "load_weights", "save_checkpoint", "load_checkpoint_model", "RESUME_KEYS"]
 
 #: what `train(resume=True)` needs from checkpoints/last.pt
 RESUME_KEYS = ("model", "head", "optimizer", "scheduler", "scaler", "epoch", "epoch_step", "global_step", "rng",
@@ -101,3 +101,29 @@ def load_weights(module: torch.nn.Module, weights: Any, where: str) -> None:
         parts = [f"{len(missing)} missing (e.g. {missing[0]})"] if missing else []
         parts += [f"{len(unexpected)} unexpected (e.g. {unexpected[0]})"] if unexpected else []
         raise ValueError(f"{where}: the weights do not fit {type(module).__name__}: {', '.join(parts)} keys")
+
+
+def load_checkpoint_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+    """The backbone of a training checkpoint (weights_only load), in eval mode, and its config dict.
+
+    A file that is not a synface checkpoint, or lacks a key, or whose weights do not fit the
+    backbone its config names, is a ValueError naming the file and what is wrong.
+    """
+    from synface.models.backbones import BACKBONES, build_backbone  # noqa: PLC0415
+
+    ckpt = load_checkpoint(path, device, require=("model", "config"))
+    cfg, weights = ckpt["config"], ckpt["model"]
+    if not isinstance(cfg, dict) or str(cfg.get("backbone")).lower() not in BACKBONES:
+        got = cfg.get("backbone") if isinstance(cfg, dict) else type(cfg).__name__
+        raise ValueError(f"checkpoint {path}: 'config' names no known backbone (got {got!r}; "
+                         f"known: {', '.join(sorted(BACKBONES))})")
+    dim = cfg.get("embedding_dim", 512)
+    if not isinstance(dim, int) or isinstance(dim, bool) or not 1 <= dim <= 65_536:
+        raise ValueError(f"checkpoint {path}: config 'embedding_dim' must be a positive integer, got {dim!r}")
+    model = build_backbone(cfg["backbone"], dim)
+    load_weights(model, weights, f"checkpoint {path} (backbone {cfg['backbone']!r})")
+    try:
+        model.input_size = int(ckpt.get("input_size") or cfg.get("input_size") or model.input_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"checkpoint {path}: 'input_size' is not an integer") from None
+    return model.to(device).eval(), cfg

@@ -7,7 +7,7 @@ direction and a source-person picker per region rather than hundreds of albedo s
 editor starts from the identity's seed (the same person `FaceGenerator.sample` draws) and follows
 it whenever the seed or the model changes.
 
-Fitting runs `python -m synface face-model fit` as a detached process (`synface.runs.fit_jobs`),
+Fitting runs `python -m synface face-model fit` as a detached process (`synface.fitting.jobs`),
 so it survives reruns and page switches; the expander polls its log and shows each stage.
 """
 
@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 import streamlit as st
-import torch
 
-from pages import common
+from synface.face.controls import region_picks
+from ui import common
 
 SHAPE_COLUMNS = 4
 
@@ -50,8 +50,7 @@ def sync(which: str, gen, model_key: str, seed: int) -> None:
     draw = gen.sample(1, seed)
     for k, value in enumerate(draw.shape[0].tolist()):
         s[key(which, f"shape.{k}")] = float(np.clip(round(value, 2), -3.0, 3.0))
-    picks = draw.albedo[0].view(model.regions, model.people).argmax(1).tolist()
-    for r, pick in enumerate(picks):
+    for r, pick in enumerate(region_picks(model, draw.albedo[0])):
         s[key(which, f"region.{r}")] = int(pick)
     s[key(which, "origin")] = origin
 
@@ -63,15 +62,6 @@ def identity(which: str, gen, seed: int) -> tuple:
     shape = tuple(float(s[key(which, f"shape.{k}")]) for k in range(len(model.shape_info)))
     picks = tuple(int(s[key(which, f"region.{r}")]) for r in range(model.regions))
     return ("learned", int(seed), shape, picks)
-
-
-def coefficients(gen, ident: tuple) -> tuple[torch.Tensor, torch.Tensor]:
-    """(shape (1, S), albedo (1, R*P)) of an editor identity."""
-    _, _, shape, picks = ident
-    model = gen.model
-    albedo = torch.zeros(model.regions, model.people)
-    albedo[torch.arange(model.regions), torch.tensor(picks)] = 1.0
-    return torch.tensor([shape], dtype=torch.float32), albedo.view(1, -1)
 
 
 def identity_editor(gen, on_new_person) -> None:
@@ -104,7 +94,7 @@ def identity_editor(gen, on_new_person) -> None:
 
 def fit_expander() -> None:
     """Folder, name and people count -> a detached `face-model fit`, with its progress per stage."""
-    from synface.runs.fit_jobs import fit_jobs, fit_status, launch_fit
+    from synface.fitting.jobs import fit_jobs, fit_status, launch_fit
 
     s = st.session_state
     for k, v in {"gen.fit.photos": str(common.DEFAULT_LFW) if common.DEFAULT_LFW.is_dir() else "",
@@ -159,7 +149,7 @@ def damaged_models_expander() -> None:
 
 
 def show_fit(status: dict) -> None:
-    from synface.runs.fit_jobs import STAGES
+    from synface.fitting.jobs import STAGES
 
     st.markdown(f"**Fit `{status['name']}`** from `{status.get('photos')}`: {status['state']}")
     common.show_job(status, STAGES, stop_key=f"btn.gen.fit.stop.{status['name']}")  # its stages, and Stop while it runs
@@ -176,7 +166,7 @@ def show_fit(status: dict) -> None:
 @st.fragment(run_every=1.0)
 def fit_progress(name: str) -> None:
     """Polls a running fit; when it ends, the whole page reruns so the model joins the picker."""
-    from synface.runs.fit_jobs import fit_status
+    from synface.fitting.jobs import fit_status
 
     status = fit_status(name, common.workspace())
     show_fit(status)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from synface.runs.fit_jobs import STAGES, fit_argv, fit_jobs, fit_status, launch_fit, parse_progress, stop_fit
+from synface.fitting.jobs import STAGES, fit_argv, fit_jobs, fit_status, launch_fit, parse_progress, stop_fit
 
 #: what `face-model fit` writes: a tqdm bar per stage on stderr (\r updates), then its card on stdout
 FAKE_FIT = (
