@@ -13,7 +13,6 @@ so it survives reruns and page switches; the expander polls its log and shows ea
 
 from __future__ import annotations
 
-
 import numpy as np
 import streamlit as st
 

@@ -101,8 +101,8 @@ def test_a_second_fit_of_a_busy_name_is_refused_naming_the_pid(tmp_path) -> None
         with pytest.raises(FaceModelBusy, match=f"face model 'busy' is being fitted by process {os.getpid()}"):
             fit_face_model(photos, "busy", workspace=tmp_path, **FIT)
     assert not (tmp_path / "face_models" / "busy").exists()
-    with pytest.raises(ValueError, match="--bank 5000: the reflectance bank holds 10 to 2,000 people"):
-        fit_face_model(photos, "big", workspace=tmp_path, bank=5000)
+    with pytest.raises(ValueError, match="--bank 6000: the reflectance bank holds 10 to 5,000 people"):
+        fit_face_model(photos, "big", workspace=tmp_path, bank=6000)
 
 
 @requires_lfw
