@@ -54,6 +54,8 @@ __all__ = ["LearnedFaceModel", "FaceModelError", "IDENTITY_MODES", "MODEL_FILE",
 IDENTITY_MODES = ("mosaic", "one_person", "whole_face_blend")
 #: the share of the bank, nearest in skin tone to the head's person, the other regions draw from
 TONE_NEIGHBOURS = 0.25
+#: blendshapes whose built-in colour change a learned face does without (see _expression_basis)
+LID_BLENDSHAPES = ("blink_left", "blink_right")
 #: people a "whole_face_blend" identity blends
 BLEND_PEOPLE = 3
 
@@ -130,13 +132,19 @@ class LearnedFaceModel(KeepsBaseMesh, MorphableModel):
         self.to(device)
 
     def _expression_basis(self) -> torch.Tensor:
-        """(E, V*3) the built-in head's colour change per blendshape at full strength, per unit."""
+        """(E, V*3) the built-in head's colour change per blendshape at full strength, per unit,
+        except the blinks': the built-in head paints a closed lid over its painted eye, while a
+        learned face's closing lid carries the photographed lid's own texels over the eye."""
         E = self.base.layout.expr
         high = torch.tensor([c.high if c.high != 0 else c.low for c in self.base.expr_info], dtype=torch.float32)
         zeros = torch.zeros(E + 1, self.base.layout.albedo)
         expr = torch.cat([torch.zeros(1, E), torch.diag(high)])
         colours = self.base.albedo(zeros, expr).reshape(E + 1, -1).double()
-        return basis_tensor(((colours[1:] - colours[0]) / high.double().view(-1, 1)).float())
+        change = (colours[1:] - colours[0]) / high.double().view(-1, 1)
+        for k, info in enumerate(self.base.expr_info):
+            if info.name in LID_BLENDSHAPES:
+                change[k] = 0.0
+        return basis_tensor(change.float())
 
     @property
     def version(self) -> str:
