@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from synface.generator import FaceGenerator
     from synface.runs.run import Run
 
-__all__ = ["generator", "draw_identities", "draw_faces", "render", "mixup_strip", "attribute_grid", "image_grid",
+__all__ = ["generator", "draw_identities", "draw_faces", "render", "mixup_strip", "attribute_grid", "expressions",
+           "compose", "image_grid", "require_notebook_extra",
            "build_dataset", "build_benchmark", "register_real", "train", "runs", "evaluate", "embed", "features",
            "feature_frame", "umap_figure", "class_stats", "table", "attribute_figure", "verdicts", "reproduce",
            "PHI_STRIP"]
@@ -40,6 +41,14 @@ __all__ = ["generator", "draw_identities", "draw_faces", "render", "mixup_strip"
 #: the phi values of the IM strip (the paper's Figure 2): phi = 1 is identity A, 0 is B
 PHI_STRIP = tuple(round(0.1 * i, 1) for i in range(11))
 Progress = Callable[[int, int], None]
+
+
+def require_notebook_extra() -> None:
+    """The notebooks' first cell: refuse, naming the `notebooks` extra, when its packages
+    (ipywidgets for the sliders) are missing."""
+    from synface.base.extras import require_extra  # noqa: PLC0415
+
+    require_extra("notebooks", ["ipywidgets"], "The notebooks")
 
 
 # ----------------------------------------------------------------------------- faces
@@ -99,6 +108,32 @@ def attribute_grid(a: "FaceCoeffs", b: "FaceCoeffs | None" = None, phi: float = 
     attrs = gen.sample_attributes(n, seed)
     coeffs = FaceCoeffs(shape=mixed.shape.cpu().expand(n, -1), albedo=mixed.albedo.cpu().expand(n, -1), **attrs)
     return render(coeffs, gen)
+
+
+def expressions(generator: "FaceGenerator | None" = None) -> list[str]:
+    """The names of the face model's expression blendshapes (what `compose`'s `expression` takes)."""
+    return [info.name for info in _gen(generator).model.expr_info]
+
+
+def compose(a: "FaceCoeffs", b: "FaceCoeffs | None" = None, phi: float = 1.0, *, yaw: float = 0.0, pitch: float = 0.0,
+            roll: float = 0.0, expression: dict[str, float] | None = None, light_yaw: float = 0.0,
+            light_pitch: float = 17.0, intensity: float = 0.6, ambient: float = 0.55,
+            generator: "FaceGenerator | None" = None) -> tuple[np.ndarray, list[str]]:
+    """One face as the Generator page's sliders make it: identity phi * A + (1 - phi) * B, pose and
+    light in degrees, expression weights by name (`expressions`). Returns the (112, 112, 3) image
+    and a note per value clamped to the model's range."""
+    from synface.face.controls import FaceControls  # noqa: PLC0415
+
+    gen = _gen(generator)
+    names = expressions(gen)
+    unknown = sorted(set(expression or {}) - set(names))
+    if unknown:
+        raise ValueError(f"unknown expression(s) {unknown}; this face model has {', '.join(names)}")
+    weights = tuple(float((expression or {}).get(n, 0.0)) for n in names)
+    controls = FaceControls(pose_deg=(yaw, pitch, roll), expr=weights, light_yaw_deg=light_yaw,
+                            light_pitch_deg=light_pitch, intensity=intensity, ambient=ambient)
+    coeffs, notes = gen.compose(a, a if b is None else b, phi, controls)
+    return render(coeffs, gen)[0], notes
 
 
 def image_grid(images: np.ndarray, cols: int, pad: int = 2, fill: int = 255) -> np.ndarray:

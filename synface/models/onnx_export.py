@@ -24,32 +24,19 @@ from typing import Any
 import numpy as np
 import torch
 
+from synface.base.extras import require_extra
 from synface.base.files import atomic_path, write_bytes
 
-__all__ = ["EXTRA_HINT", "MissingExtra", "require_onnx", "preprocessing", "export_onnx", "onnx_embeddings",
-           "sidecar_path", "PREPROCESSING_KEY"]
+__all__ = ["require_onnx", "preprocessing", "export_onnx", "onnx_embeddings", "sidecar_path", "PREPROCESSING_KEY"]
 
-EXTRA_HINT = "pip install -e '.[onnx]' (the onnx extra: onnx, onnxscript, onnxruntime)"
 PREPROCESSING_KEY = "synface.preprocessing"
 INPUT, OUTPUT = "images", "embeddings"
 OPSET = 18
 
 
-class MissingExtra(ValueError):
-    """An optional package is not installed: the message names the extra that brings it."""
-
-
 def require_onnx(runtime: bool = False) -> None:
     """Refuse, naming the extra, when the packages an export (or, with `runtime`, a check) needs are missing."""
-    names = ["onnx", "onnxscript"] + (["onnxruntime"] if runtime else [])
-    missing = []
-    for name in names:
-        try:
-            __import__(name)
-        except ImportError:
-            missing.append(name)
-    if missing:
-        raise MissingExtra(f"ONNX export needs {', '.join(missing)}, which are not installed: {EXTRA_HINT}")
+    require_extra("onnx", ["onnx", "onnxscript"] + (["onnxruntime"] if runtime else []), "ONNX export")
 
 
 def preprocessing(input_size: int, embedding_dim: int) -> dict[str, Any]:
