@@ -36,8 +36,9 @@ from synface.data.synthetic import (
 __all__ = ["ShardEntry", "read_shards", "merge_shards", "build_with_workers", "worker_folders"]
 
 Progress = Callable[[int, int], None]
-#: what identifies the set a shard belongs to, beside its config
-SET_KEYS = ("generator_version", "model")
+#: what identifies the set a shard belongs to, beside its config: the face model's version, and the
+#: kind of device that rendered it (the same seed gives the same pixels on the same kind of device)
+SET_KEYS = ("generator_version", "model", "device")
 
 
 class ShardEntry:
@@ -201,7 +202,8 @@ def merge_shards(folders: Sequence[str | Path], out: str | Path, workspace: str 
         round(seconds, 2), round(rendered / seconds, 1) if seconds > 0 else 0.0,
         sum(p.stat().st_size for p in out.glob(f"*/*.{fmt}")), resumed,
         extra={"merged_shards": len(entries), "merge_seconds": round(time.perf_counter() - t0, 2)})
-    card = {k: v for k, v in entries[0].card.items() if k not in ("shard", "shard_images", "build", "privacy")}
+    card = {k: v for k, v in entries[0].card.items()
+            if k not in ("shard", "shard_images", "build", "privacy", "device")}
     card.update(num_identities=config.ids, num_images=total, created=utc_now(), build=asdict(report),
                 shards=[{"folder": str(e.folder), **e.card["shard"], "build": e.card.get("build")} for e in entries])
     if privacy is not None:

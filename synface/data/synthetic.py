@@ -362,7 +362,8 @@ def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator
             SynthSet(out).write_card(card)
         else:
             SynthSet(out).write_shard_card({**card, "num_identities": config.ids, "num_images": config.num_images,
-                                            "shard": shard.to_dict(config.ids), "shard_images": total})
+                                            "shard": shard.to_dict(config.ids), "shard_images": total,
+                                            "device": gen.device.type})
     return report
 
 

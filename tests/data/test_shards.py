@@ -91,6 +91,12 @@ def test_bad_shards_are_refused_by_name(built, tmp_path, capsys, gen) -> None:
     build_dataset(other, tmp_path / "other3", gen, shard=Shard(3, 4))
     cli_error(capsys, ["generate", "--merge", shards[0], shards[1], tmp_path / "other3", shards[3], "--out", out],
               "'seed'", str(tmp_path / "other3"))
+    import shutil
+
+    gpu = shutil.copytree(shards[2], tmp_path / "gpu3")  # as if rendered on a GPU: other pixels
+    card = json.loads((gpu / "shard.json").read_text())
+    (gpu / "shard.json").write_text(json.dumps({**card, "device": "cuda"}))
+    cli_error(capsys, ["generate", "--merge", shards[0], shards[1], gpu, shards[3], "--out", out], "'device'", "cuda")
     halves = SynthConfig(**CONFIG)
     build_dataset(halves, tmp_path / "half1", gen, shard=Shard(1, 2))  # identities 0-3 overlap 2/4's 2-3
     cli_error(capsys, ["generate", "--merge", tmp_path / "half1", *shards[1:], "--out", out], "overlapping shards",
