@@ -257,20 +257,21 @@ def _checkpoint_of(ref: Any, workspace: str | Path | None) -> tuple["Run | None"
     return run, run.last_checkpoint
 
 
-def _model_of(model: Any, workspace: str | Path | None) -> tuple[Any, "Run | None", Path | None]:
+def _model_of(model: Any, workspace: str | Path | None, device: str = "cpu") -> tuple[Any, "Run | None", Path | None]:
     """(backbone module, its run or None, its checkpoint or None) of a Run, run id, checkpoint path or module."""
     import torch  # noqa: PLC0415
 
     from synface.models.checkpoint import load_checkpoint_model  # noqa: PLC0415
 
     if isinstance(model, torch.nn.Module):
-        return model.eval(), None, None
+        return model.to(device).eval(), None, None
     run, checkpoint = _checkpoint_of(model, workspace)
-    return load_checkpoint_model(checkpoint, "cpu")[0], run, checkpoint
+    return load_checkpoint_model(checkpoint, device)[0], run, checkpoint
 
 
 def evaluate(model: Any, sets: Sequence[str] = ("all",), workspace: str | Path | None = None, far: float = 1e-3,
-             batch_size: int = 128, progress: Callable[[str, int, int], None] | None = None) -> "pd.DataFrame":
+             batch_size: int = 128, progress: Callable[[str, int, int], None] | None = None,
+             device: str = "auto") -> "pd.DataFrame":
     """Verification of a run (its last checkpoint; results also stored in the run, as `eval --run`),
     a checkpoint file or a backbone on `sets`: registered set names ('all': every verification set)
     or folders / .bin files. One row per set: accuracy and std (%), TAR at FAR 1e-3 and 1e-4 (%),
@@ -281,7 +282,10 @@ def evaluate(model: Any, sets: Sequence[str] = ("all",), workspace: str | Path |
     from synface.eval.run_eval import evaluate as score  # noqa: PLC0415
     from synface.eval.sets import open_eval_set  # noqa: PLC0415
 
-    net, run, checkpoint = _model_of(model, workspace)
+    from synface.base.device import resolve_device  # noqa: PLC0415
+
+    device = str(resolve_device(device))
+    net, run, checkpoint = _model_of(model, workspace, device)
     registered = {s.name for s in list_real_sets(workspace)}
     specs: list[dict[str, Any]] = []
     for item in map(str, sets):
@@ -293,7 +297,7 @@ def evaluate(model: Any, sets: Sequence[str] = ("all",), workspace: str | Path |
     for spec in specs:
         evalset = open_eval_set(spec)
         tick = None if progress is None else (lambda d, t, n=evalset.name: progress(n, d, t))
-        result = score(net, evalset, "cpu", batch_size, far, progress=tick)
+        result = score(net, evalset, device, batch_size, far, progress=tick)
         if run is not None:
             status = run.status()
             run.record_eval(evalset.name, result, epoch=int(status.get("epoch") or 0), step=int(status.get("step") or 0),
@@ -307,20 +311,23 @@ def evaluate(model: Any, sets: Sequence[str] = ("all",), workspace: str | Path |
 
 
 def embed(model: Any, images: np.ndarray, workspace: str | Path | None = None, flip: bool = True,
-          batch_size: int = 64) -> np.ndarray:
+          batch_size: int = 64, device: str = "auto") -> np.ndarray:
     """L2-normalised embeddings (N, D) of uint8 (N, H, W, 3) aligned crops under a run, checkpoint
     or backbone, as evaluation computes them (image + mirror, summed)."""
     import torch  # noqa: PLC0415
 
     from synface.eval.verification import embed_images  # noqa: PLC0415
 
-    net, _, _ = _model_of(model, workspace)
+    from synface.base.device import resolve_device  # noqa: PLC0415
+
+    device = str(resolve_device(device))
+    net, _, _ = _model_of(model, workspace, device)
     x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8)).permute(0, 3, 1, 2)
 
     def load(start: int, stop: int) -> torch.Tensor:
         return x[start:stop].float().div(127.5).sub(1.0)
 
-    return embed_images(net, load, len(x), batch_size=batch_size, flip=flip)
+    return embed_images(net, load, len(x), batch_size=batch_size, device=device, flip=flip)
 
 
 # ----------------------------------------------------------------------------- figures and tables
