@@ -277,8 +277,12 @@ def live_view() -> None:
         st.caption(str(note))
     b1, b2, _ = st.columns([1, 1, 4])
     if state in (*ACTIVE_STATES, "queued") and b1.button("Stop", key="btn.tr.stop"):
-        queue.request_stop(run)
-        st.toast(f"Stop requested for {choice}; it saves a checkpoint and exits.")
+        try:
+            queue.request_stop(run)
+        except ValueError as exc:  # it ended meanwhile
+            st.info(str(exc))
+        else:
+            st.toast(f"Stop requested for {choice}; it saves a checkpoint and exits.")
     if state in RESUMABLE and run.last_checkpoint.exists() and b2.button("Resume", key="btn.tr.resume"):
         try:
             resume(run)

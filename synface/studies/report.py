@@ -131,8 +131,11 @@ def results_dir(root: str | Path | None = None) -> Path:
 def write_report(plan: Plan, out_dir: str | Path, elapsed_s: float | None = None) -> dict[str, Path]:
     """results/<name>.md, .csv, .html (where plotly is installed) and .png from the registry (the plan's
     scale only); the markdown checks the paper's trends with confidence intervals."""
+    from synface.base.files import atomic_path, sweep_temp_files  # noqa: PLC0415
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    sweep_temp_files(out_dir)  # of a report a kill interrupted
     df = tables.build_table(plan.name, plan.root, plan.scale, model=plan.model)
     stem = plan.study  # table2 for the built-in head, table2-<model> for a learned one
     paths = {ext: out_dir / f"{stem}.{ext}" for ext in ("md", "csv", "html", "png")}
@@ -170,8 +173,6 @@ def write_report(plan: Plan, out_dir: str | Path, elapsed_s: float | None = None
         lines += [f"Interactive chart: [{stem}.html]({stem}.html)", ""]
     if plan.scale in CAVEATS:
         lines.append(f"_{CAVEATS[plan.scale]}_")
-    from synface.base.files import atomic_path  # noqa: PLC0415
-
     with atomic_path(paths["md"]) as tmp:
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return paths

@@ -153,7 +153,7 @@ def untrained_twin(root: Path, config: dict) -> Path | None:
     wanted = json.loads(json.dumps(config, default=str))
     for path in sorted(base.iterdir(), reverse=True):
         candidate = Run(path)
-        if not path.is_dir() or path.is_symlink() or candidate.is_tagged():
+        if path.name.startswith((".", "_")) or not path.is_dir() or path.is_symlink() or candidate.is_tagged():
             continue
         try:
             found = candidate.config()

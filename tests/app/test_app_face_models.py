@@ -139,3 +139,31 @@ def test_paper_tables_are_shown_per_face_model(learned_home):
     at = page("attributes").run()
     no_errors(at)
     assert at.selectbox(key="attr.model").options == ["builtin", LEARNED_MODEL]
+
+
+def test_generator_page_lists_damaged_models_with_their_reason_and_removes_them(monkeypatch, tmp_path):
+    """A damaged model folder (a FIFO card, a NaN threshold) hides nothing else: the picker offers
+    the good model, the page names each damaged one with its reason, and Remove deletes it."""
+    import os
+
+    from tests.hostile import write_model_folder
+
+    home = tmp_path / "ws"
+    write_model_folder(home, "good")
+    fifo = write_model_folder(home, "pipe")
+    (fifo / "card.json").unlink()
+    os.mkfifo(fifo / "card.json")
+    nan = write_model_folder(home, "nan")
+    card = json.loads((nan / "card.json").read_text())
+    (nan / "card.json").write_text(json.dumps({**card, "genuine_threshold": float("nan")}))
+    monkeypatch.setenv("SYNFACE_HOME", str(home))
+    monkeypatch.setenv("SYNFACE_DEVICE", "cpu")
+    at = page("generator").run(timeout=120)
+    no_errors(at)
+    assert at.selectbox(key="gen.model").options == ["builtin", "good"]
+    shown = " ".join(m.value for m in at.markdown)
+    assert "**nan**" in shown and "'genuine_threshold' is nan" in shown and "**pipe**" in shown and "FIFO" in shown
+    at.button(key="btn.gen.remove_model.pipe").click().run(timeout=120)
+    no_errors(at)
+    assert not fifo.exists() and nan.exists()
+    assert "**pipe**" not in " ".join(m.value for m in at.markdown)

@@ -116,3 +116,16 @@ def test_runs_cli_lists_and_compares(tmp_path, capsys):
     assert args.func(args) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["config_differences"] == {"lr": [0.1, 0.01]}
+
+
+def test_stopping_an_ended_run_is_refused_and_leaves_no_stop_file(tmp_path, capsys):
+    from tests.support import cli_error
+
+    run = create_run(CFG, root=tmp_path)
+    for state in ("finished", "failed", "stopped"):
+        run.write_status(status=state)
+        with pytest.raises(ValueError, match=f"not running .status {state}.; nothing to stop"):
+            request_stop(run.id, tmp_path)
+        assert not run.stop_requested()
+    cli_error(capsys, ["runs", "--root", tmp_path, "stop", run.id], run.id, "nothing to stop")
+    assert not run.stop_requested()
