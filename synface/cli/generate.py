@@ -74,7 +74,7 @@ def _check_sizes(args: argparse.Namespace) -> None:
 #: the options that describe the set itself; `--config FILE` gives them all at once instead
 SET_OPTIONS = ("ids", "samples", "seed", "im", "phi_grid", "pose", "expression", "illumination", "pose_scale",
                "expression_scale", "illumination_scale", "benchmark", "verification", "model",
-               "min_source_distance", "format", "name")
+               "min_source_distance", "context", "contexts_per_identity", "min_context_distance", "format", "name")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -103,6 +103,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--min-source-distance", type=float, default=0.0, metavar="D",
                    help="learned models only: redraw every identity closer than D (dlib descriptor distance) to a "
                         "person of the model's source photos (0: keep every draw; the card reports the distances)")
+    p.add_argument("--context", choices=("plain", "photo", "background"), default="plain",
+                   help="learned models only: 'photo' draws each face into one of the model's source photos (its "
+                        "hair, ears, clothes and scene kept, the face replaced), 'background' draws the whole head over "
+                        "one; 'plain' (default): the procedural background. Context sets contain real hair, ears and "
+                        "backgrounds of the source people (docs/face_models.md)")
+    p.add_argument("--contexts-per-identity", action="store_true",
+                   help="with --context: one context photo per identity (default: one per image)")
+    p.add_argument("--min-context-distance", type=float, default=0.0, metavar="D",
+                   help="with --context: redraw the context of any image whose face lies closer than D (dlib "
+                        "descriptor distance) to the context photo's person (the card reports the distances)")
     p.add_argument("--format", choices=("jpg", "png"), default="jpg")
     p.add_argument("--name", default=None, help="dataset name: one folder name of letters, digits, '.', '_', '-' "
                                                "(default: paper style, e.g. Syn_1K_50_IM)")
@@ -182,7 +192,8 @@ def _config_options(args: argparse.Namespace):
         pose_scale=args.pose_scale, expression_scale=args.expression_scale,
         illumination_scale=args.illumination_scale,
         purpose="benchmark" if args.benchmark else "train", image_format=args.format, name=args.name or "",
-        model=args.model, min_source_distance=args.min_source_distance,
+        model=args.model, min_source_distance=args.min_source_distance, context=args.context,
+        contexts_per_identity=args.contexts_per_identity, min_context_distance=args.min_context_distance,
     )
 
 
@@ -297,6 +308,8 @@ def _verification(args: argparse.Namespace) -> int:
 
     if args.min_source_distance:
         raise ValueError("--min-source-distance applies to training sets, not to --verification benchmarks")
+    if args.context != "plain" or args.contexts_per_identity or args.min_context_distance:
+        raise ValueError("--context applies to training sets, not to --verification benchmarks")
     model = load_model(args.model, args.root)  # a one-line error before anything is written
     suffix = "" if args.model == "builtin" else f"_{args.model}"
     name = check_name(args.name or f"SynBench_{args.folds}x{args.pairs_per_fold}_s{args.seed}{suffix}", "benchmark name")

@@ -26,16 +26,15 @@ import torch
 from synface.data.errors import DataError
 
 CONTEXT_FILE = "contexts.npz"
-#: "plain": the procedural background; "photo": the face drawn into a photo, its hair, ears and
-#: scene kept; "background": the whole synthetic head drawn over the photo
-CONTEXT_MODES = ("plain", "photo", "background")
+from synface.data.synth_config import CONTEXT_MODES  # noqa: E402  ("plain", "photo", "background")
 #: a context is drawn among this many photos nearest the requested pose, then nearest in skin tone
 POSE_CANDIDATES, TONE_CANDIDATES = 64, 16
 #: the arrays of a pool and their trailing shapes ("E"/"S": the model's expression/shape sizes)
 FIELDS = {"path": (), "digest": (32,), "size": (2,), "person": (), "pose": (3,), "shape": ("S",), "expr": ("E",),
           "A": (2, 2), "t": (2,), "points": (68, 2), "light": (27,), "tone": (3,)}
 MAX_CONTEXTS = 200_000
-PHOTO_CACHE = 256
+#: decoded context photos kept in memory (a 250 x 250 photo is 190 KB)
+PHOTO_CACHE = 4096
 
 
 @dataclass
@@ -89,21 +88,28 @@ class ContextPool:
                keys: torch.Tensor | None = None) -> np.ndarray:
         """(n,) context rows for images with requested poses (n, 3) and skin tones (n, 3): per
         image, among the POSE_CANDIDATES photos nearest its yaw and pitch, the TONE_CANDIDATES
-        nearest its tone, one drawn by a generator seeded with `seed` and the image's key (its
-        row, or `keys`: images sharing a key share their context)."""
-        keys = torch.arange(n) if keys is None else keys
-        yaw_pitch = torch.from_numpy(self.arrays["pose"][:, :2].astype(np.float64))
-        photo_tone = torch.from_numpy(self.arrays["tone"].astype(np.float64))
-        out = np.empty(n, np.int64)
-        for i in range(n):
-            dist = (yaw_pitch - pose[i, :2].double().cpu()).norm(dim=1)
-            near = torch.argsort(dist, stable=True)[: min(POSE_CANDIDATES, len(self))]
-            if tone is not None:
-                gap = (photo_tone[near] - tone[i].double().cpu()).abs().sum(1)
-                near = near[torch.argsort(gap, stable=True)[: min(TONE_CANDIDATES, len(near))]]
-            g = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(keys[i]))
-            out[i] = int(near[torch.randint(len(near), (1,), generator=g)])
-        return out
+        nearest its tone, one picked by a hash of `seed` and the image's key (its row, or `keys`:
+        images sharing a key share their context)."""
+        keys_np = np.arange(n, dtype=np.uint64) if keys is None else np.asarray(keys, dtype=np.int64).astype(np.uint64)
+        yaw_pitch = self.arrays["pose"][:, :2].astype(np.float64)
+        want = pose[:, :2].detach().double().cpu().numpy()
+        dist = ((yaw_pitch[None, :, :] - want[:, None, :]) ** 2).sum(2)  # (n, N)
+        k_pose = min(POSE_CANDIDATES, len(self))
+        near = np.argsort(dist, axis=1, kind="stable")[:, :k_pose]
+        if tone is not None:
+            gap = np.abs(self.arrays["tone"].astype(np.float64)[near] - tone.detach().double().cpu().numpy()[:, None, :]).sum(2)
+            near = np.take_along_axis(near, np.argsort(gap, axis=1, kind="stable")[:, :min(TONE_CANDIDATES, k_pose)], 1)
+        pick = _mix64(np.uint64(int(seed) % (1 << 63)) * np.uint64(0x9E3779B97F4A7C15) ^ keys_np) % np.uint64(near.shape[1])
+        return near[np.arange(n), pick.astype(np.int64)].astype(np.int64)
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a well-mixed 64-bit hash of each value (wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        x = np.asarray(x, dtype=np.uint64)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
 
 
 class PhotoReader:
@@ -187,3 +193,62 @@ def render_in_context(generator, coeffs, pool: ContextPool, rows: np.ndarray, mo
         missing = (~have).nonzero()[0].tolist()
         images[missing] = generator.pipeline.render(coeffs[missing]).images.cpu().numpy()
     return images, have
+
+
+class ContextRenderer:
+    """Draws coefficients into context photos of a learned model in one call (benchmarks, the
+    Generator page, previews): each image's context is chosen near its pose and its identity's
+    tone, seeded by `seed` and its position; its pose, expression and light become the context's."""
+
+    def __init__(self, generator, mode: str = "photo") -> None:
+        model = generator.model
+        folder, card = getattr(model, "folder", None), getattr(model, "card", None)
+        if folder is None or card is None:
+            raise ValueError("contexts come from a learned face model's photos: choose one with --model NAME, or "
+                             "--context plain")
+        if mode not in CONTEXT_MODES[1:]:
+            raise ValueError(f"context mode {mode!r}: choose from {', '.join(CONTEXT_MODES[1:])}")
+        root = Path(str(card.get("photo_root") or card.get("source") or ""))
+        self.pool = ContextPool.load(folder, root, model.base.layout.shape, model.layout.expr)
+        self.reader = PhotoReader(self.pool)
+        self.generator = generator
+        self.mode = mode
+
+    def identity_tone(self, coeffs) -> torch.Tensor | None:
+        """(B, 3) each identity's skin tone (its head region's bank people), or None."""
+        model = self.generator.model
+        tones = getattr(model, "_tones", None)
+        if tones is None:
+            return None
+        return coeffs.albedo.reshape(len(coeffs.albedo), model.regions, model.people)[:, 0].cpu() @ tones.cpu()
+
+    def choose(self, coeffs, seed: int) -> np.ndarray:
+        return self.pool.choose(len(coeffs.pose), seed, coeffs.pose, self.identity_tone(coeffs))
+
+    def render(self, coeffs, seed: int = 0, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, object]:
+        """(images (B, 112, 112, 3) uint8, the context rows, the coefficients as drawn)."""
+        rows = self.choose(coeffs, seed) if rows is None else np.asarray(rows)
+        drawn = with_context(coeffs, self.pool, rows)
+        images, _ = render_in_context(self.generator, drawn, self.pool, rows, self.mode, self.reader)
+        return images, rows, drawn
+
+    def context_view(self, row: int, size: int = 112) -> np.ndarray | None:
+        """The context photo `row`, scaled to `size` on its longer side (for display), or None."""
+        from PIL import Image  # noqa: PLC0415
+
+        photo = self.reader(int(row))
+        if photo is None:
+            return None
+        h, w = photo.shape[:2]
+        scale = size / max(h, w)
+        return np.asarray(Image.fromarray(photo).resize((max(1, round(w * scale)), max(1, round(h * scale)))))
+
+
+def image_renderer(generator, context: str = "plain", seed: int = 0):
+    """A function from coefficients to (B, 112, 112, 3) uint8 images: plain renders, or drawn into
+    context photos (`ContextRenderer`, each call's contexts seeded by `seed` and the call's number)."""
+    if context == "plain":
+        return lambda coeffs: generator.render(coeffs).images.cpu().numpy()
+    renderer = ContextRenderer(generator, context)
+    calls = iter(range(1 << 62))
+    return lambda coeffs: renderer.render(coeffs, seed * 100_003 + next(calls))[0]

@@ -45,6 +45,7 @@ from synface.fitting.geometry_fit import GeometryFit, fit_geometry
 from synface.fitting.landmarks import calibrate_landmark_vertices, landmark_basis, photo_landmarks
 from synface.fitting.photos import MIN_PEOPLE, PhotoSet, find_photos
 from synface.fitting.bank import fill_bank, region_eligibility, texel_regions, tones, unwrap_people
+from synface.fitting.contexts import CONTEXT_FILE, context_stage
 from synface.fitting.unwrap import TEXTURE_SIZE, texel_geometry
 
 CHUNK = 128
@@ -298,7 +299,7 @@ def fit_face_model(photo_root: str | Path, name: str, people: int | None = None,
     with hold_name(name, workspace):
         photos = find_photos(photo_root, people=people, folds=folds, max_photos_per_person=max_photos_per_person)
         staging = staging_folder(name, workspace)
-        for leftover in (MODEL_FILE, TEXTURE_FILE, CARD_FILE, SOURCES_FILE, NO_FACE_FILE):  # an earlier attempt's
+        for leftover in (MODEL_FILE, TEXTURE_FILE, CARD_FILE, SOURCES_FILE, NO_FACE_FILE, CONTEXT_FILE):  # an earlier attempt's
             (staging / leftover).unlink(missing_ok=True)
         caches = [staging / "cache"] + ([] if folder.is_symlink() else [folder / "cache"])
         caches[0].mkdir(parents=True, exist_ok=True)
@@ -349,12 +350,13 @@ def _fit_into(folder: Path, caches: list[Path], photos: PhotoSet, photo_root: st
     from synface.data.leakage import SourceIndex  # noqa: PLC0415
 
     strangers = SourceIndex(descriptors, source_person, [], threshold).stranger_distances()
+    contexts = context_stage(gen.model, photos.root, chunks, marks, fits, index_of, geo, caches[0], keys, workers, tick)
     arrays = model_arrays(shape_mean, components, ids, regions.numpy(), skin_tones, eligible, textures,
                           gen.model.alignment_calibration)
     card = {
         "name": name, "kind": "learned", "builtin_version": GENERATOR_MODEL_VERSION,
         "version": model_version(name, arrays),
-        "source": str(Path(photo_root).resolve()), "folds": folds,
+        "source": str(Path(photo_root).resolve()), "photo_root": str(photos.root.resolve()), "folds": folds,
         "people_listed": len(photos.people), "people_without_photos": photos.missing[:50],
         "people_without_photos_count": len(photos.missing), "people_fitted": len(fitted_people), "bank_people": len(bank_people),
         "images_listed": len(photos.files), "images_fitted": int(found.sum()),
@@ -371,11 +373,13 @@ def _fit_into(folder: Path, caches: list[Path], photos: PhotoSet, photo_root: st
         "stranger_nearest_p01": round(float(np.percentile(strangers, 1)), 4),
         "strangers_under_genuine_threshold": round(float((strangers < threshold).mean()), 4),
         "source_people": [photos.people[p] for p in fitted_people],
+        "contexts": int(len(contexts["path"])),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     no_face = [str(path.relative_to(photos.root)) for (_, path), ok in zip(photos.files, found) if not ok]
     with atomic_path(folder / NO_FACE_FILE) as tmp:
         tmp.write_text("".join(line + "\n" for line in no_face))
+    _save_npz(folder / CONTEXT_FILE, **contexts)
     _save_npz(folder / SOURCES_FILE, descriptors=descriptors.astype(np.float32), person=source_person,
               bank_person=np.array([index_of[p] for p in bank_people], np.int64))
     arrays["alignment"] = _framing(folder, arrays, textures, card, framing_renders, tick).array().numpy()
