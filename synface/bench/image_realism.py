@@ -8,10 +8,12 @@ and carry a verifiable identity while looking like a wax mask. The classifier re
 framing, detail and texture (synface/bench/image_features.py), not identity, and its folds keep
 each person on one side (identity-disjoint), so it cannot win by recognising people either.
 
-Two references make the number readable: the same protocol between two identity-disjoint halves of
-the real crops (the floor: what sampling alone gives, about 50 %), and the same classifier on one
-region of the crop at a time (the inner face alone, or everything but it) to say where renders are
-given away.
+References make the number readable: the same protocol between two identity-disjoint halves of
+the real crops (the floor: what sampling alone gives, about 50 %) and between real crops and other
+people's real crops slightly blurred (how keen the classifier's eye for detail is). The same test
+on one region of the crop at a time (the inner face alone, or everything but it) and on one part of
+the description at a time says where and how renders are given away; a Fréchet distance on the
+description keeps moving once every render is told apart.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from synface.bench.crop_regions import MASK_GREY, in_region
+from synface.bench.frechet import frechet_distance
 from synface.data.errors import DataError
 
 #: folds of the cross-validation (every crop is predicted once, by a classifier that never saw its person)
@@ -43,6 +46,9 @@ DEFAULT_CROPS = 1000
 MAX_PER_IDENTITY = 3
 #: two-sided 95 % normal quantile, for the Wilson interval
 Z95 = 1.959964
+#: principal directions of the real crops' standardised description kept for the Fréchet distance: few
+#: enough for a few hundred crops to estimate their covariance, many enough to hold most of its variance
+FRECHET_DIMS = 32
 #: the region the secondary test keeps or removes (synface/bench/crop_regions.py)
 FACE_REGION = "inner-face"
 
@@ -93,15 +99,16 @@ def load_real_crops(root: str | Path, limit: int, seed: int, side: int, folds: i
     root = Path(root)
     if not root.is_dir():
         raise DataError("real crops folder not found", path=root)
-    if limit < 1:
-        raise ValueError(f"--crops must be >= 1, got {limit}")
+    need_crops, need_people = minimum_crops(folds)
+    if limit < need_crops:
+        raise ValueError(f"--crops must be at least {need_crops} (the real-vs-synthetic classifier's "
+                         f"{folds} folds), got {limit}")
     try:
         files, people, known = _candidates(root)
     except DataError:
         files, people, known = [], [], True
     order = np.random.default_rng(seed).permutation(len(files))[:limit]
     chosen = sorted(order.tolist())
-    need_crops, need_people = minimum_crops(folds)
     n_people = len({people[i] for i in chosen}) if known else len(chosen)
     if len(chosen) < need_crops or n_people < need_people:
         raise DataError(f"too few real crops: {len(chosen)} crops of {n_people} people "
@@ -148,7 +155,7 @@ def wilson_interval(correct: int, n: int, z: float = Z95) -> tuple[float, float]
 
 def classifier_test(a: np.ndarray, a_groups: np.ndarray, b: np.ndarray, b_groups: np.ndarray,
                     folds: int = FOLDS, seed: int = 0) -> dict:
-    """Held-out accuracy of a linear classifier telling feature rows `a` from `b` (equal counts),
+    """Held-out accuracy of a ridge classifier telling feature rows `a` from `b` (equal counts),
     with each class's groups kept within one fold. Reports the mean and standard deviation over
     folds, and the Wilson 95 % interval of the pooled held-out predictions (every row predicted
     once; it treats rows as independent, so it is a little narrow when people repeat)."""
@@ -205,6 +212,26 @@ def blurred(images: np.ndarray, sigma: float) -> np.ndarray:
     return np.clip(np.rint(soft), 0, 255).astype(np.uint8)
 
 
+def description_frechet(renders: np.ndarray, reference: np.ndarray, other_real: np.ndarray) -> dict:
+    """Fréchet distance between Gaussians fitted to the description (crop_features rows) of renders
+    and of `reference` real crops, beside the same distance from `other_real` (real crops of other
+    people, as many as the renders used): the floor. Why, beside the classifier: once every render
+    is told apart (100 %), accuracy cannot show renders coming closer; a distance can. Measured on
+    the FRECHET_DIMS principal directions of the reference's standardised description."""
+    mean, scale = reference.mean(0), reference.std(0) + 1e-6
+    centred = (reference - mean) / scale
+    basis = np.linalg.svd(centred - centred.mean(0), full_matrices=False)[2][:FRECHET_DIMS].T
+
+    def project(rows: np.ndarray) -> np.ndarray:
+        return ((rows.astype(np.float64) - mean) / scale) @ basis
+
+    n = len(other_real)
+    ref = project(reference)
+    return {"renders": round(frechet_distance(project(renders[:n]), ref), 3),
+            "real_vs_real": round(frechet_distance(project(other_real), ref), 3),
+            "dims": int(basis.shape[1]), "crops": f"{n} vs {len(reference)}"}
+
+
 def image_realism_report(renders: np.ndarray, real: CropSet, seed: int = 0, folds: int = FOLDS,
                          tick: Tick | None = None) -> dict:
     """Real-vs-synthetic accuracy of `renders` (one person each) against `real` (as many crops),
@@ -223,10 +250,10 @@ def image_realism_report(renders: np.ndarray, real: CropSet, seed: int = 0, fold
     columns = feature_columns(renders.shape[1])
     steps = 2 * len(described) + 2 * len(CONTROL_BLUR_SIGMAS) + len(described) + len(columns) + 1
     progress = iter(range(1, steps + 1))
-    tick("image classifier", 0, steps)
+    tick("image realism", 0, steps)
 
     def step() -> None:
-        tick("image classifier", next(progress), steps)
+        tick("image realism", next(progress), steps)
 
     features: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name, (syn_images, real_images) in described.items():
@@ -249,6 +276,7 @@ def image_realism_report(renders: np.ndarray, real: CropSet, seed: int = 0, fold
     by_feature = {group: test(syn_x[:, cols], render_groups, real_x[:, cols], real.groups)
                   for group, cols in columns.items()}
     floor = test(real_x[first], real.groups[first], real_x[second], real.groups[second])
+    frechet = description_frechet(syn_x, real_x[first], real_x[second])
     controls = {f"{sigma:g} px": test(real_x[first], real.groups[first], x, real.groups[second])
                 for sigma, x in softened_x.items()}
     n_people = len(np.unique(real.groups)) if real.identities_known else "unknown"
@@ -263,5 +291,6 @@ def image_realism_report(renders: np.ndarray, real: CropSet, seed: int = 0, fold
         "real_vs_real": floor,
         "real_vs_real_blurred": controls,
         "synthetic_vs_real_by_region": by_region,
+        "frechet_on_description": frechet,
         "synthetic_vs_real_by_feature": by_feature,
     }

@@ -8,6 +8,7 @@ from typing import Callable
 
 import numpy as np
 
+from synface.bench.frechet import frechet_distance, frechet_parts
 from synface.bench.image_realism import DEFAULT_CROPS, image_realism_report, load_real_crops
 from synface.eval.verification import best_threshold
 from synface.generator import FaceGenerator
@@ -21,24 +22,6 @@ def distance_verification(dist: np.ndarray, issame: np.ndarray) -> tuple[float, 
     (negated: higher = same person)."""
     neg_threshold, accuracy = best_threshold(-dist, issame)
     return -neg_threshold, accuracy
-
-
-def frechet_parts(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """The two terms of the Fréchet distance between Gaussians fitted to two descriptor sets: the
-    squared distance of the means and the covariance term. Why both: a rise in the distance can be
-    a shifted population (the mean) or a differently spread one (the covariance)."""
-    from scipy import linalg  # noqa: PLC0415
-
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    root = linalg.sqrtm(ca @ cb)
-    root = root.real if np.iscomplexobj(root) else root
-    return float(((mu_a - mu_b) ** 2).sum()), float(np.trace(ca + cb - 2 * root))
-
-
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Fréchet distance between Gaussians fitted to two descriptor sets (as FID does for images)."""
-    return sum(frechet_parts(a, b))
 
 
 def frechet_report(renders: np.ndarray, real: np.ndarray, seed: int = 0) -> dict[str, float]:

@@ -123,6 +123,8 @@ def test_report_on_tiny_sets_has_every_reference(tmp_path):
     # the renders differ outside the oval only, and the inner face's grain is alike: the outside gives them away
     regions = report["synthetic_vs_real_by_region"]
     assert regions["outside the inner face"]["accuracy"] >= 0.9
+    frechet = report["frechet_on_description"]
+    assert frechet["renders"] > 2 * frechet["real_vs_real"] > 0 and frechet["crops"] == "20 vs 20"
     assert ticks[0][1] == 0 and ticks[-1][1] == ticks[-1][2]  # progress from empty to full
     assert report["identity_disjoint"] is True and report["folds"] == 5
 
@@ -167,6 +169,7 @@ def test_cli_refuses_bad_real_crops_before_rendering(tmp_path, capsys):
     few = write_crops(tmp_path / "few", made_up_crops(6, 13))
     cli_error(capsys, base + ["--real-crops", few], "too few real crops", str(few))
     cli_error(capsys, base + ["--real-crops", few, "--crops", "0"], "--crops", "positive integer")
+    cli_error(capsys, base + ["--real-crops", few, "--crops", "5"], "--crops must be at least 20")
 
 
 def test_cli_reports_the_image_section_with_real_crops(tmp_path, capsys):
