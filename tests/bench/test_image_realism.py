@@ -123,6 +123,7 @@ def test_report_on_tiny_sets_has_every_reference(tmp_path):
     # the renders differ outside the oval only, and the inner face's grain is alike: the outside gives them away
     regions = report["synthetic_vs_real_by_region"]
     assert regions["outside the inner face"]["accuracy"] >= 0.9
+    assert regions["inner face only"]["accuracy"] < regions["outside the inner face"]["accuracy"] - 0.15
     frechet = report["frechet_on_description"]
     assert frechet["renders"] > 2 * frechet["real_vs_real"] > 0 and frechet["crops"] == "20 vs 20"
     assert ticks[0][1] == 0 and ticks[-1][1] == ticks[-1][2]  # progress from empty to full
