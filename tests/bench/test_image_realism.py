@@ -80,6 +80,19 @@ def test_folds_keep_each_person_whole_and_balance_counts():
     assert len(first) == len(second) and not set(groups[first]) & set(groups[second])
 
 
+def test_jpeg_round_trip_is_a_light_touch():
+    from synface.bench.image_realism import jpeg_round_trip
+
+    ramp = np.linspace(40, 220, SIDE)
+    smooth = np.stack([np.broadcast_to(ramp, (SIDE, SIDE)), np.broadcast_to(ramp[:, None], (SIDE, SIDE)),
+                       np.full((SIDE, SIDE), 128.0)], -1)
+    crops = np.stack([smooth, smooth[::-1]]).astype(np.uint8)
+    stored = jpeg_round_trip(crops)
+    assert stored.shape == crops.shape and stored.dtype == np.uint8
+    change = np.abs(stored.astype(int) - crops.astype(int))
+    assert change.max() > 0 and change.mean() < 2  # encoded and decoded at a high quality, not replaced
+
+
 def test_wilson_interval_is_a_sane_95_percent_interval():
     low, high = wilson_interval(50, 100)
     assert low == pytest.approx(0.4038, abs=1e-3) and high == pytest.approx(0.5962, abs=1e-3)
@@ -101,10 +114,11 @@ def test_features_are_per_crop_and_grouped():
 
 
 def write_crops(root: Path, images: np.ndarray, per_person: int = 2) -> Path:
+    """`root/<person>/<crop>.jpg`, JPEG at quality 95 as `python -m synface align` writes crops."""
     for i, image in enumerate(images):
         folder = root / f"person_{i // per_person:03d}"
         folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image).save(folder / f"{i:04d}.png")
+        Image.fromarray(image).save(folder / f"{i:04d}.jpg", quality=95)
     return root
 
 
@@ -123,7 +137,7 @@ def test_report_on_tiny_sets_has_every_reference(tmp_path):
     # the renders differ outside the oval only, and the inner face's grain is alike: the outside gives them away
     regions = report["synthetic_vs_real_by_region"]
     assert regions["outside the inner face"]["accuracy"] >= 0.9
-    assert regions["inner face only"]["accuracy"] < regions["outside the inner face"]["accuracy"] - 0.15
+    assert regions["inner face only"]["accuracy"] < regions["outside the inner face"]["accuracy"] - 0.1
     frechet = report["frechet_on_description"]
     assert frechet["renders"] > 2 * frechet["real_vs_real"] > 0 and frechet["crops"] == "20 vs 20"
     assert ticks[0][1] == 0 and ticks[-1][1] == ticks[-1][2]  # progress from empty to full
@@ -183,7 +197,7 @@ def test_cli_reports_the_image_section_with_real_crops(tmp_path, capsys):
     assert code == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     section = result["image_realism"]
-    assert section["renders"] == 20 and section["synthetic_vs_real"]["crops"] == "20 + 20"
+    assert section["renders"].startswith("20,") and section["synthetic_vs_real"]["crops"] == "20 + 20"
     assert section["real_crops"].startswith("20 crops of 10 people") and str(real) in section["real_crops"]
     assert section["synthetic_vs_real"]["accuracy"] >= 0.8  # renders against grainy colour blocks
 
