@@ -35,7 +35,7 @@ __all__ = [
 
 BACKBONE_NAMES = ("iresnet18", "iresnet34", "iresnet50", "iresnet100", "mobilefacenet", "compact")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
-AUGMENT_PRESETS = ("standard", "digiface", "none")
+AUGMENT_PRESETS = ("standard", "digiface", "digiface-published", "none")
 SCHEDULES = ("step", "poly")
 HEADS = ("arcface", "cosface")
 DEVICES_HELP = "auto, cpu, cuda or cuda:N"
