@@ -132,8 +132,9 @@ def jpeg(x: torch.Tensor, g: torch.Generator, quality: tuple[int, int] = (30, 90
 # ----------------------------------------------------------------------------- DigiFace-1M, as published
 #
 # DigiFace-1M (Bae et al., WACV 2023) publishes which steps run and how often; where it gives no
-# magnitude, the defaults below are this module's choice, all relative to the image side so they
-# mean the same at 56 and at 112 pixels. Geometric steps resample once with bilinear interpolation
+# magnitude, the defaults below are this module's choice; lengths are relative to the image side so
+# they mean the same at 56 and at 112 pixels (the blur, noise, down-up and JPEG steps reuse the
+# ops above with their defaults). Each geometric step resamples once with bilinear interpolation
 # and fill what comes in from outside the frame by mirroring the image at its border, so no flat
 # band or hard edge marks a warped image.
 
