@@ -7,7 +7,7 @@ import math
 import sys
 from typing import Callable
 
-from synface.cli.common import count, print_json
+from synface.cli.common import count, positive_int, print_json
 
 #: the most identities, pairs, renders or images one benchmark option may ask for (docs/limits.md)
 MAX_BENCH_COUNT = 100_000
