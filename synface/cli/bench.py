@@ -7,7 +7,7 @@ import math
 import sys
 from typing import Callable
 
-from synface.cli.common import count, print_json
+from synface.cli.common import count, positive_int, print_json
 
 #: the most identities, pairs, renders or images one benchmark option may ask for (docs/limits.md)
 MAX_BENCH_COUNT = 100_000
@@ -36,6 +36,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="aligned real pairs (LFW-layout folder or .bin): the same verification protocol on them")
     q.add_argument("--identity-scale", type=float, default=1.0,
                    help="multiply every identity draw (1 = default prior): what more spread alone buys")
+    q.add_argument("--real-crops", metavar="DIR", default=None,
+                   help="aligned real crops (<person>/<crop> or a flat folder): accuracy of a classifier telling "
+                        "them from renders by how they look (50%% = cannot tell)")
+    from synface.bench.image_realism import DEFAULT_CROPS  # light: numpy only until it runs
+
+    q.add_argument("--crops", type=positive_int, default=DEFAULT_CROPS,
+                   help="real crops the classifier uses (a seeded choice, a few per person) and as many renders")
     q.add_argument("--model", default=None, help="face model: builtin (default) or a learned model's name")
     q.add_argument("--workspace", default=None, help="workspace holding the learned model")
     q.add_argument("--variant", default="mosaic", help="learned models: mosaic (default), one_person or whole_face_blend")
@@ -170,7 +177,7 @@ def _realism(args: argparse.Namespace) -> int:
     result = bench_realism(n_detect=args.detect, n_pairs=args.pairs, n_phi_pairs=args.phi_pairs, seed=args.seed,
                            device=args.device, progress=tick, real_pairs=args.real_pairs,
                            identity_scale=args.identity_scale, model=args.model, workspace=args.workspace,
-                           variant=args.variant, context=args.context)
+                           variant=args.variant, context=args.context, real_crops=args.real_crops, n_crops=args.crops)
     for update, close in bars.values():
         close()
     print_json(result)
