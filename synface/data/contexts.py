@@ -99,7 +99,9 @@ class ContextPool:
         if tone is not None:
             gap = np.abs(self.arrays["tone"].astype(np.float64)[near] - tone.detach().double().cpu().numpy()[:, None, :]).sum(2)
             near = np.take_along_axis(near, np.argsort(gap, axis=1, kind="stable")[:, :min(TONE_CANDIDATES, k_pose)], 1)
-        pick = _mix64(np.uint64(int(seed) % (1 << 63)) * np.uint64(0x9E3779B97F4A7C15) ^ keys_np) % np.uint64(near.shape[1])
+        with np.errstate(over="ignore"):  # wrapping 64-bit arithmetic is the hash's point
+            salt = np.uint64(int(seed) % (1 << 63)) * np.uint64(0x9E3779B97F4A7C15)
+        pick = _mix64(salt ^ keys_np) % np.uint64(near.shape[1])
         return near[np.arange(n), pick.astype(np.int64)].astype(np.int64)
 
 

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
-import torch
 
 from synface.base.files import check_free_space, utc_now
 from synface.data.errors import DataError
@@ -26,7 +25,7 @@ from synface.data.synth_config import (  # noqa: F401  (the config half of this 
     ATTRIBUTES, DEFAULT_PHI_GRID, MAX_SEED, Shard, SynthConfig, default_name, identity_seed, stream_seed,
 )
 from synface.data.synth_model import (
-    BUILTIN, CHECK_FILE, PRIVACY_SAMPLE, SourceCheck, generator_for, model_name_of, privacy_summary,
+    BUILTIN, CHECK_FILE, PRIVACY_SAMPLE, SourceCheck, generator_for, privacy_summary,
 )
 from synface.data.synth_context import CONTEXT_CHECK_FILE
 from synface.data.synth_set import SynthSet

@@ -98,9 +98,11 @@ def _chunk_rows(task: tuple[int, str]) -> dict[str, np.ndarray]:
 def context_stage(model, root: Path, chunks: list, marks: list, fits: list, person_of: dict[int, int],
                   geo: TexelGeometry, cache: Path, keys: list[str], workers: int, tick: Progress) -> dict[str, np.ndarray]:
     """The context pool of a fit: per chunk (cached as cache/contexts-<key>.npz, so a killed fit
-    resumes), the rows of its photos with a face, in `workers` processes."""
+    resumes), the rows of its photos with a face. In this process: the fit has used torch by now, and
+    a process forked after torch's OpenMP threads started can hang in its first parallel region
+    (`workers` is kept for the signature; torch's own threads use the cores)."""
     from synface.base.processes import ordered_pool_map  # noqa: PLC0415
-    from synface.fitting.build import _save_npz, read_npz  # noqa: PLC0415
+    from synface.fitting.chunk_cache import read_npz, save_npz  # noqa: PLC0415
 
     total = sum(len(c) for c in chunks)
     paths = [cache / f"contexts-{key}.npz" for key in keys]
@@ -116,8 +118,8 @@ def context_stage(model, root: Path, chunks: list, marks: list, fits: list, pers
     tick("contexts", done, total)
     _STAGE.update(model=model, root=root, chunks=chunks, marks=marks, fits=fits, person_of=person_of, geo=geo)
     try:
-        for i, rows in zip(todo, ordered_pool_map(_chunk_rows, [(i, keys[i]) for i in todo], workers)):
-            _save_npz(paths[i], **rows)
+        for i, rows in zip(todo, ordered_pool_map(_chunk_rows, [(i, keys[i]) for i in todo], 1)):
+            save_npz(paths[i], **rows)
             parts[i] = rows
             done += len(chunks[i])
             tick("contexts", done, total)
