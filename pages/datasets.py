@@ -47,7 +47,7 @@ def init_state() -> None:
     for key, value in {"ds.ids": 100, "ds.samples": 10, "ds.seed": 0, "ds.im": False, "ds.phi_range": (0.0, 1.0),
                        "ds.phi_step": 0.05, "ds.purpose": "train", "ds.format": "jpg", "ds.name": "",
                        "ds.real_path": "", "ds.real_name": "", "ds.real_align": True, "ds.model": "builtin",
-                       "ds.min_dist": 0.0, "ds.background": False}.items():
+                       "ds.background": False}.items():
         common.default(key, value)
     for attr in ATTRIBUTES:
         common.default(f"ds.{attr}", "vary")
@@ -97,10 +97,22 @@ def model_controls() -> None:
     c1, c2 = st.columns([2, 1])
     c1.selectbox("face model", names, key="ds.model", persist_state="session",
                  help="builtin: the procedural head; learned models are fitted from photographs on the Generator page")
-    if st.session_state["ds.model"] != "builtin":
-        c2.number_input("min source distance", 0.0, 2.0, step=0.01, key="ds.min_dist", persist_state="session",
+    model = st.session_state["ds.model"]
+    if model != "builtin":
+        from synface.data.synth_model import privacy_floor
+
+        floor = privacy_floor(model, common.workspace())
+        if st.session_state.get("ds.min_dist_model") != model:  # privacy on by default, for each model chosen
+            st.session_state["ds.min_dist"], st.session_state["ds.min_dist_model"] = floor, model
+        c2.number_input("min source distance", 0.0, 2.0, step=0.001, format="%.3f", key="ds.min_dist",
+                        persist_state="session",
                         help="redraw every identity closer than this (dlib descriptor distance) to a person of the "
-                             "model's source photos; 0 keeps every draw. The card reports the distances either way.")
+                             f"model's source photos. Default {floor:.3f}: the model card's strangers' 1st percentile "
+                             "(only 1% of real strangers come closer to a source person). 0 keeps every draw. The "
+                             "card reports the distances either way.")
+        if float(st.session_state["ds.min_dist"]) < floor:
+            c2.caption(f"Below the default {floor:.3f}: identities may come closer to a real source person "
+                       "than 99% of real strangers do.")
 
 
 def build_section() -> None:
@@ -237,7 +249,7 @@ def browse_section() -> None:
              "expression": c.get("config", {}).get("expression"),
              "illumination": c.get("config", {}).get("illumination"), "seed": c.get("seed"),
              "model": c.get("model") or c.get("config", {}).get("model", "builtin"),
-             "nearest source (median)": (c.get("privacy") or {}).get("nearest_median"),
+             "under pair threshold": _share((c.get("privacy") or {}).get("share_under_threshold")),
              "generator": c.get("generator_version"), "created": c.get("created")} for c in cards]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     names = [c["name"] for c in cards]
@@ -252,6 +264,52 @@ def browse_section() -> None:
         c1.image(grid, caption="first identities, 2 samples each", width="stretch")
     with c2.expander("dataset card (dataset.json)"):
         st.json({k: v for k, v in card.items() if not k.startswith("_")}, expanded=False)
+    if card.get("privacy"):
+        privacy_section(card["privacy"])
+
+
+def _share(value) -> str | None:
+    return None if not isinstance(value, (int, float)) else f"{100 * value:.0f}%"
+
+
+def privacy_section(privacy: dict) -> None:
+    """A learned model's set: how near its people come to the real source people, against the two
+    yardsticks (the genuine-pair threshold, real strangers' 1st percentile), with both distributions."""
+    st.markdown("**How near do this set's people come to the real people the model was learned from?**")
+    threshold, p01 = privacy.get("threshold"), privacy.get("stranger_nearest_p01")
+    floor = privacy.get("min_source_distance") or 0
+    lines = [
+        f"Each identity's nearest source person, by dlib descriptor distance ({privacy.get('identities_checked')} of "
+        f"{privacy.get('identities')} identities checked, {privacy.get('source_people')} source people).",
+        f"- **Pair threshold {threshold}**: two photos closer than this read as one person. "
+        f"{_share(privacy.get('share_under_threshold'))} of the identities lie under it, but so do "
+        f"{_share(privacy.get('strangers_under_threshold'))} of real strangers: with this many source people, almost "
+        "anybody is within the threshold of somebody, so this yardstick alone says little.",
+        f"- **Real strangers' 1st percentile {p01}**: only 1% of real strangers come closer than this to a source "
+        f"person. {_share(privacy.get('share_under_stranger_p01'))} of the identities do.",
+        f"- Minimum source distance of this build: {floor:g}" + (
+            f" ({privacy.get('redrawn', 0)} identities redrawn)." if floor else " (nothing redrawn)."),
+    ]
+    st.markdown("\n".join(lines))
+    hist = privacy.get("histogram")
+    if isinstance(hist, dict) and hist.get("bins"):
+        import plotly.graph_objects as go
+
+        bins = hist["bins"]
+        mids = [round((a + b) / 2, 3) for a, b in zip(bins[:-1], bins[1:])]
+        fig = go.Figure()
+        for name, key in (("this set's identities", "identities"), ("real strangers", "strangers")):
+            counts = hist.get(key) or []
+            total = max(1, sum(counts))
+            fig.add_trace(go.Bar(x=mids, y=[100 * c / total for c in counts], name=name, opacity=0.7))
+        for value, label in ((threshold, "pair threshold"), (p01, "strangers' 1st percentile")):
+            if isinstance(value, (int, float)):
+                fig.add_vline(x=value, line_dash="dash", annotation_text=label)
+        fig.update_layout(barmode="overlay", height=300, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                          xaxis_title="distance to the nearest source person", yaxis_title="% of each group")
+        st.plotly_chart(fig, width="stretch", key="chart.ds.privacy")
+    else:
+        st.caption("This card was written before cards kept the distributions; rebuild the set to see them.")
 
 
 # ----------------------------------------------------------------------------- real sets

@@ -41,7 +41,8 @@ from synface.base.files import read_json, write_json
 from synface.base.names import check_name, child_path
 from synface.base.workspace import workspace_root
 
-__all__ = ["STATES", "JOBS_DIR", "job_file", "job_paths", "list_jobs", "parse_stages", "start", "status", "stop"]
+__all__ = ["STATES", "JOBS_DIR", "JobBusy", "job_file", "job_paths", "list_jobs", "parse_stages", "start", "status", "stop",
+           "wait_ended"]
 
 JOBS_DIR = "jobs"
 #: what `status(...)["state"]` can be
@@ -55,6 +56,11 @@ MAX_ALIVE = 16
 WAITING_LINE = "waiting for a free job slot"
 STARTING_LINE = "got a job slot: starting"
 _HELD_SLOTS: list = []  # the open slot lock of this process, held until it exits
+
+
+class JobBusy(ValueError):
+    """A job of that kind and key still runs (one asked to stop, still exiting): a new one is not
+    started in its place, and the live one is not taken for the new one either."""
 
 
 def max_jobs() -> int:
@@ -118,18 +124,25 @@ def _starting(folder: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _update(meta: Path, **fields: Any) -> None:
+def _update(meta: Path, pid: int | None = None, **fields: Any) -> None:
+    """Merge `fields` into a job's meta file; with `pid`, only while the file is still that
+    process's (a reaper must not stamp its exit code on the job started after it)."""
     with _META_LOCK:
         info = read_json(meta, default=None)
-        if isinstance(info, dict):
+        if isinstance(info, dict) and (pid is None or info.get("pid") in (None, pid)):
             info.update(fields)
             write_json(meta, info)
 
 
 def start(kind: str, key: str, argv: Sequence[str], workspace: str | Path | None = None, log: str | Path | None = None,
-          stop_file: str | Path | None = None, info: dict[str, Any] | None = None, slot: bool = True) -> dict[str, Any]:
+          stop_file: str | Path | None = None, info: dict[str, Any] | None = None, slot: bool = True,
+          wait_s: float | None = None) -> dict[str, Any]:
     """Start `argv` detached as job `kind`/`key` and return its status; a live job of that kind and
-    key is returned instead of starting a second one.
+    key is returned instead of starting a second one (`wait_s` None).
+
+    `wait_s`: a new job is wanted, never the live one (a resume must not take a stopping job's
+    process for its own): a live job of that key is waited for up to `wait_s` seconds, then JobBusy
+    naming its pid when it still runs.
 
     `log`: where its output goes (appended; only what this job writes is read back), default a fresh
     `<key>.log` beside the meta file. `stop_file`: a file the command watches to stop itself cleanly
@@ -138,9 +151,14 @@ def start(kind: str, key: str, argv: Sequence[str], workspace: str | Path | None
     command takes it at start); False for work that is scheduled elsewhere (the run queue).
     ValueError when MAX_ALIVE jobs are running or waiting already."""
     default_log, meta = job_paths(kind, key, workspace)
+    if wait_s is not None:
+        wait_ended(kind, key, workspace, wait_s)
     with _starting(meta.parent):
         current = status(kind, key, workspace)
         if current["alive"]:
+            if wait_s is not None:
+                raise JobBusy(f"{kind} job {key} is still running (process {current['pid']}, still alive after "
+                              f"{wait_s:g} s); try again once it has exited")
             return current
         alive = sum(1 for job in list_jobs(workspace=workspace) if job["alive"])
         if alive >= MAX_ALIVE:
@@ -163,12 +181,15 @@ def _spawn(kind: str, key: str, argv: Sequence[str], meta: Path, log: Path | Non
               "started": time.time(), "pid": None, "stop_requested": None, "exit_code": None, "ended": None}
     write_json(meta, record)
 
+    spawned: list[int] = []
+
     def reaped(code: int) -> None:
         with contextlib.suppress(OSError):
-            _update(meta, exit_code=code, ended=time.time())
+            _update(meta, spawned[0] if spawned else None, exit_code=code, ended=time.time())
 
     try:
         proc = processes.spawn_detached(record["argv"], log_path, on_exit=reaped, env=env)
+        spawned.append(proc.pid)
     except BaseException:
         meta.unlink(missing_ok=True)  # nothing started: no job to follow
         raise
@@ -270,6 +291,18 @@ def stop(kind: str, key: str, workspace: str | Path | None = None) -> dict[str, 
             else:
                 os.kill(pid, signal.SIGTERM)
     return status(kind, key, workspace)
+
+
+def wait_ended(kind: str, key: str, workspace: str | Path | None = None, timeout_s: float = 30.0,
+               poll_s: float = 0.1) -> dict[str, Any]:
+    """Wait (at most `timeout_s`) until job `kind`/`key` no longer runs; returns its status then
+    (`alive` still True when it outlived the wait)."""
+    deadline = time.monotonic() + max(0.0, timeout_s)
+    current = status(kind, key, workspace)
+    while current["alive"] and time.monotonic() < deadline:
+        time.sleep(poll_s)
+        current = status(kind, key, workspace)
+    return current
 
 
 def list_jobs(kind: str | None = None, workspace: str | Path | None = None) -> list[dict[str, Any]]:

@@ -85,9 +85,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="builtin",
                    help="face model: 'builtin' (the procedural head) or a learned model of the workspace "
                         "(`python -m synface face-model list`)")
-    p.add_argument("--min-source-distance", type=float, default=0.0, metavar="D",
+    p.add_argument("--min-source-distance", type=float, default=None, metavar="D",
                    help="learned models only: redraw every identity closer than D (dlib descriptor distance) to a "
-                        "person of the model's source photos (0: keep every draw; the card reports the distances)")
+                        "person of the model's source photos. Default: the model card's stranger_nearest_p01 "
+                        "(closer than only 1%% of real strangers come); 0 keeps every draw. The card reports the "
+                        "distances either way")
     p.add_argument("--format", choices=("jpg", "png"), default="jpg")
     p.add_argument("--name", default=None, help="dataset name: one folder name of letters, digits, '.', '_', '-' "
                                                "(default: paper style, e.g. Syn_1K_50_IM)")
@@ -159,8 +161,18 @@ def _config_options(args: argparse.Namespace):
         pose_scale=args.pose_scale, expression_scale=args.expression_scale,
         illumination_scale=args.illumination_scale,
         purpose="benchmark" if args.benchmark else "train", image_format=args.format, name=args.name or "",
-        model=args.model, min_source_distance=args.min_source_distance,
+        model=args.model, min_source_distance=_min_source_distance(args),
     )
+
+
+def _min_source_distance(args: argparse.Namespace) -> float:
+    """--min-source-distance, else (a learned model) its card's strangers' 1st percentile: privacy on
+    by default. A value for the built-in head is kept, so SynthConfig refuses it by name."""
+    if args.min_source_distance is not None:
+        return args.min_source_distance
+    from synface.data.synth_model import privacy_floor
+
+    return privacy_floor(args.model, args.root)
 
 
 def _generate(args: argparse.Namespace) -> int:

@@ -79,6 +79,11 @@ class Scale:
     train_people_folds: int = 3              # people.txt folds 1..N train, the remaining pairs folds test
     max_test_pairs_per_fold: int | None = None
 
+    @property
+    def smoke(self) -> bool:
+        """A smoke test (a few test pairs): its runs hide from run lists and keep one checkpoint."""
+        return self.max_test_pairs_per_fold is not None
+
 
 SCALES: dict[str, Scale] = {
     # Sized so each table finishes within ~90 min on the shared 2-core CPU (estimates in the plan).
@@ -114,7 +119,7 @@ def scale_label(scale: str, lfw: str | Path | None = None) -> str:
     """A scale's name as a picker shows it: tiny says it is a smoke test, with its number of test
     pairs when the LFW copy is known (8 for a 5-fold copy)."""
     sc = SCALES[scale]
-    if sc.max_test_pairs_per_fold is None:
+    if not sc.smoke:
         return scale
     if lfw is not None:
         try:

@@ -244,7 +244,11 @@ def test_train_page_offers_every_registered_set_and_refuses_an_unapproved_overla
 
     at.checkbox(key="tr.allow_overlap").check().run()
     at.button(key="btn.tr.launch").click().run()
-    assert not at.exception and not at.error
+    assert at.error and "fewer than one batch of 128" in at.error[0].value  # 12 images: refused before a folder
+    assert [p.name for p in (home / "runs").iterdir()] == ["20240101-000000-busy"]
+    at.number_input(key="tr.batch").set_value(8).run()
+    at.button(key="btn.tr.launch").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
     assert any("queued" in s.value for s in at.success)
     (run,) = [p for p in (home / "runs").iterdir() if p.is_dir() and p.name != "20240101-000000-busy"]
     check = json.loads((run / "identity_check.json").read_text())
