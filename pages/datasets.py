@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from ui import common
+from ui import common, privacy
 from synface.base.names import child_path
 from synface.data import jobs as data_jobs
 from synface.data.errors import DataError
@@ -229,7 +229,7 @@ def sample_grid(folder: Path, ids: int = 6, per_id: int = 2) -> np.ndarray | Non
 
     images = []
     for ident in sorted(p for p in folder.iterdir() if p.is_dir())[:ids]:
-        files = sorted(f for f in ident.iterdir() if f.suffix in (".jpg", ".png"))[:per_id]
+        files = sorted(f for f in ident.iterdir() if f.suffix.lower() in (".jpg", ".jpeg", ".png"))[:per_id]
         images.extend(np.asarray(Image.open(f).convert("RGB").resize((112, 112))) for f in files)
     return common.tile(np.stack(images), cols=min(len(images), 3 * per_id)) if images else None
 
@@ -249,7 +249,7 @@ def browse_section() -> None:
              "expression": c.get("config", {}).get("expression"),
              "illumination": c.get("config", {}).get("illumination"), "seed": c.get("seed"),
              "model": c.get("model") or c.get("config", {}).get("model", "builtin"),
-             "under pair threshold": _share((c.get("privacy") or {}).get("share_under_threshold")),
+             "under pair threshold": privacy.share((c.get("privacy") or {}).get("share_under_threshold")),
              "generator": c.get("generator_version"), "created": c.get("created")} for c in cards]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     names = [c["name"] for c in cards]
@@ -265,51 +265,7 @@ def browse_section() -> None:
     with c2.expander("dataset card (dataset.json)"):
         st.json({k: v for k, v in card.items() if not k.startswith("_")}, expanded=False)
     if card.get("privacy"):
-        privacy_section(card["privacy"])
-
-
-def _share(value) -> str | None:
-    return None if not isinstance(value, (int, float)) else f"{100 * value:.0f}%"
-
-
-def privacy_section(privacy: dict) -> None:
-    """A learned model's set: how near its people come to the real source people, against the two
-    yardsticks (the genuine-pair threshold, real strangers' 1st percentile), with both distributions."""
-    st.markdown("**How near do this set's people come to the real people the model was learned from?**")
-    threshold, p01 = privacy.get("threshold"), privacy.get("stranger_nearest_p01")
-    floor = privacy.get("min_source_distance") or 0
-    lines = [
-        f"Each identity's nearest source person, by dlib descriptor distance ({privacy.get('identities_checked')} of "
-        f"{privacy.get('identities')} identities checked, {privacy.get('source_people')} source people).",
-        f"- **Pair threshold {threshold}**: two photos closer than this read as one person. "
-        f"{_share(privacy.get('share_under_threshold'))} of the identities lie under it, but so do "
-        f"{_share(privacy.get('strangers_under_threshold'))} of real strangers: with this many source people, almost "
-        "anybody is within the threshold of somebody, so this yardstick alone says little.",
-        f"- **Real strangers' 1st percentile {p01}**: only 1% of real strangers come closer than this to a source "
-        f"person. {_share(privacy.get('share_under_stranger_p01'))} of the identities do.",
-        f"- Minimum source distance of this build: {floor:g}" + (
-            f" ({privacy.get('redrawn', 0)} identities redrawn)." if floor else " (nothing redrawn)."),
-    ]
-    st.markdown("\n".join(lines))
-    hist = privacy.get("histogram")
-    if isinstance(hist, dict) and hist.get("bins"):
-        import plotly.graph_objects as go
-
-        bins = hist["bins"]
-        mids = [round((a + b) / 2, 3) for a, b in zip(bins[:-1], bins[1:])]
-        fig = go.Figure()
-        for name, key in (("this set's identities", "identities"), ("real strangers", "strangers")):
-            counts = hist.get(key) or []
-            total = max(1, sum(counts))
-            fig.add_trace(go.Bar(x=mids, y=[100 * c / total for c in counts], name=name, opacity=0.7))
-        for value, label in ((threshold, "pair threshold"), (p01, "strangers' 1st percentile")):
-            if isinstance(value, (int, float)):
-                fig.add_vline(x=value, line_dash="dash", annotation_text=label)
-        fig.update_layout(barmode="overlay", height=300, margin={"l": 10, "r": 10, "t": 30, "b": 10},
-                          xaxis_title="distance to the nearest source person", yaxis_title="% of each group")
-        st.plotly_chart(fig, width="stretch", key="chart.ds.privacy")
-    else:
-        st.caption("This card was written before cards kept the distributions; rebuild the set to see them.")
+        privacy.privacy_section(card["privacy"])
 
 
 # ----------------------------------------------------------------------------- real sets
@@ -384,8 +340,47 @@ def real_section() -> None:
                                     "all" if s.test_folds is None else _folds(s.test_folds),
                                     "verification set": s.can_verify, "aligned copy": s.aligned or "-",
                                     "source": s.source} for s in sets]), hide_index=True, width="stretch")
+        browse_real(sets)
     else:
         st.info("No real sets registered yet.")
+
+
+def browse_real(sets: list) -> None:
+    """A few faces of a registered real set: its first identities (folders) or first pairs (.bin)."""
+    names = [s.name for s in sets]
+    if st.session_state.get("ds.real_browse") not in names:
+        st.session_state["ds.real_browse"] = names[0]
+    choice = st.selectbox("inspect a real set", names, key="ds.real_browse", persist_state="session")
+    entry = sets[names.index(choice)]
+    try:
+        grid, caption = real_samples(entry)
+    except (DataError, OSError, ValueError) as exc:
+        st.warning(f"Cannot show {choice}: {exc}")
+        return
+    if grid is None:
+        st.caption(f"{choice}: no images to show ({entry.format}).")
+    else:
+        st.image(grid, caption=caption, width="stretch")
+
+
+def real_samples(entry) -> tuple[np.ndarray | None, str]:
+    """(grid, caption) of a real set's first faces: 6 identities x 2 images, or 6 pairs of a .bin."""
+    from synface.data.eval_sets import load_pairs
+
+    if entry.format == "bin":
+        pairs = load_pairs(entry.source)
+        shown = min(6, len(pairs))
+        images = [np.asarray(pairs.load_image(i, side).convert("RGB").resize((112, 112)))
+                  for i in range(shown) for side in (0, 1)]
+        same = ", ".join("same" if pairs.issame[i] else "different" for i in range(shown))
+        return (common.tile(np.stack(images), cols=4) if images else None), f"first {shown} pairs: {same}"
+    folder = entry.aligned or entry.train_root
+    if folder is None and entry.format == "lfw":
+        folder = str(Path(entry.source) / "images") if (Path(entry.source) / "images").is_dir() else entry.source
+    if folder is None or not Path(folder).is_dir():
+        return None, ""
+    what = "aligned copy" if entry.aligned else "training people" if entry.train_root else "images"
+    return sample_grid(Path(folder)), f"first identities of the {what}, 2 images each"
 
 
 def registration(path: str) -> None:

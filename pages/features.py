@@ -118,15 +118,16 @@ def _figure(df: pd.DataFrame, coords: np.ndarray, colour: str):
     rows = df["row"].to_numpy()
 
     def add(idx, name: str, marker: dict) -> None:
-        marker = {"size": 4, "symbol": symbols[idx], **marker}
+        marker = {"size": _marker_size(len(idx)), "symbol": symbols[idx], **marker}
         args = {"x": coords[idx, 0], "y": coords[idx, 1], "mode": "markers", "name": name, "marker": marker,
                 "customdata": rows[idx], "text": hover[idx], "hoverinfo": "text"}
         fig.add_trace(go.Scatter3d(z=coords[idx, 2], **args) if three_d else go.Scattergl(**args))
 
     if colour == "dataset":
         hues = _dataset_colours(df)
-        for (name, domain), idx in df.groupby(["dataset", "domain"], sort=False).indices.items():
-            add(idx, f"{name} ({domain})", {"color": hues[name]})
+        groups = df.groupby(["dataset", "domain"], sort=False).indices.items()
+        for (name, domain), idx in sorted(groups, key=lambda g: -len(g[1])):  # small sets drawn last, on top
+            add(idx, f"{name} ({domain}, {len(idx)})", {"color": hues[name]})
     elif colour == "identity" or df[colour].dtype == object:
         groups = df.groupby(colour, sort=True).indices
         if len(groups) > 40:  # too many legend entries: colour by code, no legend
@@ -151,6 +152,11 @@ def _figure(df: pd.DataFrame, coords: np.ndarray, colour: str):
     return fig
 
 
+def _marker_size(points: int) -> int:
+    """Bigger markers for smaller groups: six points of a small folder must stand out among thousands."""
+    return 4 if points > 500 else 7 if points > 50 else 11
+
+
 def _selected_rows(event, fig) -> list[int]:
     rows: list[int] = []
     points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else \
@@ -167,11 +173,22 @@ def _selected_rows(event, fig) -> list[int]:
     return rows
 
 
+GALLERY = 32
+
+
 def _gallery(df: pd.DataFrame, rows: list[int]) -> None:
     from synface.analysis.features import load_image_112
 
-    st.markdown(f"**{len(rows)} selected** (showing up to 32)")
-    shown = df.iloc[rows[:32]]
+    from synface.analysis.features import gallery_order
+
+    ordered = gallery_order(df["dataset"].to_numpy(), rows)
+    pages = max(1, -(-len(ordered) // GALLERY))
+    c1, c2 = st.columns([3, 1])
+    c1.markdown(f"**{len(rows)} selected**, {GALLERY} per page, taking turns by dataset")
+    if int(st.session_state.get("feat.gallery_page", 1)) > pages:  # a smaller selection than the last one
+        st.session_state["feat.gallery_page"] = 1
+    page = int(c2.number_input(f"page (of {pages})", 1, pages, key="feat.gallery_page")) if pages > 1 else 1
+    shown = df.iloc[ordered[(page - 1) * GALLERY: page * GALLERY]]
     images = []
     for path in shown["path"]:
         try:

@@ -25,6 +25,8 @@ LIVE_SIZE = 336
 #: slider ranges wider than the prior's, so exaggerated values are possible and visibly clamped
 POSE_RANGES = {"yaw": (-120, 120), "pitch": (-90, 90), "roll": (-90, 90)}
 EXPR_MARGIN = 0.5
+ROLL_NOTE = ("Roll leaves the image unchanged: every face is aligned to the ArcFace template as real photos are, "
+             "which turns the eyes level again. The 3-D view shows the roll.")
 ATTRIBUTE_GROUPS = ["Pose", "Expression", "Illumination"]
 NEUTRAL = FaceControls()
 # friendly light defaults = the generator's neutral light (frontal, slightly from above)
@@ -183,7 +185,10 @@ def attribute_controls() -> None:
                                  label_visibility="collapsed") or ATTRIBUTE_GROUPS[0]
     if group == "Pose":
         for axis, (lo, hi) in POSE_RANGES.items():
-            st.slider(f"{axis} (degrees)", lo, hi, step=1, key=f"gen.{axis}", persist_state="session")
+            st.slider(f"{axis} (degrees)", lo, hi, step=1, key=f"gen.{axis}", persist_state="session",
+                      help=ROLL_NOTE if axis == "roll" else None)
+        if st.session_state.get("gen.roll"):
+            st.caption(ROLL_NOTE)
     elif group == "Expression":
         for info in expr_infos():
             st.slider(info.name.replace("_", " "), float(info.low - EXPR_MARGIN), float(info.high + EXPR_MARGIN),

@@ -168,9 +168,10 @@ def fit_estimate(folder: str, people: int, folds: list[int]) -> None:
                    "is no measured rate to estimate from; each stage shows its progress while it runs.")
         return
     seconds, rates = found
-    st.caption(f"{n_people:,} people, {n_photos:,} photos: about {seconds / 60:.0f} min "
-               f"({sum(rates.per_photo.values()):.2f} s per photo and {rates.framing_s:.0f} s of framing, as "
-               f"fit '{rates.name}' of {rates.photos:,} photos measured here; a loaded machine takes longer).")
+    st.caption(f"{n_people:,} people, {n_photos:,} photos: about {max(1, round(seconds / 60))} min "
+               f"({sum(rates.per_photo.values()):.2f} s per photo plus {rates.fixed_s:.0f} s that do not grow with "
+               f"the photos, as fit '{rates.name}' of {rates.photos:,} photos measured here; a busier machine "
+               "takes longer).")
 
 
 def fit_expander() -> None:

@@ -121,15 +121,16 @@ def stage_times(text: str) -> dict[str, tuple[int, float]]:
 @dataclass(frozen=True)
 class FitRates:
     """What one finished fit measured: seconds per listed photo of each stage that scales with the
-    photos, and the framing stage's seconds (a fixed number of renders)."""
+    photos, and the seconds that do not (start-up, the once-per-model landmark calibration, the
+    framing stage's fixed number of renders, saving): its wall time less the scaling stages."""
 
     name: str
     photos: int
     per_photo: dict[str, float]
-    framing_s: float
+    fixed_s: float
 
     def seconds(self, photos: int) -> float:
-        return photos * sum(self.per_photo.values()) + self.framing_s
+        return photos * sum(self.per_photo.values()) + self.fixed_s
 
 
 def measured_rates(workspace: str | Path | None = None) -> FitRates | None:
@@ -147,7 +148,13 @@ def measured_rates(workspace: str | Path | None = None) -> FitRates | None:
         if photos <= 0 or any(stage not in times for stage in STAGES):
             continue
         per_photo = {stage: times[stage][1] / photos for stage in STAGES if stage != "framing"}
-        return FitRates(job["key"], photos, per_photo, times["framing"][1])
+        scaled = sum(times[stage][1] for stage in per_photo)
+        try:  # the job's end as its reaper saw it, else its log's last write (the card line)
+            ended = float(job.get("ended") or Path(job["log"]).stat().st_mtime)
+            wall = ended - float(job["started"])
+        except (OSError, TypeError, ValueError):
+            wall = 0.0
+        return FitRates(job["key"], photos, per_photo, max(times["framing"][1], wall - scaled))
     return None
 
 

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from tests.support import REPO  # noqa: E402
+from tests.support import LFW_ROOT, REPO, requires_lfw  # noqa: E402
 
 TIMEOUT = 120  # the first render may compile numba kernels
 
@@ -334,8 +334,9 @@ def test_features_plot_keeps_domains_apart_and_real_faces_under_phi(home):
     no_errors(at)
     traces = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
     by_name = {t["name"]: t for t in traces}
-    assert set(by_name) == {"Syn_A (synthetic)", "lfw (real)"}
-    syn, real = by_name["Syn_A (synthetic)"]["marker"], by_name["lfw (real)"]["marker"]
+    assert set(by_name) == {"Syn_A (synthetic, 3)", "lfw (real, 2)"}  # each set's size in the legend
+    syn, real = by_name["Syn_A (synthetic, 3)"]["marker"], by_name["lfw (real, 2)"]["marker"]
+    assert syn["size"] == real["size"] == 11  # a handful of points stands out
     assert syn["color"].startswith("#08") and real["color"].startswith("#a6")  # a blue and an orange
     assert set(np.atleast_1d(real["symbol"])) == {"diamond"} and set(np.atleast_1d(syn["symbol"])) == {"circle"}
 
@@ -346,3 +347,31 @@ def test_features_plot_keeps_domains_apart_and_real_faces_under_phi(home):
     assert set(by_name) == {"phi", "real (no phi)"}
     assert _points(by_name["phi"]["x"]) == 3 and _points(by_name["real (no phi)"]["x"]) == 2  # every real face shown
     assert by_name["real (no phi)"]["marker"]["color"] == "#9e9e9e"
+
+
+@requires_lfw
+def test_an_impossible_real_subset_is_refused_before_a_run_folder_exists(home):
+    """R_ID 200 x k 5 of LFW folds 1-3: fewer people have five photos; Launch names both numbers
+    and how many qualify, as an error, and makes no run folder."""
+    from synface.data.imagefolder import ImageFolderIndex
+    from synface.data.realsets import get_real_set, register_real_set
+    from synface.data.synthetic import SynthConfig, build_dataset
+
+    build_dataset(SynthConfig(ids=4, samples=2, name="Syn_small"), home / "datasets" / "Syn_small")
+    register_real_set(LFW_ROOT, "lfw", align=False, root=home, train_folds=[0, 1, 2])
+    index = ImageFolderIndex(get_real_set("lfw", home).train_root)
+    qualify = sum(len(files) >= 5 for files in index.images.values())
+    assert qualify < 200
+    at = page("train").run()
+    no_errors(at)
+    at.selectbox(key="tr.data").set_value("Syn_small").run()
+    at.selectbox(key="tr.real").set_value("lfw").run()
+    at.number_input(key="tr.real_ids").set_value(200).run()
+    at.number_input(key="tr.real_k").set_value(5).run()
+    at.selectbox(key="tr.eval").set_value("(none)").run()
+    at.button(key="btn.tr.launch").click().run()
+    assert not at.exception and at.error
+    message = at.error[0].value
+    assert message.startswith("Cannot launch:") and "Real_200_5 needs 200 identities with >= 5 images" in message
+    assert f"only {qualify} of {index.num_identities}" in message
+    assert not (home / "runs").exists() or not [p for p in (home / "runs").iterdir() if p.is_dir()]
