@@ -16,8 +16,9 @@ import streamlit as st
 import torch
 
 from ui import common, face_models
+from ui.live_face import build_coeffs, identity_coeffs, live_image, model_of
 from synface.face.coeffs import FaceCoeffs
-from synface.face.controls import FaceControls, hex_to_rgb, picked_identity, rgb_to_hex
+from synface.face.controls import FaceControls, hex_to_rgb, rgb_to_hex
 from synface.generator import FaceGenerator
 
 PHI_STRIP = tuple(round(0.1 * i, 1) for i in range(11))
@@ -107,39 +108,11 @@ def current_controls() -> FaceControls:
         intensity=float(s["gen.intensity"]), ambient=float(s["gen.ambient"]), colour=hex_to_rgb(s["gen.colour"]))
 
 
-def model_of(key: str) -> str:
-    return key.split("|", 1)[0]
-
-
-def identity_coeffs(gen, ident: tuple) -> FaceCoeffs:
-    """One identity: ("seed", seed) is the seed's draw; a learned model's editor identity
-    ("learned", seed, shape, picks) replaces the draw's identity with the editor's."""
-    coeffs = gen.sample(1, ident[1])
-    if ident[0] == "learned":
-        shape, albedo = picked_identity(gen.model, ident[2], ident[3])
-        coeffs = coeffs.replace(shape=shape, albedo=albedo)
-    return coeffs
-
-
-def build_coeffs(key: str, ident_a: tuple, ident_b: tuple, phi: float,
-                 controls: FaceControls) -> tuple[FaceCoeffs, list[str]]:
-    """The live face (`FaceGenerator.compose`): clamped, with a note per clamped field."""
-    gen = common.get_generator(model_of(key))
-    return gen.compose(identity_coeffs(gen, ident_a), identity_coeffs(gen, ident_b), phi, controls)
-
-
-@st.cache_data(max_entries=256, show_spinner=False)
-def live_image(key: str, ident_a: tuple, ident_b: tuple, phi: float,
-               controls: FaceControls) -> tuple[np.ndarray, list[str]]:
-    coeffs, notes = build_coeffs(key, ident_a, ident_b, phi, controls)
-    return common.render(coeffs, model_of(key))[0], notes
-
-
 @st.cache_data(max_entries=64, show_spinner=False)
 def phi_strip(key: str, ident_a: tuple, ident_b: tuple) -> np.ndarray:
     """Figure 2: the mixed identity for phi = 0, 0.1, ..., 1 (frontal, neutral)."""
     gen = common.get_generator(model_of(key))
-    a, b = identity_coeffs(gen, ident_a), identity_coeffs(gen, ident_b)
+    a, b = identity_coeffs(key, ident_a), identity_coeffs(key, ident_b)
     mixed = gen.neutral(FaceGenerator.mix(a, b, torch.tensor(PHI_STRIP)))
     return common.tile(common.render(mixed, model_of(key)), cols=len(PHI_STRIP))
 
@@ -148,7 +121,7 @@ def phi_strip(key: str, ident_a: tuple, ident_b: tuple) -> np.ndarray:
 def attribute_grid(key: str, ident_a: tuple, ident_b: tuple, phi: float, grid_seed: int) -> np.ndarray:
     """The current identity with 12 attribute draws from the prior (2 x 6)."""
     gen = common.get_generator(model_of(key))
-    a, b = identity_coeffs(gen, ident_a), identity_coeffs(gen, ident_b)
+    a, b = identity_coeffs(key, ident_a), identity_coeffs(key, ident_b)
     mixed = FaceGenerator.mix(a, b, phi)
     attrs = gen.sample_attributes(12, grid_seed)
     coeffs = FaceCoeffs(shape=mixed.shape.expand(12, -1), albedo=mixed.albedo.expand(12, -1), **attrs)
