@@ -293,7 +293,8 @@ def check_model_sources(model: str, card: dict, lfw: Path, scale: Scale) -> None
         raise ValueError(f"face model {model!r} was learned from {len(shared)} people of the evaluation pairs "
                          f"(pairs folds {scale.train_people_folds + 1}+ of {lfw}): {', '.join(shared[:10])}{more}; "
                          f"fit it on the training people only (face-model fit --folds "
-                         f"{','.join(str(f + 1) for f in range(scale.train_people_folds))}) or on other photos")
+                         f"{','.join(str(f + 1) for f in range(scale.train_people_folds))}, or those LFW folds in the "
+                         f"app's fit form) or on other photos")
 
 
 def _lfw_sizes(lfw: Path, scale: Scale) -> tuple[int, int, int]:
