@@ -12,7 +12,11 @@ own account of where it is. No Streamlit here.
 
 Before a run folder is made, `launch_check` makes sure every evaluation set can be scored and that
 no evaluation set tests people the run trains on (unless the config accepts it); the run keeps
-what was checked in `identity_check.json`.
+what was checked in `identity_check.json`. (`synface.train.launch_checks.preflight` adds the checks
+that need the training layer; its callers pass its report to `launch`.)
+
+A stopped run's trainer writes 'stopped' seconds before its process exits: `run_state` says
+'stopping' until it has, and `resume_run` waits for it instead of taking its pid for the new one.
 """
 
 from __future__ import annotations
