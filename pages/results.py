@@ -211,7 +211,7 @@ def runs_section() -> list:
                            help="runs of `reproduce --scale tiny` (a few steps, a few test pairs): hidden by default; "
                                 "the paper tables at scale tiny read them either way")
     views = load_runs(root, include_archived=show_archived)
-    frame = results_frame(views=[v for v in views if show_smoke or not v.summary.smoke])
+    frame = results_frame(views=views, include_smoke=show_smoke)
     if frame.empty:
         st.info("No runs yet: start one on the Train page or with `python -m synface train`.")
         return views

@@ -219,6 +219,22 @@ def test_datasets_page_asks_lfw_training_folds_and_names_a_bad_bin(home, tmp_pat
     assert entry.train_folds == [0] and entry.test_folds == [1, 2]
     table = at.dataframe[-1].value
     assert list(table["training folds"]) == ["1"] and list(table["test folds"]) == ["2, 3"]
+    # a registered set can be browsed: its training people's first faces
+    assert at.selectbox(key="ds.real_browse").value == "lfw"
+    shown = [i for i in (at.get("image") or at.get("imgs")) if "first identities of the training people" in str(i.proto)]
+    assert shown
+
+
+def test_a_registered_bin_can_be_browsed_pair_by_pair(home, tmp_path):
+    from synface.data.realsets import register_real_set
+    from tests.data.identity_sets import make_bin
+
+    register_real_set(make_bin(tmp_path / "cfp_fp.bin"), None, root=home)
+    at = page("datasets").run()
+    no_errors(at)
+    assert at.selectbox(key="ds.real_browse").value == "cfp_fp"
+    captions = [str(i.proto) for i in (at.get("image") or at.get("imgs"))]
+    assert any("first 6 pairs: same, different" in c for c in captions), captions
 
 
 def test_train_page_offers_every_registered_set_and_refuses_an_unapproved_overlap(home, tmp_path, monkeypatch):
