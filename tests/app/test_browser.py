@@ -294,14 +294,13 @@ def test_stop_then_resume_at_once_continues_the_run(server):
             # running, with a few steps done: Stop
             assert _eventually(lambda: run.raw_status().get("status") == "running" and run.raw_status().get("step", 0) >= 2,
                                timeout_s=150), run.raw_status()
-            page.get_by_role("button", name="Stop", exact=True).click()
+            page.locator('[data-testid="stButton"] button').filter(has_text="Stop").first.click()  # not the header's Stop
             page.wait_for_function("() => /status (stopping\\.\\.\\.|stopped)/.test(document.body.innerText)")
             saw_stopping = "status stopping..." in _run_text(page)
             # Resume as fast as the page allows: the moment its button is enabled
-            resume = page.get_by_role("button", name="Resume", exact=True)
+            # (while the fragment reruns, Streamlit may briefly show its previous buttons too)
+            resume = page.locator('[data-testid="stButton"] button:not([disabled])').filter(has_text="Resume").first
             resume.wait_for()
-            page.wait_for_function(
-                "() => [...document.querySelectorAll('button')].some(b => b.innerText.trim() === 'Resume' && !b.disabled)")
             stopped_at = run.raw_status().get("step")
             resume.click()
             page.wait_for_function("() => /status (starting|running|finished)/.test(document.body.innerText)")
