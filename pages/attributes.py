@@ -9,19 +9,6 @@ import streamlit as st
 from ui import common
 
 
-def _chart(df):
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for series in ("no IM", "IM"):
-        if f"{series} acc" in df:
-            fig.add_trace(go.Bar(name=series, x=df["varied"], y=df[f"{series} acc"],
-                                 error_y={"type": "data", "array": df[f"{series} std"]}))
-    fig.update_layout(barmode="group", yaxis_title="LFW accuracy (%)", xaxis_title="factor(s) re-drawn per image",
-                      height=450, margin={"t": 30})
-    return fig
-
-
 @st.fragment(run_every=5)
 def _job(scale: str, model: str) -> None:
     from synface.studies.jobs import reproduce_status
@@ -40,6 +27,7 @@ def _job(scale: str, model: str) -> None:
 
 def main() -> None:
     from synface.analysis.tables import figure4
+    from synface.api import attribute_figure
     from synface.studies.jobs import launch_reproduce
     from synface.studies.plan import SCALES, make_plan, scale_label
 
@@ -54,7 +42,7 @@ def main() -> None:
     if df.empty:
         st.info("No Figure 4 runs finished at this scale yet.")
     else:
-        st.plotly_chart(_chart(df))
+        st.plotly_chart(attribute_figure(df))
         st.dataframe(df, hide_index=True)
         common.verdicts("figure4", scale, model)
     if not lfw or not Path(lfw).is_dir():

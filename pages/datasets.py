@@ -13,6 +13,7 @@ and their cards report how near the identities come.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -225,12 +226,13 @@ def built_sets() -> tuple[list[dict], list[Path]]:
 
 def sample_grid(folder: Path, ids: int = 6, per_id: int = 2) -> np.ndarray | None:
     """Images of the first identities of a built set, 3 identities per row."""
-    from PIL import Image
+    from synface.data.imageio import read_rgb
 
     images = []
     for ident in sorted(p for p in folder.iterdir() if p.is_dir())[:ids]:
-        files = sorted(f for f in ident.iterdir() if f.suffix.lower() in (".jpg", ".jpeg", ".png"))[:per_id]
-        images.extend(np.asarray(Image.open(f).convert("RGB").resize((112, 112))) for f in files)
+        for f in sorted(f for f in ident.iterdir() if f.suffix.lower() in (".jpg", ".jpeg", ".png"))[:per_id]:
+            with contextlib.suppress(DataError):  # a damaged image is left out of the preview
+                images.append(np.asarray(read_rgb(f).resize((112, 112))))
     return common.tile(np.stack(images), cols=min(len(images), 3 * per_id)) if images else None
 
 

@@ -11,12 +11,6 @@ from ui import common
 MAX_SETS = 4
 RESULT_KEY = "features_result"  # not a widget key: holds arrays, must not be re-assigned each run
 COLOUR_BASE = ["dataset", "identity", "phi"]
-#: synthetic sets in blues, real ones in oranges (one shade per set, up to MAX_SETS of each), and
-#: real faces drawn as diamonds: the two domains never share a hue or a marker
-HUES = {"synthetic": ["#08519c", "#3182bd", "#6baed6", "#9ecae1"],
-        "real": ["#a63603", "#e6550d", "#fd8d3c", "#fdae6b"]}
-SYMBOLS = {"synthetic": "circle", "real": "diamond"}
-NO_VALUE = "#9e9e9e"  # points without the coloured value (real faces have no phi)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -82,81 +76,6 @@ def _extract(model: object, paths: list[str], max_images: int) -> None:
     st.session_state[RESULT_KEY] = done
 
 
-def _frame(cache_paths: list[str]) -> pd.DataFrame:
-    from synface.analysis.features import FeatureSet
-
-    parts = []
-    for p in cache_paths:
-        fs = FeatureSet.load(p)
-        meta = fs.meta.copy()
-        meta.insert(0, "dataset", fs.dataset)
-        meta.insert(1, "domain", fs.domain)
-        parts.append(meta)
-    df = pd.concat(parts, ignore_index=True)
-    df["row"] = np.arange(len(df))
-    return df
-
-
-def _dataset_colours(df: pd.DataFrame) -> dict[str, str]:
-    """A hue per dataset: blues for synthetic sets, oranges for real ones, in order of appearance."""
-    out: dict[str, str] = {}
-    used = {"synthetic": 0, "real": 0}
-    for name, domain in df[["dataset", "domain"]].drop_duplicates().itertuples(index=False):
-        hues = HUES.get(domain, HUES["real"])
-        out[name] = hues[used.get(domain, 0) % len(hues)]
-        used[domain] = used.get(domain, 0) + 1
-    return out
-
-
-def _figure(df: pd.DataFrame, coords: np.ndarray, colour: str):
-    import plotly.graph_objects as go
-
-    three_d = coords.shape[1] == 3
-    fig = go.Figure()
-    hover = (df["dataset"] + " (" + df["domain"] + ") / " + df["identity"].astype(str)).to_numpy()
-    symbols = df["domain"].map(SYMBOLS).fillna("circle").to_numpy()
-    rows = df["row"].to_numpy()
-
-    def add(idx, name: str, marker: dict) -> None:
-        marker = {"size": _marker_size(len(idx)), "symbol": symbols[idx], **marker}
-        args = {"x": coords[idx, 0], "y": coords[idx, 1], "mode": "markers", "name": name, "marker": marker,
-                "customdata": rows[idx], "text": hover[idx], "hoverinfo": "text"}
-        fig.add_trace(go.Scatter3d(z=coords[idx, 2], **args) if three_d else go.Scattergl(**args))
-
-    if colour == "dataset":
-        hues = _dataset_colours(df)
-        groups = df.groupby(["dataset", "domain"], sort=False).indices.items()
-        for (name, domain), idx in sorted(groups, key=lambda g: -len(g[1])):  # small sets drawn last, on top
-            add(idx, f"{name} ({domain}, {len(idx)})", {"color": hues[name]})
-    elif colour == "identity" or df[colour].dtype == object:
-        groups = df.groupby(colour, sort=True).indices
-        if len(groups) > 40:  # too many legend entries: colour by code, no legend
-            codes = df[colour].astype("category").cat.codes.to_numpy()
-            add(np.arange(len(df)), colour, {"color": codes, "colorscale": "Turbo"})
-        else:
-            for name, idx in groups.items():
-                add(idx, str(name), {})
-    else:
-        values = pd.to_numeric(df[colour], errors="coerce").to_numpy(dtype=float)
-        has = np.isfinite(values)
-        if has.any():
-            idx = np.flatnonzero(has)
-            add(idx, colour, {"color": values[idx], "colorscale": "Viridis", "showscale": True,
-                              "colorbar": {"title": colour}})
-        if not has.all():  # kept visible, in grey: real faces have no phi, nor render attributes
-            idx = np.flatnonzero(~has)
-            real = bool((df["domain"].to_numpy()[idx] == "real").all())
-            add(idx, f"real (no {colour})" if real else f"no {colour}", {"color": NO_VALUE})
-    fig.update_layout(height=600, margin={"l": 10, "r": 10, "t": 30, "b": 10}, dragmode="lasso",
-                      legend={"itemsizing": "constant"})
-    return fig
-
-
-def _marker_size(points: int) -> int:
-    """Bigger markers for smaller groups: six points of a small folder must stand out among thousands."""
-    return 4 if points > 500 else 7 if points > 50 else 11
-
-
 def _selected_rows(event, fig) -> list[int]:
     rows: list[int] = []
     points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else \
@@ -177,9 +96,7 @@ GALLERY = 32
 
 
 def _gallery(df: pd.DataFrame, rows: list[int]) -> None:
-    from synface.analysis.features import load_image_112
-
-    from synface.analysis.features import gallery_order
+    from synface.analysis.features import gallery_order, load_image_112
 
     ordered = gallery_order(df["dataset"].to_numpy(), rows)
     pages = max(1, -(-len(ordered) // GALLERY))
@@ -203,12 +120,13 @@ def _gallery(df: pd.DataFrame, rows: list[int]) -> None:
 
 def _results() -> None:
     from synface.analysis.class_stats import class_table
+    from synface.api import feature_frame, umap_figure
 
     paths = st.session_state.get(RESULT_KEY)
     if not paths:
         st.info("Choose a model and datasets, then **Extract features**. Results are cached, so a second look is instant.")
         return
-    df = _frame(paths)
+    df = feature_frame(paths)
     c1, c2, c3, c4 = st.columns(4)
     attrs = [c for c in df.columns if c not in ("path", "label", "partner", "row", "dataset", "domain", "identity", "phi")]
     colour = c1.selectbox("Colour by", COLOUR_BASE + attrs, key="feat.colour")
@@ -217,7 +135,7 @@ def _results() -> None:
     min_dist = c4.slider("Min distance", 0.0, 0.99, 0.1, key="feat.md")
     with st.spinner(f"UMAP of {len(df)} points ..."):
         coords = _umap(tuple(paths), 3 if dims == "3-D" else 2, neighbours, float(min_dist))
-    fig = _figure(df, coords, colour)
+    fig = umap_figure(paths, colour=colour, coords=coords)  # Figure 3, as a notebook draws it
     if dims == "2-D":
         event = st.plotly_chart(fig, on_select="rerun", selection_mode=("box", "lasso"), key="feat_plot")
         rows = _selected_rows(event, fig)

@@ -13,15 +13,13 @@ import random
 
 import numpy as np
 import streamlit as st
-import torch
 
 from ui import common, face_models
 from ui.live_face import build_coeffs, identity_coeffs, live_image, model_of
+from synface.api import PHI_STRIP, attribute_grid as grid_faces, image_grid, mixup_strip
 from synface.face.coeffs import FaceCoeffs
 from synface.face.controls import FaceControls, hex_to_rgb, rgb_to_hex
-from synface.generator import FaceGenerator
-
-PHI_STRIP = tuple(round(0.1 * i, 1) for i in range(11))
+from synface.generator import SHARED_RENDER_LOCK
 LIVE_SIZE = 336
 #: slider ranges wider than the prior's, so exaggerated values are possible and visibly clamped
 POSE_RANGES = {"yaw": (-120, 120), "pitch": (-90, 90), "roll": (-90, 90)}
@@ -113,8 +111,9 @@ def phi_strip(key: str, ident_a: tuple, ident_b: tuple) -> np.ndarray:
     """Figure 2: the mixed identity for phi = 0, 0.1, ..., 1 (frontal, neutral)."""
     gen = common.get_generator(model_of(key))
     a, b = identity_coeffs(key, ident_a), identity_coeffs(key, ident_b)
-    mixed = gen.neutral(FaceGenerator.mix(a, b, torch.tensor(PHI_STRIP)))
-    return common.tile(common.render(mixed, model_of(key)), cols=len(PHI_STRIP))
+    with SHARED_RENDER_LOCK:  # the notebook's call (synface.api), on the server's shared generator
+        faces = mixup_strip(a, b, PHI_STRIP, gen)
+    return image_grid(faces, cols=len(PHI_STRIP))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -122,10 +121,9 @@ def attribute_grid(key: str, ident_a: tuple, ident_b: tuple, phi: float, grid_se
     """The current identity with 12 attribute draws from the prior (2 x 6)."""
     gen = common.get_generator(model_of(key))
     a, b = identity_coeffs(key, ident_a), identity_coeffs(key, ident_b)
-    mixed = FaceGenerator.mix(a, b, phi)
-    attrs = gen.sample_attributes(12, grid_seed)
-    coeffs = FaceCoeffs(shape=mixed.shape.expand(12, -1), albedo=mixed.albedo.expand(12, -1), **attrs)
-    return common.tile(common.render(coeffs, model_of(key)), cols=6)
+    with SHARED_RENDER_LOCK:
+        faces = grid_faces(a, b, phi, n=12, seed=grid_seed, generator=gen)
+    return image_grid(faces, cols=6)
 
 
 def mesh_figure(coeffs: FaceCoeffs):
@@ -270,6 +268,7 @@ def main() -> None:
              output_format="JPEG",
              caption=f"identity phi = {grid_phi:.2f}; pose, expression and illumination drawn from the prior")
     face_models.fit_expander()
+    face_models.damaged_models_expander()
 
 
 common.require_access()  # also when this page is reached before app.py's navigation

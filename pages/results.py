@@ -98,7 +98,7 @@ def _remember_selection() -> None:
 def compare(frame, listed: list[str], root, views) -> None:
     """ROC of the chosen runs; side by side (scores, config differences, curves) for two or more.
     `frame` holds the filtered rows, `listed` every run id the page lists, `views` the runs as read."""
-    from synface.analysis.run_results import config_diff, display_frame, metric_curves, roc_frame
+    from synface.analysis.run_results import config_diff, display_frame, metric_curves, roc_frame, tar_frame
 
     ids = list(dict.fromkeys(frame["run_id"].iloc[::-1]))  # newest first
     if SEL_KEPT not in st.session_state:  # the two newest runs with scores
@@ -121,6 +121,10 @@ def compare(frame, listed: list[str], root, views) -> None:
         st.info("None of the chosen runs has an evaluation with a ROC (evaluation off, or not evaluated yet).")
     else:
         roc_chart(roc)
+    tars = tar_frame(chosen, root, views=views)
+    if not tars.empty:  # sets scored at many FARs (IJB-B/C: 1e-6 .. 1e-1)
+        st.markdown("**TAR at FAR** (%), for the sets that report it at every FAR (IJB-B/C 1:1 verification)")
+        st.dataframe(tars, hide_index=True, key="res.tars")
     if len(chosen) < 2:
         st.caption("Choose a second run to compare configurations and curves side by side.")
         return

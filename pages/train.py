@@ -295,8 +295,12 @@ def live_view() -> None:
         st.caption(str(note))
     b1, b2, note = st.columns([1, 1, 4])
     if state in (*ACTIVE_STATES, "queued") and not status["stopping"] and b1.button("Stop", key="btn.tr.stop"):
-        queue.request_stop(run)
-        st.toast(f"Stop requested for {choice}; it saves a checkpoint and exits.")
+        try:
+            queue.request_stop(run)
+        except ValueError as exc:  # it ended meanwhile
+            st.info(str(exc))
+        else:
+            st.toast(f"Stop requested for {choice}; it saves a checkpoint and exits.")
     if state in RESUMABLE and run.last_checkpoint.exists():
         if b2.button("Resume", key="btn.tr.resume", disabled=not status["resumable"],
                      help=None if status["resumable"] else "the run's process has not exited yet"):

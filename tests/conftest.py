@@ -45,14 +45,15 @@ def trainer_command(monkeypatch):
 @pytest.fixture(scope="session")
 def learned_model_workspace(tmp_path_factory) -> Path:
     """A workspace holding one learned face model, 'tiny': the first 12 people of LFW folds 1-3 (so
-    LFW folds 4-5 test people it never saw), one photo each (fitted once per session). It is fitted the hard way: a fit in a subprocess is killed after
-    its first landmark chunk, then the same fit resumes here; `fit_record.json` in the workspace
+    LFW folds 4-5 test people it never saw), one photo each (fitted once per session). It is fitted
+    the hard way: a fit in a subprocess is killed after its first landmark chunk (in the fit's
+    staging folder), then the same fit resumes here; `fit_record.json` in the workspace
     says what the kill left and what the resume did (tests/fitting checks it). Skips without the
     LFW copy or dlib. Tests must not write into it: copy `face_models/` into their own workspace
     (`tests.support.copy_models`)."""
     if not ((LFW_ROOT / "images").is_dir() and HAVE_DLIB):
         pytest.skip(f"LFW copy not found at {LFW_ROOT} (set SYNFACE_LFW) or dlib missing")
-    from synface.face.catalog import list_models
+    from synface.face.catalog import list_models, staging_folder
     from synface.fitting.build import fit_face_model
 
     ws = tmp_path_factory.mktemp("learned_ws")
@@ -60,7 +61,7 @@ def learned_model_workspace(tmp_path_factory) -> Path:
     code = ("from synface.fitting.build import fit_face_model; "
             f"fit_face_model({str(LFW_ROOT)!r}, {LEARNED_MODEL!r}, workspace={str(ws)!r}, workers=1, **{args!r})")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    cache = ws / "face_models" / LEARNED_MODEL / "cache"
+    cache = staging_folder(LEARNED_MODEL, ws) / "cache"  # where a fit builds until it swaps the model in
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None and not list(cache.glob("landmarks-*.npz")):
         time.sleep(0.05)
@@ -70,6 +71,7 @@ def learned_model_workspace(tmp_path_factory) -> Path:
     record = {"before": before, "finished_before": (ws / "face_models" / LEARNED_MODEL / "model.npz").exists(),
               "offered_before": [c["name"] for c in list_models(ws)], "stages": []}
     fit_face_model(LFW_ROOT, LEARNED_MODEL, workspace=ws, progress=lambda stage, d, t: record["stages"].append(stage), **args)
-    record["after"] = {p.name: p.stat().st_mtime_ns for p in cache.glob("landmarks-*.npz")}
+    done = ws / "face_models" / LEARNED_MODEL / "cache"
+    record["after"] = {p.name: p.stat().st_mtime_ns for p in done.glob("landmarks-*.npz")}
     (ws / "fit_record.json").write_text(json.dumps(record))
     return ws

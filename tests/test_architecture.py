@@ -11,9 +11,10 @@ from tests.support import REPO
 PACKAGE = REPO / "synface"
 #: lowest first; a module may import its own layer or any layer before it, never one after it.
 #: models/ (backbones, checkpoints) sits below both evaluation, which loads trained models, and
-#: training, which ends with an evaluation; cli/main.py dispatches and __main__ only runs it.
+#: training, which ends with an evaluation; api.py (the notebook's calls) is a client like the command
+#: line, which may use it; cli/main.py dispatches and __main__ only runs it.
 LAYERS = ["base", "render", "face", "generator", "data", "runs", "models", "eval", "train", "fitting", "analysis",
-          "studies", "bench", "cli", "__main__"]
+          "studies", "bench", "api", "cli", "__main__"]
 LEVEL = {name: i for i, name in enumerate(LAYERS)}
 #: the Streamlit client: app.py, its pages and their shared helpers (ui/)
 CLIENT_FILES = [REPO / "app.py", *(REPO / "pages").glob("*.py"), *(REPO / "ui").glob("*.py")]

@@ -324,14 +324,10 @@ def upscale(image: np.ndarray, size: int, smooth: bool = True) -> np.ndarray:
 
 
 def tile(images: np.ndarray, cols: int, pad: int = 2, fill: int = 255) -> np.ndarray:
-    """(N,H,W,3) images -> one grid image, `cols` per row (a strip when N <= cols)."""
-    n, h, w, c = images.shape
-    rows = (n + cols - 1) // cols
-    out = np.full((rows * h + (rows - 1) * pad, cols * w + (cols - 1) * pad, c), fill, np.uint8)
-    for i, img in enumerate(images):
-        r, q = divmod(i, cols)
-        out[r * (h + pad): r * (h + pad) + h, q * (w + pad): q * (w + pad) + w] = img
-    return out
+    """(N,H,W,3) images -> one grid image, `cols` per row (`synface.api.image_grid`, as notebooks lay them out)."""
+    from synface.api import image_grid
+
+    return image_grid(images, cols, pad, fill)
 
 
 # ----------------------------------------------------------------------------- background jobs

@@ -13,8 +13,6 @@ so it survives reruns and page switches; the expander polls its log and shows ea
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import streamlit as st
 
@@ -38,19 +36,11 @@ def anonymous_names(people: int) -> list[str]:
     return [f"source person {k}" for k in range(people)]
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def bank_names(folder: str, version: str, people: int) -> list[str]:
-    """'k: name' of each reflectance-bank person (the card's names, in bank order); shown only on request."""
-    from synface.data.leakage import SOURCES_FILE
-    from synface.face.learned import read_card
-
-    try:
-        names = list(read_card(folder).get("source_people") or [])
-        with np.load(Path(folder) / SOURCES_FILE, allow_pickle=False) as data:
-            order = data["bank_person"]
-        return [f"{k}: {names[int(i)]}" for k, i in enumerate(order)][:people]
-    except (OSError, KeyError, ValueError, IndexError):
-        return anonymous_names(people)
+def bank_names(model) -> list[str]:
+    """'k: name' of each reflectance-bank person (the card's names, in bank order; both checked
+    when the model loaded); shown only on request."""
+    names = model.card["source_people"]
+    return [f"{k}: {names[int(i)]}" for k, i in enumerate(model.sources["bank_person"])]
 
 
 def eligible_people(gen) -> list[list[int]]:
@@ -94,8 +84,7 @@ def identity_editor(gen, on_new_person) -> None:
                   help="a new seed for this identity: its shape and one bank person per region are drawn from the prior")
         show_names = st.toggle("show source people's names", key="gen.learned.names", persist_state="session",
                                help=NAMES_NOTE)
-        names = bank_names(str(model.folder), model.version, model.people) if show_names else \
-            anonymous_names(model.people)
+        names = bank_names(model) if show_names else anonymous_names(model.people)
         st.caption(NAMES_NOTE if not show_names else "Names shown: " + NAMES_NOTE.split(";")[0].lower() + ".")
         eligible = eligible_people(gen)
         cols = st.columns(model.regions)
@@ -215,6 +204,27 @@ def fit_expander() -> None:
                 fit_progress(name)
             else:
                 show_fit(fit_status(name, common.workspace()))
+
+
+def damaged_models_expander() -> None:
+    """The workspace's model folders that do not pass the check, each with its reason and a Remove
+    button (shown only when there are some)."""
+    from synface.face.catalog import FaceModelBusy, damaged_models, remove_model
+
+    damaged = damaged_models(common.workspace())
+    if not damaged:
+        return
+    with st.expander(f"Damaged face models ({len(damaged)}): not offered in the list above", expanded=False):
+        for model in damaged:
+            c1, c2 = st.columns([6, 1])
+            c1.markdown(f"**{model['name']}**: {model['error']}")
+            if c2.button("Remove", key=f"btn.gen.remove_model.{model['name']}"):
+                try:
+                    remove_model(model["name"], common.workspace())
+                except (FaceModelBusy, OSError, ValueError) as exc:
+                    st.error(f"Cannot remove {model['name']}: {exc}")
+                else:
+                    st.rerun(scope="app")
 
 
 def show_fit(status: dict) -> None:

@@ -30,11 +30,11 @@ import pandas as pd
 
 from synface.analysis.run_views import RunView, load_runs, view_of
 from synface.data.synth_set import SynthSet
-from synface.eval.verification import VerificationResult
+from synface.eval.verification import REPORTED_FARS, VerificationResult
 from synface.runs.registry import config_differences, find_run
 
 __all__ = ["FILTERS", "FARS", "COLUMNS", "results_frame", "filter_frame", "filter_options", "display_frame",
-           "roc_frame", "metric_curves", "config_diff", "accuracy_text"]
+           "roc_frame", "tar_frame", "metric_curves", "config_diff", "accuracy_text"]
 
 #: column -> label of the filters the page and `runs list --filter` offer
 FILTERS = {"dataset": "dataset", "face_model": "face model", "backbone": "backbone", "psi": "psi", "im": "IM",
@@ -211,6 +211,33 @@ def roc_frame(run_ids: Sequence[str], root: str | Path | None = None,
                 parts.append(pd.DataFrame({"run_id": run.id, "eval_set": str(name), "fpr": ev.fpr.tolist(),
                                            "tpr": ev.tpr.tolist()}))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["run_id", "eval_set", "fpr", "tpr"])
+
+
+def tar_frame(run_ids: Sequence[str], root: str | Path | None = None,
+              views: Sequence[RunView] | None = None) -> pd.DataFrame:
+    """TAR (%) at every FAR an evaluation kept exactly, one row per (run, set) that kept more than
+    every evaluation keeps (IJB-B/C keep 1e-6 .. 1e-1); columns run_id, eval_set, then 'TAR@<far>' from
+    the lowest FAR up. Empty when no chosen run has such an evaluation."""
+    rows, fars = [], set()
+    for view in _chosen(run_ids, root, views):
+        for name, stored in view.evals.items():
+            if not isinstance(stored, dict):
+                continue
+            kept = VerificationResult.from_dict(stored).exact_tars or {}
+            values = {float(k): v for k, v in kept.items() if _is_far(k)}
+            if set(values) <= set(REPORTED_FARS):  # what every evaluation keeps: the main table shows it
+                continue
+            fars |= set(values)
+            rows.append({"run_id": view.id, "eval_set": str(name), **{f"TAR@{f:g}": 100.0 * v for f, v in values.items()}})
+    columns = ["run_id", "eval_set", *[f"TAR@{f:g}" for f in sorted(fars)]]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _is_far(key: str) -> bool:
+    try:
+        return 0.0 < float(key) < 1.0
+    except ValueError:
+        return False
 
 
 def metric_curves(run_ids: Sequence[str], root: str | Path | None = None,

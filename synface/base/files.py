@@ -6,17 +6,24 @@ state files record."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import fcntl
 import json
 import os
+import re
 import shutil
+import stat
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 #: permissions of every file written atomically (mkstemp would leave 0600)
 FILE_MODE = 0o644
+#: how atomic_path's temp files end: `.<name>.<pid>-<random>.tmp`, the pid of the writer
+TEMP_SUFFIX = ".tmp"
+_TEMP_NAME = re.compile(r"^\..+\.(\d+)-[^.]+\.tmp$")
 
 
 @contextlib.contextmanager
@@ -30,7 +37,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     with naming(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=TEMP_SUFFIX, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -137,14 +144,185 @@ def write_json(path: str | Path, data: Any) -> None:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
-def read_json(path: str | Path, default: Any = None) -> Any:
-    """The JSON in `path`, or `default` when it is missing or unreadable."""
+def sweep_temp_files(folder: str | Path) -> int:
+    """Remove the temp files of atomic writes a kill interrupted in `folder` (not below it): those
+    whose writer is gone. A temp file names its writer's pid, so a live writer's is never
+    touched; one without a pid (an older version's) is stale. Returns how many."""
+    from synface.base.processes import pid_alive  # noqa: PLC0415
+
+    removed = 0
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    for tmp in folder.glob(f".*{TEMP_SUFFIX}"):
+        match = _TEMP_NAME.match(tmp.name)
+        with contextlib.suppress(OSError):
+            stale = not match or not pid_alive(int(match.group(1)))
+            if stale and tmp.is_file() and not tmp.is_symlink():
+                tmp.unlink()
+                removed += 1
+    return removed
+
+
+def rename_new(src: str | Path, dst: str | Path) -> None:
+    """Rename `src` to `dst` only when nothing is at `dst` (FileExistsError otherwise), in one step
+    where the system offers it (renameat2 RENAME_NOREPLACE): claiming a name and filling it are
+    then one act, so no half-made folder is ever seen under it."""
+    src, dst = Path(src), Path(dst)
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        renameat2 = None
+    if renameat2 is not None:
+        if renameat2(-100, os.fsencode(src), -100, os.fsencode(dst), 1) == 0:  # AT_FDCWD, RENAME_NOREPLACE
+            return
+        err = ctypes.get_errno()
+        if err == errno.EEXIST:
+            raise FileExistsError(err, os.strerror(err), str(dst))
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(err, os.strerror(err), str(src), None, str(dst))
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst))
+    os.rename(src, dst)
+
+
+#: hidden folders publish_folder fills before naming them: `.creating-<pid>-<random>`
+CREATING_PREFIX = ".creating-"
+
+
+def publish_folder(base: str | Path, names: Iterable[str], fill: Callable[[Path], Any]) -> Path:
+    """A new folder in `base` under the first of `names` that is free, made whole before it gets
+    that name: `fill` writes into a hidden folder, which is then renamed (`rename_new`). A kill
+    never leaves a half-made folder under a real name; the hidden folders of killed writers are
+    removed by the next call."""
+    from synface.base.processes import pid_alive  # noqa: PLC0415
+
+    base = Path(base)
+    base.mkdir(parents=True, exist_ok=True)
+    for old in base.glob(f"{CREATING_PREFIX}*"):
+        pid = old.name[len(CREATING_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not pid_alive(int(pid)) and old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{CREATING_PREFIX}{os.getpid()}-", dir=base))
+    try:
+        os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide it from the workspace's other users
+        fill(staging)
+        for name in names:
+            try:
+                rename_new(staging, base / name)
+                return base / name
+            except FileExistsError:
+                continue
+        raise FileExistsError(errno.EEXIST, "every candidate name is taken", str(base))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def open_regular(path: str | Path, limit: int | None = None, follow_links: bool = False) -> BinaryIO:
+    """`path` opened for reading when it is a regular file; OSError (naming it) otherwise.
+
+    Why: a file the tool reads is untrusted, its own state files too. Opening a FIFO blocks until
+    a writer appears (forever), a device can be endless, and a link can point anywhere. So the
+    name is opened without following a final link and without blocking, and the open file is
+    checked (fstat) before a byte is read. `limit`: a larger file is refused too (ValueError naming
+    it and the limit), before anything is read. `follow_links`: a link to a regular file is read
+    (a user's image folder made of links), still never a FIFO or device."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    if not follow_links:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if not follow_links and os.path.islink(path):
+            raise OSError(exc.errno, "is a symbolic link, not a regular file", str(path)) from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a folder" if stat.S_ISDIR(info.st_mode) else \
+                "a device or socket"
+            raise OSError(errno.EINVAL, f"is {kind}, not a regular file", str(path))
+        if limit is not None and info.st_size > limit:
+            raise ValueError(f"{path}: {human_bytes(info.st_size)}, more than the {human_bytes(limit)} this file may hold")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: str | Path, limit: int | None = None, start: int = 0, tail: int | None = None,
+                 follow_links: bool = False) -> bytes:
+    """The bytes of regular file `path` (`open_regular`: never a FIFO or device, nor a link unless
+    `follow_links`), from byte `start`, at most its last `tail` bytes; a file over `limit` bytes is
+    a ValueError."""
+    with open_regular(path, limit, follow_links) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        begin = min(max(0, start), size)
+        if tail is not None:
+            begin = max(begin, size - tail)
+        handle.seek(begin)
+        return handle.read(size - begin)
+
+
+#: the most a state file read by read_json may weigh
+MAX_JSON_BYTES = 64 << 20
+
+
+def read_json(path: str | Path, default: Any = None) -> Any:
+    """The JSON in `path`, or `default` when it is missing, unreadable, not a regular file (a FIFO
+    would block the reader for good) or larger than MAX_JSON_BYTES."""
+    try:
+        return json.loads(read_regular(path, limit=MAX_JSON_BYTES, follow_links=True).decode("utf-8"))
     except (OSError, ValueError):
         return default
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap paths `a` and `b` in one step (Linux renameat2 RENAME_EXCHANGE); False where the
+    system or file system does not offer it."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
+def swap_folder(new: str | Path, target: str | Path) -> None:
+    """Put folder `new` at `target` with one rename, then remove what was there.
+
+    Why one rename: a folder whose files belong together (a face model's card, arrays and source
+    index) must never be seen half old, half new, nor be gone after a kill. With a `target` in
+    place the two are exchanged atomically (the old folder lands at `new` and is deleted after);
+    without one, `new` is renamed to it. Where the exchange is not offered, the old folder is
+    renamed aside first, so a kill between the two renames leaves `target` missing (its old
+    content sits at `new`'s name + '.old')."""
+    new, target = Path(new), Path(target)
+    if not os.path.lexists(target):
+        os.rename(new, target)
+        return
+    if _exchange(new, target):
+        _remove(new)
+        return
+    aside = new.with_name(new.name + ".old")
+    if os.path.lexists(aside):
+        _remove(aside)
+    os.rename(target, aside)
+    os.rename(new, target)
+    _remove(aside)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
 def utc_now() -> str:
     """The current UTC time to the second, ISO 8601 ('2025-01-01T12:00:00Z'): what every state file
     of the tool (status, queue, cards, registrations, locks) records."""

@@ -3,13 +3,21 @@ training runs, face-model fits, reproduce) is one detached `python -m synface ..
 followed and stopped the same way.
 
 A job is named by its kind and a key (a dataset, run or model name: a checked name, so it never
-leaves its folder). Its files sit in `<workspace>/jobs/<kind>/`: `<key>.json` (command, pid, start
-time, a stop request, the exit code) and, unless the caller names another log (a run's log.txt),
-`<key>.log`. Following a job reads its state from the process and its log: the last update of each
-tqdm bar the command draws (`desc: 47%|###   | 64/135 ...`) is that stage's (done, total), an
-`error: ...` line is how the command reports a failure, and its last JSON-object line is its result.
+leaves its folder). Its record sits in `<workspace>/jobs/<kind>/<key>.json` (command, pid and the
+pid's start time, a stop request, the exit code); its log is `<key>.log` beside it, except for
+kinds that write into a folder of their own (a training run: `runs/<key>/log.txt`, stopped through
+`runs/<key>/STOP`). Those paths come from the kind and key alone, never from the record: every
+file the tool reads is untrusted, its own job records too, so a record can neither point the app
+at another file to read or write nor at a process to signal. Following a job reads its state from
+the process and its log: the last update of each tqdm bar the command draws (`desc: 47%|###   |
+64/135 ...`) is that stage's (done, total), an `error: ...` line is how the command reports a
+failure, and its last JSON-object line is its result.
+
+A recorded exit code means the job ended, whatever its pid does now. Otherwise the recorded pid
+counts as the job only while its start time (`processes.start_time`, taken at spawn) still matches:
+pids are reused, and a reused one must neither keep a job "running" nor receive its stop signal.
 The exit code is recorded by the thread that reaps the process when this process started it; a job
-another process started (an app restarted meanwhile) is judged from its log alone.
+another process started (an app restarted meanwhile) is judged from its pid, start time and log.
 
 Jobs the app starts share a few slots (`max_jobs()`, the machine's cores unless $SYNFACE_MAX_JOBS
 says otherwise): a job's process takes a slot (a file lock, released when it ends, however it
@@ -18,8 +26,9 @@ eight clicks start eight processes, but only as many work at once as there are c
 MAX_ALIVE jobs may be running or waiting. Training runs keep their own queue (`synface.runs.queue`).
 
 Stopping sends SIGTERM to the job's process group (the job and any worker processes it forked), or,
-for a job that stops itself cleanly (a training run saves a checkpoint first), writes its stop file;
-either way the request is recorded, so the job then reads "stopped", not "failed". No Streamlit here.
+for a kind that stops itself cleanly (a training run saves a checkpoint first), writes its stop
+file; either way the request is recorded, so the job then reads "stopped", not "failed". No
+Streamlit here.
 """
 
 from __future__ import annotations
@@ -37,12 +46,12 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from synface.base import processes
-from synface.base.files import read_json, write_json
+from synface.base.files import read_regular, write_bytes, write_json
 from synface.base.names import check_name, child_path
 from synface.base.workspace import workspace_root
 
-__all__ = ["STATES", "JOBS_DIR", "JobBusy", "job_file", "job_paths", "list_jobs", "parse_stages", "start", "status", "stop",
-           "wait_ended"]
+__all__ = ["STATES", "JOBS_DIR", "OWN_FOLDER_KINDS", "JobBusy", "job_file", "job_paths", "list_jobs", "parse_stages",
+           "start", "status", "stop", "stop_path", "wait_ended"]
 
 JOBS_DIR = "jobs"
 #: what `status(...)["state"]` can be
@@ -56,6 +65,12 @@ MAX_ALIVE = 16
 WAITING_LINE = "waiting for a free job slot"
 STARTING_LINE = "got a job slot: starting"
 _HELD_SLOTS: list = []  # the open slot lock of this process, held until it exits
+#: kinds whose job writes into a folder of its own, `<workspace>/<folder>/<key>/`: (folder, log
+#: file, stop file). A training run logs to its run folder's log.txt and stops itself (after a
+#: checkpoint) when its STOP file appears (synface.runs.registry.Run names the same files).
+OWN_FOLDER_KINDS = {"run": ("runs", "log.txt", "STOP")}
+#: the most of a job's log that status() reads (its end): a log is untrusted and may be huge
+LOG_READ_BYTES = 4 << 20
 
 
 class JobBusy(ValueError):
@@ -101,10 +116,23 @@ def take_slot(poll_s: float = 0.5) -> None:
 
 
 def job_paths(kind: str, key: str, workspace: str | Path | None = None) -> tuple[Path, Path]:
-    """(default log, meta file) of job `kind`/`key`; ValueError (naming it) for a key that is not a plain name."""
-    base = child_path(workspace_root(workspace) / JOBS_DIR, check_name(kind, "job kind"), "job kind")
-    return child_path(base, f"{check_name(key, f'{kind} job name')}.log", f"{kind} job name"), \
-        child_path(base, f"{key}.json", f"{kind} job name")
+    """(log, meta file) of job `kind`/`key`, from the kind and key alone; ValueError (naming it)
+    for a kind or key that is not a plain name."""
+    root = workspace_root(workspace)
+    base = child_path(root / JOBS_DIR, check_name(kind, "job kind"), "job kind")
+    meta = child_path(base, f"{check_name(key, f'{kind} job name')}.json", f"{kind} job name")
+    if kind in OWN_FOLDER_KINDS:
+        folder, log_name, _ = OWN_FOLDER_KINDS[kind]
+        return child_path(root / folder, key, f"{kind} job name") / log_name, meta
+    return child_path(base, f"{key}.log", f"{kind} job name"), meta
+
+
+def stop_path(kind: str, key: str, workspace: str | Path | None = None) -> Path | None:
+    """The file whose appearance stops job `kind`/`key` cleanly, None for kinds stopped by a signal."""
+    if kind not in OWN_FOLDER_KINDS:
+        return None
+    folder, _, stop_name = OWN_FOLDER_KINDS[kind]
+    return child_path(workspace_root(workspace) / folder, check_name(key, f"{kind} job name"), f"{kind} job name") / stop_name
 
 
 def job_file(kind: str, key: str, suffix: str, workspace: str | Path | None = None) -> Path:
@@ -124,19 +152,26 @@ def _starting(folder: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _update(meta: Path, pid: int | None = None, **fields: Any) -> None:
-    """Merge `fields` into a job's meta file; with `pid`, only while the file is still that
-    process's (a reaper must not stamp its exit code on the job started after it)."""
+def _read_meta(meta: Path) -> Any:
+    """The JSON of a job record (a regular file of at most 1 MB), None when there is none."""
+    try:
+        return json.loads(read_regular(meta, limit=1 << 20))
+    except (OSError, ValueError):
+        return None
+
+
+def _update(meta: Path, started: float | None = None, **fields: Any) -> None:
+    """Merge `fields` into a job's record; with `started`, only while the record is still the one
+    written at that start (a reaper must not stamp its exit code on the job started after it)."""
     with _META_LOCK:
-        info = read_json(meta, default=None)
-        if isinstance(info, dict) and (pid is None or info.get("pid") in (None, pid)):
+        info = _read_meta(meta)
+        if isinstance(info, dict) and (started is None or info.get("started") == started):
             info.update(fields)
             write_json(meta, info)
 
 
-def start(kind: str, key: str, argv: Sequence[str], workspace: str | Path | None = None, log: str | Path | None = None,
-          stop_file: str | Path | None = None, info: dict[str, Any] | None = None, slot: bool = True,
-          wait_s: float | None = None) -> dict[str, Any]:
+def start(kind: str, key: str, argv: Sequence[str], workspace: str | Path | None = None,
+          info: dict[str, Any] | None = None, slot: bool = True, wait_s: float | None = None) -> dict[str, Any]:
     """Start `argv` detached as job `kind`/`key` and return its status; a live job of that kind and
     key is returned instead of starting a second one (`wait_s` None).
 
@@ -144,13 +179,12 @@ def start(kind: str, key: str, argv: Sequence[str], workspace: str | Path | None
     process for its own): a live job of that key is waited for up to `wait_s` seconds, then JobBusy
     naming its pid when it still runs.
 
-    `log`: where its output goes (appended; only what this job writes is read back), default a fresh
-    `<key>.log` beside the meta file. `stop_file`: a file the command watches to stop itself cleanly
-    (`stop` then writes it instead of signalling). `info`: extra fields the caller reads back.
-    `slot`: the job waits for one of the workspace's `max_jobs()` slots (a `python -m synface`
-    command takes it at start); False for work that is scheduled elsewhere (the run queue).
-    ValueError when MAX_ALIVE jobs are running or waiting already."""
-    default_log, meta = job_paths(kind, key, workspace)
+    Its output goes to the kind's log (`job_paths`: appended; only what this job writes is read
+    back). `info`: extra fields the caller reads back. `slot`: the job waits for one of the
+    workspace's `max_jobs()` slots (a `python -m synface` command takes it at start); False for
+    work that is scheduled elsewhere (the run queue). ValueError when MAX_ALIVE jobs are running or
+    waiting already."""
+    log, meta = job_paths(kind, key, workspace)
     if wait_s is not None:
         wait_ended(kind, key, workspace, wait_s)
     with _starting(meta.parent):
@@ -166,36 +200,38 @@ def start(kind: str, key: str, argv: Sequence[str], workspace: str | Path | None
                              "end or stop one")
         env = {SLOT_DIR_ENV: str(workspace_root(workspace) / JOBS_DIR / ".slots"),
                SLOT_COUNT_ENV: str(max_jobs())} if slot else {}
-        _spawn(kind, key, argv, meta, Path(log) if log is not None else None, default_log, stop_file, info, env)
+        _spawn(kind, key, argv, meta, log, info, env)
     return status(kind, key, workspace)
 
 
-def _spawn(kind: str, key: str, argv: Sequence[str], meta: Path, log: Path | None, default_log: Path,
-           stop_file: str | Path | None, info: dict[str, Any] | None, env: dict[str, str]) -> None:
-    log_path = log if log is not None else default_log
-    if log is None:
-        log_path.write_text("")
-    offset = log_path.stat().st_size if log_path.exists() else 0
-    record = {"kind": kind, "key": key, "argv": [str(a) for a in argv], "log": str(log_path), "log_offset": offset,
-              "stop_file": None if stop_file is None else str(stop_file), "info": dict(info or {}),
-              "started": time.time(), "pid": None, "stop_requested": None, "exit_code": None, "ended": None}
+def _spawn(kind: str, key: str, argv: Sequence[str], meta: Path, log: Path, info: dict[str, Any] | None,
+           env: dict[str, str]) -> None:
+    if kind not in OWN_FOLDER_KINDS:
+        write_bytes(log, b"")  # a fresh log (replacing whatever sits at that name, never writing through it)
+    elif log.parent.is_symlink() or not log.parent.is_dir() or log.is_symlink() or (log.exists() and not log.is_file()):
+        raise ValueError(f"{log} is not a regular file in a folder of this workspace (a link or a FIFO?); "
+                         f"cannot start job {kind}/{key}")
+    offset = log.stat().st_size if log.is_file() else 0
+    record = {"kind": kind, "key": key, "argv": [str(a) for a in argv], "log_offset": offset,
+              "info": dict(info or {}), "started": time.time(), "pid": None, "pid_start": None,
+              "stop_requested": None, "exit_code": None, "ended": None}
     write_json(meta, record)
-
-    spawned: list[int] = []
+    started = record["started"]
 
     def reaped(code: int) -> None:
-        with contextlib.suppress(OSError):
-            _update(meta, spawned[0] if spawned else None, exit_code=code, ended=time.time())
+        with contextlib.suppress(OSError):  # this start's record only, never a later start's
+            _update(meta, started, exit_code=code, ended=time.time())
 
     try:
-        proc = processes.spawn_detached(record["argv"], log_path, on_exit=reaped, env=env)
-        spawned.append(proc.pid)
+        proc = processes.spawn_detached(record["argv"], log, on_exit=reaped, env=env)
     except BaseException:
         meta.unlink(missing_ok=True)  # nothing started: no job to follow
         raise
     with _META_LOCK:  # the reaper may already have written the exit code of a job that ended at once
-        record = read_json(meta, default=record)
+        current = _read_meta(meta)
+        record = current if isinstance(current, dict) else record
         record["pid"] = proc.pid
+        record["pid_start"] = getattr(proc, "start_time", None)
         write_json(meta, record)
 
 
@@ -210,12 +246,13 @@ def parse_stages(text: str) -> dict[str, tuple[int, int]]:
 
 
 def _read_log(path: Path, offset: int) -> str:
+    """The job's part of its log (from `offset`, at most the last LOG_READ_BYTES of it); '' when
+    it is missing or not a regular file (a link or a FIFO planted at its name is never followed)."""
     try:
-        with open(path, "rb") as f:
-            f.seek(max(0, offset))
-            return f.read().decode("utf-8", errors="replace")
-    except OSError:
+        data = read_regular(path, start=offset, tail=LOG_READ_BYTES)
+    except (OSError, ValueError):
         return ""
+    return data.decode("utf-8", errors="replace")
 
 
 def _result(lines: list[str]) -> dict[str, Any] | None:
@@ -246,50 +283,84 @@ def _none(kind: str, key: str) -> dict[str, Any]:
             "stop_requested": None, "argv": None}
 
 
+def _int(value: Any) -> int | None:
+    """A recorded number, or None when the record holds anything else (bools included)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _record(kind: str, key: str, meta: Path) -> dict[str, Any] | None:
+    """The job record, or None when there is none (or the file is another of the folder's files,
+    a build's config): a record is untrusted, so only fields of the expected types are used."""
+    info = _read_meta(meta)
+    if not isinstance(info, dict) or info.get("kind") != kind or info.get("key") != key:
+        return None
+    argv = info.get("argv")
+    return {"pid": _int(info.get("pid")), "pid_start": _int(info.get("pid_start")),
+            "exit_code": _int(info.get("exit_code")), "log_offset": max(0, _int(info.get("log_offset")) or 0),
+            "info": info["info"] if isinstance(info.get("info"), dict) else {},
+            "started": _number(info.get("started")), "ended": _number(info.get("ended")),
+            "stop_requested": _number(info.get("stop_requested")),
+            "argv": [str(a) for a in argv] if isinstance(argv, list) else None}
+
+
+def _alive(record: dict[str, Any]) -> bool:
+    """Whether the job's process still runs: never once an exit code is recorded, and only while
+    the recorded pid is the process that was started (same start time)."""
+    if record["exit_code"] is not None:
+        return False
+    pid = record["pid"]
+    if pid is None:
+        return False
+    own = processes.child_exit_code(pid)
+    if own is not None:
+        return False
+    return processes.same_process(pid, record["pid_start"])
+
+
 def status(kind: str, key: str, workspace: str | Path | None = None) -> dict[str, Any]:
     """Where job `kind`/`key` stands: `state` (one of STATES), `alive`, `waiting` (alive, for a job slot), `pid`, `stages` (stage ->
     (done, total)), `error` (its last `error:` line), `result` (its last JSON-object line), `exit_code`
     (when known), `log`, `tail` (its last lines), `info`, `started`, `ended`, `stop_requested`."""
-    _, meta = job_paths(kind, key, workspace)
-    info = read_json(meta, default=None) if meta.is_file() else None
-    if not isinstance(info, dict) or info.get("kind") != kind or info.get("key") != key:
-        return _none(kind, key)  # none, or another file of the folder (a build's config)
-    pid = info.get("pid")
-    alive = processes.pid_alive(pid)
-    code = processes.child_exit_code(pid)
-    if code is None:
-        code = info.get("exit_code")
-    log = Path(info.get("log") or job_paths(kind, key, workspace)[0])
-    text = _read_log(log, int(info.get("log_offset") or 0))
+    log, meta = job_paths(kind, key, workspace)
+    record = _record(kind, key, meta)
+    if record is None:
+        return _none(kind, key)
+    pid = record["pid"]
+    alive = _alive(record)
+    code = record["exit_code"]
+    if code is None and record["pid_start"] is not None:
+        code = processes.child_exit_code(pid)  # our own child, ended before its reaper wrote the record
+    text = _read_log(log, record["log_offset"])
     lines = [line.strip() for line in re.split(r"[\r\n]+", text) if line.strip()]
     error = next((line for line in reversed(lines) if line.startswith("error:")), None)
     result = _result(lines)
     waiting = alive and text.rfind(WAITING_LINE) > text.rfind(STARTING_LINE)
-    return {"kind": kind, "key": key, "state": _state(alive, info.get("stop_requested"), code, error, result),
+    return {"kind": kind, "key": key, "state": _state(alive, record["stop_requested"], code, error, result),
             "alive": alive, "waiting": waiting, "pid": pid, "stages": parse_stages(text), "error": error, "result": result,
-            "exit_code": code, "log": str(log), "tail": "\n".join(lines[-8:]), "info": info.get("info") or {},
-            "started": info.get("started"), "ended": info.get("ended"), "stop_requested": info.get("stop_requested"),
-            "argv": info.get("argv")}
+            "exit_code": code, "log": str(log), "tail": "\n".join(lines[-8:]), "info": record["info"],
+            "started": record["started"], "ended": record["ended"], "stop_requested": record["stop_requested"],
+            "argv": record["argv"]}
 
 
 def stop(kind: str, key: str, workspace: str | Path | None = None) -> dict[str, Any]:
-    """Ask a running job to stop (its stop file, else SIGTERM to its process group) and record the
-    request; a job that is not running is left as it is. Returns its status."""
+    """Ask a running job to stop (its kind's stop file, else SIGTERM to its process group) and
+    record the request; a job that is not running (or whose recorded pid is now another process)
+    is left as it is, and nothing is signalled. Returns its status."""
     _, meta = job_paths(kind, key, workspace)
-    current = status(kind, key, workspace)
-    if not current["alive"]:
-        return current
+    record = _record(kind, key, meta)
+    if record is None or not _alive(record):
+        return status(kind, key, workspace)
     _update(meta, stop_requested=time.time())
-    info = read_json(meta, default={}) or {}
-    if info.get("stop_file"):
-        Path(info["stop_file"]).write_text(time.strftime("%Y-%m-%dT%H:%M:%S") + "\n")
+    flag = stop_path(kind, key, workspace)
+    if flag is not None:
+        if flag.parent.is_dir() and not flag.parent.is_symlink():
+            write_bytes(flag, (time.strftime("%Y-%m-%dT%H:%M:%S") + "\n").encode())  # replaces a link, never writes through it
     else:
-        pid = int(current["pid"])
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            if os.getpgid(pid) == pid:  # its own session: the job and the workers it forked
-                os.killpg(pid, signal.SIGTERM)
-            else:
-                os.kill(pid, signal.SIGTERM)
+        _terminate(record["pid"], record["pid_start"])
     return status(kind, key, workspace)
 
 
@@ -303,6 +374,18 @@ def wait_ended(kind: str, key: str, workspace: str | Path | None = None, timeout
         time.sleep(poll_s)
         current = status(kind, key, workspace)
     return current
+
+
+def _terminate(pid: int, started: int | None) -> None:
+    """SIGTERM to the job's process group (its own session: the job and the workers it forked),
+    after checking once more, just before, that `pid` is still the process that was started."""
+    if not processes.same_process(pid, started):
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signal.SIGTERM)
+        else:
+            os.kill(pid, signal.SIGTERM)
 
 
 def list_jobs(kind: str | None = None, workspace: str | Path | None = None) -> list[dict[str, Any]]:

@@ -41,6 +41,28 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+def start_time(pid: int | None) -> int | None:
+    """When process `pid` started (field 22 of /proc/PID/stat, clock ticks since boot), None when
+    there is no such process. Why: a pid alone names a process only until it ends; the kernel
+    then gives the number to a new process. The pair (pid, start time) names one process for good,
+    so a recorded pid is believed only when its start time still matches."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[19])  # fields after the name start at field 3: field 22 is index 19
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def same_process(pid: object, started: object) -> bool:
+    """True while `pid` is alive and is the process that started at `started` (`start_time`):
+    a file that records a pid is trusted only together with its start time."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or not isinstance(started, int) or isinstance(started, bool):
+        return False
+    return start_time(pid) == started and pid_alive(pid)
+
+
 def synface_argv(*args: str) -> list[str]:
     """`python -m synface <args>` with this interpreter."""
     return [sys.executable, "-m", "synface", *args]
@@ -61,7 +83,8 @@ def spawn_detached(argv: Sequence[str], log_path: str | Path, on_exit: Callable[
     The repository is put first on PYTHONPATH so the worker runs this checkout's code. A daemon
     thread waits on the child, so one that ends (a failed run, say) is reaped at once and never
     stays a zombie of a long-lived parent such as the app's server; it then calls
-    `on_exit(returncode)`. `env`: variables added to this process's environment."""
+    `on_exit(returncode)`. `env`: variables added to this process's environment. The returned
+    Popen carries `start_time` (`start_time(pid)`, read while the pid is surely the child's)."""
     env = {**os.environ, **(env or {})}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.setdefault("PYTHONUNBUFFERED", "1")
@@ -70,6 +93,7 @@ def spawn_detached(argv: Sequence[str], log_path: str | Path, on_exit: Callable[
         proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=str(REPO_ROOT), env=env, start_new_session=True, close_fds=True)
     _CHILDREN[proc.pid] = proc
+    proc.start_time = start_time(proc.pid)  # type: ignore[attr-defined]  # read before the reaper can free the pid
     threading.Thread(target=_reap, args=(proc, on_exit), name=f"reap-{proc.pid}", daemon=True).start()
     return proc
 

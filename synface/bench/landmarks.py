@@ -93,7 +93,7 @@ def _lfw_photos(lfw: Path | None, count: int) -> list[Path]:
 def bench_landmarks(source: str = "dlib", renders: int = 60, photos: int = 200, lfw: str | Path | None = None,
                     seed: int = 11, progress: Callable[[int, int], None] | None = None) -> dict:
     """One JSON-ready record for one landmark source (see the module docstring)."""
-    from PIL import Image  # noqa: PLC0415
+    from synface.data.imageio import read_rgb  # noqa: PLC0415
 
     points_of, photo_points_of, scheme = landmark_source(source)
     tick = progress or (lambda done, total: None)
@@ -137,7 +137,7 @@ def bench_landmarks(source: str = "dlib", renders: int = 60, photos: int = 200, 
 
     photo_found, photo_times, photo_error = 0, [], []
     for j, path in enumerate(paths):
-        image = np.asarray(Image.open(path).convert("RGB"))
+        image = np.asarray(read_rgb(path, "photo"))
         t0 = time.perf_counter()
         points = photo_points_of(image)
         photo_times.append(time.perf_counter() - t0)

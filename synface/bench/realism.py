@@ -8,6 +8,8 @@ from typing import Callable
 
 import numpy as np
 
+from synface.bench.frechet import frechet_distance, frechet_parts
+from synface.bench.image_realism import DEFAULT_CROPS, image_realism_report, load_real_crops
 from synface.eval.verification import best_threshold
 from synface.generator import FaceGenerator
 
@@ -20,24 +22,6 @@ def distance_verification(dist: np.ndarray, issame: np.ndarray) -> tuple[float, 
     (negated: higher = same person)."""
     neg_threshold, accuracy = best_threshold(-dist, issame)
     return -neg_threshold, accuracy
-
-
-def frechet_parts(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """The two terms of the Fréchet distance between Gaussians fitted to two descriptor sets: the
-    squared distance of the means and the covariance term. Why both: a rise in the distance can be
-    a shifted population (the mean) or a differently spread one (the covariance)."""
-    from scipy import linalg  # noqa: PLC0415
-
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    root = linalg.sqrtm(ca @ cb)
-    root = root.real if np.iscomplexobj(root) else root
-    return float(((mu_a - mu_b) ** 2).sum()), float(np.trace(ca + cb - 2 * root))
-
-
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Fréchet distance between Gaussians fitted to two descriptor sets (as FID does for images)."""
-    return sum(frechet_parts(a, b))
 
 
 def frechet_report(renders: np.ndarray, real: np.ndarray, seed: int = 0) -> dict[str, float]:
@@ -104,9 +88,11 @@ def real_pairs_reference(pairs_source: str, embed: Callable[[np.ndarray], np.nda
 def bench_realism(n_detect: int = 500, n_pairs: int = 500, n_phi_pairs: int = 40, seed: int = 0, device: str = "auto",
                   progress: Callable[[str, int, int], None] | None = None, real_pairs: str | None = None,
                   identity_scale: float = 1.0, model: str | None = None, workspace: str | None = None,
-                  variant: str = "mosaic") -> dict:
+                  variant: str = "mosaic", real_crops: str | None = None, n_crops: int = DEFAULT_CROPS) -> dict:
     """Detection rate (|yaw| <= 30 deg), identity verification accuracy and the phi trend under dlib;
-    with `real_pairs` (aligned real pairs), the same verification protocol on them as the reference.
+    with `real_pairs` (aligned real pairs), the same verification protocol on them as the reference;
+    with `real_crops` (a folder of aligned crops), whether a classifier tells `n_crops` of them from
+    as many renders by how they look (synface/bench/image_realism.py).
     `identity_scale` spreads every identity draw (1 = the default prior): how far more spread of the
     existing coefficients alone could separate identities, and what it costs the detector.
     `model` names a learned face model of the workspace (default: the built-in head)."""
@@ -123,6 +109,9 @@ def bench_realism(n_detect: int = 500, n_pairs: int = 500, n_phi_pairs: int = 40
         raise ValueError("--variant applies to learned models only")
     gen = FaceGenerator(device=device, model=learned)
     tick = progress or (lambda stage, done, total: None)
+    real_crop_set = None
+    if real_crops is not None:  # read and checked before minutes of rendering and dlib
+        real_crop_set = load_real_crops(real_crops, n_crops, seed, gen.image_size, tick=tick)
     # 1. detection on prior draws with |yaw| <= 30 degrees
     frontalish: list[np.ndarray] = []
     draw = 0
@@ -182,6 +171,10 @@ def bench_realism(n_detect: int = 500, n_pairs: int = 500, n_phi_pairs: int = 40
     reference = real_pairs_reference(real_pairs, embed, tick, real_descriptors) if real_pairs else {}
     if real_descriptors:
         reference.update(frechet_report(np.concatenate([e1, e2]), np.stack(real_descriptors), seed))
+    if real_crop_set is not None:
+        looks = gen.sample(len(real_crop_set), seed + 606)  # default prior: identity, pose, light, background
+        renders = render_images(gen, looks, "render crops", tick)
+        reference["image_realism"] = image_realism_report(renders, real_crop_set, seed, tick=tick)
     spread = spread_statistics(np.stack([e1[:n_pairs], e2[:n_pairs]], axis=1)) if n_pairs >= 3 else {"between_to_within": None}
     return {
         "bench": "realism",

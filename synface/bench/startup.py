@@ -170,11 +170,10 @@ def bench_startup(repeats: int = 3, moves: int = 15, cold: bool = False, device:
     models_from = None
     if model not in (None, "", "builtin"):
         from synface.base.workspace import workspace_root  # noqa: PLC0415
-        from synface.face.catalog import model_folder  # noqa: PLC0415
+        from synface.face.catalog import model_card  # noqa: PLC0415
 
         models_from = workspace_root(workspace)
-        if not (model_folder(model, models_from) / "model.npz").is_file():
-            raise ValueError(f"no learned face model {model!r} in {models_from / 'face_models'}")
+        model_card(model, models_from)  # a missing or damaged model: one FaceModelError (a ValueError) naming it
     else:
         model = None
     tick = progress or (lambda done, total: None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from synface.cli.common import print_json, tqdm_progress
+from synface.cli.common import MAX_WORKERS, count, print_json, tqdm_progress
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("src", help="image folder: <identity>/<file>, or a root holding images/")
     p.add_argument("--out", required=True, help="output folder (resumable: existing outputs are kept)")
-    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--workers", type=count(MAX_WORKERS), default=2, help="worker processes (default 2)")
     p.add_argument("--force", action="store_true", help="re-align images whose output already exists")
     p.set_defaults(func=_align)
 

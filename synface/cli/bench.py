@@ -7,7 +7,10 @@ import math
 import sys
 from typing import Callable
 
-from synface.cli.common import positive_int, print_json
+from synface.cli.common import count, positive_int, print_json
+
+#: the most identities, pairs, renders or images one benchmark option may ask for (docs/limits.md)
+MAX_BENCH_COUNT = 100_000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,22 +18,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     which = p.add_subparsers(dest="what", required=True)
     r = which.add_parser("render", help="rendering throughput, single-image latency and memory")
     r.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    r.add_argument("--batch", type=positive_int, default=256)
-    r.add_argument("--repeats", type=positive_int, default=5)
+    r.add_argument("--batch", type=count(4096), default=256)
+    r.add_argument("--repeats", type=count(1000), default=5)
     r.add_argument("--model", default=None, help="face model: builtin (default) or a learned model's name")
     r.add_argument("--workspace", default=None)
     r.add_argument("--json", action="store_true", help="print one JSON line (default output too)")
     r.set_defaults(func=_render)
     q = which.add_parser("realism", help="dlib detection rate, identity verification and the phi trend")
     q.add_argument("--device", default="auto")
-    q.add_argument("--detect", type=positive_int, default=500, help="renders with |yaw| <= 30 deg for the detector")
-    q.add_argument("--pairs", type=positive_int, default=500, help="genuine pairs (and as many impostor pairs)")
-    q.add_argument("--phi-pairs", type=positive_int, default=40)
+    q.add_argument("--detect", type=count(MAX_BENCH_COUNT), default=500, help="renders with |yaw| <= 30 deg for the detector")
+    q.add_argument("--pairs", type=count(MAX_BENCH_COUNT), default=500, help="genuine pairs (and as many impostor pairs)")
+    q.add_argument("--phi-pairs", type=count(MAX_BENCH_COUNT), default=40)
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--real-pairs", metavar="DIR_OR_BIN", default=None,
                    help="aligned real pairs (LFW-layout folder or .bin): the same verification protocol on them")
     q.add_argument("--identity-scale", type=float, default=1.0,
                    help="multiply every identity draw (1 = default prior): what more spread alone buys")
+    q.add_argument("--real-crops", metavar="DIR", default=None,
+                   help="aligned real crops (<person>/<crop> or a flat folder): accuracy of a classifier telling "
+                        "them from renders by how they look (50%% = cannot tell)")
+    from synface.bench.image_realism import DEFAULT_CROPS  # light: numpy only until it runs
+
+    q.add_argument("--crops", type=positive_int, default=DEFAULT_CROPS,
+                   help="real crops the classifier uses (a seeded choice, a few per person) and as many renders")
     q.add_argument("--model", default=None, help="face model: builtin (default) or a learned model's name")
     q.add_argument("--workspace", default=None, help="workspace holding the learned model")
     q.add_argument("--variant", default="mosaic", help="learned models: mosaic (default), one_person or whole_face_blend")
@@ -38,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.set_defaults(func=_realism)
     lk = which.add_parser("leakage", help="a learned model's synthetic people against its source people (privacy)")
     lk.add_argument("--model", required=True, help="learned face model name")
-    lk.add_argument("--identities", type=int, default=1000)
+    lk.add_argument("--identities", type=count(MAX_BENCH_COUNT), default=1000)
     lk.add_argument("--seed", type=int, default=0)
     lk.add_argument("--variant", default="mosaic", help="mosaic (the model's draws), one_person or whole_face_blend")
     lk.add_argument("--min-source-distance", type=float, default=0.0,
@@ -49,21 +59,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lk.set_defaults(func=_leakage)
     t = which.add_parser("train", help="training images/s and MFU against this machine's fp32 matmul peak")
     t.add_argument("--preset", default="cpu-quick")
-    t.add_argument("--steps", type=positive_int, default=8)
-    t.add_argument("--batch", type=positive_int, default=None)
+    t.add_argument("--steps", type=count(MAX_BENCH_COUNT), default=8)
+    t.add_argument("--batch", type=count(4096), default=None)
     t.add_argument("--device", default="cpu", help="cpu (default), cuda[:N] or auto; a missing GPU is one error line")
     t.add_argument("--json", action="store_true")
     t.set_defaults(func=_train)
     i = which.add_parser("identity", help="identity power of each shape/albedo coefficient under dlib's descriptor")
-    i.add_argument("--identities", type=positive_int, default=10, help="random identities each coefficient is swept on")
+    i.add_argument("--identities", type=count(MAX_BENCH_COUNT), default=10, help="random identities each coefficient is swept on")
     i.add_argument("--amplitude", type=float, default=2.0, help="sweep from -A to +A (prior standard deviations)")
     i.add_argument("--seed", type=int, default=7)
     i.add_argument("--device", default="auto")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=_identity)
     s = which.add_parser("spread", help="between- vs within-identity variance of dlib's descriptor, renders and real")
-    s.add_argument("--identities", type=positive_int, default=100)
-    s.add_argument("--draws", type=positive_int, default=4, help="attribute draws (renders) or images (real) per identity")
+    s.add_argument("--identities", type=count(MAX_BENCH_COUNT), default=100)
+    s.add_argument("--draws", type=count(1000), default=4, help="attribute draws (renders) or images (real) per identity")
     s.add_argument("--seed", type=int, default=31)
     s.add_argument("--identity-scale", type=float, default=1.0, help="multiply every identity draw (1 = default prior)")
     s.add_argument("--real", metavar="DIR", default=None,
@@ -80,7 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ph = which.add_parser("photo", help="verification with real photographed appearance on the built-in mesh: the bar's ceiling")
     ph.add_argument("--photos", metavar="DIR", required=True,
                     help="identity-per-folder aligned crops (e.g. workspace/real/lfw_test/images); one photo per person")
-    ph.add_argument("--identities", type=positive_int, default=500, help="people (photo identities and as many built-in ones)")
+    ph.add_argument("--identities", type=count(MAX_BENCH_COUNT), default=500, help="people (photo identities and as many built-in ones)")
     ph.add_argument("--seed", type=int, default=0)
     ph.add_argument("--mean-shape", action="store_true", help="every identity on the mean shape (appearance alone)")
     ph.add_argument("--region", choices=REGIONS, default=None,
@@ -90,7 +100,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ph.set_defaults(func=_photo)
     lm = which.add_parser("landmarks", help="landmark source for fitting: dlib 68 or mediapipe 468, on renders of known truth")
     lm.add_argument("--source", default="dlib", help="dlib (default) or mediapipe (optional, its own environment)")
-    lm.add_argument("--renders", type=int, default=200, help="posed test renders (|yaw| <= 30 deg)")
+    lm.add_argument("--renders", type=count(MAX_BENCH_COUNT), default=200, help="posed test renders (|yaw| <= 30 deg)")
     lm.add_argument("--photos", type=int, default=300, help="real photos sampled from --lfw for detection and timing")
     lm.add_argument("--lfw", metavar="DIR", default=None, help="an LFW copy (or any folder of .jpg photos)")
     lm.add_argument("--seed", type=int, default=11)
@@ -99,19 +109,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     al = which.add_parser("alignment", help="how dlib's alignment pipeline would re-frame renders, beside real crops")
     al.add_argument("--model", default=None, help="face model: builtin (default) or a learned model's name")
     al.add_argument("--workspace", default=None, help="workspace holding the learned model")
-    al.add_argument("--renders", type=positive_int, default=300,
+    al.add_argument("--renders", type=count(MAX_BENCH_COUNT), default=300,
                     help="renders under the default prior (and as many frontal ones)")
     al.add_argument("--seed", type=int, default=0)
     al.add_argument("--real", metavar="DIR", default=None,
                     help="real aligned 112x112 crops, <identity>/<image> (as `python -m synface align` writes)")
-    al.add_argument("--real-max", type=positive_int, default=3000, help="at most this many real crops, evenly spaced")
+    al.add_argument("--real-max", type=count(MAX_BENCH_COUNT), default=3000, help="at most this many real crops, evenly spaced")
     al.add_argument("--device", default="auto")
     al.add_argument("--json", action="store_true", help="print one JSON line (default output too)")
     al.set_defaults(func=_alignment)
     mx = which.add_parser("mixup", help="identity mixup strips under dlib: one face at every phi, steady from B to A")
     mx.add_argument("--model", default=None, help="face model: builtin (default) or a learned model's name")
     mx.add_argument("--workspace", default=None, help="workspace holding the learned model")
-    mx.add_argument("--strips", type=positive_int, default=40, help="identity pairs, 11 renders each")
+    mx.add_argument("--strips", type=count(MAX_BENCH_COUNT), default=40, help="identity pairs, 11 renders each")
     mx.add_argument("--seed", type=int, default=0)
     mx.add_argument("--device", default="auto")
     mx.add_argument("--json", action="store_true", help="print one JSON line (default output too)")
@@ -120,19 +130,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rc.add_argument("--photos", metavar="DIR", required=True,
                     help="photos: an LFW copy (images/ + people.txt) or <person>/<photo> folders")
     rc.add_argument("--folds", default=None, help="LFW only: the people of these folds, e.g. 4,5 (held out from fits)")
-    rc.add_argument("--count", type=positive_int, default=40, help="photos (one per person)")
+    rc.add_argument("--count", type=count(MAX_BENCH_COUNT), default=40, help="photos (one per person)")
     rc.add_argument("--seed", type=int, default=0)
     rc.add_argument("--json", action="store_true", help="print one JSON line (default output too)")
     rc.set_defaults(func=_reconstruct)
     g = which.add_parser("generate", help="end-to-end synthetic set build to disk (images/s)")
-    g.add_argument("--images", type=positive_int, default=10_000)
-    g.add_argument("--samples", type=positive_int, default=50)
+    g.add_argument("--images", type=count(10_000_000), default=10_000)
+    g.add_argument("--samples", type=count(10_000), default=50)
     g.add_argument("--device", default="auto")
     g.add_argument("--json", action="store_true")
     g.set_defaults(func=_generate)
     su = which.add_parser("startup", help="app start-up: health, first face and slider latency in Chromium")
-    su.add_argument("--repeats", type=positive_int, default=3)
-    su.add_argument("--moves", type=positive_int, default=15, help="phi slider moves timed per start")
+    su.add_argument("--repeats", type=count(1000), default=3)
+    su.add_argument("--moves", type=count(1000), default=15, help="phi slider moves timed per start")
     su.add_argument("--cold", action="store_true", help="an empty numba cache each start (a fresh clone)")
     su.add_argument("--model", default="builtin",
                     help="time the slider with this learned face model of --workspace (copied into each trial)")
@@ -164,7 +174,7 @@ def _realism(args: argparse.Namespace) -> int:
     result = bench_realism(n_detect=args.detect, n_pairs=args.pairs, n_phi_pairs=args.phi_pairs, seed=args.seed,
                            device=args.device, progress=tick, real_pairs=args.real_pairs,
                            identity_scale=args.identity_scale, model=args.model, workspace=args.workspace,
-                           variant=args.variant)
+                           variant=args.variant, real_crops=args.real_crops, n_crops=args.crops)
     for update, close in bars.values():
         close()
     print_json(result)
@@ -187,8 +197,6 @@ def _print_with_bar(desc: str, unit: str, run: Callable[[Callable[[int, int], No
 def _leakage(args: argparse.Namespace) -> int:
     from synface.bench.leakage import bench_leakage
 
-    if args.identities < 1:
-        raise ValueError(f"--identities must be >= 1, got {args.identities}")
     if not math.isfinite(args.min_source_distance) or args.min_source_distance < 0:
         raise ValueError(f"--min-source-distance must be a finite number >= 0, got {args.min_source_distance}")
     return _print_with_bar("bench leakage", "identity", lambda progress: bench_leakage(
@@ -223,8 +231,8 @@ def _photo(args: argparse.Namespace) -> int:
 def _landmarks(args: argparse.Namespace) -> int:
     from synface.bench.landmarks import bench_landmarks
 
-    if args.renders < 1 or args.photos < 0:
-        raise ValueError(f"--renders must be >= 1 and --photos >= 0, got {args.renders} and {args.photos}")
+    if not 0 <= args.photos <= MAX_BENCH_COUNT:
+        raise ValueError(f"--photos must be in 0..{MAX_BENCH_COUNT:,}, got {args.photos:,}")
     return _print_with_bar("bench landmarks", "img", lambda progress: bench_landmarks(
         args.source, renders=args.renders, photos=args.photos if args.lfw else 0, lfw=args.lfw, seed=args.seed,
         progress=progress))

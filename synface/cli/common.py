@@ -27,6 +27,25 @@ def positive_int(text: str) -> int:
     return value
 
 
+#: worker processes an option may start (a forked copy each)
+MAX_WORKERS = 64
+
+
+def count(high: int) -> Callable[[str], int]:
+    """argparse type for a count with an upper bound: a positive integer of at most `high`. Why a
+    bound: a count sizes the work before it starts, so an absurd one (--identities 1000000000) is
+    refused naming the option and its bound, not discovered after hours or an out-of-memory."""
+
+    def parse(text: str) -> int:
+        value = positive_int(text)
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high:,}, got {value:,}")
+        return value
+
+    parse.__name__ = "count"  # how argparse names the type in its message
+    return parse
+
+
 def tqdm_progress(desc: str, total: int | None = None, unit: str = "it",
                   lazy: bool = False) -> tuple[Callable[[int, int], None], Callable[[], None]]:
     """A (done, total) callback drawing a tqdm bar on stderr, and a close function. `lazy`: the bar

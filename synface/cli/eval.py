@@ -1,8 +1,9 @@
-"""`python -m synface eval`: verification accuracy of a checkpoint or a run on LFW, .bin or registered sets.
+"""`python -m synface eval`: verification accuracy of a checkpoint or a run on LFW, .bin, IJB or registered sets.
 
     python -m synface eval --run RUN                       # every registered verification set, into the run
     python -m synface eval --run RUN --sets cfp_fp,agedb_30
     python -m synface eval --checkpoint last.pt --bin cfp_fp.bin
+    python -m synface eval --checkpoint last.pt --ijb IJB_C  # TAR at FAR 1e-6 .. 1e-1 (synface.eval.ijb)
 
 Every set is checked before anything is scored: it must be scorable, and it must not test people
 the checkpoint trained on unless `--allow-overlap` accepts that (the result records it).
@@ -17,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from synface.cli.common import print_json, tqdm_progress
+from synface.cli.common import count, print_json, tqdm_progress
 
 OVERRIDE_HINT = "pass --allow-overlap (the result records it)"
 
@@ -30,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--lfw", metavar="DIR", help="LFW-layout folder (images/<Name>/..., pairs.txt)")
     src.add_argument("--bin", metavar="FILE", help="insightface verification .bin (10 contiguous folds)")
+    src.add_argument("--ijb", metavar="DIR", help="IJB-B/C folder in insightface's layout (meta/, loose_crop/): "
+                                                  "template 1:1 verification, TAR at FAR 1e-6 .. 1e-1")
     src.add_argument("--sets", metavar="NAMES", help="registered verification sets, comma-separated, or 'all' "
                      "(the default without --lfw/--bin)")
     p.add_argument("--pairs", metavar="FILE", help="pairs file for --lfw (default DIR/pairs.txt)")
@@ -38,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="keep this central fraction of each image before resizing (e.g. 0.6 for 250x250 LFW)")
     p.add_argument("--far", type=float, default=1e-3, help="FAR target of the TAR figure")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--batch", type=count(4096), default=128)
     p.add_argument("--allow-overlap", action="store_true",
                    help="score sets that share people with the checkpoint's training data (recorded)")
     p.add_argument("--root", metavar="DIR", help="workspace root (default $SYNFACE_HOME or ./workspace)")
@@ -88,12 +91,14 @@ def _specs(args: argparse.Namespace) -> list[dict[str, Any]]:
     """The sets to score: --lfw / --bin, or registered verification sets."""
     from synface.data.realsets import eval_specs
 
+    if args.ijb:
+        return [{"path": str(Path(args.ijb)), "name": Path(args.ijb).name}]
     if args.lfw or args.bin:
         path = Path(args.lfw or args.bin)
         return [{"path": str(path), "name": path.stem if args.bin else path.name, "pairs": args.pairs,
                  "folds": args.folds, "center_crop": args.center_crop}]
     names = [n.strip() for n in (args.sets or "all").split(",") if n.strip()]
-    specs = eval_specs(None if names == ["all"] else names, args.root, args.center_crop)
+    specs = eval_specs(names, args.root, args.center_crop)
     if not specs:
         raise ValueError("no verification sets are registered: register one with `python -m synface real add FILE` "
                          "or give --lfw / --bin")
@@ -123,7 +128,8 @@ def _write_out(out: Path, summary: dict, result) -> None:
 def run_eval(args: argparse.Namespace) -> int:
     from synface.base.device import resolve_device
     from synface.data.identity_overlap import check_launch
-    from synface.eval.run_eval import EvalSet, evaluate, load_pairs
+    from synface.eval.run_eval import evaluate
+    from synface.eval.sets import open_eval_set
     from synface.models.checkpoint import load_checkpoint_model
 
     _check_options(args)
@@ -141,19 +147,19 @@ def run_eval(args: argparse.Namespace) -> int:
     overlap = {s.label: s.describe() for s in report.overlapping}
     summaries = []
     for spec in specs:
-        pairs = load_pairs(spec["path"], spec.get("pairs"), spec.get("folds"))
-        evalset = EvalSet(spec["name"], pairs, spec.get("center_crop"))
-        update, close = tqdm_progress(f"eval {evalset.name}", 2 * len(pairs), unit="img")
+        evalset = open_eval_set(spec)
+        update, close = tqdm_progress(f"eval {evalset.name}", evalset.num_images, unit="img")
         try:
             result = evaluate(model, evalset, device, args.batch, args.far, progress=update)
         finally:
             close()
         summary = {
             "set": evalset.name, "checkpoint": str(checkpoint), "backbone": cfg.get("backbone"),
-            "pairs": len(pairs), "folds": len(result.fold_accuracies),
+            "pairs": evalset.num_pairs, "folds": len(result.fold_accuracies),
             "mean_accuracy": result.mean_accuracy, "std_accuracy": result.std_accuracy,
             "far_target": result.far_target, "tar_at_far": result.tar_at_far, "auc": result.auc,
             **({"identity_overlap": overlap[evalset.name]} if evalset.name in overlap else {}),
+            **({"tar_at_fars": result.exact_tars} if result.exact_tars else {}),
         }
         summaries.append(summary)
         if run is not None:
@@ -162,10 +168,12 @@ def run_eval(args: argparse.Namespace) -> int:
             _write_out(Path(args.out), summary, result)
         if not args.json:
             print(f"{evalset.name}: {100 * result.mean_accuracy:.2f} +- {100 * result.std_accuracy:.2f} % "
-                  f"({summary['folds']} folds, {len(pairs)} pairs); TAR@FAR={args.far:g}: "
+                  f"({summary['folds']} folds, {evalset.num_pairs} pairs); TAR@FAR={args.far:g}: "
                   f"{100 * result.tar_at_far:.2f} %; AUC {result.auc:.4f}")
+            if result.exact_tars:
+                print("  TAR at FAR " + ", ".join(f"{far}: {100 * tar:.2f} %" for far, tar in result.exact_tars.items()))
     if args.json:
-        single = bool(args.lfw or args.bin)
+        single = bool(args.lfw or args.bin or args.ijb)
         print_json(summaries[0] if single else {"run": run.id if run else None, "results": summaries})
     if args.out:
         print(f"wrote {args.out} and {Path(args.out).with_suffix('.roc.csv')}", file=sys.stderr)

@@ -5,6 +5,10 @@ An ImageFolder set (any synthetic set, or an aligned real set) becomes insightfa
 (images + pairs.txt) becomes an insightface `.bin`. Every image is decoded first: a file that is
 not a whole image is never packed. RecordIO skips it (counted and named in the report and on
 stderr); a `.bin`, whose pairs need every image, is refused.
+
+A trained recogniser (a run's last checkpoint, or a checkpoint file) becomes ONNX (`--to onnx`,
+`synface.models.onnx_export`): dynamic batch, its preprocessing recorded; the export checks that
+onnxruntime's embeddings match PyTorch's before it reports.
 """
 
 from __future__ import annotations
@@ -20,11 +24,15 @@ MAX_NAMED = 20
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("export", help="write a set as insightface RecordIO (train) or .bin (verification)")
-    p.add_argument("src", help="ImageFolder set (for --to rec) or LFW-layout folder with pairs.txt (for --to bin)")
-    p.add_argument("--to", choices=("rec", "bin"), required=True)
-    p.add_argument("--out", required=True, help="output folder (rec) or .bin file path")
+    p = subparsers.add_parser("export", help="write a set as insightface RecordIO (train) or .bin (verification), "
+                                             "or a trained recogniser as ONNX")
+    p.add_argument("src", help="ImageFolder set (for --to rec), LFW-layout folder with pairs.txt (for --to bin), "
+                               "or a run (id or folder) or checkpoint file (for --to onnx)")
+    p.add_argument("--to", choices=("rec", "bin", "onnx"), required=True)
+    p.add_argument("--out", default=None, help="output folder (rec), .bin file path, or .onnx file path "
+                                              "(default for onnx: <run folder>/model.onnx)")
     p.add_argument("--pairs", default=None, help="pairs file for --to bin (default: SRC/pairs.txt)")
+    p.add_argument("--root", default=None, help="workspace root for --to onnx (default: $SYNFACE_HOME or workspace/)")
     p.set_defaults(func=_export)
 
 
@@ -49,9 +57,51 @@ def _problems(paths: list[Path], desc: str) -> dict[str, str]:
     return bad
 
 
+def _onnx(args: argparse.Namespace) -> int:
+    """A run's last checkpoint (or a checkpoint file) as ONNX, checked against PyTorch."""
+    import numpy as np
+    import torch
+
+    from synface.models.checkpoint import load_checkpoint_model
+    from synface.models.onnx_export import export_onnx, onnx_embeddings, require_onnx
+
+    require_onnx(runtime=True)  # before the checkpoint loads: one line naming the extra
+    source = Path(args.src)
+    run = None
+    if source.suffix == ".pt" and source.is_file():
+        checkpoint = source
+    else:
+        from synface.runs.registry import find_run
+
+        run = find_run(args.src, args.root)
+        checkpoint = run.last_checkpoint
+        if not checkpoint.is_file():
+            raise ValueError(f"run {run.id} has no checkpoint to export ({checkpoint}): it has not finished an "
+                             "epoch or was stopped before its first save")
+    out = Path(args.out) if args.out else (run.path / "model.onnx" if run is not None else source.with_suffix(".onnx"))
+    if out.suffix.lower() != ".onnx":
+        raise ValueError(f"--out {out} must end in .onnx")
+    model, cfg = load_checkpoint_model(checkpoint, "cpu")
+    meta = {"run": run.id if run is not None else None, "checkpoint": str(checkpoint), "backbone": cfg.get("backbone")}
+    record = export_onnx(model, out, meta)
+    size = int(model.input_size)
+    probe = torch.Generator().manual_seed(0)
+    images = (torch.rand(4, 3, size, size, generator=probe) * 2 - 1).numpy()
+    with torch.no_grad():
+        reference = model(torch.from_numpy(images)).numpy()
+    exported = onnx_embeddings(out, images)
+    cosine = (reference * exported).sum(1) / (np.linalg.norm(reference, axis=1) * np.linalg.norm(exported, axis=1))
+    print_json({**record, "format": "onnx", **meta, "parity_min_cosine": round(float(cosine.min()), 6)})
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from synface.data.errors import DataError
 
+    if args.to == "onnx":
+        return _onnx(args)
+    if args.out is None:
+        raise ValueError(f"--to {args.to} needs --out (the {'folder' if args.to == 'rec' else '.bin file'} to write)")
     out = Path(args.out)
     if args.to == "rec":
         from synface.data.imagefolder import ImageFolderIndex

@@ -1,9 +1,10 @@
-"""`python -m synface face-model fit|list|show`: learn a face model from photographs, and inspect it."""
+"""`python -m synface face-model fit|list|show|preview|remove`: learn a face model from photographs, inspect it."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from synface.cli.common import parse_folds, print_json, tqdm_progress
 
@@ -27,6 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("name")
     show.add_argument("--workspace", default=None)
     show.set_defaults(func=_show)
+    remove = sub.add_parser("remove", help="delete a model folder (a damaged one, say); refused while it is being fitted")
+    remove.add_argument("name")
+    remove.add_argument("--workspace", default=None)
+    remove.set_defaults(func=_remove)
     preview = sub.add_parser("preview", help="a PNG of new people: the built-in head beside learned models")
     preview.add_argument("names", nargs="+", help="learned model names (the built-in head comes first)")
     preview.add_argument("--out", required=True, help="PNG file to write")
@@ -67,21 +72,31 @@ def _list(args: argparse.Namespace) -> int:
     from synface.face.catalog import list_models  # noqa: PLC0415
 
     print_json({"name": "builtin", "kind": "built-in procedural head (no photos)"})
+    damaged = []
     for card in list_models(args.workspace):
-        print_json({k: card.get(k) for k in ("name", "kind", "version", "people_fitted", "bank_people",
-                                              "images_fitted", "fit_error_iod_median", "created", "error")
+        print_json({k: card.get(k) for k in ("name", "card_name", "kind", "version", "people_fitted", "bank_people",
+                                              "images_fitted", "fit_error_iod_median", "created", "damaged", "error")
                     if k in card})
+        if card.get("damaged"):
+            damaged.append(card["name"])
+    if damaged:
+        print(f"warning: damaged face models (not offered; python -m synface face-model remove NAME deletes one): "
+              f"{', '.join(damaged)}", file=sys.stderr)
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
-    from synface.face.catalog import model_folder  # noqa: PLC0415
-    from synface.face.learned import check_format, read_card  # noqa: PLC0415
+    from synface.face.catalog import model_card  # noqa: PLC0415
 
-    folder = model_folder(args.name, args.workspace)
-    card = read_card(folder)
-    check_format(folder)  # a card whose model file is missing or unreadable is not a usable model
-    print(json.dumps(card, indent=2))
+    card = model_card(args.name, args.workspace)  # the check generation makes: a damaged model is an error
+    print(json.dumps({**card, "name": args.name, "card_name": card.get("name")}, indent=2))
+    return 0
+
+
+def _remove(args: argparse.Namespace) -> int:
+    from synface.face.catalog import remove_model  # noqa: PLC0415
+
+    print_json({"removed": str(remove_model(args.name, args.workspace))})
     return 0
 
 

@@ -1,4 +1,9 @@
-"""`python -m synface generate`: build a synthetic dataset (resumable) or a synthetic benchmark."""
+"""`python -m synface generate`: build a synthetic dataset (resumable) or a synthetic benchmark.
+
+A big set can be built in pieces: `--shard K/N` builds identities of part K of N (seeded as in the
+whole set), `--merge DIR...` joins the shard folders into the set, and `--workers W` does both
+with W local processes (`synface.data.shards`).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from synface.cli.common import print_json, tqdm_progress
+from synface.cli.common import MAX_WORKERS, count, print_json, tqdm_progress
 
 
 def _phi_grid(text: str) -> tuple[float, ...]:
@@ -20,6 +25,16 @@ def _phi_grid(text: str) -> tuple[float, ...]:
     if bad:
         raise argparse.ArgumentTypeError(f"values must lie in [0, 1], got {bad[0]:g} in {text!r}")
     return values
+
+
+def _shard(text: str):
+    from synface.data.errors import DataError
+    from synface.data.synth_config import Shard
+
+    try:
+        return Shard.parse(text)
+    except DataError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _check_out(out: Path) -> None:
@@ -96,7 +111,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="output folder (default: <workspace>/datasets/<name>)")
     p.add_argument("--root", default=None, help="workspace root (default: $SYNFACE_HOME or workspace/)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--batch", type=int, default=256, help="images rendered per batch")
+    p.add_argument("--batch", type=count(4096), default=256, help="images rendered per batch")
+    p.add_argument("--shard", type=_shard, default=None, metavar="K/N",
+                   help="build part K of N only (1 <= K <= N; identities split in N contiguous ranges, seeded as in "
+                        "the whole set); default --out: <workspace>/datasets/<name>.shard-K-of-N")
+    p.add_argument("--merge", nargs="+", metavar="DIR", default=None,
+                   help="join the finished shard folders of one set into the set (--out, default "
+                        "<workspace>/datasets/<name>): one manifest and card, images linked or copied")
+    p.add_argument("--workers", type=count(MAX_WORKERS), default=1, metavar="W",
+                   help="local processes: W shards built side by side, then merged (default 1)")
     p.add_argument("--json", action="store_true", help="print the build report as one JSON line")
     p.set_defaults(func=_generate, set_option_defaults={dest: p.get_default(dest) for dest in SET_OPTIONS})
 
@@ -175,8 +198,28 @@ def _min_source_distance(args: argparse.Namespace) -> float:
     return privacy_floor(args.model, args.root)
 
 
+def _check_pieces(args: argparse.Namespace) -> None:
+    """--shard, --merge and --workers: refused where they cannot apply, before any work."""
+    if args.merge is not None:
+        given = [dest for dest, default in args.set_option_defaults.items() if getattr(args, dest) != default]
+        given += ["config"] if args.config else []
+        given += ["shard"] if args.shard else []
+        given += ["workers"] if args.workers != 1 else []
+        given += ["verification"] if args.verification else []
+        if given:
+            options = ", ".join("--" + dest.replace("_", "-") for dest in given)
+            raise ValueError(f"--merge takes the set's settings from its shards; drop {options}")
+    if args.verification and (args.shard or args.workers != 1):
+        raise ValueError("--shard and --workers build training sets; a --verification benchmark is one process")
+    if args.shard and args.workers != 1:
+        raise ValueError(f"--shard {args.shard.label} is one piece of work; --workers splits a whole set (drop one)")
+
+
 def _generate(args: argparse.Namespace) -> int:
     _check_sizes(args)
+    _check_pieces(args)
+    if args.merge is not None:
+        return _merge(args)
     if args.config is not None:
         config = _config_file(args)
     elif args.verification:
@@ -185,28 +228,68 @@ def _generate(args: argparse.Namespace) -> int:
         config = _config_options(args)
     from synface.base.names import child_path
     from synface.base.workspace import workspace_root
-    from synface.data.synth_set import SynthSet
     from synface.data.synthetic import build_dataset, check_build_space
     from synface.face.catalog import load_model
     from synface.generator import FaceGenerator
 
     # SynthConfig has checked the name; --out is the user's own folder and may be anywhere
-    out = Path(args.out) if args.out else child_path(workspace_root(args.root) / "datasets", config.name, "dataset name")
+    folder = config.name if args.shard is None else f"{config.name}.shard-{args.shard.index}-of-{args.shard.count}"
+    out = Path(args.out) if args.out else child_path(workspace_root(args.root) / "datasets", folder, "dataset name")
     _check_out(out)
+    if args.shard is not None:
+        args.shard.identities(config.ids)  # more shards than identities: refused before anything loads
     if not out.exists():
-        check_build_space(config, out)  # a new set that cannot fit: refused before the generator loads
-    gen = FaceGenerator(device=args.device, model=load_model(config.model, args.root))
+        images = None if args.shard is None else len(args.shard.identities(config.ids)) * config.samples
+        check_build_space(config, out, images)  # a new set that cannot fit: refused before the generator loads
     bars = _Bars()
     try:
-        report = build_dataset(config, out, gen, batch_size=args.batch, workspace=args.root,
-                               progress=bars.stage(f"generate {config.name}", "img"),
-                               check_progress=bars.stage("source-distance check", "id"))
+        if args.workers > 1:
+            from synface.data.shards import build_with_workers
+
+            load_model(config.model, args.root)  # a missing face model: one line before any worker starts
+            report = build_with_workers(config, out, args.workers, device=args.device, batch_size=args.batch,
+                                        workspace=args.root, progress=bars.stage(f"generate {config.name}", "img"),
+                                        merge_progress=bars.stage("merge", "img"))
+        else:
+            gen = FaceGenerator(device=args.device, model=load_model(config.model, args.root))
+            report = build_dataset(config, out, gen, batch_size=args.batch, workspace=args.root,
+                                   progress=bars.stage(f"generate {config.name}", "img"),
+                                   check_progress=bars.stage("source-distance check", "id"), shard=args.shard)
     finally:
         bars.close()
+    _print_record(args, config, report, shard=args.shard)
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from synface.base.names import child_path
+    from synface.base.workspace import workspace_root
+    from synface.data.shards import merge_shards, read_shards
+
+    config, _ = read_shards(args.merge)  # refused (naming the shard) before anything is written
+    out = Path(args.out) if args.out else child_path(workspace_root(args.root) / "datasets", config.name, "dataset name")
+    _check_out(out)
+    bars = _Bars()
+    try:
+        report = merge_shards(args.merge, out, args.root, progress=bars.stage(f"merge {config.name}", "img"))
+    finally:
+        bars.close()
+    _print_record(args, config, report)
+    return 0
+
+
+def _print_record(args: argparse.Namespace, config, report, shard=None) -> None:
+    from synface.data.synth_set import SynthSet
+
     record = {"out": report.out, "name": report.name, "model": config.model, "images": report.num_images,
               "rendered": report.rendered, "already_present": report.already_present, "seconds": report.seconds,
               "images_per_s": report.images_per_s, "disk_mb": round(report.disk_bytes / 2**20, 1)}
-    built = SynthSet(out)
+    if shard is not None:
+        span = shard.identities(config.ids)
+        record.update(shard=shard.label, identities=[span.start, span.stop])
+    if report.extra.get("merged_shards"):
+        record["merged_shards"] = report.extra["merged_shards"]
+    built = SynthSet(report.out)
     if built.is_complete() and config.model != "builtin":
         record["privacy"] = {k: v for k, v in built.card().get("privacy", {}).items()
                              if k in ("threshold", "identities_checked", "nearest_min", "nearest_p01", "nearest_median",
@@ -215,7 +298,6 @@ def _generate(args: argparse.Namespace) -> int:
         print_json(record)
     else:
         print(json.dumps(record, indent=1))
-    return 0
 
 
 def _verification(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from synface.cli.common import print_json, tqdm_progress
+from synface.cli.common import MAX_WORKERS, count, print_json, tqdm_progress
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="LFW: the people.txt folds that train, e.g. 1-3 or 1,2,3 (the other folds' pairs test), "
                         "'all' (training only) or 'none' (a test set only)")
     a.add_argument("--no-align", action="store_true", help="use image folders as they are (already aligned)")
-    a.add_argument("--workers", type=int, default=2, help="alignment processes")
+    a.add_argument("--workers", type=count(MAX_WORKERS), default=2, help="alignment processes")
     a.add_argument("--json", action="store_true", dest="json_sub")
     r = which.add_parser("remove", help="forget a set (its aligned copy stays on disk)")
     r.add_argument("name")

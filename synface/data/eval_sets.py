@@ -56,8 +56,8 @@ def load_pairs(path: str | Path, pairs_file: str | Path | None = None, folds: li
 class ScorableSet:
     """An evaluation set that can be scored: how many pairs and folds, and who is in them.
 
-    names: (name a, name b) of every scored pair for named layouts (LFW); None for a `.bin`,
-    which holds only images, so its people cannot be compared with anyone's.
+    names: (name a, name b) of every scored pair for named layouts (LFW); None for a `.bin` or an
+    IJB set, which name no people, so theirs cannot be compared with anyone's.
     """
 
     label: str
@@ -78,13 +78,26 @@ def _pairs_path(path: Path, pairs_file: Any) -> Path:
     return layout.pairs_file
 
 
+def _check_ijb(spec: Any, path: Path) -> ScorableSet:
+    """An IJB folder: every meta file checked (the reader names a bad line), its first face read."""
+    from synface.data.ijb import read_ijb  # noqa: PLC0415
+
+    ijb = read_ijb(path)
+    ijb.load_face(0, 112)
+    return ScorableSet(spec_label(spec), str(path), len(ijb.pair_labels), min(10, len(ijb.pair_labels)), None)
+
+
 def _check(spec: Any) -> ScorableSet:
+    from synface.data.ijb import is_ijb_folder  # noqa: PLC0415
+
     raw = spec_field(spec, "path")
     if not raw or not str(raw).strip():
         raise DataError("no path given")
     path = Path(str(raw)).expanduser()
     if not path.exists():
         raise DataError("path not found", path=path)
+    if is_ijb_folder(path):
+        return _check_ijb(spec, path)
     folds = spec_field(spec, "folds")
     names = None
     if path.suffix.lower() != ".bin":

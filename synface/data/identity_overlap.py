@@ -54,12 +54,11 @@ class People:
 def _model_people(model: str, what: str, workspace: str | Path | None) -> People:
     if model in (None, "", "builtin"):
         return People(what, frozenset(), "the built-in head: no real people")
-    from synface.face.catalog import model_folder  # noqa: PLC0415
-    from synface.face.learned import read_card  # noqa: PLC0415
+    from synface.face.catalog import model_card  # noqa: PLC0415
 
     try:
-        card = read_card(model_folder(model, workspace))
-    except ValueError as exc:  # FaceModelError: a missing model or a broken card
+        card = model_card(model, workspace)
+    except ValueError as exc:  # FaceModelError: a missing or damaged model
         return People(what, None, f"face model {model!r}: {exc}")
     names = card.get("source_people")
     if not isinstance(names, list):

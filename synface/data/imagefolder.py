@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image
-
 from synface.data.errors import DataError
+from synface.data.imageio import open_image
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 
@@ -101,7 +100,7 @@ class ImageFolderIndex:
 
 def _parses(path: Path) -> bool:
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             img.verify()
         return True
     except Exception:  # noqa: BLE001 - PIL raises many types for broken files

@@ -1,16 +1,59 @@
-"""One way to read an image file: every loader (alignment, training, features, benches) decodes
-through here, so EXIF rotation and the "which file is broken" message are the same everywhere.
-And one way to write one (`write_image`), so a full disk is an error, never a short file."""
+"""One way to open an image (`open_image`) and to read one (`read_rgb`): every loader (alignment,
+training, features, benches, `.bin` and `.rec` records) decodes through here, so EXIF rotation,
+the size cap and the "which file is broken" message are the same everywhere. And one way to write
+one (`write_image`), so a full disk is an error, never a short file.
+
+Why a cap on decoded pixels: an image file is untrusted, and its header alone says how large it
+decodes. A 400-byte PNG can declare 20000 x 20000 pixels (1.2 GB as RGB). The header is checked
+before anything is decoded: more than MAX_IMAGE_PIXELS is a DataError naming the file, which
+every caller counts as an unreadable image. PIL's own decompression-bomb check (an error, or
+a warning turned into an error here) is caught the same way."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import warnings
 from pathlib import Path
+from typing import Iterator
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from synface.base.files import atomic_path
+from synface.base.files import atomic_path, open_regular
 from synface.data.errors import DataError
+
+#: the most pixels (width x height) an image may decode to: 64 megapixels, 192 MB as RGB. Face
+#: photos and crops are far smaller; docs/limits.md states it.
+MAX_IMAGE_PIXELS = 64_000_000
+# PIL warns (and decodes) between its own limit and twice it: here that is an error, caught below
+warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+
+
+@contextlib.contextmanager
+def open_image(source: str | Path | bytes, what: str = "image", where: str | Path | None = None) -> Iterator[Image.Image]:
+    """The PIL image of a file (a regular file only: never a FIFO or device, which would block or
+    never end) or of encoded bytes, opened lazily (header only), with its size checked against
+    MAX_IMAGE_PIXELS before the caller decodes it. A DataError naming `where` (default: the file)
+    for a file that cannot be opened, too many pixels or a decompression bomb; other decode errors
+    (a truncated or non-image file) reach the caller as PIL raises them."""
+    in_memory = isinstance(source, (bytes, bytearray, memoryview))
+    where = where if where is not None else (None if in_memory else source)
+    try:
+        handle = io.BytesIO(bytes(source)) if in_memory else open_regular(source, follow_links=True)
+    except OSError as exc:
+        raise DataError(f"cannot read the {what} ({exc.strerror or exc})", path=where) from None
+    with handle:
+        try:
+            img = Image.open(handle)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise DataError(f"the {what} is refused as a decompression bomb ({exc}; at most {MAX_IMAGE_PIXELS:,} "
+                            "pixels an image may decode to)", path=where) from None
+        with img:
+            width, height = img.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise DataError(f"the {what} declares {width} x {height} pixels, more than the {MAX_IMAGE_PIXELS:,} "
+                                "pixels an image may decode to", path=where)
+            yield img
 
 
 def read_rgb(path: str | Path, what: str = "image") -> Image.Image:
@@ -18,10 +61,13 @@ def read_rgb(path: str | Path, what: str = "image") -> Image.Image:
 
     PIL raises OSError or ValueError (and a few others) for truncated or non-image files; they
     become a DataError naming the file, since a raw PIL traceback does not say which one broke.
+    Too large or non-regular files are DataErrors too (`open_image`).
     """
     try:
-        with Image.open(path) as img:
+        with open_image(path, what) as img:
             return ImageOps.exif_transpose(img).convert("RGB")
+    except DataError:
+        raise
     except (OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"cannot read the {what} ({exc})", path=path) from None
 
@@ -32,11 +78,13 @@ def image_problem(data: bytes) -> str:
     if not data:
         return "empty file"
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with open_image(data) as img:
             img.load()  # a full decode: a truncated JPEG fails here, not at open()
+    except DataError as exc:
+        return exc.message
     except UnidentifiedImageError:
         return "not an image file PIL can read"
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except (OSError, ValueError, SyntaxError) as exc:
         return str(exc) or type(exc).__name__
     return ""
 

@@ -9,9 +9,7 @@ person are usually that close). Generation can refuse such identities and redraw
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -19,7 +17,6 @@ import torch
 
 from synface.face.learned import FaceModelError
 
-SOURCES_FILE = "sources.npz"
 #: renders per identity the check takes the closest of (frontal neutral, then prior draws)
 VIEWS = 2
 HIST_BINS = np.round(np.arange(0.0, 1.21, 0.05), 2)
@@ -37,23 +34,14 @@ class SourceIndex:
 
     @staticmethod
     def of_model(model) -> "SourceIndex":
-        """The index stored beside a learned model (`model.folder`); a named error otherwise."""
-        folder = getattr(model, "folder", None)
-        if folder is None:
+        """The index stored beside a learned model (its sources.npz, checked with the model's other
+        files when it was loaded: synface.face.model_files); a named error for the built-in head."""
+        sources = getattr(model, "sources", None)
+        if not sources:
             raise FaceModelError("the built-in head has no source people: leakage applies to learned models only")
-        path = Path(folder) / SOURCES_FILE
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                descriptors, person = data["descriptors"], data["person"]
-                bank_person = data["bank_person"] if "bank_person" in data.files else None
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-            raise FaceModelError(f"{path}: unreadable source index ({exc})") from exc
-        people = list(model.card.get("source_people", []))
-        if descriptors.ndim != 2 or descriptors.shape[1] != 128 or len(person) != len(descriptors) or \
-                (len(person) and int(person.max()) >= len(people)):
-            raise FaceModelError(f"{path}: source index does not match the model card")
-        return SourceIndex(descriptors.astype(np.float32), person.astype(np.int64), people,
-                           float(model.card.get("genuine_threshold", 0.6)), bank_person)
+        return SourceIndex(sources["descriptors"].astype(np.float32), sources["person"].astype(np.int64),
+                           list(model.card["source_people"]), float(model.card["genuine_threshold"]),
+                           sources["bank_person"].astype(np.int64))
 
     def nearest(self, descriptors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(M,) distance to the nearest source photo and (M,) that photo's person index."""

@@ -43,6 +43,7 @@ FORMATS = {
     "lfw": "LFW layout (images + pairs.txt / people.txt)",
     "bin": "insightface verification .bin",
     "recordio": "insightface RecordIO (train.rec + train.idx)",
+    "ijb": "IJB-B/C 1:1 verification (insightface layout: meta/ + loose_crop/)",
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -90,7 +91,7 @@ class RealSet:
     @property
     def can_verify(self) -> bool:
         """True for sets with verification pairs left to score (LFW layout with pairs.txt, or .bin)."""
-        if self.format == "bin":
+        if self.format in ("bin", "ijb"):
             return True
         return self.format == "lfw" and self.pairs_file is not None and self.test_folds != []
 
@@ -101,14 +102,17 @@ class RealSet:
                             + (", every pairs fold trains" if self.test_folds == [] else "") + ")")
         if self.format == "bin":
             return {"path": self.source, "name": self.name}
+        if self.format == "ijb":
+            return {"path": self.aligned or self.source, "name": self.name}
         crop = None if self.aligned or center_crop is None or center_crop >= 1 else float(center_crop)
         return {"path": self.aligned or self.source, "name": self.name, "pairs": self.pairs_file,
                 "folds": self.test_folds, "center_crop": crop}
 
     def describe(self) -> str:
         """One line for lists: format, counts, and for LFW which folds train and which test."""
-        if self.format == "bin":
-            return f"{self.name}: {FORMATS[self.format]}, {self.pairs:,} pairs ({self.source})"
+        if self.format in ("bin", "ijb"):
+            faces = f"{self.images:,} faces, " if self.format == "ijb" else ""
+            return f"{self.name}: {FORMATS[self.format]}, {faces}{self.pairs:,} pairs ({self.source})"
         text = f"{self.name}: {FORMATS[self.format]}, {self.identities:,} identities, {self.images:,} images"
         if self.pairs:
             text += f", {self.pairs:,} pairs"
@@ -131,7 +135,7 @@ def _has_images(folder: Path) -> bool:
 
 
 def detect_format(path: str | Path) -> str:
-    """'imagefolder', 'lfw', 'bin' or 'recordio'; a DataError that says what is wrong otherwise."""
+    """'imagefolder', 'lfw', 'bin', 'recordio' or 'ijb'; a DataError that says what is wrong otherwise."""
     raw = str(path).strip()
     if not raw:
         raise DataError("no path given: enter a folder or a file path")
@@ -148,6 +152,10 @@ def detect_format(path: str | Path) -> str:
                 raise DataError(f"RecordIO needs both {rec.name} and {idx.name} side by side", path=p.parent)
             return "recordio"
         raise DataError(f"unsupported file type '{suffix or p.name}': give a folder, a .bin, or a train.rec", path=p)
+    from synface.data.ijb import is_ijb_folder
+
+    if is_ijb_folder(p):
+        return "ijb"
     if (p / "train.rec").is_file():
         if not (p / "train.idx").is_file():
             raise DataError("train.rec found but train.idx is missing", path=p)
@@ -183,6 +191,11 @@ def _counts(path: Path, fmt: str) -> dict[str, Any]:
                 raise DataError(f"not an insightface verification .bin: its {label} image does not decode ({problem})",
                                 path=path)
         return {"pairs": len(pairs), "images": 2 * len(pairs)}
+    if fmt == "ijb":
+        from synface.data.ijb import read_ijb
+
+        ijb = read_ijb(path)  # every meta file checked, naming the file and line
+        return {"images": len(ijb.names), "pairs": len(ijb.pair_labels)}
     if fmt == "recordio":
         from synface.data.recordio import RecordReader
 
@@ -344,10 +357,15 @@ def verification_sets(root: str | Path | None = None) -> list[RealSet]:
 
 def eval_specs(names: Sequence[str] | None = None, root: str | Path | None = None,
                center_crop: float | None = None) -> list[dict[str, Any]]:
-    """`eval_sets` entries of registered sets: the named ones, or with None / ['all'] every verification set."""
-    if names is None or list(names) == ["all"]:
-        return [s.eval_spec(center_crop) for s in verification_sets(root)]
-    return [get_real_set(n, root).eval_spec(center_crop) for n in names]
+    """`eval_sets` entries of registered sets: the named ones; "all" among the names (or None) adds
+    every verification set. Every other name must be a registered set: an unknown one is an error
+    naming it, also beside "all" (never silently dropped)."""
+    names = ["all"] if names is None else list(names)
+    chosen = [get_real_set(n, root) for n in names if n != "all"]
+    if "all" in names:
+        have = {s.name for s in chosen}
+        chosen += [s for s in verification_sets(root) if s.name not in have]
+    return [s.eval_spec(center_crop) for s in chosen]
 
 
 def default_set_name(path: str | Path) -> str:
@@ -390,6 +408,12 @@ def register_real_set(path: str | Path, name: str | None = None, align: bool = T
         report = align_folder(src, dst, progress=progress, workers=workers)
         entry.aligned = str(dst)
         entry.align_report = report.to_dict()
+    elif align and fmt == "ijb":
+        from synface.data.ijb import align_ijb
+
+        dst = child_path(workspace_root(root) / "real", name, "real set name")
+        entry.align_report = align_ijb(src, dst, progress=progress, workers=workers)
+        entry.aligned = str(dst)
     if train_folds is not None:
         from synface.data.align import images_root_of
 

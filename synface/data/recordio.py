@@ -22,8 +22,9 @@ from typing import BinaryIO, Callable, Iterable, TextIO
 import numpy as np
 from PIL import Image
 
-from synface.base.files import atomic_path, naming
+from synface.base.files import atomic_path, naming, sweep_temp_files
 from synface.data.errors import DataError
+from synface.data.imageio import open_image
 
 MAGIC = 0xCED7230A
 _MAGIC_BYTES = struct.pack("<I", MAGIC)
@@ -182,6 +183,11 @@ class RecordReader:
         if len(header.labels) < 2:
             raise DataError("record 0 must label [first identity record, end]", path=self.rec_path)
         first_id, end_id = (self._as_int(x, 0) for x in header.labels[:2])
+        listed = len(self._index)
+        if not 1 <= first_id <= end_id <= listed:
+            # each image and identity record needs a line of train.idx: checked before any list is built
+            raise DataError(f"record 0 declares {first_id - 1:,} images and {max(0, end_id - first_id):,} identities, "
+                            f"but {self.idx_path.name} lists {listed:,} records", path=self.rec_path)
         images = list(range(1, first_id))
         ranges = [self._identity_range(k) for k in range(first_id, end_id)]
         missing = [k for k in images if k not in self._index]
@@ -227,9 +233,11 @@ class RecordReader:
         if not decode:
             return payload, label
         try:
-            with Image.open(io.BytesIO(payload)) as img:
+            with open_image(payload, f"image of record {key}", self.rec_path) as img:
                 return img.convert("RGB"), label
-        except (OSError, ValueError) as exc:
+        except DataError:
+            raise
+        except (OSError, ValueError, SyntaxError) as exc:
             raise DataError(f"record {key} holds no decodable image: {exc}", path=self.rec_path) from None
 
     def __getitem__(self, i: int) -> tuple[Image.Image, int]:
@@ -276,6 +284,7 @@ def write_recordio(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    sweep_temp_files(out_dir)  # of an export a kill interrupted
     with naming(out_dir), tempfile.TemporaryFile(dir=out_dir) as spool:  # a full disk names the folder
         entries = _spool(items, spool)
         ranges = _identity_ranges([label for label, _, _ in entries])

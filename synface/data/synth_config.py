@@ -167,3 +167,46 @@ def identity_seed(seed: int, identity: int, purpose: str) -> int:
 def stream_seed(*parts: object) -> int:
     digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard `index` of `count` (1-based, as in "part 2 of 4") of a synthetic set: a contiguous
+    range of identities. Every image keeps the seeds it has in the whole set (they depend on the
+    identity index and the set's config alone), so the shards of a set, merged, are that set."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        for key in ("index", "count"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise DataError(f"shard {key} must be an integer, got {value!r}")
+        if self.count < 1:
+            raise DataError(f"shard {self.label}: the number of shards N must be at least 1")
+        if not 1 <= self.index <= self.count:
+            raise DataError(f"shard {self.label}: K must be between 1 and N ({self.count}); shards count from 1")
+
+    @property
+    def label(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    @staticmethod
+    def parse(text: str) -> "Shard":
+        """'K/N' -> Shard(K, N); a DataError naming the text otherwise."""
+        parts = str(text).strip().split("/")
+        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+            raise DataError(f"shard {text!r}: expected K/N, e.g. 2/4 (part 2 of 4)")
+        return Shard(int(parts[0]), int(parts[1]))
+
+    def identities(self, ids: int) -> range:
+        """The identities of this shard of a set of `ids`: [floor((K-1) ids / N), floor(K ids / N))."""
+        if self.count > ids:
+            raise DataError(f"shard {self.label}: {self.count} shards of a set of {ids} identities would leave "
+                            "some empty; use at most as many shards as identities")
+        return range((self.index - 1) * ids // self.count, self.index * ids // self.count)
+
+    def to_dict(self, ids: int) -> dict:
+        span = self.identities(ids)
+        return {"index": self.index, "count": self.count, "first_identity": span.start, "end_identity": span.stop}

@@ -67,10 +67,9 @@ def privacy_floor(model: str, workspace: str | Path | None = None) -> float:
     without the figure). A FaceModelError (a ValueError) names a model that does not load."""
     if model in (None, "", BUILTIN):
         return 0.0
-    from synface.face.catalog import model_folder  # noqa: PLC0415
-    from synface.face.learned import read_card  # noqa: PLC0415
+    from synface.face.catalog import model_card  # noqa: PLC0415
 
-    value = read_card(model_folder(model, workspace)).get("stranger_nearest_p01")
+    value = model_card(model, workspace).get("stranger_nearest_p01")  # the checked card
     return float(value) if isinstance(value, (int, float)) and np.isfinite(value) and value > 0 else 0.0
 
 

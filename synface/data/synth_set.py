@@ -4,6 +4,8 @@
                                its presence marks a complete set
     <set>/manifest.parquet     path, label, partner, phi and every coefficient of every image
     <set>/build_state.json     the settings of a build under way (a killed build resumes from it)
+    <set>/shard.json           a finished shard's card (`generate --shard K/N`): the card of the
+                               whole set plus which identities this folder holds; no dataset.json
     <set>/<identity>/<image>   the images
 
 `synface.data.synthetic` builds sets; everything else (training, features, the tables, the pages)
@@ -18,17 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from synface.base.files import write_bytes
+from synface.base.files import MAX_JSON_BYTES, read_regular, write_bytes  # never a FIFO: a reader would block
 from synface.data.errors import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["SynthSet", "synth_sets", "CARD_NAME", "MANIFEST_NAME", "STATE_NAME"]
+__all__ = ["SynthSet", "synth_sets", "CARD_NAME", "MANIFEST_NAME", "STATE_NAME", "SHARD_CARD_NAME"]
 
 CARD_NAME = "dataset.json"
 MANIFEST_NAME = "manifest.parquet"
 STATE_NAME = "build_state.json"
+SHARD_CARD_NAME = "shard.json"
 
 
 @dataclass(frozen=True)
@@ -63,9 +66,17 @@ class SynthSet:
     def has_manifest(self) -> bool:
         return self.manifest_path.is_file()
 
+    @property
+    def shard_card_path(self) -> Path:
+        return self.folder / SHARD_CARD_NAME
+
+    def is_shard(self) -> bool:
+        """True when this folder holds a finished shard of a set (its shard card is written last)."""
+        return self.shard_card_path.is_file()
+
     def is_building(self) -> bool:
         """True when a build started here and has not finished (its state is there, no card yet)."""
-        return self.state_path.is_file() and not self.is_complete()
+        return self.state_path.is_file() and not self.is_complete() and not self.is_shard()
 
     # -- the card
     def card(self) -> dict[str, Any]:
@@ -73,15 +84,18 @@ class SynthSet:
         if not self.card_path.exists():
             raise DataError(f"{self.folder} is not a complete synthetic set (no {CARD_NAME}; an interrupted build "
                             "resumes with the same command)", path=self.folder)
-        try:
-            data = json.loads(self.card_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DataError(f"cannot read the card ({exc})", path=self.card_path) from None
-        except ValueError as exc:
-            raise DataError(f"not valid JSON ({exc})", path=self.card_path) from None
-        if not isinstance(data, dict):
-            raise DataError("the card is not a JSON object", path=self.card_path)
-        return data
+        return _json_object(self.card_path, "card")
+
+    def shard_card(self) -> dict[str, Any]:
+        """The card of a finished shard; a DataError naming the folder or file otherwise."""
+        if not self.shard_card_path.exists():
+            what = "is a whole set, not a shard" if self.is_complete() else \
+                "is not a finished shard (an interrupted shard resumes with its `generate --shard K/N` command)"
+            raise DataError(f"{what} (no {SHARD_CARD_NAME})", path=self.folder)
+        return _json_object(self.shard_card_path, "shard card")
+
+    def write_shard_card(self, card: dict[str, Any]) -> None:
+        write_bytes(self.shard_card_path, json.dumps(card, indent=1).encode("utf-8"))
 
     def card_or_empty(self) -> dict[str, Any]:
         """The card, or {} when there is none or it does not read (for tables that show what they can)."""
@@ -138,7 +152,7 @@ class SynthSet:
         if not self.state_path.exists():
             return None
         try:
-            data = json.loads(self.state_path.read_text(encoding="utf-8"))
+            data = json.loads(read_regular(self.state_path, MAX_JSON_BYTES, follow_links=True).decode("utf-8"))
         except (OSError, ValueError, UnicodeDecodeError) as exc:
             raise DataError(f"unreadable build state ({exc}); delete the folder to rebuild", path=self.state_path) from None
         if not isinstance(data, dict):
@@ -147,6 +161,18 @@ class SynthSet:
 
     def write_state(self, state: dict[str, Any]) -> None:
         write_bytes(self.state_path, json.dumps(state, indent=1).encode("utf-8"))
+
+
+def _json_object(path: Path, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(read_regular(path, MAX_JSON_BYTES, follow_links=True).decode("utf-8"))  # never a FIFO
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read the {what} ({exc})", path=path) from None
+    except ValueError as exc:
+        raise DataError(f"not valid JSON ({exc})", path=path) from None
+    if not isinstance(data, dict):
+        raise DataError(f"the {what} is not a JSON object", path=path)
+    return data
 
 
 def synth_sets(base: str | Path) -> list[SynthSet]:

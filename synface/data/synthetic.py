@@ -23,7 +23,7 @@ from synface.base.files import check_free_space, utc_now
 from synface.data.errors import DataError
 from synface.data.imageio import image_problem, write_image
 from synface.data.synth_config import (  # noqa: F401  (the config half of this module's API lives there)
-    ATTRIBUTES, DEFAULT_PHI_GRID, MAX_SEED, SynthConfig, default_name, identity_seed, stream_seed,
+    ATTRIBUTES, DEFAULT_PHI_GRID, MAX_SEED, Shard, SynthConfig, default_name, identity_seed, stream_seed,
 )
 from synface.data.synth_model import (
     BUILTIN, CHECK_FILE, PRIVACY_SAMPLE, SourceCheck, generator_for, model_name_of, privacy_summary,
@@ -182,9 +182,9 @@ def sweep_temp_files(out: Path) -> int:
     return removed
 
 
-def _check_state(out: Path, config: SynthConfig, generator_version: str) -> bool:
-    """True when resuming a build of the same config and generator; refuses to mix two in one folder.
-    Reads only: `_start_state` writes the state of a new build."""
+def check_build_state(out: Path, config: SynthConfig, generator_version: str, shard: Shard | None = None) -> bool:
+    """True when resuming a build of the same config, generator and shard (None: the whole set);
+    refuses to mix two in one folder. Reads only: `start_build_state` writes the state of a new build."""
     if out.exists() and not out.is_dir():
         raise DataError("is a file, not a folder; choose another --out", path=out)
     previous = SynthSet(out).read_state()
@@ -201,6 +201,9 @@ def _check_state(out: Path, config: SynthConfig, generator_version: str) -> bool
             raise DataError(
                 f"{out} was rendered by face model {before!r} version {previous.get('generator_version')!r}, this "
                 f"{config.model!r} is {generator_version!r}; delete the folder or choose another --out", path=out)
+        if previous.get("shard") != _shard_state(shard):
+            raise DataError(f"{out} holds {_shard_words(previous.get('shard'))} of this set, not "
+                            f"{_shard_words(_shard_state(shard))}; choose another --out", path=out)
         return True
     if out.exists() and any(out.iterdir()):
         raise DataError(f"{out} is not empty and is not a synthetic build folder; choose another --out", path=out)
@@ -219,10 +222,21 @@ def config_differences(before: object, config: SynthConfig) -> str:
         (f" (+{len(keys) - 4} more)" if len(keys) > 4 else "")
 
 
-def _start_state(out: Path, config: SynthConfig, generator_version: str) -> None:
+def _shard_state(shard: Shard | None) -> list[int] | None:
+    return None if shard is None else [shard.index, shard.count]
+
+
+def _shard_words(state: object) -> str:
+    return f"shard {state[0]}/{state[1]}" if isinstance(state, list) and len(state) == 2 else "the whole set"
+
+
+def start_build_state(out: Path, config: SynthConfig, generator_version: str, shard: Shard | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    SynthSet(out).write_state({"fingerprint": config.fingerprint(), "generator_version": generator_version,
-                               "model": config.model, "config": config.to_dict()})
+    state = {"fingerprint": config.fingerprint(), "generator_version": generator_version,
+             "model": config.model, "config": config.to_dict()}
+    if shard is not None:
+        state["shard"] = _shard_state(shard)
+    SynthSet(out).write_state(state)
 
 
 def check_build_space(config: SynthConfig, out: str | Path, images: int | None = None) -> None:
@@ -236,7 +250,7 @@ def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator
                   progress: Callable[[int, int], None] | None = None, batch_size: int = 256,
                   write_threads: int = 2, stop: Callable[[], bool] | None = None,
                   workspace: str | Path | None = None,
-                  check_progress: Callable[[int, int], None] | None = None) -> BuildReport:
+                  check_progress: Callable[[int, int], None] | None = None, shard: Shard | None = None) -> BuildReport:
     """Render a synthetic set to `out` (images, manifest and card: `synface.data.synth_set`).
 
     Resumable: re-running with the same config renders only missing images and those that do not
@@ -245,12 +259,15 @@ def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator
     model (`config.model`, from `workspace`'s models) renders it: `generator` when it renders that
     model, else a new generator on its device. A learned model's card gets a "privacy" section
     (`check_progress` follows its source-distance checks when they run after the images).
+    `shard` builds that slice of the identities only, seeded as in the whole set, and marks the
+    folder finished with a shard card instead (`synface.data.shards` merges shards into the set).
     """
     out = Path(out)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise DataError(f"batch size must be a positive integer, got {batch_size!r}")
+    identities = range(config.ids) if shard is None else shard.identities(config.ids)
     gen = generator_for(config.model, generator, workspace=workspace)
-    resumed = _check_state(out, config, gen.version)
+    resumed = check_build_state(out, config, gen.version, shard)
     spec = SyntheticSpec(config, gen)
     check_key = {"fingerprint": config.fingerprint(), "generator_version": gen.version}
     if spec.check is not None:
@@ -258,28 +275,28 @@ def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator
     if spec.check is not None:  # each new identity costs a descriptor check: report progress often
         batch_size = min(batch_size, 8 * config.samples)
     fmt = config.image_format
-    total = config.num_images
+    total = len(identities) * config.samples
     t0 = time.perf_counter()
     todo: list[tuple[int, Sequence[int]]] = []
     present = 0
     if not out.is_dir():
-        check_build_space(config, out)  # a new set: refused before even the list of work is made
-    present_paths = [out / image_relpath(i, k, fmt) for i in range(config.ids) for k in range(config.samples)]
+        check_build_space(config, out, total)  # a new set: refused before even the list of work is made
+    present_paths = [out / image_relpath(i, k, fmt) for i in identities for k in range(config.samples)]
     whole = [False] * len(present_paths)
     if resumed:  # every image already there must decode, or it is rendered again
         with ThreadPoolExecutor(max_workers=max(2, write_threads)) as pool:  # PIL decodes outside the GIL
             whole = list(pool.map(lambda p: p.is_file() and whole_image(p, fmt), present_paths))
     damaged = 0
-    for i in range(config.ids):
-        ok = whole[i * config.samples:(i + 1) * config.samples]
+    for n, i in enumerate(identities):
+        ok = whole[n * config.samples:(n + 1) * config.samples]
         missing: Sequence[int] = [k for k in range(config.samples) if not ok[k]]
-        damaged += sum(present_paths[i * config.samples + k].exists() for k in missing)
+        damaged += sum(present_paths[n * config.samples + k].exists() for k in missing)
         present += config.samples - len(missing)
         if missing:
             todo.append((i, missing))
     check_build_space(config, out, total - present)  # before anything is written
     if not resumed:
-        _start_state(out, config, gen.version)
+        start_build_state(out, config, gen.version, shard)
     sweep_temp_files(out)
     done = present
     rendered = 0
@@ -313,14 +330,14 @@ def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator
             f.result()
     complete = done >= total and not (stop and stop())
     if complete:
-        write_manifest(config, out, spec)
+        SynthSet(out).write_manifest(manifest_frame(config, spec, identities))
     privacy = None
     if complete and config.model != BUILTIN:
-        privacy = _privacy(config, out, spec, check_key, check_progress, stop)
+        privacy = privacy_section(config, out, spec, check_key, check_progress, stop, identities)
         complete = privacy is not None
     seconds = time.perf_counter() - t0
     disk = sum(p.stat().st_size for p in out.glob(f"*/*.{fmt}"))
-    report = BuildReport(str(out), config.name, config.ids, total, rendered, present, round(seconds, 2),
+    report = BuildReport(str(out), config.name, len(identities), total, rendered, present, round(seconds, 2),
                          round(rendered / seconds, 1) if seconds > 0 else 0.0, disk, resumed,
                          extra={"damaged_rerendered": damaged} if damaged else {})
     if complete:
@@ -341,22 +358,29 @@ def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator
         }
         if privacy is not None:
             card["privacy"] = privacy
-        SynthSet(out).write_card(card)
+        if shard is None:
+            SynthSet(out).write_card(card)
+        else:
+            SynthSet(out).write_shard_card({**card, "num_identities": config.ids, "num_images": config.num_images,
+                                            "shard": shard.to_dict(config.ids), "shard_images": total,
+                                            "device": gen.device.type})
     return report
 
 
-def _privacy(config: SynthConfig, out: Path, spec: SyntheticSpec, key: dict,
-             progress: Callable[[int, int], None] | None, stop: Callable[[], bool] | None) -> dict | None:
+def privacy_section(config: SynthConfig, out: Path, spec: SyntheticSpec, key: dict,
+             progress: Callable[[int, int], None] | None, stop: Callable[[], bool] | None,
+             identities: range) -> dict | None:
     """The card's privacy section: every identity's distance when the build checked them while
-    drawing, else the first PRIVACY_SAMPLE identities' (checked now, resumably). None if stopped."""
+    drawing, else the first PRIVACY_SAMPLE identities' (checked now, resumably); of a shard, those
+    among its `identities` (a merge joins the shards' checks). None if stopped."""
     if spec.check is not None:
-        for i in range(config.ids):  # a resumed build may not have drawn every identity
+        for i in identities:  # a resumed build may not have drawn every identity
             spec.identity(i)
         spec.check.save(out / CHECK_FILE, key)
-        return privacy_summary(spec.check, list(range(config.ids)), config.ids, all_checked=True)
+        return privacy_summary(spec.check, list(identities), config.ids, all_checked=True)
     check = SourceCheck(spec.gen)
     check.load(out / CHECK_FILE, key)
-    ids = list(range(min(config.ids, PRIVACY_SAMPLE)))
+    ids = [i for i in identities if i < PRIVACY_SAMPLE]
     tick = progress or (lambda done, total: None)
     tick(0, len(ids))
     for n, i in enumerate(ids):
@@ -384,13 +408,14 @@ def _chunks(todo: list[tuple[int, Sequence[int]]], batch_size: int) -> Iterable[
         yield chunk
 
 
-def manifest_frame(config: SynthConfig, spec: SyntheticSpec):
-    """The manifest as a pandas DataFrame: path, label, partner, phi and every coefficient."""
+def manifest_frame(config: SynthConfig, spec: SyntheticSpec, identities: Iterable[int] | None = None):
+    """The manifest as a pandas DataFrame: path, label, partner, phi and every coefficient, of
+    `identities` (default all, in order)."""
     import pandas as pd  # noqa: PLC0415
 
     columns = spec.gen.layout.column_names()
     frames = []
-    for i in range(config.ids):
+    for i in (range(config.ids) if identities is None else identities):
         coeffs, labels = spec.identity_batch(i)
         flat = coeffs.to_flat()
         frame = pd.DataFrame(flat, columns=columns)
@@ -400,10 +425,6 @@ def manifest_frame(config: SynthConfig, spec: SyntheticSpec):
         frame.insert(0, "path", [image_relpath(i, k, config.image_format) for k in range(config.samples)])
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
-
-
-def write_manifest(config: SynthConfig, out: Path, spec: SyntheticSpec) -> None:
-    SynthSet(out).write_manifest(manifest_frame(config, spec))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ of an LFW pairs.txt) and `write_pairs` for benchmarks that ship their own pairs 
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence, Union
@@ -17,6 +16,7 @@ from PIL import Image
 
 from synface.base.files import atomic_path
 from synface.data.errors import DataError
+from synface.data.imageio import open_image
 
 ImageRef = Union[str, Path, bytes]
 
@@ -88,10 +88,11 @@ class VerificationPairs:
         is_bytes = isinstance(ref, (bytes, bytearray))
         where = (self.source or None) if is_bytes else ref
         try:
-            src = io.BytesIO(ref) if is_bytes else ref
-            with Image.open(src) as img:
+            with open_image(ref, f"image {side} of pair {i}", where) as img:
                 return img.convert("RGB")
-        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        except DataError:
+            raise
+        except (OSError, ValueError, SyntaxError) as exc:
             raise DataError(f"cannot decode image {side} of pair {i}: {exc}", path=where) from None
 
     def select(self, index: slice | np.ndarray | Sequence[int]) -> "VerificationPairs":

@@ -15,10 +15,13 @@ from typing import BinaryIO, Sequence
 
 import numpy as np
 
-from synface.base.files import atomic_path
+from synface.base.files import atomic_path, sweep_temp_files
 from synface.data.errors import DataError
 from synface.data.safe_pickle import safe_loads
 from synface.data.verification import VerificationPairs, contiguous_folds
+
+#: pairs a `.bin` may hold (published sets hold 5,000-7,000; docs/limits.md)
+MAX_PAIRS = 100_000
 
 
 def read_bin(path: str | Path, num_folds: int = 10) -> VerificationPairs:
@@ -28,7 +31,7 @@ def read_bin(path: str | Path, num_folds: int = 10) -> VerificationPairs:
         data = path.read_bytes()
     except OSError as exc:
         raise DataError(f"cannot read verification file: {exc.strerror or exc}", path=path) from None
-    bins, issame = _check_structure(safe_loads(data, str(path)), path)
+    bins, issame = _check_structure(safe_loads(data, str(path)), path, len(data))
     n = len(issame)
     return VerificationPairs(
         images_a=bins[0::2],
@@ -39,7 +42,9 @@ def read_bin(path: str | Path, num_folds: int = 10) -> VerificationPairs:
     )
 
 
-def _check_structure(obj: object, path: Path) -> tuple[list[bytes], list[bool]]:
+def _check_structure(obj: object, path: Path, file_bytes: int | None = None) -> tuple[list[bytes], list[bool]]:
+    """The (bins, issame_list) of an unpickled `.bin`, checked: types, counts, at most MAX_PAIRS
+    pairs, and (with `file_bytes`) images that add up to no more bytes than the file holds."""
     if not isinstance(obj, (tuple, list)) or len(obj) != 2:
         raise DataError(f"expected a pickled (bins, issame_list) pair, got {_describe(obj)}", path=path)
     bins, issame = obj
@@ -48,6 +53,9 @@ def _check_structure(obj: object, path: Path) -> tuple[list[bytes], list[bool]]:
             f"bins and issame_list must be lists, got {_describe(bins)} and {_describe(issame)}",
             path=path,
         )
+    if len(issame) > MAX_PAIRS or len(bins) > 2 * MAX_PAIRS:
+        raise DataError(f"declares {len(issame):,} pairs and {len(bins):,} images; a verification file holds at most "
+                        f"{MAX_PAIRS:,} pairs", path=path)
     for i, b in enumerate(bins):
         if not isinstance(b, (bytes, bytearray)) or not b:
             raise DataError(f"bins[{i}] must be non-empty encoded image bytes, got {_describe(b)}", path=path)
@@ -60,6 +68,12 @@ def _check_structure(obj: object, path: Path) -> tuple[list[bytes], list[bool]]:
         raise DataError(
             f"{len(issame)} labels need {2 * len(issame)} images, bins holds {len(bins)}", path=path
         )
+    declared = sum(len(b) for b in bins)
+    if file_bytes is not None and declared > file_bytes:
+        # a pickle can reference one stored image many times (its memo): a small file that decodes
+        # to hundreds of thousands of images. Real files store every image once.
+        raise DataError(f"its {len(bins):,} images add up to {declared:,} bytes in a {file_bytes:,}-byte file: images "
+                        "repeated by reference, not a verification set", path=path)
     return [bytes(b) for b in bins], [bool(s) for s in issame]
 
 
@@ -78,6 +92,7 @@ def write_bin(
     insightface's lfw2pack does) or from 2N encoded images plus N labels; atomic."""
     bins, labels = _bins_and_labels(pairs, issame)
     _check_structure((bins, labels), Path(path))
+    sweep_temp_files(Path(path).parent)  # of a write a kill interrupted
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         _dump_py2_pickle(f, bins, labels)
 

@@ -20,7 +20,7 @@ from synface.data.eval_sets import load_pairs
 from synface.data.verification import VerificationPairs
 from synface.eval.verification import (
     VerificationResult,
-    embed_pairs,
+    embed_images,
     kfold_verification,
     pair_scores,
 )
@@ -66,6 +66,19 @@ class EvalSet:
     def num_images(self) -> int:
         return 2 * len(self.pairs)
 
+    @property
+    def num_pairs(self) -> int:
+        return len(self.pairs)
+
+    def decode(self, j: int, size: int) -> np.ndarray:
+        """Image j of the set at `size`: side j % 2 of pair j // 2."""
+        return _decode(self.pairs, j // 2, j % 2, size, self.center_crop)
+
+    def verify(self, embeddings: np.ndarray, far_target: float = 1e-3) -> VerificationResult:
+        """k-fold verification of the pairs from the embeddings of every image (in `decode` order)."""
+        scores = pair_scores(embeddings[0::2], embeddings[1::2])
+        return kfold_verification(scores, self.pairs.issame, self.pairs.folds, far_target)
+
     def cacheable(self, size: int) -> bool:
         """True when the decoded set fits under CACHE_LIMIT_BYTES (decoded once, kept in RAM)."""
         return self.num_images * 3 * size * size <= CACHE_LIMIT_BYTES
@@ -80,14 +93,14 @@ class EvalSet:
             return 0.0
         t0 = time.perf_counter()
         for j in range(n):
-            _decode(self.pairs, j // 2, j % 2, size, self.center_crop)
+            self.decode(j, size)
         return (time.perf_counter() - t0) / n
 
     def _decode_all(self, size: int, progress: Callable[[int, int], None] | None) -> np.ndarray:
         n = self.num_images
         out = np.empty((n, size, size, 3), np.uint8)
         for j in range(n):
-            out[j] = _decode(self.pairs, j // 2, j % 2, size, self.center_crop)
+            out[j] = self.decode(j, size)
             if progress is not None and ((j + 1) % DECODE_TICK == 0 or j + 1 == n):
                 progress(j + 1, n)
         return out
@@ -104,7 +117,7 @@ class EvalSet:
             if cached is not None:
                 arr = cached[start:stop]
             else:
-                arr = np.stack([_decode(self.pairs, j // 2, j % 2, size, self.center_crop) for j in range(start, stop)])
+                arr = np.stack([self.decode(j, size) for j in range(start, stop)])
             return torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 
         return load_batch
@@ -127,6 +140,6 @@ def evaluate(
         decode_progress = lambda done, total: report(done, 2 * total)  # noqa: E731
         progress = lambda done, total: report(total + done, 2 * total)  # noqa: E731
     load = evalset.images(size, decode_progress)
-    emb_a, emb_b = embed_pairs(model, load, len(evalset.pairs), batch_size=batch_size, device=device,
-                               progress=progress)
-    return kfold_verification(pair_scores(emb_a, emb_b), evalset.pairs.issame, evalset.pairs.folds, far_target)
+    embeddings = embed_images(model, load, evalset.num_images, batch_size=batch_size, device=device, progress=progress)
+    return evalset.verify(embeddings, far_target)
+

@@ -33,7 +33,9 @@ from synface.face.builtin_albedo import (
     build_mask_library,
 )
 from synface.face.builtin_alignment import BUILTIN_ALIGNMENT
-from synface.face.builtin_mesh import build_base_mesh, ear_field, hair_volume_field, mean_displacement, nose_profile, reference_frame
+from synface.face.builtin_mesh import (
+    build_base_mesh, ear_field, face_region, hair_volume_field, mean_displacement, nose_profile, reference_frame,
+)
 from synface.face.model import CoeffInfo, MorphableModel, basis_tensor
 from synface.face.prior import IDENTITY_CLAMP
 from synface.face.uv_layout import UVLayout, grid_layout
@@ -308,6 +310,7 @@ class BuiltinFaceModel(MorphableModel):
         self._grid_rows = (self.num_vertices - 1) // N_LON
         self._library = build_mask_library(ref, _random_fields(ref, N_ALBEDO_RANDOM, seed=4321, amp=1.0))
         self._uv_layout = grid_layout(self._grid_rows, N_LON, base["faces"])
+        self._face_region = torch.from_numpy(face_region(ref))
         self.device = torch.device("cpu")
         self.to(device)
 
@@ -355,6 +358,11 @@ class BuiltinFaceModel(MorphableModel):
 
     def albedo_parts(self, albedo: torch.Tensor, expr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         return self._albedo.parts(albedo, expr)
+
+    @property
+    def face_region(self) -> torch.Tensor:
+        """(V,) in [0, 1]: the face from hairline to jaw, without ears, scalp or neck (soft edges)."""
+        return self._face_region
 
     @property
     def uv_layout(self) -> UVLayout:

@@ -169,3 +169,14 @@ def hair_volume_field(ref: dict[str, np.ndarray]) -> np.ndarray:
     normal = np.stack([ref["X"], ref["Y"], ref["Z"]], 1)
     normal /= np.linalg.norm(normal, axis=1, keepdims=True) + 1e-9
     return normal * mask[:, None]
+
+
+def face_region(ref: dict[str, np.ndarray]) -> np.ndarray:
+    """(V,) in [0, 1]: the face, from the default hairline to the jaw and out to the cheeks'
+    silhouette, without ears, scalp or neck (soft edges): what replaces a photographed person's
+    face when a new person is drawn into their photo."""
+    lat, lon = ref["lat"], np.abs(ref["lon"])
+    below_hairline = smoothstep(0.0, 0.04 * math.pi, lat - hairline_lat(lon))
+    above_neck = 1.0 - smoothstep(0.76 * math.pi, 0.80 * math.pi, lat)
+    front = 1.0 - smoothstep(math.radians(62.0), math.radians(78.0), lon)
+    return (below_hairline * above_neck * front * (1.0 - ref["side"])).astype(np.float32)

@@ -22,15 +22,16 @@ people apart. Here identity comes from people the user photographed (fitted by
   image's texture.
 
 The files are a plain `.npz` and a `.npy` of textures (uint8, memory-mapped), both read with
-`allow_pickle=False`, plus a JSON card, so loading a model can never run code.
+`allow_pickle=False`, plus a JSON card, so loading a model can never run code; what the files must
+hold is declared in `synface.face.model_files`, and a model is checked against it before anything
+is built from it.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
-import json
-import zipfile
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -38,81 +39,42 @@ import torch
 
 from synface.base.exact import basis_product
 from synface.face.builtin import GENERATOR_MODEL_VERSION, BuiltinFaceModel
-from synface.face.learned_bank import TextureFileError, bank_for_size, detail_weights, read_textures, textures_digest
+from synface.face.learned_bank import bank_for_size, detail_weights, textures_digest
 from synface.face.model import CoeffInfo, KeepsBaseMesh, MorphableModel, basis_tensor
+from synface.face.model_files import (
+    CARD_FILE, LEARNED_FORMAT, MODEL_FILE, TEXTURE_FILE, FaceModelError, ModelFiles, model_version,
+    read_model_folder,
+)
 from synface.render.alignment_calibration import AlignmentCalibration, CalibrationError
 
-#: bump when the file layout changes; older files are refused with a named error
-LEARNED_FORMAT = 3
-MODEL_FILE = "model.npz"
-TEXTURE_FILE = "textures.npy"
-CARD_FILE = "card.json"
+__all__ = ["LearnedFaceModel", "FaceModelError", "IDENTITY_MODES", "MODEL_FILE", "CARD_FILE", "TEXTURE_FILE",
+           "check_model_folder", "model_arrays", "model_version", "save_model_arrays", "save_textures"]
+
 #: how a new person's reflectance is drawn (see LearnedFaceModel.correlate_identity)
 IDENTITY_MODES = ("mosaic", "one_person", "whole_face_blend")
 #: the share of the bank, nearest in skin tone to the head's person, the other regions draw from
 TONE_NEIGHBOURS = 0.25
+#: blendshapes whose built-in colour change a learned face does without (see _expression_basis)
+LID_BLENDSHAPES = ("blink_left", "blink_right")
 #: people a "whole_face_blend" identity blends
 BLEND_PEOPLE = 3
-#: the arrays a model file must hold, with their dimensions
-REQUIRED_ARRAYS = {
-    "format": 1, "shape_mean": 1, "shape_components": 2, "landmarks68": 1, "regions": 2, "tones": 2, "eligible": 2,
-    "texture_digest": 1, "alignment": 3,
-}
-#: how a model of an older format is refitted
-REFIT_HINT = "fit it again: python -m synface face-model fit --photos DIR --name NAME"
 
 
-class FaceModelError(ValueError):
-    """A learned face model that cannot be used: missing, partial, corrupt or from another version."""
+def head_sizes(base: BuiltinFaceModel) -> dict[str, int]:
+    """The built-in head's sizes a learned model's arrays must match (synface.face.model_files)."""
+    return {"S": base.layout.shape, "V": base.num_vertices}
 
 
-def _read_arrays(folder: Path) -> dict[str, np.ndarray]:
-    path = folder / MODEL_FILE
-    if not path.is_file():
-        raise FaceModelError(f"{folder}: no {MODEL_FILE} (the fit did not finish, or this is not a face model folder)")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise FaceModelError(f"{path}: unreadable model file ({exc})") from exc
-    for name, ndim in REQUIRED_ARRAYS.items():
-        if name not in arrays:
-            raise FaceModelError(f"{path}: lacks the array {name!r}")
-        if arrays[name].ndim != ndim:
-            raise FaceModelError(f"{path}: array {name!r} has {arrays[name].ndim} dimensions, expected {ndim}")
-    if int(arrays["format"][0]) != LEARNED_FORMAT:
-        raise FaceModelError(f"{path}: model format {int(arrays['format'][0])}, this version reads format {LEARNED_FORMAT} "
-                             f"(texture maps); {REFIT_HINT}")
-    return arrays
+@lru_cache(maxsize=1)
+def _builtin_sizes() -> dict[str, int]:
+    return head_sizes(BuiltinFaceModel())
 
 
-def check_format(folder: str | Path) -> None:
-    """A cheap check that a model file is of this version's format and holds every array (reads
-    the zip's index and the format number only); a FaceModelError otherwise."""
-    path = Path(folder) / MODEL_FILE
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = sorted(set(REQUIRED_ARRAYS) - set(data.files))
-            found = int(data["format"][0]) if "format" in data.files else None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise FaceModelError(f"{path}: unreadable model file ({exc})") from exc
-    if found != LEARNED_FORMAT or missing:
-        raise FaceModelError(f"{path}: model format {found} (this version reads {LEARNED_FORMAT}, texture maps"
-                             f"{', lacks ' + ', '.join(missing) if missing else ''}); {REFIT_HINT}")
-
-
-def read_card(folder: str | Path) -> dict:
-    """The model's card (source, people, fit quality); a named error when missing or corrupt."""
-    path = Path(folder) / CARD_FILE
-    try:
-        card = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise FaceModelError(f"{folder}: no {CARD_FILE}") from exc
-    except (OSError, ValueError) as exc:
-        raise FaceModelError(f"{path}: unreadable card ({exc})") from exc
-    if not isinstance(card, dict):
-        raise FaceModelError(f"{path}: the card is not a JSON object")
-    return card
+def check_model_folder(folder: str | Path, base: BuiltinFaceModel | None = None) -> ModelFiles:
+    """A model folder checked against its declared format (`model_files.read_model_folder`) and this
+    version's built-in head; one FaceModelError naming every problem otherwise."""
+    sizes = head_sizes(base) if base is not None else dict(_builtin_sizes())
+    return read_model_folder(folder, sizes, GENERATOR_MODEL_VERSION)
 
 
 class LearnedFaceModel(KeepsBaseMesh, MorphableModel):
@@ -120,45 +82,32 @@ class LearnedFaceModel(KeepsBaseMesh, MorphableModel):
 
     def __init__(self, folder: str | Path, device: str | torch.device = "cpu", base: BuiltinFaceModel | None = None,
                  parts: tuple[dict[str, np.ndarray], np.ndarray, dict] | None = None) -> None:
-        """The model in `folder`; with `parts` (arrays, textures, card), the model a fit is about to
-        write there, from memory (the fit measures its framing before writing it)."""
+        """The model in `folder`, checked (`check_model_folder`: every array, every card key); with
+        `parts` (arrays, textures, card), the model a fit is about to write there, from memory (the
+        fit measures its framing before writing it, and checks the folder before it swaps it in)."""
         folder = Path(folder)
-        arrays = _read_arrays(folder) if parts is None else parts[0]
-        self.card = read_card(folder) if parts is None else parts[2]
-        self.name = str(self.card.get("name", folder.name))
-        self.folder = folder
-        if self.card.get("builtin_version") != GENERATOR_MODEL_VERSION:
-            raise FaceModelError(f"{folder}: fitted to built-in head {self.card.get('builtin_version')!r}, this is "
-                                 f"{GENERATOR_MODEL_VERSION!r}; {REFIT_HINT}")
         self.base = base or BuiltinFaceModel()
+        if parts is None:
+            files = check_model_folder(folder, self.base)
+            arrays, self._textures, self.card, self.sources = files.arrays, files.textures, files.card, files.sources
+        else:
+            arrays, self._textures, self.card = parts
+            self.sources = {}
+        # a model is named by its folder (a copied folder is its own model); a fit's model in memory
+        # (its staging folder) by the name it is being fitted as
+        self.name = folder.name if parts is None else str(self.card["name"])
+        self.folder = folder
         n_builtin = self.base.layout.shape
         mean, components = arrays["shape_mean"], arrays["shape_components"]
-        if mean.shape != (n_builtin,) or components.shape[1] != n_builtin:
-            raise FaceModelError(f"{folder}: shape arrays {mean.shape}/{components.shape} do not match the built-in "
-                                 f"head's {n_builtin} shape coefficients")
         regions, tones, eligible = arrays["regions"], arrays["tones"], arrays["eligible"]
-        try:
-            self._textures = (read_textures(folder / TEXTURE_FILE, arrays["texture_digest"], people=len(tones))
-                              if parts is None else parts[1])
-        except TextureFileError as exc:
-            raise FaceModelError(str(exc)) from None
         try:
             coefficients = np.asarray(arrays["alignment"], dtype=np.float64)
             self.own_alignment_calibration = AlignmentCalibration.from_array(
                 coefficients, "dlib68-" + hashlib.sha256(coefficients.tobytes()).hexdigest()[:12])
         except (CalibrationError, TypeError, ValueError) as exc:
             raise FaceModelError(f"{folder}: the model's framing (array 'alignment') cannot be used: {exc}") from None
-        P, size = self._textures.shape[0], self._textures.shape[1]
-        if P < 2 or regions.shape[0] < 1 or regions.shape[1] != size * size or tones.shape != (P, 3) \
-                or eligible.shape != (len(regions), P) or (eligible.sum(1) < 1).any():
-            raise FaceModelError(f"{folder}: region masks {regions.shape} or tones {tones.shape} do not match the "
-                                 f"textures ({P} people, {size} x {size})")
-        if not all(np.isfinite(a).all() for a in (mean, components, regions, tones)):
-            raise FaceModelError(f"{folder}: the model holds NaN or inf values")
+        P = self._textures.shape[0]
         self._version = model_version(self.name, arrays)
-        if self.card.get("version") not in (None, self._version):
-            raise FaceModelError(f"{folder}: the card describes {self.card['version']!r} but the model file is "
-                                 f"{self._version!r} (an interrupted refit?); {REFIT_HINT}")
         self.landmarks68 = torch.from_numpy(arrays["landmarks68"].astype(np.int64))
         # geometry: builtin_mean + (shape_mean + z @ components) @ shape_basis + expr @ expr_basis
         base_basis = self.base._basis  # noqa: SLF001  (same package: the built-in head's own basis)
@@ -171,7 +120,7 @@ class LearnedFaceModel(KeepsBaseMesh, MorphableModel):
         self._tones = torch.from_numpy(tones.astype(np.float32))  # (P, 3) each person's skin tone
         self._eligible = torch.from_numpy(eligible.astype(bool))  # (R, P) who may serve each region
         self._banks: dict[int, dict[str, torch.Tensor]] = {}
-        self.region_names = tuple(self.card.get("regions", [f"region_{r}" for r in range(len(regions))]))
+        self.region_names = tuple(self.card["regions"])
         self._expr_colour = self._expression_basis()
         self.shape_info = tuple(CoeffInfo(f"learned_shape_{k:02d}", f"learned head-shape direction {k} (prior sd)")
                                 for k in range(len(components)))
@@ -183,13 +132,19 @@ class LearnedFaceModel(KeepsBaseMesh, MorphableModel):
         self.to(device)
 
     def _expression_basis(self) -> torch.Tensor:
-        """(E, V*3) the built-in head's colour change per blendshape at full strength, per unit."""
+        """(E, V*3) the built-in head's colour change per blendshape at full strength, per unit,
+        except the blinks': the built-in head paints a closed lid over its painted eye, while a
+        learned face's closing lid carries the photographed lid's own texels over the eye."""
         E = self.base.layout.expr
         high = torch.tensor([c.high if c.high != 0 else c.low for c in self.base.expr_info], dtype=torch.float32)
         zeros = torch.zeros(E + 1, self.base.layout.albedo)
         expr = torch.cat([torch.zeros(1, E), torch.diag(high)])
         colours = self.base.albedo(zeros, expr).reshape(E + 1, -1).double()
-        return basis_tensor(((colours[1:] - colours[0]) / high.double().view(-1, 1)).float())
+        change = (colours[1:] - colours[0]) / high.double().view(-1, 1)
+        for k, info in enumerate(self.base.expr_info):
+            if info.name in LID_BLENDSHAPES:
+                change[k] = 0.0
+        return basis_tensor(change.float())
 
     @property
     def version(self) -> str:
@@ -329,14 +284,6 @@ def model_arrays(shape_mean: np.ndarray, shape_components: np.ndarray, landmarks
             "shape_components": shape_components.astype(np.float32), "landmarks68": landmarks68.astype(np.int64),
             "regions": regions.astype(np.float32), "tones": tones.astype(np.float32), "eligible": eligible.astype(bool),
             "texture_digest": textures_digest(textures), "alignment": alignment.array().numpy()}
-
-
-def model_version(name: str, arrays: dict[str, np.ndarray]) -> str:
-    """Names a model's pixels: its name and a digest of its arrays (the textures' digest among them)."""
-    digest = hashlib.sha256()
-    for key in sorted(REQUIRED_ARRAYS):
-        digest.update(np.ascontiguousarray(arrays[key]).tobytes())
-    return f"learned-{name}-{digest.hexdigest()[:12]}"
 
 
 def save_model_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -165,5 +165,9 @@ class KeepsBaseMesh:
     def uv_layout(self):  # noqa: ANN201 - the base model's UVLayout
         return self.base.uv_layout
 
+    @property
+    def face_region(self) -> torch.Tensor:
+        return self.base.face_region
+
     def vertex_normals(self, verts: torch.Tensor) -> torch.Tensor:
         return self.base.vertex_normals(verts)

@@ -6,27 +6,40 @@ Stages, each with progress and a cache so a killed fit resumes where it stopped:
 2. geometry: pose, shape and expression fitted to the points (cached per chunk);
 3. reflectance: per bank person, the photos unwrapped onto the head's texture square with the
    fitted geometry, light divided out; 4. fill: unseen texels filled; then the shape prior, the
-   texture file and the model file.
-The model file is written last and atomically: a folder without it is an unfinished fit.
+   texture file and the model file; 5. framing: where dlib finds the new model's landmarks.
+
+A chunk's cache file is named by the content it was computed from: the photo folder, and each
+photo's name, size, modification time and a digest of its bytes (landmarks), plus the built-in
+head (geometry). So a refit from other photos under the same names recomputes, and gives what a
+fresh fit gives.
+
+One process fits a name at a time (a lock beside the folder, `catalog.hold_name`; a second fit is
+refused naming the first one's pid). A fit builds in `face_models/.<name>.fitting/` (its cache
+lives there until it finishes, so a killed fit resumes from it) and, once every file is written
+and the folder passes the check every reader makes, swaps it in for `face_models/<name>/` with
+one rename: a kill at any moment leaves the old model whole or the new one, never a mix of their
+card, arrays, source index and no-face list.
 """
 
 from __future__ import annotations
 
 import datetime
 import hashlib
+import os
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
-from synface.base.files import atomic_path, write_json
+from synface.base.files import atomic_path, open_regular, swap_folder, write_json
 from synface.data.errors import DataError
 from synface.face.builtin import GENERATOR_MODEL_VERSION
-from synface.face.catalog import model_folder
-from synface.face.learned import (
-    CARD_FILE, MODEL_FILE, TEXTURE_FILE, model_arrays, model_version, save_model_arrays, save_textures,
+from synface.face.catalog import hold_name, model_folder, staging_folder
+from synface.face.learned import check_model_folder, model_arrays, save_model_arrays, save_textures
+from synface.face.model_files import (
+    CARD_FILE, MAX_BANK_PEOPLE, MODEL_FILE, NO_FACE_FILE, SOURCES_FILE, TEXTURE_FILE, model_version,
 )
 from synface.fitting.geometry_fit import GeometryFit, fit_geometry
 from synface.fitting.landmarks import calibrate_landmark_vertices, landmark_basis, photo_landmarks
@@ -35,8 +48,8 @@ from synface.fitting.bank import fill_bank, region_eligibility, texel_regions, t
 from synface.fitting.unwrap import TEXTURE_SIZE, texel_geometry
 
 CHUNK = 128
-SOURCES_FILE = "sources.npz"
-NO_FACE_FILE = "no_face.txt"
+#: bump when what a cached chunk holds changes: older chunks are then recomputed
+CACHE_FORMAT = 2
 #: renders per round when a fit measures where dlib finds its model's landmarks
 FRAMING_RENDERS = 600
 #: the reflectance bank's default size (the albedo coefficients per identity)
@@ -55,18 +68,63 @@ def mouth_gap(points: np.ndarray) -> float:
     return float(np.linalg.norm(points[[61, 62, 63]] - points[[67, 66, 65]], axis=1).mean() / max(iod, 1.0))
 
 
+def photo_digest(path: Path, root: Path) -> str:
+    """One photo as a chunk key sees it: its name under the photo folder, size, modification time
+    and the SHA-256 of its bytes (an unreadable file: its name and why, so it is retried once it
+    changes)."""
+    digest = hashlib.sha256()
+    try:
+        with open_regular(path, follow_links=True) as handle:
+            info = os.fstat(handle.fileno())
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        return f"{path.relative_to(root)}\0unreadable\0{exc.errno}"
+    return f"{path.relative_to(root)}\0{info.st_size}\0{info.st_mtime_ns}\0{digest.hexdigest()}"
+
+
 def _chunk_key(files: list[tuple[int, Path]], root: Path) -> str:
-    h = hashlib.sha256("\n".join(str(p.relative_to(root)) for _, p in files).encode())
-    return h.hexdigest()[:12]
+    """The name of a chunk's cache files: a digest of the photo folder and its photos' content."""
+    h = hashlib.sha256(f"{CACHE_FORMAT}\0{Path(root).resolve()}\n".encode())
+    for _, path in files:
+        h.update(photo_digest(path, root).encode() + b"\n")
+    return h.hexdigest()[:16]
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray] | None:
-    """A cached chunk, or None when missing or torn (it is then recomputed)."""
+    """A cached chunk, or None when missing, torn or not a regular file (it is then recomputed)."""
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with open_regular(path) as handle, np.load(handle, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile):
         return None
+
+
+def _cached(name: str, caches: list[Path]) -> dict[str, np.ndarray] | None:
+    """Chunk `name` from the fit's cache, else from the current model's (copied into the fit's, so
+    the swapped-in folder keeps every chunk it used)."""
+    data = read_npz(caches[0] / name)
+    for other in caches[1:]:
+        if data is None:
+            data = read_npz(other / name)
+            if data is not None:
+                with atomic_path(caches[0] / name) as tmp:
+                    shutil.copy2(other / name, tmp)
+    return data
+
+
+def _landmarks_ok(data: dict[str, np.ndarray] | None, n: int) -> bool:
+    """A cached landmark chunk of `n` photos with every array of its shape and finite."""
+    want = {"found": (n,), "unreadable": (n,), "points": (n, 68, 2), "descriptors": (n, 128)}
+    return data is not None and all(k in data and data[k].shape == shape and data[k].dtype.kind in "bf"
+                                    and np.isfinite(data[k]).all() for k, shape in want.items())
+
+
+def _geometry_ok(data: dict[str, np.ndarray] | None, n: int) -> bool:
+    """A cached geometry chunk of `n` fitted photos: every array with n rows, finite."""
+    keys = ("error",) if n == 0 else ("pose", "shape", "expr", "A", "t", "error")
+    return data is not None and set(data) == set(keys) and all(
+        len(data[k]) == n and data[k].dtype.kind == "f" and np.isfinite(data[k]).all() for k in keys)
 
 
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
@@ -127,16 +185,17 @@ def source_threshold(descriptors: np.ndarray, person: np.ndarray, best_threshold
     return threshold, f"best-accuracy threshold of {len(genuine)} genuine and {int(keep.sum())} impostor source pairs"
 
 
-def _landmark_stage(photos: PhotoSet, chunks: list, cache: Path, workers: int, tick: Progress) -> list[dict[str, np.ndarray]]:
+def _landmark_stage(photos: PhotoSet, chunks: list, keys: list[str], caches: list[Path], workers: int,
+                    tick: Progress) -> list[dict[str, np.ndarray]]:
     """Stage 1: landmarks and descriptors per chunk, the missing chunks in worker processes."""
     from synface.base.processes import ordered_pool_map  # noqa: PLC0415
 
     total = len(photos.files)
-    paths = [cache / f"landmarks-{_chunk_key(c, photos.root)}.npz" for c in chunks]
+    paths = [caches[0] / f"landmarks-{key}.npz" for key in keys]
     marks: list[dict[str, np.ndarray] | None] = []
     for c, path in zip(chunks, paths):
-        data = read_npz(path)
-        marks.append(data if data is not None and len(data.get("found", [])) == len(c) else None)
+        data = _cached(path.name, caches)
+        marks.append(data if _landmarks_ok(data, len(c)) else None)
     todo = [i for i, m in enumerate(marks) if m is None]
     done = sum(len(chunks[i]) for i, m in enumerate(marks) if m is not None)
     tick("landmarks", done, total)
@@ -148,14 +207,16 @@ def _landmark_stage(photos: PhotoSet, chunks: list, cache: Path, workers: int, t
     return marks  # type: ignore[return-value]
 
 
-def _geometry_stage(gen, photos: PhotoSet, chunks: list, marks: list, cache: Path,
+def _geometry_stage(gen, photos: PhotoSet, chunks: list, keys: list[str], marks: list, caches: list[Path],
                     tick: Progress) -> tuple[np.ndarray, float, list[GeometryFit | None]]:
-    """Stage 2: where the 68 points lie on the head (once per model folder), then per chunk the
-    pose, shape and expression fits of the photos with a face."""
-    corr = read_npz(cache / "landmark_vertices.npz")
-    if corr is None:
+    """Stage 2: where the 68 points lie on the head (once per built-in head version), then per
+    chunk the pose, shape and expression fits of the photos with a face."""
+    cache = caches[0]
+    corr = _cached("landmark_vertices.npz", caches)
+    if corr is None or str(corr.get("builtin_version", "")) != GENERATOR_MODEL_VERSION or \
+            corr["ids"].shape != (68,) or corr["ids"].dtype.kind not in "iu" or not 0 <= corr["ids"].min() <= corr["ids"].max() < gen.model.num_vertices:
         ids, residual = calibrate_landmark_vertices(gen)
-        corr = {"ids": ids, "residual": np.array([residual])}
+        corr = {"ids": ids, "residual": np.array([residual]), "builtin_version": np.array(GENERATOR_MODEL_VERSION)}
         _save_npz(cache / "landmark_vertices.npz", **corr)
     ids = corr["ids"]
     mean, shape_basis, expr_basis = landmark_basis(gen.model, ids)
@@ -163,10 +224,10 @@ def _geometry_stage(gen, photos: PhotoSet, chunks: list, marks: list, cache: Pat
     fits: list[GeometryFit | None] = []
     done, total = 0, len(photos.files)
     tick("geometry", 0, total)
-    for chunk, m in zip(chunks, marks):
-        path = cache / f"geometry-{_chunk_key(chunk, photos.root)}.npz"
-        data = read_npz(path)
-        if data is None or len(data.get("error", [])) != int(m["found"].sum()):
+    for chunk, key, m in zip(chunks, keys, marks):
+        path = cache / f"geometry-{key}-{GENERATOR_MODEL_VERSION}.npz"
+        data = _cached(path.name, caches)
+        if not _geometry_ok(data, int(m["found"].sum())):
             if m["found"].any():
                 f = fit_geometry(m["points"][m["found"]], mean, shape_basis, expr_basis, low, high)
                 data = {"pose": f.pose, "shape": f.shape, "expr": f.expr, "A": f.A, "t": f.t, "error": f.error}
@@ -227,24 +288,42 @@ def fit_face_model(photo_root: str | Path, name: str, people: int | None = None,
                    framing_renders: int = FRAMING_RENDERS) -> dict:
     """Fit a learned face model from the photos under `photo_root`; returns its card. Work is
     cached per `chunk` photos (a killed fit loses at most the chunks in flight); landmarks run
-    in `workers` processes; the framing is measured on `framing_renders` renders per round. A
-    refit of an existing name replaces it only when it finishes."""
+    in `workers` processes; the framing is measured on `framing_renders` renders per round. The
+    model is built beside the folder of `name` and swapped in only when it is whole (a refit
+    replaces the old model in one rename); a second fit of a name that is being fitted is refused
+    (FaceModelBusy, naming the pid)."""
+    if not MIN_PEOPLE <= bank <= MAX_BANK_PEOPLE:
+        raise ValueError(f"--bank {bank}: the reflectance bank holds {MIN_PEOPLE} to {MAX_BANK_PEOPLE:,} people")
+    folder = model_folder(name, workspace)
+    with hold_name(name, workspace):
+        photos = find_photos(photo_root, people=people, folds=folds, max_photos_per_person=max_photos_per_person)
+        staging = staging_folder(name, workspace)
+        for leftover in (MODEL_FILE, TEXTURE_FILE, CARD_FILE, SOURCES_FILE, NO_FACE_FILE):  # an earlier attempt's
+            (staging / leftover).unlink(missing_ok=True)
+        caches = [staging / "cache"] + ([] if folder.is_symlink() else [folder / "cache"])
+        caches[0].mkdir(parents=True, exist_ok=True)
+        card = _fit_into(staging, caches, photos, photo_root, name, folds, bank, progress, chunk, workers,
+                         framing_renders)
+        check_model_folder(staging)  # what every reader checks: never swap in a folder that fails it
+        swap_folder(staging, folder)
+    return card
+
+
+def _fit_into(folder: Path, caches: list[Path], photos: PhotoSet, photo_root: str | Path, name: str,
+              folds: list[int] | None, bank: int, progress: Progress | None, chunk: int, workers: int,
+              framing_renders: int) -> dict:
+    """The fit itself, written into `folder` (the staging folder) with its cache in `caches[0]`."""
     from synface.eval.verification import best_threshold  # noqa: PLC0415
     from synface.generator import FaceGenerator  # noqa: PLC0415
 
     tick = progress or (lambda stage, done, total: None)
-    if bank < MIN_PEOPLE:
-        raise ValueError(f"--bank {bank}: the reflectance bank needs at least {MIN_PEOPLE} people")
-    photos = find_photos(photo_root, people=people, folds=folds, max_photos_per_person=max_photos_per_person)
-    folder = model_folder(name, workspace)
-    cache = folder / "cache"
-    cache.mkdir(parents=True, exist_ok=True)
     gen = FaceGenerator(device="cpu")
     chunks = _chunks(photos, chunk)
-    marks = _landmark_stage(photos, chunks, cache, workers, tick)
+    keys = [_chunk_key(c, photos.root) for c in chunks]
+    marks = _landmark_stage(photos, chunks, keys, caches, workers, tick)
     found = np.concatenate([m["found"] for m in marks])
     unreadable = np.concatenate([m["unreadable"] for m in marks])
-    ids, residual, fits = _geometry_stage(gen, photos, chunks, marks, cache, tick)
+    ids, residual, fits = _geometry_stage(gen, photos, chunks, keys, marks, caches, tick)
     person_of = np.array([p for p, _ in photos.files])
     fitted_people = sorted(set(person_of[found].tolist()))
     if len(fitted_people) < MIN_PEOPLE:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from synface.base import jobs
+from synface.base.files import read_regular
 from synface.base.names import check_name
 from synface.base.processes import synface_argv
 from synface.base.workspace import workspace_root
@@ -139,9 +140,9 @@ def measured_rates(workspace: str | Path | None = None) -> FitRates | None:
     for job in jobs.list_jobs(KIND, workspace_root(workspace)):
         if job["state"] != "finished" or not job.get("log"):
             continue
-        try:
-            text = Path(job["log"]).read_text(encoding="utf-8", errors="replace")
-        except OSError:
+        try:  # a regular file only (a link or FIFO at the log's name is never followed), its end at most
+            text = read_regular(job["log"], tail=jobs.LOG_READ_BYTES).decode("utf-8", errors="replace")
+        except (OSError, ValueError):
             continue
         times = stage_times(text)
         photos = times.get("landmarks", (0, 0.0))[0]

@@ -20,7 +20,6 @@ from synface.face.model import KeepsBaseMesh, MorphableModel
 from synface.fitting.unwrap import (
     TexelGeometry, fill_texture, photo_geometry, photo_regions, photo_weight, unwrap_photo,
 )
-from synface.render.shading import AMBIENT_OFFSET, sh_basis
 
 
 class PhotoTextureModel(KeepsBaseMesh, MorphableModel):
@@ -107,19 +106,5 @@ def fit_photo(generator, image: np.ndarray, points: np.ndarray, landmark_ids: np
                           geo.hair.numpy().reshape(size, size) if seed is not None else None)
     texture = np.clip(np.rint(filled * 255.0), 0, 255).astype(np.uint8)
     return PhotoFit(torch.as_tensor(fit.shape, dtype=torch.float32), torch.as_tensor(fit.expr, dtype=torch.float32),
-                    torch.as_tensor(fit.pose, dtype=torch.float32), renderer_light(unwrapped), texture,
+                    torch.as_tensor(fit.pose, dtype=torch.float32), unwrapped.light.renderer_light().view(1, 27), texture,
                     (fit.A[0], fit.t[0]), person)
-
-
-def renderer_light(unwrapped) -> torch.Tensor:
-    """(1, 27) SH light whose irradiance is, per colour, the shading the unwrap divided out:
-    least squares over directions of the sphere, in the renderer's convention (ambient offset
-    on band 0 removed)."""
-    g = torch.Generator().manual_seed(0)
-    dirs = torch.randn(2048, 3, generator=g, dtype=torch.float64)
-    dirs = dirs / dirs.norm(dim=1, keepdim=True)
-    target = unwrapped.shading(dirs)  # (N, 3)
-    basis = sh_basis(dirs)  # (N, 9)
-    gamma = torch.linalg.lstsq(basis, target).solution.T  # (3, 9)
-    gamma[:, 0] -= AMBIENT_OFFSET
-    return gamma.reshape(1, 27).float()

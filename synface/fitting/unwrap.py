@@ -24,7 +24,7 @@ from synface.fitting.geometry_fit import differentiable_rotations
 from synface.fitting.reflectance import SEEN_HIGH, SEEN_LOW, SKIN_BOX, neutral_irradiance, residual_warp
 from synface.render.camera import perspective
 from synface.render.rasterize import rasterize
-from synface.render.shading import SH_K, sh_basis
+from synface.render.shading import AMBIENT_OFFSET, SH_K, sh_basis
 
 #: the side of a bank texture (the face spans about two thirds of each axis)
 TEXTURE_SIZE = 512
@@ -202,44 +202,75 @@ def _hair_colour(image: np.ndarray, band: np.ndarray, face: np.ndarray) -> np.nd
 
 
 @dataclass
-class Unwrapped:
-    """One photo on the texture square: reflectance (T, 3) in [0, 1], trust (T,) in [0, 1], and
-    the grey shading divided out: (light (9,) SH coefficients / norm) ** SHADING_POWER, clamped to
-    SHADING_RANGE, times the exposure reference (3,)."""
+class PhotoLight:
+    """A photo's light as the unwrap divides it out: (grey SH coefficients (9,) / norm) **
+    SHADING_POWER, clamped to SHADING_RANGE, times the exposure reference (3,)."""
 
-    albedo: torch.Tensor
-    trust: torch.Tensor
-    light: np.ndarray
+    coefficients: np.ndarray
     norm: float
     reference: np.ndarray
 
     def shading(self, normals: torch.Tensor) -> torch.Tensor:
-        """(N, 3) what was divided out, at unit normals (N, 3)."""
-        grey = (sh_basis(normals.double()).numpy() @ self.light) / self.norm
+        """(N, 3) the shading at unit normals (N, 3)."""
+        grey = (sh_basis(normals.double()).numpy() @ self.coefficients) / self.norm
         grey = np.clip(np.maximum(grey, 1e-3) ** SHADING_POWER, *SHADING_RANGE)
         return torch.from_numpy(grey[:, None] * self.reference[None, :])
+
+    def renderer_light(self) -> torch.Tensor:
+        """(27,) SH light whose irradiance is, per colour, this shading: least squares over
+        directions of the sphere, in the renderer's convention (ambient offset on band 0 removed),
+        so a face textured by the unwrap and lit with it looks as the photo did."""
+        g = torch.Generator().manual_seed(0)
+        dirs = torch.randn(2048, 3, generator=g, dtype=torch.float64)
+        dirs = dirs / dirs.norm(dim=1, keepdim=True)
+        gamma = torch.linalg.lstsq(sh_basis(dirs), self.shading(dirs)).solution.T  # (3, 9)
+        gamma[:, 0] -= AMBIENT_OFFSET
+        return gamma.reshape(27).float()
+
+
+@dataclass
+class Unwrapped:
+    """One photo on the texture square: reflectance (T, 3) in [0, 1], trust (T,) in [0, 1], and
+    the light that was divided out."""
+
+    albedo: torch.Tensor
+    trust: torch.Tensor
+    light: PhotoLight
+
+
+def _buffers(image: np.ndarray, pixels: torch.Tensor, normals: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor,
+             geo: TexelGeometry, person: np.ndarray | None) -> tuple:
+    image = np.ascontiguousarray(image, dtype=np.uint8)
+    h, w = image.shape[:2]
+    person = np.ones((h, w), np.float32) if person is None else np.ascontiguousarray(person, dtype=np.float32)
+    zbuf = visible_depth(pixels, depth, faces, h, w).numpy()
+    return (image, np.ascontiguousarray(pixels.double().numpy()), np.ascontiguousarray(normals.float().numpy()),
+            np.ascontiguousarray(depth.double().numpy()), zbuf, np.ascontiguousarray(geo.ids.numpy().astype(np.int32)),
+            np.ascontiguousarray(geo.weights.numpy().astype(np.float32)), person)
+
+
+def photo_light(image: np.ndarray, pixels: torch.Tensor, normals: torch.Tensor, depth: torch.Tensor,
+                faces: torch.Tensor, geo: TexelGeometry, person: np.ndarray | None = None) -> PhotoLight:
+    """The light of one photo of the fitted head (what `unwrap_photo` divides out), alone."""
+    image, pixels64, normals32, depth64, zbuf, ids, weights, person = _buffers(image, pixels, normals, depth, faces, geo,
+                                                                                person)
+    coef, norm = _fit_light(image, pixels64, normals32, depth64, zbuf, ids, weights, geo.light_texels.numpy(), person)
+    return PhotoLight(coef, float(norm), geo.exposure_reference.numpy().astype(np.float64))
 
 
 def unwrap_photo(image: np.ndarray, pixels: torch.Tensor, normals: torch.Tensor, depth: torch.Tensor,
                  faces: torch.Tensor, geo: TexelGeometry, person: np.ndarray | None = None) -> Unwrapped:
     """One photo unwrapped onto the square (`Unwrapped`); `person` (H, W), from `photo_regions`,
     scales the trust of what each photo pixel shows."""
-    image = np.ascontiguousarray(image, dtype=np.uint8)
-    h, w = image.shape[:2]
-    person = np.ones((h, w), np.float32) if person is None else np.ascontiguousarray(person, dtype=np.float32)
-    zbuf = visible_depth(pixels, depth, faces, h, w).numpy()
-    pixels64 = np.ascontiguousarray(pixels.double().numpy())
-    normals32 = np.ascontiguousarray(normals.float().numpy())
-    depth64 = np.ascontiguousarray(depth.double().numpy())
-    ids = np.ascontiguousarray(geo.ids.numpy().astype(np.int32))
-    weights = np.ascontiguousarray(geo.weights.numpy().astype(np.float32))
+    image, pixels64, normals32, depth64, zbuf, ids, weights, person = _buffers(image, pixels, normals, depth, faces, geo,
+                                                                                person)
     coef, norm = _fit_light(image, pixels64, normals32, depth64, zbuf, ids, weights, geo.light_texels.numpy(), person)
     albedo = np.zeros((len(ids), 3), np.float32)
     trust = np.zeros(len(ids), np.float32)
     reference = geo.exposure_reference.numpy().astype(np.float32)
     _unwrap(image, ids, weights, pixels64, normals32, depth64, zbuf, coef, np.float32(norm), reference,
             np.arange(len(ids)), True, person, *SHADING_RANGE, SHADING_POWER, albedo, trust)
-    return Unwrapped(torch.from_numpy(albedo), torch.from_numpy(trust), coef, float(norm), reference.astype(np.float64))
+    return Unwrapped(torch.from_numpy(albedo), torch.from_numpy(trust), PhotoLight(coef, float(norm), reference.astype(np.float64)))
 
 
 def _fit_light(image: np.ndarray, pixels: np.ndarray, normals: np.ndarray, depth: np.ndarray, zbuf: np.ndarray,

@@ -249,10 +249,13 @@ def _sample_uv(f, b0, b1, b2, faces, vu, vv, pole, out):
 
 @numba.njit(cache=True, fastmath=_FASTMATH)
 def _resolve(buf_depth, buf_face, buf_bary, faces, vu, vv, pole, irr, tex, sizes, offsets, face_lod, bg, noise, ss,
-             out):
+             alpha, backdrop, out):
     """Per output pixel: texture lookups at the covered samples, times their irradiance, box-
-    filtered with the coverage and composited over the background (computed here, per pixel,
-    exactly as `render_background` does in torch), to uint8."""
+    filtered with the coverage (each sample weighted by the vertices' interpolated `alpha`) and
+    composited over the background: `backdrop` (size, size, 3) when it has any pixels (a photo's
+    context), else the procedural one (computed here, per pixel, exactly as `render_background`
+    does in torch); to uint8."""
+    photo = backdrop.shape[0] > 0
     size = out.shape[0]
     inv = 1.0 / (ss * ss)
     ca = np.float32(np.cos(np.float64(bg[6])))  # float64 libm, rounded: the same on any CPU
@@ -264,6 +267,7 @@ def _resolve(buf_depth, buf_face, buf_bary, faces, vu, vv, pole, irr, tex, sizes
     svv = np.empty(ss * ss, np.float32)
     sl = np.empty(ss * ss, np.float32)
     sr = np.empty((ss * ss, 3), np.float32)
+    sa_ = np.empty(ss * ss, np.float32)
     uv = np.empty(2, np.float32)
     texel = np.empty(3, np.float32)
     tmp = np.empty(3, np.float32)
@@ -292,10 +296,12 @@ def _resolve(buf_depth, buf_face, buf_bary, faces, vu, vv, pole, irr, tex, sizes
                         i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
                         for c in range(3):
                             sr[count, c] = b0 * irr[i0, c] + b1 * irr[i1, c] + b2 * irr[i2, c]
+                        sa_[count] = b0 * alpha[i0] + b1 * alpha[i1] + b2 * alpha[i2]
                         count += 1
             r = 0.0
             g = 0.0
             b = 0.0
+            covered = 0.0
             if count > 0:
                 mu = np.float32(0.0)
                 mv = np.float32(0.0)
@@ -318,23 +324,28 @@ def _resolve(buf_depth, buf_face, buf_bary, faces, vu, vv, pole, irr, tex, sizes
                 for k in range(count):
                     if not single:
                         sample(tex, sizes, offsets, su[k], svv[k], sl[k] - sample_lod, texel, tmp)
-                    r += min(max(texel[0] * sr[k, 0], 0.0), 1.0)
-                    g += min(max(texel[1] * sr[k, 1], 0.0), 1.0)
-                    b += min(max(texel[2] * sr[k, 2], 0.0), 1.0)
-            rest = 1.0 - count * inv
+                    a = sa_[k]
+                    r += a * min(max(texel[0] * sr[k, 0], 0.0), 1.0)
+                    g += a * min(max(texel[1] * sr[k, 1], 0.0), 1.0)
+                    b += a * min(max(texel[2] * sr[k, 2], 0.0), 1.0)
+                    covered += a
+            rest = 1.0 - covered * inv
             for c in range(3):
                 value = (r if c == 0 else (g if c == 1 else b)) * inv
                 if rest > 0.0:  # the background only where the face does not cover the pixel
-                    nz = (bg[8] * noise[0, c, i, j] + bg[9] * noise[1, c, i, j] + bg[10] * noise[2, c, i, j]
-                          + bg[11] * noise[3, c, i, j])
-                    value += rest * min(max(bg[c] * (1.0 - tt) + bg[3 + c] * tt + amp * nz, 0.0), 1.0)
+                    if photo:
+                        value += rest * backdrop[i, j, c]
+                    else:
+                        nz = (bg[8] * noise[0, c, i, j] + bg[9] * noise[1, c, i, j] + bg[10] * noise[2, c, i, j]
+                              + bg[11] * noise[3, c, i, j])
+                        value += rest * min(max(bg[c] * (1.0 - tt) + bg[3 + c] * tt + amp * nz, 0.0), 1.0)
                 out[i, j, c] = np.uint8(min(max(value * 255.0 + 0.5, 0.0), 255.0))
 
 
 @numba.njit(cache=True, nogil=True)
 def _render_range(start, stop, verts, faces, raster_faces, rot, skin, scale, coverage, paint, gamma, focal, cam_dist,
                   A, t, ss, bg, noise, out, grid_rows, grid_cols, vu, vv, pole, face_texels, texel_ids, texel_w,
-                  sizes, offsets, low, wide, tones, up_idx, up_w, narrow, detail, idx, low_w, high_w,
+                  sizes, offsets, low, wide, tones, up_idx, up_w, narrow, detail, idx, low_w, high_w, alpha, backdrop,
                   sv, irr, field, posed, acc, tex, low_img, buf_depth, buf_face, buf_bary, face_lod):
     """Images start..stop-1 with one worker's scratch buffers (reused: fresh per-image buffers
     cost more in page faults than the rasterisation itself). Releases the GIL."""
@@ -350,7 +361,7 @@ def _render_range(start, stop, verts, faces, raster_faces, rot, skin, scale, cov
         clamp_and_mip(tex, sizes, offsets)
         _raster_ids(sv, raster_faces, face_texels, ss, buf_depth, buf_face, buf_bary, face_lod)
         _resolve(buf_depth, buf_face, buf_bary, raster_faces, vu, vv, pole, irr, tex, sizes, offsets, face_lod, bg[b],
-                 noise, ss, out[b])
+                 noise, ss, alpha, backdrop[b] if backdrop.shape[1] > 0 else backdrop[0], out[b])
 
 
 #: images per work item: small enough to balance two workers when one is slowed by another
@@ -401,7 +412,8 @@ class FusedInputs:
     per-vertex part of the reflectance, baked into each image's texture); gamma the (B,3,9) light
     with the ambient offset; A, t map perspective-projected points to output pixels; background
     (B,12); grid_shape (rows, cols) when the mesh is a pole + longitude/latitude grid (faster
-    normals); texture: the texture square and any bank (`TextureInputs`)."""
+    normals); texture: the texture square and any bank (`TextureInputs`); alpha and backdrop: a face
+    drawn into a photo's context (see the fields)."""
 
     verts: torch.Tensor
     faces: torch.Tensor
@@ -414,6 +426,10 @@ class FusedInputs:
     background: torch.Tensor
     texture: TextureInputs
     grid_shape: tuple[int, int] | None = None
+    #: (V,) how far each vertex's surface is drawn over the background (default: all of it)
+    alpha: torch.Tensor | None = None
+    #: (B, size, size, 3) float images in [0, 1] drawn behind the face instead of the procedural background
+    backdrop: torch.Tensor | None = None
 
 
 def render_cpu(inputs: FusedInputs, supersample: int, size: int, workers: int | None = None) -> torch.Tensor:
@@ -439,7 +455,9 @@ def render_cpu(inputs: FusedInputs, supersample: int, size: int, workers: int | 
             np32(inputs.A), np32(inputs.t), int(supersample), np32(inputs.background),
             np32(noise_fields(size, torch.device("cpu"))), out, *(inputs.grid_shape or (0, 0)),
             tx.vu, tx.vv, int(tx.pole), face_texels, tx.texel_ids, tx.texel_w, sizes, offsets, tx.low, tx.wide,
-            tx.tones, tx.up_idx, tx.up_w, tx.narrow, tx.detail, tx.idx, tx.low_w, tx.high_w)
+            tx.tones, tx.up_idx, tx.up_w, tx.narrow, tx.detail, tx.idx, tx.low_w, tx.high_w,
+            np.ones(n, np.float32) if inputs.alpha is None else np32(inputs.alpha),
+            np.zeros((1, 0, 0, 3), np.float32) if inputs.backdrop is None else np32(inputs.backdrop))
     counter = itertools.count()
     n_faces = inputs.raster_faces.shape[0]
     low_texels = tx.low.shape[1] if tx.low.ndim == 3 else 1

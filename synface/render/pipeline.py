@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -29,6 +30,13 @@ from synface.render.fast_cpu import FusedInputs, TextureInputs, render_cpu
 from synface.render.rasterize import rasterize
 from synface.render.shading import AMBIENT_OFFSET, sh_irradiance
 from synface.render.texture_torch import bake_field, compose_bank, footprint_lod, mip_chain, sample, texture_size
+
+
+#: the fused kernel's bank arrays for a model without one (typed, empty)
+NO_BANK = {"low": np.zeros((1, 1, 3), np.float32), "wide": np.zeros((1, 1), np.float32),
+           "tones": np.zeros((1, 3), np.float32), "up_idx": np.zeros((1, 4), np.int32),
+           "up_w": np.zeros((1, 4), np.float32), "narrow": np.zeros((1, 1), np.float32),
+           "detail": np.zeros((1, 1, 3), np.float32)}
 
 
 @dataclass
@@ -164,28 +172,22 @@ class RenderPipeline:
 
     def _texture_inputs(self, albedo: torch.Tensor) -> TextureInputs:
         """The fused kernel's texture square and, for a model with a bank, its bank and entries."""
-        import numpy as np  # noqa: PLC0415
-
         layout = self.model.uv_layout
         size = self.texture_size
         ids, weights = layout.texel_map(size)
         bank = self.model.texture_bank(size) if hasattr(self.model, "texture_bank") else None
         B = albedo.shape[0]
         if bank is None:
-            f32 = np.float32
-            empty = {"low": np.zeros((1, 1, 3), f32), "wide": np.zeros((1, 1), f32), "tones": np.zeros((1, 3), f32),
-                     "up_idx": np.zeros((1, 4), np.int32), "up_w": np.zeros((1, 4), f32),
-                     "narrow": np.zeros((1, 1), f32), "detail": np.zeros((1, 1, 3), f32)}
-            entries = (np.zeros((B, 1, 0), np.int64), np.zeros((B, 1, 0), f32), np.zeros((B, 1, 0), f32))
-            bank = empty
+            bank = NO_BANK
+            entries = (np.zeros((B, 1, 0), np.int64), np.zeros((B, 1, 0), np.float32), np.zeros((B, 1, 0), np.float32))
         else:
-            bank = {k: v.numpy() for k, v in bank.items()}
+            bank = {k: v.cpu().numpy() for k, v in bank.items()}
             entries = tuple(np.ascontiguousarray(e.cpu().numpy()) for e in self.model.bank_entries(albedo))
-        return TextureInputs(size=size, vu=np.ascontiguousarray(layout.uv[:, 0]), vv=np.ascontiguousarray(layout.uv[:, 1]),
-                             pole=layout.pole, face_area=layout.face_area, texel_ids=ids, texel_w=weights,
-                             low=bank["low"], wide=bank["wide"], tones=bank["tones"], up_idx=bank["up_idx"],
-                             up_w=bank["up_w"], narrow=bank["narrow"], detail=bank["detail"],
-                             idx=entries[0], low_w=entries[1], high_w=entries[2])
+        return TextureInputs(size=size, vu=layout.uv[:, 0].copy(), vv=layout.uv[:, 1].copy(), pole=layout.pole,
+                             face_area=layout.face_area, texel_ids=ids, texel_w=weights, low=bank["low"],
+                             wide=bank["wide"], tones=bank["tones"], up_idx=bank["up_idx"], up_w=bank["up_w"],
+                             narrow=bank["narrow"], detail=bank["detail"], idx=entries[0], low_w=entries[1],
+                             high_w=entries[2])
 
     def textures(self, albedo: torch.Tensor, expr: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) the reflectance maps of these identities and expressions (unclamped), in torch."""

@@ -39,7 +39,7 @@ from synface.runs.registry import create_run, find_run
 
 
 #: how a refused overlap is accepted, for runs launched by the app
-from synface.runs.run import ACTIVE_STATES, Run, RunLocked
+from synface.runs.run import ACTIVE_STATES, FINAL_STATES, Run, RunLocked
 
 
 #: how a refused overlap is accepted, for runs launched by the app
@@ -171,11 +171,16 @@ def _job_root(run: Run, root: str | Path | None) -> Path:
 
 
 def _spawn(run: Run, argv: Sequence[str], root: str | Path | None = None, wait_s: float = 0.0) -> int:
-    """Start `argv` as the run's job, output to its log.txt; returns its pid. A process of the run
-    still alive (one that has written 'stopped' and not yet exited) is waited for up to `wait_s`,
-    then JobBusy: its pid is never recorded as the new process's."""
-    job = jobs.start(KIND, run.id, argv, _job_root(run, root), log=run.log_path, stop_file=run.stop_path,
-                     slot=False, wait_s=wait_s)  # the queue schedules runs itself
+    """Start `argv` as the run's job, output to its log.txt; returns its pid. The job system derives
+    the run's log and STOP file from its id (`jobs.OWN_FOLDER_KINDS`), so only a run folder
+    directly inside a workspace's runs/ can be a background job. A process of the run still alive
+    (one that has written 'stopped' and not yet exited) is waited for up to `wait_s`, then JobBusy:
+    its pid is never recorded as the new process's."""
+    job_root = _job_root(run, root)
+    if run.path.parent.name != "runs" or jobs.job_paths(KIND, run.id, job_root)[0] != run.log_path:
+        raise ValueError(f"run {run.path} is not in a workspace's runs/ folder; only those start in the background "
+                         "(unarchive it, or train it with python -m synface train --resume)")
+    job = jobs.start(KIND, run.id, argv, job_root, slot=False, wait_s=wait_s)  # the queue schedules runs itself
     run.write_status(status="starting", pid=job["pid"], host=socket.gethostname(), launched=utc_now(),
                      message="process started; loading the data and the model")  # not a stopped run's old message
     return job["pid"]
@@ -263,11 +268,16 @@ def run_queue(root: str | Path | None = None, max_running: int | None = None,
 def request_stop(run: Run | str | Path, root: str | Path | None = None) -> Run:
     """Ask a run to stop: the loop sees STOP between steps, saves a resumable checkpoint, exits 'stopped'.
 
-    A queued run is removed from the queue and marked stopped at once.
+    A queued run is removed from the queue and marked stopped at once. A run that has ended
+    (finished, failed or stopped, and no process holds its folder) is a ValueError naming its
+    state: a STOP file left in it would only stop its next resume.
     """
     run = run if isinstance(run, Run) else find_run(run, root)
+    state = run.status().get("status")
+    if state in FINAL_STATES and run.locked_by() is None:
+        raise ValueError(f"run {run.id} is not running (status {state}); nothing to stop")
     if not jobs.stop(KIND, run.id, _job_root(run, root))["alive"]:  # a live job has its STOP file written
-        run.stop_path.write_text(utc_now() + "\n")  # queued, or started before jobs: the loop still reads it
+        run.write_stop()  # queued, created, or trained by a process the job system did not start: the loop reads it
     queue_root = run.path.parent.parent
     if run.path.parent.name != "runs" or not _queue_path(queue_root).exists():
         return run

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from synface.base.files import utc_now
+from synface.base.files import publish_folder, utc_now
 from synface.base.names import check_name, child_path
 from synface.base.workspace import workspace_root
 from synface.data.errors import DataError
@@ -101,28 +101,28 @@ def _config_dict(config: Any) -> dict[str, Any]:
 
 def create_run(config: Any, name: str | None = None, root: str | Path | None = None,
                run_dir: str | Path | None = None) -> Run:
-    """A new run folder with config.json and status 'created'; the id sorts by UTC start time."""
+    """A new run folder with config.json and status 'created'; the id sorts by UTC start time.
+
+    In the workspace's runs/ the folder is filled under a hidden name and renamed to its id only
+    once both files are written, so a kill never leaves a run folder without them (the hidden
+    folders of killed creators are removed by the next create)."""
     cfg = _config_dict(config)
     name = name or cfg.get("name") or "run"
+    cfg["name"] = name
     if run_dir is not None:
         path = Path(run_dir)
         if path.exists() and any(path.iterdir()):
             raise FileExistsError(f"run folder {path} exists and is not empty (use --resume to continue it)")
         path.mkdir(parents=True, exist_ok=True)
-    else:
-        base = runs_dir(root)
-        base.mkdir(parents=True, exist_ok=True)
-        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-        for i in range(1000):
-            path = child_path(base, f"{stamp}-{_slug(name)}{'' if i == 0 else f'-{i + 1}'}", "run id")
-            try:
-                path.mkdir()
-                break
-            except FileExistsError:
-                continue
-    run = Run(path)
+        return _fill_new_run(Run(path), cfg, name)
+    base = runs_dir(root)
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    names = (child_path(base, f"{stamp}-{_slug(name)}{'' if i == 0 else f'-{i + 1}'}", "run id").name for i in range(1000))
+    return Run(publish_folder(base, names, lambda folder: _fill_new_run(Run(folder), cfg, name)))
+
+
+def _fill_new_run(run: Run, cfg: dict[str, Any], name: str) -> Run:
     run.checkpoints.mkdir(exist_ok=True)
-    cfg["name"] = name
     run.write_config(cfg)
     run.write_status(status="created", created=utc_now(), name=name, progress=0.0)
     return run

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from synface.base.files import append_line, read_json, utc_now, write_bytes, write_json
+from synface.base.files import append_line, read_json, read_regular, utc_now, write_bytes, write_json
 from synface.base.processes import pid_alive
 from synface.data.errors import DataError
 from synface.runs import run_lock
@@ -201,6 +201,12 @@ class Run:
     def stop_requested(self) -> bool:
         return self.stop_path.exists()
 
+    def write_stop(self) -> None:
+        """Ask the trainer to stop at its next step (the STOP file, replaced atomically: a link
+        planted at its name is replaced, never written through)."""
+        self.require_folder()
+        write_bytes(self.stop_path, (utc_now() + "\n").encode())
+
     # -- evaluations
     def read_eval(self) -> dict[str, Any]:
         """eval.json: set name -> the last evaluation of that set as stored (epoch, step, who scored
@@ -260,7 +266,7 @@ class Run:
 def read_config_file(path: Path) -> dict[str, Any]:
     """A run's config.json as a dict (see `Run.config`)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path, limit=16 << 20, follow_links=True).decode("utf-8")  # never blocks on a FIFO
     except FileNotFoundError:
         raise FileNotFoundError(f"no config.json in {path.parent}") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -1,44 +1,29 @@
-"""One training process per run folder: an flock on `<run>/.lock`, which also holds the holder's pid.
-
-Why flock: the kernel drops it when its process dies, so the lock of a killed trainer (a .lock
-file still naming a dead pid) is simply taken over, never left to block a resume. No Streamlit here.
+"""One training process per run folder: an flock on `<run>/.lock`, which also holds the holder's pid
+(synface.base.locks). A killed trainer's lock is simply taken over, never left to block a resume.
+No Streamlit here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
-import json
-import os
-import socket
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from synface.base.files import utc_now
+from synface.base import locks
 
 __all__ = ["RunLocked", "hold", "holder", "locked_message", "folder_gone", "LOCK_NAME"]
 
 LOCK_NAME = ".lock"
 
 
-class RunLocked(ValueError):
+class RunLocked(locks.Locked):
     """Another live process is training in this run folder; the message names its pid."""
-
-
-def _read_holder(fd: int) -> dict[str, Any]:
-    try:
-        data = json.loads(os.pread(fd, 4096, 0).decode("utf-8") or "{}")
-    except (OSError, ValueError, UnicodeDecodeError):
-        data = {}
-    return data if isinstance(data, dict) else {}
 
 
 def locked_message(folder: Path, who: Mapping[str, Any]) -> str:
     """The refusal: which folder, which pid (and host when it is another machine), what to do."""
-    pid = who.get("pid") or "unknown"
-    host = f" on {who['host']}" if who.get("host") not in (None, socket.gethostname()) else ""
-    return (f"run folder {folder} is in use by training process {pid}{host}; a second trainer is refused. "
+    return (f"run folder {folder} is in use by training {locks.holder_text(who)}; a second trainer is refused. "
             f"Stop it first (python -m synface runs stop {folder.name}) or wait for it to end")
 
 
@@ -53,39 +38,14 @@ def folder_gone(folder: Path) -> FileNotFoundError:
 def hold(folder: Path) -> Iterator[None]:
     """Hold `folder` (which must exist) for this process; RunLocked naming the holder when a live
     process holds it, `folder_gone` when the folder is not there."""
-    try:
-        fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    except FileNotFoundError:
-        raise folder_gone(folder) from None
-    try:
+    with contextlib.ExitStack() as stack:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunLocked(locked_message(folder, _read_holder(fd))) from None
-        since = utc_now()
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": since}).encode() + b"\n", 0)
-        try:
-            yield
-        finally:
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+            stack.enter_context(locks.hold(folder / LOCK_NAME, lambda who: locked_message(folder, who), RunLocked))
+        except FileNotFoundError:
+            raise folder_gone(folder) from None
+        yield
 
 
 def holder(folder: Path) -> dict[str, Any] | None:
     """{'pid', 'host', 'since'} of the live process holding `folder`, None when it is free."""
-    try:
-        fd = os.open(folder / LOCK_NAME, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return _read_holder(fd)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
+    return locks.holder(folder / LOCK_NAME)

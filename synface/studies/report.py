@@ -9,6 +9,7 @@ import numpy as np
 
 from synface.analysis import tables
 from synface.analysis.verdicts import LEVEL, Verdict, table_verdicts
+from synface.base.files import open_regular
 from synface.base.workspace import workspace_root
 from synface.face.builtin import GENERATOR_MODEL_VERSION
 from synface.studies.plan import SCALES, Plan
@@ -136,10 +137,10 @@ def report_scale(md: str | Path) -> str | None:
     """The scale a written report (`<stem>.md`) was made at, from its title line; None when the
     file is missing or does not say. Why: every scale writes the same file names, so a page must
     not show a smoke test's figure as another scale's."""
-    try:
-        with open(md, encoding="utf-8") as f:
-            first = f.readline(500)
-    except (OSError, UnicodeDecodeError):
+    try:  # a regular file only: a FIFO named like a report must not hang the page
+        with open_regular(md, follow_links=True) as f:
+            first = f.readline(500).decode("utf-8")
+    except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
         return None
     found = _SCALE_LINE.search(first)
     return found.group(1) if found else None
@@ -148,8 +149,11 @@ def report_scale(md: str | Path) -> str | None:
 def write_report(plan: Plan, out_dir: str | Path, elapsed_s: float | None = None) -> dict[str, Path]:
     """results/<name>.md, .csv, .html (where plotly is installed) and .png from the registry (the plan's
     scale only); the markdown checks the paper's trends with confidence intervals."""
+    from synface.base.files import atomic_path, sweep_temp_files  # noqa: PLC0415
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    sweep_temp_files(out_dir)  # of a report a kill interrupted
     df = tables.build_table(plan.name, plan.root, plan.scale, model=plan.model)
     stem = plan.study  # table2 for the built-in head, table2-<model> for a learned one
     paths = {ext: out_dir / f"{stem}.{ext}" for ext in ("md", "csv", "html", "png")}
@@ -187,8 +191,6 @@ def write_report(plan: Plan, out_dir: str | Path, elapsed_s: float | None = None
         lines += [f"Interactive chart: [{stem}.html]({stem}.html)", ""]
     if plan.scale in CAVEATS:
         lines.append(f"_{CAVEATS[plan.scale]}_")
-    from synface.base.files import atomic_path  # noqa: PLC0415
-
     with atomic_path(paths["md"]) as tmp:
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return paths

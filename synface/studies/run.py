@@ -154,7 +154,7 @@ def untrained_twin(root: Path, config: dict) -> Path | None:
     wanted = json.loads(json.dumps(config, default=str))
     for path in sorted(base.iterdir(), reverse=True):
         candidate = Run(path)
-        if not path.is_dir() or path.is_symlink() or candidate.is_tagged():
+        if path.name.startswith((".", "_")) or not path.is_dir() or path.is_symlink() or candidate.is_tagged():
             continue
         try:
             found = candidate.config()
@@ -208,7 +208,9 @@ def drop_smoke_checkpoints(root: Path, keep: Path) -> int:
             continue
         if run.raw_status().get("status") != "finished" or run.locked_by() is not None:
             continue
-        for ckpt in run.checkpoints.glob("*.pt") if run.checkpoints.is_dir() else []:
+        if run.checkpoints.is_symlink() or not run.checkpoints.is_dir():  # never delete through a link
+            continue
+        for ckpt in run.checkpoints.glob("*.pt"):
             ckpt.unlink(missing_ok=True)
             gone += 1
     return gone

@@ -35,7 +35,7 @@ __all__ = [
 
 BACKBONE_NAMES = ("iresnet18", "iresnet34", "iresnet50", "iresnet100", "mobilefacenet", "compact")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
-AUGMENT_PRESETS = ("standard", "digiface", "none")
+AUGMENT_PRESETS = ("standard", "digiface", "digiface-published", "none")
 SCHEDULES = ("step", "poly")
 HEADS = ("arcface", "cosface")
 DEVICES_HELP = "auto, cpu, cuda or cuda:N"
@@ -86,7 +86,7 @@ class TrainConfig:
     real_ids: int | None = None          # R_ID of Real_{R_ID}_{k}; None: every identity, every image
     real_k: int | None = None            # k of Real_{R_ID}_{k}
     psi: Any = "none"                    # "none" | float in [0, 1] | "grid"
-    augment: str = "standard"
+    augment: str = "standard"            # AUGMENT_PRESETS; see synface/train/augment.py
     cache_images: bool = False           # decode every training image once into RAM (uint8)
     # optimisation
     epochs: int = 10

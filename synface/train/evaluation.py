@@ -43,9 +43,9 @@ class RunEvaluation:
     def sets(self) -> list:
         """The evaluation sets (pairs only; images are decoded at their first evaluation)."""
         if self._sets is None:
-            from synface.eval.run_eval import EvalSet  # noqa: PLC0415
+            from synface.eval.sets import open_eval_set  # noqa: PLC0415
 
-            self._sets = [EvalSet.from_spec(s) for s in self.cfg.eval_sets]
+            self._sets = [open_eval_set(s) for s in self.cfg.eval_sets]
         return self._sets
 
     def seconds_ahead(self, rounds: int, step_s: float | None, decoded: bool = False) -> float:

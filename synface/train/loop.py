@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from synface.base.files import utc_now
+from synface.base.files import sweep_temp_files, utc_now
 from synface.models.checkpoint import RESUME_KEYS, load_checkpoint
 from synface.runs.run import Run, RunLocked
 from synface.runs.run_lock import folder_gone
@@ -111,9 +111,9 @@ def _train_locked(cfg: TrainConfig, run: Run, ctx: DistContext, resume: bool, ch
     trainer: Trainer | None = None
     try:
         ckpt = None
-        if resume and ctx.is_main:  # temp files of writes a kill interrupted (the lock is ours)
-            for tmp in (*run.path.glob(".*.tmp"), *run.checkpoints.glob(".*.tmp")):
-                tmp.unlink(missing_ok=True)
+        if ctx.is_main:  # temp files of writes a kill interrupted (their writers are gone)
+            for folder in (run.path, run.checkpoints):
+                sweep_temp_files(folder)
         if resume and not run.last_checkpoint.exists():
             # killed before its first checkpoint: nothing trained survives, so the run starts again
             # from step 0 in its own folder, without the steps it had logged

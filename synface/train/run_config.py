@@ -86,7 +86,7 @@ def _with_registered_evals(cfg: TrainConfig, names: Sequence[str], root: str | P
     wanted = [n.strip() for arg in names for n in arg.split(",") if n.strip()]
     if not wanted:
         return cfg
-    specs = eval_specs(None if "all" in wanted else wanted, root)
+    specs = eval_specs(wanted, root)
     if not specs:
         raise ValueError("--eval all: no verification sets are registered (python -m synface real add FILE)")
     values = cfg.to_dict()

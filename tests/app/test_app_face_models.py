@@ -26,7 +26,7 @@ def card_privacy_strangers(home) -> int:
     """How many source photos the model's stranger distances count (one per fitted photo)."""
     import numpy as np
 
-    from synface.data.leakage import SOURCES_FILE
+    from synface.face.model_files import SOURCES_FILE
 
     with np.load(home / "face_models" / LEARNED_MODEL / SOURCES_FILE) as data:
         return len(data["person"])
@@ -222,3 +222,31 @@ def test_a_model_fitted_on_lfw_folds_1_3_trains_with_lfw_folds_4_5_evaluation(le
 
     test_pairs = [pair for pair in read_pairs(LFW_ROOT / "pairs.txt") if pair.fold >= 3]  # folds 4-5
     assert run.read_eval()["lfw45"]["num_pairs"] == len(test_pairs) > 0
+
+
+def test_generator_page_lists_damaged_models_with_their_reason_and_removes_them(monkeypatch, tmp_path):
+    """A damaged model folder (a FIFO card, a NaN threshold) hides nothing else: the picker offers
+    the good model, the page names each damaged one with its reason, and Remove deletes it."""
+    import os
+
+    from tests.hostile import write_model_folder
+
+    home = tmp_path / "ws"
+    write_model_folder(home, "good")
+    fifo = write_model_folder(home, "pipe")
+    (fifo / "card.json").unlink()
+    os.mkfifo(fifo / "card.json")
+    nan = write_model_folder(home, "nan")
+    card = json.loads((nan / "card.json").read_text())
+    (nan / "card.json").write_text(json.dumps({**card, "genuine_threshold": float("nan")}))
+    monkeypatch.setenv("SYNFACE_HOME", str(home))
+    monkeypatch.setenv("SYNFACE_DEVICE", "cpu")
+    at = page("generator").run(timeout=120)
+    no_errors(at)
+    assert at.selectbox(key="gen.model").options == ["builtin", "good"]
+    shown = " ".join(m.value for m in at.markdown)
+    assert "**nan**" in shown and "'genuine_threshold' is nan" in shown and "**pipe**" in shown and "FIFO" in shown
+    at.button(key="btn.gen.remove_model.pipe").click().run(timeout=120)
+    no_errors(at)
+    assert not fifo.exists() and nan.exists()
+    assert "**pipe**" not in " ".join(m.value for m in at.markdown)

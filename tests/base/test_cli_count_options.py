@@ -1,5 +1,5 @@
 """Counts of 0 or less, absurd seeds and output files under a regular file are refused before
-any work, naming the option (faults the audit tools/fault_audit.py found); a face model whose
+any work, naming the option (faults the fault audit (tests/audit) found); a face model whose
 model file is damaged is not shown as if it were usable, and never unpickled."""
 
 from __future__ import annotations

@@ -98,21 +98,25 @@ def _running(pid: int) -> bool:
         return False
 
 
-def test_a_job_with_a_stop_file_and_its_own_log(tmp_path) -> None:
-    log = tmp_path / "run" / "log.txt"
-    log.parent.mkdir()
-    log.write_text("error: an earlier attempt failed\n")
-    flag = tmp_path / "run" / "STOP"
+def test_a_run_job_logs_into_its_run_folder_and_stops_through_its_stop_file(tmp_path) -> None:
+    """A training run's job: log and STOP come from its id (runs/<id>/), as Run names them."""
+    from synface.runs.registry import Run
+
+    run = Run(tmp_path / "runs" / "run1")
+    run.path.mkdir(parents=True)
+    assert jobs.job_paths("run", "run1", tmp_path)[0] == run.log_path and jobs.stop_path("run", "run1", tmp_path) == run.stop_path
+    run.log_path.write_text("error: an earlier attempt failed\n")
     code = ("import pathlib, time\n"
-            f"flag = pathlib.Path({str(flag)!r})\n"
+            f"flag = pathlib.Path({str(run.stop_path)!r})\n"
             "while not flag.exists(): time.sleep(0.02)\n"
             "print('saved a checkpoint, stopping', flush=True)\n")
-    jobs.start("demo", "run1", _py(code), tmp_path, log=log, stop_file=flag)
-    jobs.stop("demo", "run1", tmp_path)
-    status = _ended("demo", "run1", tmp_path)
-    assert flag.is_file() and status["exit_code"] == 0 and status["state"] == "stopped"
+    jobs.start("run", "run1", _py(code), tmp_path)
+    jobs.stop("run", "run1", tmp_path)
+    status = _ended("run", "run1", tmp_path)
+    assert run.stop_path.is_file() and status["exit_code"] == 0 and status["state"] == "stopped"
     assert status["error"] is None  # the earlier attempt's lines are not this job's
-    assert log.read_text().startswith("error: an earlier attempt failed\n") and "saved a checkpoint" in log.read_text()
+    log = run.log_path.read_text()
+    assert log.startswith("error: an earlier attempt failed\n") and "saved a checkpoint" in log
 
 
 def test_keys_and_kinds_never_leave_the_jobs_folder(tmp_path) -> None:

@@ -16,6 +16,7 @@ from synface.data.identity_overlap import (
     training_people,
 )
 from tests.data.identity_sets import PEOPLE, bad_bins, make_bin, make_lfw
+from tests.hostile import write_model_folder
 
 
 def _train_folder(tmp_path, names):
@@ -59,8 +60,7 @@ def test_subset_people_are_the_chosen_identities(tmp_path):
 
 def test_learned_model_sets_count_their_source_people(tmp_path):
     ws = tmp_path / "ws"
-    (ws / "face_models" / "m1").mkdir(parents=True)
-    (ws / "face_models" / "m1" / "card.json").write_text(json.dumps({"name": "m1", "source_people": ["Eve_Kim", "Zed"]}))
+    write_model_folder(ws, "m1", people=2, source_people=["Eve_Kim", "Zed"])
     syn = tmp_path / "syn"
     syn.mkdir()
     (syn / "dataset.json").write_text(json.dumps({"name": "syn", "model": "m1"}))
@@ -80,7 +80,7 @@ def test_learned_model_sets_count_their_source_people(tmp_path):
     with pytest.raises(IdentityOverlapError) as err:
         check_launch(both, ws)
     msg = str(err.value)
-    assert f"1 from the source people of face model 'm1' (2); 1 from the real training set train" in msg
+    assert "1 from the source people of face model 'm1' (2); 1 from the real training set train" in msg
     assert "fit the face model on other people" in msg and "real training set holds people this set tests" in msg
     assert check_launch({"data": str(builtin), "eval_sets": [str(lfw)]}, ws).overlapping == []
     # a model the workspace does not have: said, not assumed clean
@@ -132,8 +132,7 @@ def test_a_bin_of_undecodable_images_is_named(tmp_path):
 
 def test_a_learned_model_benchmark_is_compared_with_real_training_people_only(tmp_path):
     ws = tmp_path / "ws"
-    (ws / "face_models" / "m1").mkdir(parents=True)
-    (ws / "face_models" / "m1" / "card.json").write_text(json.dumps({"name": "m1", "source_people": PEOPLE[:3]}))
+    write_model_folder(ws, "m1", people=3, source_people=PEOPLE[:3])
     bench = make_lfw(tmp_path / "bench")  # its pairs name LFW people, but its card says what it is
     (bench / "benchmark.json").write_text(json.dumps({"model": "m1", "folds": 3}))
     syn = tmp_path / "syn"

@@ -1,4 +1,4 @@
-"""What the fault audit (tools/fault_audit.py) found after kills and odd files: a resumed benchmark
+"""What the fault audit (tests/audit) found after kills and odd files: a resumed benchmark
 build removes the temp files of image writes a kill interrupted, `real add` refuses an empty name and a .bin
 whose images do not decode instead of registering it."""
 

@@ -155,6 +155,9 @@ def test_bin_sets_register_once_and_bad_ones_are_named(tmp_path):
     assert eval_specs(["cfp_fp"], ws) == [{"path": str(tmp_path / "cfp_fp.bin"), "name": "cfp_fp"}]
     with pytest.raises(DataError, match="no real set named 'nope'"):
         eval_specs(["nope"], ws)
+    with pytest.raises(DataError, match="no real set named 'nosuch'"):  # beside 'all' too: never dropped
+        eval_specs(["all", "nosuch"], ws)
+    assert [s["name"] for s in eval_specs(["cfp_fp", "all"], ws)] == ["cfp_fp", "agedb_30"]
     for kind, path in bad_bins(tmp_path / "bad").items():
         with pytest.raises(DataError) as err:
             register_real_set(path, None, root=ws)

@@ -193,7 +193,7 @@ def test_bad_photo_folders_and_model_folders_get_named_errors(tmp_path, fitted):
         else:
             card = (dst / "card.json").read_text().replace(f'"{GENERATOR_MODEL_VERSION}"', '"builtin-4"')
             (dst / "card.json").write_text(card)
-    with pytest.raises(FaceModelError, match="unreadable model file"):
+    with pytest.raises(FaceModelError, match="model.npz is unreadable"):
         load_model("torn", tmp_path)
     with pytest.raises(FaceModelError, match="no model.npz"):
         load_model("partial", tmp_path)

@@ -132,3 +132,16 @@ def test_smoke_test_runs_are_listed_only_when_asked_for(tmp_path, capsys):
     assert {r["run_id"] for r in json.loads(capsys.readouterr().out)["rows"]} == {kept.id, smoke.id}
     assert main(["runs", "--root", str(tmp_path), "--json"]) == 0
     assert [r["id"] for r in json.loads(capsys.readouterr().out)["runs"]] == [kept.id]
+
+
+def test_stopping_an_ended_run_is_refused_and_leaves_no_stop_file(tmp_path, capsys):
+    from tests.support import cli_error
+
+    run = create_run(CFG, root=tmp_path)
+    for state in ("finished", "failed", "stopped"):
+        run.write_status(status=state)
+        with pytest.raises(ValueError, match=f"not running .status {state}.; nothing to stop"):
+            request_stop(run.id, tmp_path)
+        assert not run.stop_requested()
+    cli_error(capsys, ["runs", "--root", tmp_path, "stop", run.id], run.id, "nothing to stop")
+    assert not run.stop_requested()

@@ -25,7 +25,7 @@ def _stopping_run(root, seconds: float) -> tuple[Run, int]:
     """A run whose job process is still alive after 'stopped' was written (with a checkpoint)."""
     run = create_run({"data": "x", "epochs": 2}, name="stopping", root=root)
     job = jobs.start(queue.KIND, run.id, [sys.executable, "-c", EXITING.format(s=seconds)], root,
-                     log=run.log_path, stop_file=run.stop_path, slot=False)
+                     slot=False)  # the job system derives its log and STOP file from the run's id
     run.write_status(status="stopped", pid=job["pid"], message="stopped in epoch 1 at step 3; checkpoint saved")
     run.last_checkpoint.write_bytes(b"checkpoint")
     return run, job["pid"]

@@ -264,7 +264,7 @@ def test_cli_train_creates_a_run_and_rejects_bad_keys(tmp_path, synthetic, capsy
     assert main(["--resume", row.id, "--root", str(tmp_path), "--no-progress"]) == 0  # nothing left: finishes at once
 
 
-@pytest.mark.parametrize("preset", ["standard", "digiface", "none"])
+@pytest.mark.parametrize("preset", ["standard", "digiface", "digiface-published", "none"])
 def test_augment_presets_keep_shape_range_and_are_seeded(preset):
     from synface.train.augment import build_augment
 

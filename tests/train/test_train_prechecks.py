@@ -1,4 +1,4 @@
-"""Training inputs the fault audit (tools/fault_audit.py) found refused too late or not at all:
+"""Training inputs the fault audit (tests/audit) found refused too late or not at all:
 unusable data is one line before a run folder exists, a run name is one path component, a write
 that fails for real (a file-size limit, as a full disk does) is an OSError naming the checkpoint,
 and a resume after a kill before the first checkpoint starts again without stale files."""
