@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from ui import common
+from ui import common, privacy
 from synface.base.names import child_path
 from synface.data import jobs as data_jobs
 from synface.data.errors import DataError
@@ -48,7 +48,7 @@ def init_state() -> None:
     for key, value in {"ds.ids": 100, "ds.samples": 10, "ds.seed": 0, "ds.im": False, "ds.phi_range": (0.0, 1.0),
                        "ds.phi_step": 0.05, "ds.purpose": "train", "ds.format": "jpg", "ds.name": "",
                        "ds.real_path": "", "ds.real_name": "", "ds.real_align": True, "ds.model": "builtin",
-                       "ds.min_dist": 0.0, "ds.background": False}.items():
+                       "ds.background": False}.items():
         common.default(key, value)
     for attr in ATTRIBUTES:
         common.default(f"ds.{attr}", "vary")
@@ -98,10 +98,22 @@ def model_controls() -> None:
     c1, c2 = st.columns([2, 1])
     c1.selectbox("face model", names, key="ds.model", persist_state="session",
                  help="builtin: the procedural head; learned models are fitted from photographs on the Generator page")
-    if st.session_state["ds.model"] != "builtin":
-        c2.number_input("min source distance", 0.0, 2.0, step=0.01, key="ds.min_dist", persist_state="session",
+    model = st.session_state["ds.model"]
+    if model != "builtin":
+        from synface.data.synth_model import privacy_floor
+
+        floor = privacy_floor(model, common.workspace())
+        if st.session_state.get("ds.min_dist_model") != model:  # privacy on by default, for each model chosen
+            st.session_state["ds.min_dist"], st.session_state["ds.min_dist_model"] = floor, model
+        c2.number_input("min source distance", 0.0, 2.0, step=0.001, format="%.3f", key="ds.min_dist",
+                        persist_state="session",
                         help="redraw every identity closer than this (dlib descriptor distance) to a person of the "
-                             "model's source photos; 0 keeps every draw. The card reports the distances either way.")
+                             f"model's source photos. Default {floor:.3f}: the model card's strangers' 1st percentile "
+                             "(only 1% of real strangers come closer to a source person). 0 keeps every draw. The "
+                             "card reports the distances either way.")
+        if float(st.session_state["ds.min_dist"]) < floor:
+            c2.caption(f"Below the default {floor:.3f}: identities may come closer to a real source person "
+                       "than 99% of real strangers do.")
 
 
 def build_section() -> None:
@@ -218,7 +230,7 @@ def sample_grid(folder: Path, ids: int = 6, per_id: int = 2) -> np.ndarray | Non
 
     images = []
     for ident in sorted(p for p in folder.iterdir() if p.is_dir())[:ids]:
-        for f in sorted(f for f in ident.iterdir() if f.suffix in (".jpg", ".png"))[:per_id]:
+        for f in sorted(f for f in ident.iterdir() if f.suffix.lower() in (".jpg", ".jpeg", ".png"))[:per_id]:
             with contextlib.suppress(DataError):  # a damaged image is left out of the preview
                 images.append(np.asarray(read_rgb(f).resize((112, 112))))
     return common.tile(np.stack(images), cols=min(len(images), 3 * per_id)) if images else None
@@ -239,7 +251,7 @@ def browse_section() -> None:
              "expression": c.get("config", {}).get("expression"),
              "illumination": c.get("config", {}).get("illumination"), "seed": c.get("seed"),
              "model": c.get("model") or c.get("config", {}).get("model", "builtin"),
-             "nearest source (median)": (c.get("privacy") or {}).get("nearest_median"),
+             "under pair threshold": privacy.share((c.get("privacy") or {}).get("share_under_threshold")),
              "generator": c.get("generator_version"), "created": c.get("created")} for c in cards]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     names = [c["name"] for c in cards]
@@ -254,6 +266,8 @@ def browse_section() -> None:
         c1.image(grid, caption="first identities, 2 samples each", width="stretch")
     with c2.expander("dataset card (dataset.json)"):
         st.json({k: v for k, v in card.items() if not k.startswith("_")}, expanded=False)
+    if card.get("privacy"):
+        privacy.privacy_section(card["privacy"])
 
 
 # ----------------------------------------------------------------------------- real sets
@@ -328,8 +342,47 @@ def real_section() -> None:
                                     "all" if s.test_folds is None else _folds(s.test_folds),
                                     "verification set": s.can_verify, "aligned copy": s.aligned or "-",
                                     "source": s.source} for s in sets]), hide_index=True, width="stretch")
+        browse_real(sets)
     else:
         st.info("No real sets registered yet.")
+
+
+def browse_real(sets: list) -> None:
+    """A few faces of a registered real set: its first identities (folders) or first pairs (.bin)."""
+    names = [s.name for s in sets]
+    if st.session_state.get("ds.real_browse") not in names:
+        st.session_state["ds.real_browse"] = names[0]
+    choice = st.selectbox("inspect a real set", names, key="ds.real_browse", persist_state="session")
+    entry = sets[names.index(choice)]
+    try:
+        grid, caption = real_samples(entry)
+    except (DataError, OSError, ValueError) as exc:
+        st.warning(f"Cannot show {choice}: {exc}")
+        return
+    if grid is None:
+        st.caption(f"{choice}: no images to show ({entry.format}).")
+    else:
+        st.image(grid, caption=caption, width="stretch")
+
+
+def real_samples(entry) -> tuple[np.ndarray | None, str]:
+    """(grid, caption) of a real set's first faces: 6 identities x 2 images, or 6 pairs of a .bin."""
+    from synface.data.eval_sets import load_pairs
+
+    if entry.format == "bin":
+        pairs = load_pairs(entry.source)
+        shown = min(6, len(pairs))
+        images = [np.asarray(pairs.load_image(i, side).convert("RGB").resize((112, 112)))
+                  for i in range(shown) for side in (0, 1)]
+        same = ", ".join("same" if pairs.issame[i] else "different" for i in range(shown))
+        return (common.tile(np.stack(images), cols=4) if images else None), f"first {shown} pairs: {same}"
+    folder = entry.aligned or entry.train_root
+    if folder is None and entry.format == "lfw":
+        folder = str(Path(entry.source) / "images") if (Path(entry.source) / "images").is_dir() else entry.source
+    if folder is None or not Path(folder).is_dir():
+        return None, ""
+    what = "aligned copy" if entry.aligned else "training people" if entry.train_root else "images"
+    return sample_grid(Path(folder)), f"first identities of the {what}, 2 images each"
 
 
 def registration(path: str) -> None:

@@ -92,11 +92,20 @@ def _selected_rows(event, fig) -> list[int]:
     return rows
 
 
-def _gallery(df: pd.DataFrame, rows: list[int]) -> None:
-    from synface.analysis.features import load_image_112
+GALLERY = 32
 
-    st.markdown(f"**{len(rows)} selected** (showing up to 32)")
-    shown = df.iloc[rows[:32]]
+
+def _gallery(df: pd.DataFrame, rows: list[int]) -> None:
+    from synface.analysis.features import gallery_order, load_image_112
+
+    ordered = gallery_order(df["dataset"].to_numpy(), rows)
+    pages = max(1, -(-len(ordered) // GALLERY))
+    c1, c2 = st.columns([3, 1])
+    c1.markdown(f"**{len(rows)} selected**, {GALLERY} per page, taking turns by dataset")
+    if int(st.session_state.get("feat.gallery_page", 1)) > pages:  # a smaller selection than the last one
+        st.session_state["feat.gallery_page"] = 1
+    page = int(c2.number_input(f"page (of {pages})", 1, pages, key="feat.gallery_page")) if pages > 1 else 1
+    shown = df.iloc[ordered[(page - 1) * GALLERY: page * GALLERY]]
     images = []
     for path in shown["path"]:
         try:

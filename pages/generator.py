@@ -15,14 +15,17 @@ import numpy as np
 import streamlit as st
 
 from ui import common, face_models
+from ui.live_face import build_coeffs, identity_coeffs, live_image, model_of
 from synface.api import PHI_STRIP, attribute_grid as grid_faces, image_grid, mixup_strip
 from synface.face.coeffs import FaceCoeffs
-from synface.face.controls import FaceControls, hex_to_rgb, picked_identity, rgb_to_hex
+from synface.face.controls import FaceControls, hex_to_rgb, rgb_to_hex
 from synface.generator import SHARED_RENDER_LOCK
 LIVE_SIZE = 336
 #: slider ranges wider than the prior's, so exaggerated values are possible and visibly clamped
 POSE_RANGES = {"yaw": (-120, 120), "pitch": (-90, 90), "roll": (-90, 90)}
 EXPR_MARGIN = 0.5
+ROLL_NOTE = ("Roll leaves the image unchanged: every face is aligned to the ArcFace template as real photos are, "
+             "which turns the eyes level again. The 3-D view shows the roll.")
 ATTRIBUTE_GROUPS = ["Pose", "Expression", "Illumination"]
 NEUTRAL = FaceControls()
 # friendly light defaults = the generator's neutral light (frontal, slightly from above)
@@ -103,39 +106,11 @@ def current_controls() -> FaceControls:
         intensity=float(s["gen.intensity"]), ambient=float(s["gen.ambient"]), colour=hex_to_rgb(s["gen.colour"]))
 
 
-def model_of(key: str) -> str:
-    return key.split("|", 1)[0]
-
-
-def identity_coeffs(gen, ident: tuple) -> FaceCoeffs:
-    """One identity: ("seed", seed) is the seed's draw; a learned model's editor identity
-    ("learned", seed, shape, picks) replaces the draw's identity with the editor's."""
-    coeffs = gen.sample(1, ident[1])
-    if ident[0] == "learned":
-        shape, albedo = picked_identity(gen.model, ident[2], ident[3])
-        coeffs = coeffs.replace(shape=shape, albedo=albedo)
-    return coeffs
-
-
-def build_coeffs(key: str, ident_a: tuple, ident_b: tuple, phi: float,
-                 controls: FaceControls) -> tuple[FaceCoeffs, list[str]]:
-    """The live face (`FaceGenerator.compose`): clamped, with a note per clamped field."""
-    gen = common.get_generator(model_of(key))
-    return gen.compose(identity_coeffs(gen, ident_a), identity_coeffs(gen, ident_b), phi, controls)
-
-
-@st.cache_data(max_entries=256, show_spinner=False)
-def live_image(key: str, ident_a: tuple, ident_b: tuple, phi: float,
-               controls: FaceControls) -> tuple[np.ndarray, list[str]]:
-    coeffs, notes = build_coeffs(key, ident_a, ident_b, phi, controls)
-    return common.render(coeffs, model_of(key))[0], notes
-
-
 @st.cache_data(max_entries=64, show_spinner=False)
 def phi_strip(key: str, ident_a: tuple, ident_b: tuple) -> np.ndarray:
     """Figure 2: the mixed identity for phi = 0, 0.1, ..., 1 (frontal, neutral)."""
     gen = common.get_generator(model_of(key))
-    a, b = identity_coeffs(gen, ident_a), identity_coeffs(gen, ident_b)
+    a, b = identity_coeffs(key, ident_a), identity_coeffs(key, ident_b)
     with SHARED_RENDER_LOCK:  # the notebook's call (synface.api), on the server's shared generator
         faces = mixup_strip(a, b, PHI_STRIP, gen)
     return image_grid(faces, cols=len(PHI_STRIP))
@@ -145,7 +120,7 @@ def phi_strip(key: str, ident_a: tuple, ident_b: tuple) -> np.ndarray:
 def attribute_grid(key: str, ident_a: tuple, ident_b: tuple, phi: float, grid_seed: int) -> np.ndarray:
     """The current identity with 12 attribute draws from the prior (2 x 6)."""
     gen = common.get_generator(model_of(key))
-    a, b = identity_coeffs(gen, ident_a), identity_coeffs(gen, ident_b)
+    a, b = identity_coeffs(key, ident_a), identity_coeffs(key, ident_b)
     with SHARED_RENDER_LOCK:
         faces = grid_faces(a, b, phi, n=12, seed=grid_seed, generator=gen)
     return image_grid(faces, cols=6)
@@ -181,7 +156,10 @@ def attribute_controls() -> None:
                                  label_visibility="collapsed") or ATTRIBUTE_GROUPS[0]
     if group == "Pose":
         for axis, (lo, hi) in POSE_RANGES.items():
-            st.slider(f"{axis} (degrees)", lo, hi, step=1, key=f"gen.{axis}", persist_state="session")
+            st.slider(f"{axis} (degrees)", lo, hi, step=1, key=f"gen.{axis}", persist_state="session",
+                      help=ROLL_NOTE if axis == "roll" else None)
+        if st.session_state.get("gen.roll"):
+            st.caption(ROLL_NOTE)
     elif group == "Expression":
         for info in expr_infos():
             st.slider(info.name.replace("_", " "), float(info.low - EXPR_MARGIN), float(info.high + EXPR_MARGIN),

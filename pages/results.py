@@ -209,9 +209,13 @@ def runs_section() -> list:
         st.success(st.session_state.pop(FLASH))
     st.caption("Every training run of the workspace, one row per evaluation set: accuracy ± std over the set's "
                "folds and TAR@FAR from the last evaluation (eval.json). Empty filters keep every value.")
-    show_archived = st.toggle("Show archived runs", key="res.archived", persist_state=common.PERSIST)
+    c1, c2 = st.columns(2)
+    show_archived = c1.toggle("Show archived runs", key="res.archived", persist_state=common.PERSIST)
+    show_smoke = c2.toggle("Show smoke-test runs", key="res.smoke", persist_state=common.PERSIST,
+                           help="runs of `reproduce --scale tiny` (a few steps, a few test pairs): hidden by default; "
+                                "the paper tables at scale tiny read them either way")
     views = load_runs(root, include_archived=show_archived)
-    frame = results_frame(views=views)
+    frame = results_frame(views=views, include_smoke=show_smoke)
     if frame.empty:
         st.info("No runs yet: start one on the Train page or with `python -m synface train`.")
         return views
@@ -244,14 +248,20 @@ def table_block(name: str, title: str, scale: str | None, own_dir, shipped_dir, 
             st.download_button("Download CSV", df.to_csv(index=False).encode(), f"{name}.csv", "text/csv",
                                key=f"res_dl_{name}")
             common.verdicts(name, scale, model, rows)
-        # the user's own reproduce report first; else the one shipped with the repository
+        # the user's own reproduce report first; else the one shipped with the repository (the
+        # built-in head's); either only at the scale chosen, which its title line names
+        from synface.studies.report import report_scale
+
         stem = study_key(name, model)
-        if (own_dir / f"{stem}.png").is_file():
-            folder, label = own_dir, "your reproduce run"
-        elif stem == name:
-            folder, label = shipped_dir, "shipped with the repository"
-        else:
+        candidates = [(own_dir, "your reproduce run")] + ([(shipped_dir, "shipped with the repository")]
+                                                          if stem == name else [])
+        found = [(folder, label, report_scale(folder / f"{stem}.md")) for folder, label in candidates
+                 if (folder / f"{stem}.png").is_file()]
+        found = [(folder, label, at) for folder, label, at in found if scale is None or at == scale]
+        if not found:
             return
+        folder, label, at = found[0]
+        label = f"{label}, scale {at or 'unknown'}"
         png, md = folder / f"{stem}.png", folder / f"{stem}.md"
         if png.is_file():
             st.image(str(png), caption=f"{png} ({label})")

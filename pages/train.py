@@ -6,9 +6,10 @@ files every 2 s and starts queued runs when a slot frees (`run_queue`). Everythi
 read from disk, so the list survives reloads and app restarts.
 
 Every registered verification set (each .bin, each LFW test set) is offered and chosen by default.
-Launch refuses, before a run folder exists, an evaluation set that cannot be scored or that tests
-people the run trains on; the "I accept identity overlap" box overrides the latter, and the run
-records that it did.
+Launch refuses, before a run folder exists, whatever can be known to fail (`preflight`): a real
+subset the set cannot give, data smaller than a batch, an evaluation set that cannot be scored or
+that tests people the run trains on, checkpoints the disk cannot hold; the "I accept identity
+overlap" box overrides the overlap, and the run records that it did.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from synface.data.identity_overlap import REPORT_FILE, IdentityOverlapError
 from synface.runs import queue, registry
 from synface.runs.run import ACTIVE_STATES, Run, RunLocked
 from synface.train.config import PRESETS, ConfigError, TrainConfig
+from synface.train.launch_checks import preflight
 from synface.train.run_config import run_config
 
 OTHER = "(folder path)"
@@ -174,10 +176,13 @@ def launch(data_path: str, real_sets: dict) -> None:
     except (ConfigError, DataError, KeyError, ValueError) as exc:
         st.error(f"Cannot launch: {exc}")
         return
-    try:
-        run_id, pid = queue.launch(cfg, root=common.workspace(), name=name, max_running=queue.default_max_running())
-    except (DataError, IdentityOverlapError, OSError) as exc:  # an unscorable set, an overlap, a damaged queue
-        st.error(f"Cannot launch: {exc}")
+    try:  # every check that can fail before training, before the run folder exists
+        with st.spinner("Checking the training data, the evaluation sets and the disk ..."):
+            report = preflight(cfg, common.workspace())
+        run_id, pid = queue.launch(cfg, root=common.workspace(), name=name, max_running=queue.default_max_running(),
+                                   checked=report)
+    except (ConfigError, DataError, IdentityOverlapError, OSError, ValueError) as exc:
+        st.error(f"Cannot launch: {exc}")  # the subset, the batch, a set, an overlap, the disk, the queue
         return
     st.session_state["tr.run"] = run_id
     st.success(f"Launched {run_id}" + (f" (pid {pid})" if pid else " (queued: waiting for a free slot)"))
@@ -234,6 +239,13 @@ def curves(run: Run) -> None:
         c2.caption("No evaluation yet.")
 
 
+def _shown_status(summary, root: Path) -> str:
+    """A run's status as the table shows it: 'stopping...' until a stopped run's process has exited."""
+    if summary.status not in (*ACTIVE_STATES, "stopped"):
+        return summary.status
+    return "stopping..." if queue.run_state(Run(summary.path), root)["stopping"] else summary.status
+
+
 @st.fragment(run_every=2)
 def live_view() -> None:
     """Re-read the registry, start queued runs, show the selected run; reruns every 2 s."""
@@ -246,10 +258,14 @@ def live_view() -> None:
         for line in problems:
             st.warning(line)
     summaries = registry.list_runs(root)
+    smoke = sum(r.smoke for r in summaries)
+    if smoke and not st.toggle(f"Show smoke-test runs ({smoke})", key="tr.show_smoke", persist_state="session",
+                               help="runs of `reproduce --scale tiny`: a few steps each, hidden by default"):
+        summaries = [r for r in summaries if not r.smoke]
     if not summaries:
         st.info("No runs yet.")
         return
-    table = pd.DataFrame([{"run": r.id, "status": r.status, "epoch": f"{r.epoch}/{r.epochs}",
+    table = pd.DataFrame([{"run": r.id, "status": _shown_status(r, root), "epoch": f"{r.epoch}/{r.epochs}",
                            "progress": f"{100 * r.progress:.0f}%",
                            "best acc (%)": "evaluation off" if r.evaluation == "off" else
                            "-" if r.best_accuracy is None else f"{100 * r.best_accuracy:.2f}",
@@ -261,11 +277,13 @@ def live_view() -> None:
         st.session_state["tr.run"] = ids[0]
     choice = st.selectbox("follow run", ids, key="tr.run", persist_state="session")
     run = Run(root / "runs" / choice)
-    status = run.status()
+    status = queue.run_state(run, root)
     state = status.get("status", "unknown")
     progress = float(status.get("progress") or 0.0)
-    st.markdown(f"**{choice}**: status **{state}**, epoch {status.get('epoch', 0)}/{status.get('epochs', '?')}, "
-                f"step {status.get('step', 0)}, ETA {_fmt_eta(status.get('eta_s'))}")
+    shown, eta = ("stopping...", "- (saving a checkpoint and exiting)") if status["stopping"] else \
+        (state, _fmt_eta(status.get("eta_s")))
+    st.markdown(f"**{choice}**: status **{shown}**, epoch {status.get('epoch', 0)}/{status.get('epochs', '?')}, "
+                f"step {status.get('step', 0)}, ETA {eta}")
     stage = f" - {status['stage']}" if status.get("stage") else ""  # an evaluation under way
     st.progress(min(1.0, max(0.0, progress)), text=f"{100 * progress:.0f}%{stage}")
     if status.get("message"):
@@ -275,21 +293,26 @@ def live_view() -> None:
         st.warning(str(check.get("summary")))
     for note in (check.get("notes") or []) if isinstance(check, dict) else []:
         st.caption(str(note))
-    b1, b2, _ = st.columns([1, 1, 4])
-    if state in (*ACTIVE_STATES, "queued") and b1.button("Stop", key="btn.tr.stop"):
+    b1, b2, note = st.columns([1, 1, 4])
+    if state in (*ACTIVE_STATES, "queued") and not status["stopping"] and b1.button("Stop", key="btn.tr.stop"):
         try:
             queue.request_stop(run)
         except ValueError as exc:  # it ended meanwhile
             st.info(str(exc))
         else:
             st.toast(f"Stop requested for {choice}; it saves a checkpoint and exits.")
-    if state in RESUMABLE and run.last_checkpoint.exists() and b2.button("Resume", key="btn.tr.resume"):
-        try:
-            resume(run)
-        except RunLocked as exc:  # a process still trains in the folder
-            st.error(str(exc))
-        else:
-            st.toast(f"Resuming {choice}")
+    if state in RESUMABLE and run.last_checkpoint.exists():
+        if b2.button("Resume", key="btn.tr.resume", disabled=not status["resumable"],
+                     help=None if status["resumable"] else "the run's process has not exited yet"):
+            try:
+                with st.spinner("Waiting for the run's last process to exit ..."):
+                    resume(run)
+            except RunLocked as exc:  # a process still trains in the folder
+                st.error(str(exc))
+            else:
+                st.toast(f"Resuming {choice}")
+        if status["stopping"]:
+            note.caption("Stopping: the process saves its checkpoint and exits; Resume is offered once it has.")
     curves(run)
 
 

@@ -211,24 +211,23 @@ def train(data: str | Path | None = None, *, preset: str | None = "cpu-quick", o
     `overrides` as on the Train page (`synface.train.run_config`). In this process (the run is
     finished when this returns), or with `background` queued as the page queues it (it runs in its
     own process; follow it with `runs()`)."""
-    from synface.runs.queue import launch, launch_check, record_check  # noqa: PLC0415
+    from synface.runs.queue import launch, record_check  # noqa: PLC0415
     from synface.runs.registry import create_run, find_run  # noqa: PLC0415
+    from synface.train.launch_checks import preflight  # noqa: PLC0415
     from synface.train.run_config import run_config  # noqa: PLC0415
 
     values = dict(overrides or {})
     if data is not None:
         values["data"] = str(data)
     cfg = run_config(preset, None, values, real=real, eval_names=eval_sets, allow_overlap=allow_overlap, root=workspace)
+    # the launch checks the Train page runs, before a run folder is made: unreadable data or a real
+    # subset the set cannot give, overlapping people, data smaller than a batch, checkpoint space
+    report = preflight(cfg, workspace)
     if background:
-        run_id, _ = launch(cfg, workspace, name)
+        run_id, _ = launch(cfg, workspace, name, checked=report)
         return find_run(run_id, workspace)
-    from synface.base.workspace import workspace_root  # noqa: PLC0415
-    from synface.train.data import check_fits_a_batch, check_train_data  # noqa: PLC0415
     from synface.train.loop import train as train_run  # noqa: PLC0415
 
-    length = check_train_data(cfg)  # unreadable data: refused before a run folder is made
-    report = launch_check(cfg, workspace_root(workspace))  # overlapping people refused, as a launch refuses them
-    check_fits_a_batch(cfg, length)
     run = create_run(cfg, name=name, root=workspace)
     record_check(run, report)
     result = train_run(cfg, run.path, progress=progress, make_folder=False)

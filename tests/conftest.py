@@ -44,9 +44,10 @@ def trainer_command(monkeypatch):
 
 @pytest.fixture(scope="session")
 def learned_model_workspace(tmp_path_factory) -> Path:
-    """A workspace holding one learned face model, 'tiny': the first 12 LFW people, one photo each
-    (fitted once per session). It is fitted the hard way: a fit in a subprocess is killed after
-    its first landmark chunk (in the fit's staging folder), then the same fit resumes here; `fit_record.json` in the workspace
+    """A workspace holding one learned face model, 'tiny': the first 12 people of LFW folds 1-3 (so
+    LFW folds 4-5 test people it never saw), one photo each (fitted once per session). It is fitted
+    the hard way: a fit in a subprocess is killed after its first landmark chunk (in the fit's
+    staging folder), then the same fit resumes here; `fit_record.json` in the workspace
     says what the kill left and what the resume did (tests/fitting checks it). Skips without the
     LFW copy or dlib. Tests must not write into it: copy `face_models/` into their own workspace
     (`tests.support.copy_models`)."""
@@ -56,7 +57,7 @@ def learned_model_workspace(tmp_path_factory) -> Path:
     from synface.fitting.build import fit_face_model
 
     ws = tmp_path_factory.mktemp("learned_ws")
-    args = dict(people=12, max_photos_per_person=1, bank=12, chunk=4, framing_renders=60)
+    args = dict(people=12, folds=[1, 2, 3], max_photos_per_person=1, bank=12, chunk=4, framing_renders=60)
     code = ("from synface.fitting.build import fit_face_model; "
             f"fit_face_model({str(LFW_ROOT)!r}, {LEARNED_MODEL!r}, workspace={str(ws)!r}, workers=1, **{args!r})")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -58,7 +58,7 @@ def test_a_small_study_through_the_api(tmp_path, gen) -> None:
     feats = [api.features(run, synth.folder, workspace=ws), api.features(run, bench, workspace=ws)]
     coords = np.random.default_rng(0).normal(size=(sum(len(f) for f in feats), 2))  # UMAP itself: tests/analysis
     fig = api.umap_figure(feats, coords=coords)
-    assert {t.name.split(" (")[1] for t in fig.data} == {"synthetic)", "real)"}
+    assert {t.name.split(" (")[1] for t in fig.data} == {"synthetic, 16)", "real, 8)"}  # domain, points
     stats = api.class_stats(feats)
     assert len(stats) == 2
     assert api.verdicts("table2", workspace=ws).empty and api.table("figure4", workspace=ws).empty

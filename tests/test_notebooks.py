@@ -71,7 +71,8 @@ def test_figure3_runs_without_lfw(fresh, monkeypatch) -> None:
     assert "no LFW given" in text and "application/vnd.plotly.v1+json" in kinds
     figure = next(out["data"]["application/vnd.plotly.v1+json"] for cell in book.cells for out in cell.get("outputs", [])
                   if "application/vnd.plotly.v1+json" in out.get("data", {}))
-    assert {trace["name"].split(" (")[1] for trace in figure["data"]} == {"synthetic)", "real)"}
+    # legend entries read "<set> (<domain>, <points>)"
+    assert {trace["name"].split(" (")[1].split(",")[0] for trace in figure["data"]} == {"synthetic", "real"}
 
 
 @requires_lfw

@@ -257,7 +257,8 @@ def sidebar() -> None:
     """Device, workspace, LFW folder: drawn by app.py on every page."""
     with st.sidebar:
         st.markdown(f"**Device:** {device_label()}")
-        st.caption(f"Workspace: `{workspace()}`")
+        st.caption(f"Workspace: `{workspace().name}`", help="the folder where datasets, runs and models are kept "
+                   "(the server's $SYNFACE_HOME, else workspace/ beside app.py); its full path stays on the server")
         default(LFW_KEY, str(DEFAULT_LFW) if DEFAULT_LFW.is_dir() else "")
         st.text_input("LFW folder (evaluation)", key=LFW_KEY, persist_state="session",
                       help="An LFW-layout folder (images/ + pairs.txt) used for verification.")

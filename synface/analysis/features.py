@@ -18,7 +18,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ from synface.data.imagefolder import ImageFolderIndex
 from synface.data.imageio import read_rgb
 from synface.data.synth_set import SynthSet
 
-__all__ = ["FeatureSet", "DatasetSource", "resolve_dataset", "extract_features", "list_datasets",
+__all__ = ["FeatureSet", "DatasetSource", "resolve_dataset", "extract_features", "list_datasets", "gallery_order",
            "list_checkpoints", "load_image_112", "DLIB"]
 
 DLIB = "dlib"
@@ -364,3 +364,14 @@ def list_checkpoints(root: str | Path | None = None) -> list[dict[str, str]]:
         if ckpt.is_file():
             out.append({"id": r.id, "name": r.name, "path": str(ckpt), "status": r.status})
     return out
+
+
+def gallery_order(datasets: Sequence[str], rows: Sequence[int]) -> list[int]:
+    """Selected rows (indices into `datasets`, each row's dataset name) taking turns by dataset,
+    in order of first appearance: a page of the selection shows every selected set's faces, not
+    only the first rows of the first set."""
+    by_set: dict[str, list[int]] = {}
+    for row in rows:
+        by_set.setdefault(str(datasets[row]), []).append(int(row))
+    queues = list(by_set.values())
+    return [q[k] for k in range(max((len(q) for q in queues), default=0)) for q in queues if k < len(q)]

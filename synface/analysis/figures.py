@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["HUES", "SYMBOLS", "feature_frame", "dataset_colours", "umap_figure", "attribute_figure"]
+__all__ = ["HUES", "SYMBOLS", "feature_frame", "dataset_colours", "umap_figure", "marker_size", "attribute_figure"]
 
 HUES = {"synthetic": ["#08519c", "#3182bd", "#6baed6", "#9ecae1"],
         "real": ["#a63603", "#e6550d", "#fd8d3c", "#fdae6b"]}
@@ -66,15 +66,16 @@ def umap_figure(df: pd.DataFrame, coords: np.ndarray, colour: str = "dataset"):
     rows = df["row"].to_numpy()
 
     def add(idx, name: str, marker: dict) -> None:
-        marker = {"size": 4, "symbol": symbols[idx], **marker}
+        marker = {"size": marker_size(len(idx)), "symbol": symbols[idx], **marker}
         args = {"x": coords[idx, 0], "y": coords[idx, 1], "mode": "markers", "name": name, "marker": marker,
                 "customdata": rows[idx], "text": hover[idx], "hoverinfo": "text"}
         fig.add_trace(go.Scatter3d(z=coords[idx, 2], **args) if three_d else go.Scattergl(**args))
 
     if colour == "dataset":
         hues = dataset_colours(df)
-        for (name, domain), idx in df.groupby(["dataset", "domain"], sort=False).indices.items():
-            add(idx, f"{name} ({domain})", {"color": hues[name]})
+        groups = df.groupby(["dataset", "domain"], sort=False).indices.items()
+        for (name, domain), idx in sorted(groups, key=lambda g: -len(g[1])):  # small sets drawn last, on top
+            add(idx, f"{name} ({domain}, {len(idx)})", {"color": hues[name]})
     elif colour == "identity" or not pd.api.types.is_numeric_dtype(df[colour]):
         groups = df.groupby(colour, sort=True).indices
         if len(groups) > MAX_LEGEND:
@@ -97,6 +98,11 @@ def umap_figure(df: pd.DataFrame, coords: np.ndarray, colour: str = "dataset"):
     fig.update_layout(height=600, margin={"l": 10, "r": 10, "t": 30, "b": 10}, dragmode="lasso",
                       legend={"itemsizing": "constant"})
     return fig
+
+
+def marker_size(points: int) -> int:
+    """Bigger markers for smaller groups: six points of a small folder must stand out among thousands."""
+    return 4 if points > 500 else 7 if points > 50 else 11
 
 
 def attribute_figure(df: pd.DataFrame):

@@ -111,12 +111,15 @@ def _eval_rows(evals: Mapping[str, Any], cfg: Mapping[str, Any]) -> tuple[str, l
 
 
 def results_frame(root: str | Path | None = None, include_archived: bool = False,
-                  views: Sequence[RunView] | None = None) -> pd.DataFrame:
+                  views: Sequence[RunView] | None = None, include_smoke: bool = True) -> pd.DataFrame:
     """One row per (run, evaluated set), one row for a run without scores; columns COLUMNS. From
-    `views` when given (`load_runs`), else from the workspace's runs."""
+    `views` when given (`load_runs`), else from the workspace's runs; smoke-test runs
+    (`Run.is_smoke`) only with `include_smoke`."""
     rows: list[dict[str, Any]] = []
     cards: dict[str, dict] = {}
     for view in load_runs(root, include_archived) if views is None else views:
+        if view.summary.smoke and not include_smoke:
+            continue
         summary, cfg = view.summary, view.config  # a config that does not parse is {}: the summary says why
         base = {"run_id": summary.id, "name": summary.name, "status": summary.status, "archived": summary.archived,
                 **_data_facts(cfg, cards), "backbone": str(cfg.get("backbone") or "-"),

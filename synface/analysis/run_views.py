@@ -43,6 +43,6 @@ def load_runs(root: str | Path | None = None, include_archived: bool = False) ->
 def view_of(run: Run) -> RunView:
     """One run, each of its files read once."""
     config, problem = read_config_or_problem(run)
-    status, metrics = run.status(), run.read_metrics()
-    return RunView(run, summary_of(run, config, problem, metrics, status), config, status, metrics,
-                   run.read_eval(), run.study_tag())
+    status, metrics, tag = run.status(), run.read_metrics(), run.study_tag()
+    return RunView(run, summary_of(run, config, problem, metrics, status, tag), config, status, metrics,
+                   run.read_eval(), tag)

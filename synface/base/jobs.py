@@ -50,8 +50,8 @@ from synface.base.files import read_regular, write_bytes, write_json
 from synface.base.names import check_name, child_path
 from synface.base.workspace import workspace_root
 
-__all__ = ["STATES", "JOBS_DIR", "OWN_FOLDER_KINDS", "job_file", "job_paths", "list_jobs", "parse_stages", "start",
-           "status", "stop", "stop_path"]
+__all__ = ["STATES", "JOBS_DIR", "OWN_FOLDER_KINDS", "JobBusy", "job_file", "job_paths", "list_jobs", "parse_stages",
+           "start", "status", "stop", "stop_path", "wait_ended"]
 
 JOBS_DIR = "jobs"
 #: what `status(...)["state"]` can be
@@ -71,6 +71,11 @@ _HELD_SLOTS: list = []  # the open slot lock of this process, held until it exit
 OWN_FOLDER_KINDS = {"run": ("runs", "log.txt", "STOP")}
 #: the most of a job's log that status() reads (its end): a log is untrusted and may be huge
 LOG_READ_BYTES = 4 << 20
+
+
+class JobBusy(ValueError):
+    """A job of that kind and key still runs (one asked to stop, still exiting): a new one is not
+    started in its place, and the live one is not taken for the new one either."""
 
 
 def max_jobs() -> int:
@@ -155,18 +160,24 @@ def _read_meta(meta: Path) -> Any:
         return None
 
 
-def _update(meta: Path, **fields: Any) -> None:
+def _update(meta: Path, started: float | None = None, **fields: Any) -> None:
+    """Merge `fields` into a job's record; with `started`, only while the record is still the one
+    written at that start (a reaper must not stamp its exit code on the job started after it)."""
     with _META_LOCK:
         info = _read_meta(meta)
-        if isinstance(info, dict):
+        if isinstance(info, dict) and (started is None or info.get("started") == started):
             info.update(fields)
             write_json(meta, info)
 
 
 def start(kind: str, key: str, argv: Sequence[str], workspace: str | Path | None = None,
-          info: dict[str, Any] | None = None, slot: bool = True) -> dict[str, Any]:
+          info: dict[str, Any] | None = None, slot: bool = True, wait_s: float | None = None) -> dict[str, Any]:
     """Start `argv` detached as job `kind`/`key` and return its status; a live job of that kind and
-    key is returned instead of starting a second one.
+    key is returned instead of starting a second one (`wait_s` None).
+
+    `wait_s`: a new job is wanted, never the live one (a resume must not take a stopping job's
+    process for its own): a live job of that key is waited for up to `wait_s` seconds, then JobBusy
+    naming its pid when it still runs.
 
     Its output goes to the kind's log (`job_paths`: appended; only what this job writes is read
     back). `info`: extra fields the caller reads back. `slot`: the job waits for one of the
@@ -174,9 +185,14 @@ def start(kind: str, key: str, argv: Sequence[str], workspace: str | Path | None
     work that is scheduled elsewhere (the run queue). ValueError when MAX_ALIVE jobs are running or
     waiting already."""
     log, meta = job_paths(kind, key, workspace)
+    if wait_s is not None:
+        wait_ended(kind, key, workspace, wait_s)
     with _starting(meta.parent):
         current = status(kind, key, workspace)
         if current["alive"]:
+            if wait_s is not None:
+                raise JobBusy(f"{kind} job {key} is still running (process {current['pid']}, still alive after "
+                              f"{wait_s:g} s); try again once it has exited")
             return current
         alive = sum(1 for job in list_jobs(workspace=workspace) if job["alive"])
         if alive >= MAX_ALIVE:
@@ -200,10 +216,11 @@ def _spawn(kind: str, key: str, argv: Sequence[str], meta: Path, log: Path, info
               "info": dict(info or {}), "started": time.time(), "pid": None, "pid_start": None,
               "stop_requested": None, "exit_code": None, "ended": None}
     write_json(meta, record)
+    started = record["started"]
 
     def reaped(code: int) -> None:
-        with contextlib.suppress(OSError):
-            _update(meta, exit_code=code, ended=time.time())
+        with contextlib.suppress(OSError):  # this start's record only, never a later start's
+            _update(meta, started, exit_code=code, ended=time.time())
 
     try:
         proc = processes.spawn_detached(record["argv"], log, on_exit=reaped, env=env)
@@ -345,6 +362,18 @@ def stop(kind: str, key: str, workspace: str | Path | None = None) -> dict[str, 
     else:
         _terminate(record["pid"], record["pid_start"])
     return status(kind, key, workspace)
+
+
+def wait_ended(kind: str, key: str, workspace: str | Path | None = None, timeout_s: float = 30.0,
+               poll_s: float = 0.1) -> dict[str, Any]:
+    """Wait (at most `timeout_s`) until job `kind`/`key` no longer runs; returns its status then
+    (`alive` still True when it outlived the wait)."""
+    deadline = time.monotonic() + max(0.0, timeout_s)
+    current = status(kind, key, workspace)
+    while current["alive"] and time.monotonic() < deadline:
+        time.sleep(poll_s)
+        current = status(kind, key, workspace)
+    return current
 
 
 def _terminate(pid: int, started: int | None) -> None:

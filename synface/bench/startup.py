@@ -5,7 +5,9 @@ Each trial starts the app on a free port with an empty temporary workspace, poll
 (Playwright) as soon as the server answers, times the first face, then presses the phi slider's
 arrow key `moves` times and times each new image. The medians over the trials are what the
 README quotes. `cold` gives every trial an empty numba cache: a fresh clone's first start, when
-every renderer kernel compiles.
+every renderer kernel compiles. `model` times the slider with a learned face model: its folder is
+copied from `workspace` into each trial's workspace (without its fit cache) and chosen in the
+page's face model picker once the first face is up (the seconds that takes are reported too).
 """
 
 from __future__ import annotations
@@ -84,9 +86,24 @@ def _slider_latencies(page, moves: int, timeout_ms: int) -> list[float]:
     return out
 
 
-def _trial(browser, moves: int, cold: bool, device: str, timeout: float) -> dict:
+def _choose_model(page, model: str, timeout_ms: int) -> float:
+    """Pick `model` in the Generator's face model picker; seconds until its first face is shown."""
+    before = page.locator(_IMAGE).first.get_attribute("src")
+    t = time.perf_counter()
+    page.locator('[data-testid="stSelectbox"]').filter(has_text="face model").first.click()
+    page.locator('[role="option"]').filter(has_text=model).first.click()
+    page.wait_for_function(_NEW_IMAGE_JS, arg=before, timeout=timeout_ms)
+    _wait_idle(page, timeout_ms)
+    return time.perf_counter() - t
+
+
+def _trial(browser, moves: int, cold: bool, device: str, timeout: float, model: str | None = None,
+           models_from: Path | None = None) -> dict:
     home = Path(tempfile.mkdtemp(prefix="synface-startup-"))
     env = dict(os.environ, SYNFACE_HOME=str(home / "ws"), SYNFACE_DEVICE=device, SYNFACE_MAX_RUNS="1")
+    if model is not None and models_from is not None:
+        shutil.copytree(models_from / "face_models" / model, home / "ws" / "face_models" / model,
+                        ignore=shutil.ignore_patterns("cache"))
     if cold:
         env["NUMBA_CACHE_DIR"] = str(home / "numba-cache")
     port = free_port()
@@ -109,6 +126,7 @@ def _trial(browser, moves: int, cold: bool, device: str, timeout: float) -> dict
             page.wait_for_selector(_IMAGE, timeout=int(1000 * timeout))
             first_face = time.perf_counter() - t_open
             _wait_idle(page, int(1000 * timeout))
+            switch = _choose_model(page, model, int(1000 * timeout)) if model is not None else None
             latencies = _slider_latencies(page, moves, int(1000 * timeout))
         finally:
             proc.terminate()
@@ -119,6 +137,7 @@ def _trial(browser, moves: int, cold: bool, device: str, timeout: float) -> dict
                 proc.wait()
         warm = re.search(r"generator ready in ([0-9.]+) s", log_path.read_text(errors="replace"))
         return {"health_s": round(health, 2), "first_face_s": round(first_face, 2),
+                "model_switch_s": None if switch is None else round(switch, 2),
                 "face_after_launch_s": round(health + first_face, 2),
                 "generator_warm_s": float(warm.group(1)) if warm else None,
                 "slider_ms": [round(x) for x in latencies],
@@ -135,9 +154,10 @@ def _median(values: list) -> float | None:
 
 def bench_startup(repeats: int = 3, moves: int = 15, cold: bool = False, device: str = "cpu",
                   chromium: str = CHROMIUM, timeout: float = 180.0,
-                  progress: Callable[[int, int], None] | None = None) -> dict:
+                  progress: Callable[[int, int], None] | None = None, model: str | None = None,
+                  workspace: str | Path | None = None) -> dict:
     """Start-up and interaction latency of the app in a real browser, `repeats` times; medians
-    against the bars in BARS."""
+    against the bars in BARS (the slider with learned face model `model` of `workspace`, when given)."""
     if repeats < 1 or not 1 <= moves <= MAX_MOVES:
         raise ValueError(f"need at least 1 repeat and 1 to {MAX_MOVES} slider moves (phi 0.5 upwards in steps "
                          f"of 0.01), got repeats={repeats}, moves={moves}")
@@ -147,6 +167,15 @@ def bench_startup(repeats: int = 3, moves: int = 15, cold: bool = False, device:
         from playwright.sync_api import sync_playwright  # noqa: PLC0415
     except ImportError:
         raise ValueError("bench startup needs the playwright package (pip install playwright)") from None
+    models_from = None
+    if model not in (None, "", "builtin"):
+        from synface.base.workspace import workspace_root  # noqa: PLC0415
+        from synface.face.catalog import model_card  # noqa: PLC0415
+
+        models_from = workspace_root(workspace)
+        model_card(model, models_from)  # a missing or damaged model: one FaceModelError (a ValueError) naming it
+    else:
+        model = None
     tick = progress or (lambda done, total: None)
     load = os.getloadavg()[0]
     trials = []
@@ -155,7 +184,7 @@ def bench_startup(repeats: int = 3, moves: int = 15, cold: bool = False, device:
         browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             for i in range(repeats):
-                trials.append(_trial(browser, moves, cold, device, timeout))
+                trials.append(_trial(browser, moves, cold, device, timeout, model, models_from))
                 tick(i + 1, repeats)
         finally:
             browser.close()
@@ -165,11 +194,14 @@ def bench_startup(repeats: int = 3, moves: int = 15, cold: bool = False, device:
         "face_after_launch_s": _median([t["face_after_launch_s"] for t in trials]),
         "generator_warm_s": _median([t["generator_warm_s"] for t in trials]),
         "slider_ms": _median([t["slider_ms_median"] for t in trials]),
+        "model_switch_s": _median([t["model_switch_s"] for t in trials]),
     }
     return {
-        "bench": "startup", "device": device, "cold_numba_cache": cold, "repeats": repeats, "slider_moves": moves,
+        "bench": "startup", "device": device, "model": model or "builtin", "cold_numba_cache": cold,
+        "repeats": repeats, "slider_moves": moves,
         "load_average_at_start": round(load, 2), "cpus": os.cpu_count(),
         "median": medians, "bars": BARS,
         "meets_bars": {k: medians[k] is not None and medians[k] <= bar for k, bar in BARS.items()},
+        "load_average_at_end": round(os.getloadavg()[0], 2),
         "trials": trials,
     }

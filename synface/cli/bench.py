@@ -150,6 +150,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     su.add_argument("--repeats", type=count(1000), default=3)
     su.add_argument("--moves", type=count(1000), default=15, help="phi slider moves timed per start")
     su.add_argument("--cold", action="store_true", help="an empty numba cache each start (a fresh clone)")
+    su.add_argument("--model", default="builtin",
+                    help="time the slider with this learned face model of --workspace (copied into each trial)")
+    su.add_argument("--workspace", default=None, help="where --model is (default $SYNFACE_HOME or ./workspace)")
     su.add_argument("--json", action="store_true")
     su.set_defaults(func=_startup)
 
@@ -290,4 +293,4 @@ def _startup(args: argparse.Namespace) -> int:
     from synface.bench.startup import bench_startup
 
     return _print_with_bar("bench startup", "start", lambda progress: bench_startup(
-        args.repeats, args.moves, args.cold, progress=progress))
+        args.repeats, args.moves, args.cold, progress=progress, model=args.model, workspace=args.workspace))

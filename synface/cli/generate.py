@@ -100,9 +100,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="builtin",
                    help="face model: 'builtin' (the procedural head) or a learned model of the workspace "
                         "(`python -m synface face-model list`)")
-    p.add_argument("--min-source-distance", type=float, default=0.0, metavar="D",
+    p.add_argument("--min-source-distance", type=float, default=None, metavar="D",
                    help="learned models only: redraw every identity closer than D (dlib descriptor distance) to a "
-                        "person of the model's source photos (0: keep every draw; the card reports the distances)")
+                        "person of the model's source photos. Default: the model card's stranger_nearest_p01 "
+                        "(closer than only 1%% of real strangers come); 0 keeps every draw. The card reports the "
+                        "distances either way")
     p.add_argument("--context", choices=("plain", "photo", "background"), default="plain",
                    help="learned models only: 'photo' draws each face into one of the model's source photos (its "
                         "hair, ears, clothes and scene kept, the face replaced), 'background' draws the whole head over "
@@ -110,9 +112,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "backgrounds of the source people (docs/face_models.md)")
     p.add_argument("--contexts-per-identity", action="store_true",
                    help="with --context: one context photo per identity (default: one per image)")
-    p.add_argument("--min-context-distance", type=float, default=0.0, metavar="D",
+    p.add_argument("--min-context-distance", type=float, default=None, metavar="D",
                    help="with --context: redraw the context of any image whose face lies closer than D (dlib "
-                        "descriptor distance) to the context photo's person (the card reports the distances)")
+                        "descriptor distance) to the context photo's person. Default: the model card's "
+                        "stranger_nearest_p01; 0 skips the check. The card reports the distances")
     p.add_argument("--format", choices=("jpg", "png"), default="jpg")
     p.add_argument("--name", default=None, help="dataset name: one folder name of letters, digits, '.', '_', '-' "
                                                "(default: paper style, e.g. Syn_1K_50_IM)")
@@ -192,9 +195,31 @@ def _config_options(args: argparse.Namespace):
         pose_scale=args.pose_scale, expression_scale=args.expression_scale,
         illumination_scale=args.illumination_scale,
         purpose="benchmark" if args.benchmark else "train", image_format=args.format, name=args.name or "",
-        model=args.model, min_source_distance=args.min_source_distance, context=args.context,
-        contexts_per_identity=args.contexts_per_identity, min_context_distance=args.min_context_distance,
+        model=args.model, min_source_distance=_min_source_distance(args), context=args.context,
+        contexts_per_identity=args.contexts_per_identity, min_context_distance=_min_context_distance(args),
     )
+
+
+def _min_source_distance(args: argparse.Namespace) -> float:
+    """--min-source-distance, else (a learned model) its card's strangers' 1st percentile: privacy on
+    by default. A value for the built-in head is kept, so SynthConfig refuses it by name."""
+    if args.min_source_distance is not None:
+        return args.min_source_distance
+    from synface.data.synth_model import privacy_floor
+
+    return privacy_floor(args.model, args.root)
+
+
+def _min_context_distance(args: argparse.Namespace) -> float:
+    """--min-context-distance, else (a set drawn into context photos) the card's strangers' 1st
+    percentile: a composite must not be recognisable as its context photo's person by default."""
+    if args.min_context_distance is not None:
+        return args.min_context_distance
+    if args.context == "plain":
+        return 0.0
+    from synface.data.synth_model import privacy_floor
+
+    return privacy_floor(args.model, args.root)
 
 
 def _check_pieces(args: argparse.Namespace) -> None:

@@ -25,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="keep rows whose KEY is one of the values; keys: dataset, face_model, backbone, psi, im, "
                          "scale, status, eval_set (repeatable)")
     ls.add_argument("--archived", action="store_true", help="include archived runs")
+    ls.add_argument("--smoke", action="store_true", help="include smoke-test runs (reproduce --scale tiny)")
     ls.add_argument("--csv", metavar="FILE", help="also write the full table (every column) as CSV")
     _common(ls)
     c = which.add_parser("compare", help="side-by-side scores and config differences")
@@ -106,7 +107,7 @@ def _list(args: argparse.Namespace, root, as_json: bool) -> int:
     chosen = _filters(args.filter)
     if args.csv:
         check_file_target(args.csv, "--csv")
-    frame = filter_frame(results_frame(root, include_archived=args.archived), chosen)
+    frame = filter_frame(results_frame(root, include_archived=args.archived, include_smoke=args.smoke), chosen)
     if args.csv:
         with atomic_path(args.csv) as tmp:
             frame.to_csv(tmp, index=False)
@@ -207,7 +208,7 @@ def run_runs(args: argparse.Namespace) -> int:
             print(f"warning: {line}", file=sys.stderr)
         print_json({"started": started}) if as_json else print("started: " + (", ".join(started) or "none"))
         return 0
-    rows = [s.to_dict() for s in list_runs(root)]
+    rows = [s.to_dict() for s in list_runs(root) if not s.smoke]  # `runs list --smoke` shows smoke tests
     if as_json:
         print_json({"root": str(workspace_root(root)), "runs": rows})
     elif not rows:

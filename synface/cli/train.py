@@ -56,7 +56,7 @@ def _report_check(report) -> None:
 def _prepare(args: argparse.Namespace, ctx):
     """(config, run, resume) on every rank; rank 0 creates the folder and shares its path. A new
     run is checked first (on every rank, so all of them stop on a refusal)."""
-    from synface.runs.queue import launch_check, record_check
+    from synface.runs.queue import record_check
     from synface.runs.registry import create_run, find_run
     from synface.runs.run import Run
     from synface.train.config import load_config, parse_overrides
@@ -64,6 +64,7 @@ def _prepare(args: argparse.Namespace, ctx):
     from synface.base.names import check_name
     from synface.train.data import check_fits_a_batch, check_train_data
     from synface.train.ddp import broadcast_object
+    from synface.train.launch_checks import preflight
 
     overrides = parse_overrides(args.overrides)
     if args.name is not None:
@@ -79,12 +80,14 @@ def _prepare(args: argparse.Namespace, ctx):
         raise ValueError("give --config FILE or --preset NAME (or --resume RUN)")
     cfg = run_config(args.preset, args.config, overrides, real=args.real, eval_names=args.eval,
                      allow_overlap=args.allow_overlap, root=args.root)
-    length = check_train_data(cfg)  # before the identity check and the run folder: unreadable data is one line
     existing = Run(args.run_dir) if args.run_dir else None
     prepared = existing is not None and existing.config_path.exists() and not existing.last_checkpoint.exists() \
         and existing.raw_status().get("status") in _FRESH  # by synface.runs.launch, which has checked it
-    report = None if prepared else launch_check(cfg, args.root, OVERRIDE_HINT)
-    check_fits_a_batch(cfg, length)
+    if prepared:  # the data may have changed since the launch: read it again
+        check_fits_a_batch(cfg, check_train_data(cfg).images_per_epoch)
+        report = None
+    else:  # before the run folder: data, batch, identity overlap, checkpoint space, each one line
+        report = preflight(cfg, args.root, OVERRIDE_HINT, run_folder=args.run_dir)
     path = None
     if ctx.is_main:
         if prepared:

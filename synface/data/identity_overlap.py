@@ -139,12 +139,30 @@ class SetOverlap:
     reason: str = ""
     shared: list[str] = field(default_factory=list)
     pairs_on_train: int | None = None
+    #: where the shared people come from: training source (`People.what` / `source`) -> how many
+    #: of them it holds, and which of those sources are a face model's source people
+    by_source: dict[str, int] = field(default_factory=dict)
+    model_sources: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
         names = ", ".join(self.shared[:SHOWN]) + (f" (+{len(self.shared) - SHOWN:,} more)" if len(self.shared) > SHOWN else "")
         on = "" if self.pairs_on_train is None else f", {self.pairs_on_train:,} of {self.pairs:,} pairs on them"
         who = "1 person" if len(self.shared) == 1 else f"{len(self.shared):,} people"
-        return f"evaluation set {self.label!r} shares {who} with the training data{on}: {names}"
+        where = "; ".join(f"{n:,} from the {src}" for src, n in self.by_source.items() if n)
+        return f"evaluation set {self.label!r} shares {who} with the training data ({where}){on}: {names}"
+
+    def advice(self) -> str:
+        """What to do about this overlap, by where it comes from."""
+        out = []
+        if any(self.by_source.get(src) for src in self.model_sources):
+            out.append("the synthetic faces are built from photos of people this set tests: fit the face model on "
+                       "other people (for LFW: folds 1-3, in the fit form or `face-model fit --folds 1,2,3`) and "
+                       "evaluate on the folds it was not fitted on (LFW folds 4-5: register LFW with training folds "
+                       "1-3 and choose that set)")
+        if any(n for src, n in self.by_source.items() if src not in self.model_sources):
+            out.append("the real training set holds people this set tests: train on other people (for LFW: register "
+                       "it with training folds 1-3) and evaluate on the rest (folds 4-5 of that registration)")
+        return "; ".join(out)
 
 
 @dataclass
@@ -181,6 +199,11 @@ class OverlapReport:
                 "sets": [asdict(s) for s in self.sets]}
 
 
+def _source_label(people: People) -> str:
+    """'source people of face model 'x' (12)' for a model, else the set (its `what`)."""
+    return people.source if people.synthetic else people.what
+
+
 def compare_people(training: Sequence[People], scorable: Sequence[ScorableSet], allowed: bool = False,
                    workspace: str | Path | None = None) -> OverlapReport:
     """Each evaluation set's people against the union of the training people that have names. A
@@ -193,12 +216,15 @@ def compare_people(training: Sequence[People], scorable: Sequence[ScorableSet], 
         if people.names is None:
             sets.append(SetOverlap(s.label, s.pairs, False, people.source))
             continue
-        train = frozenset().union(*(p.names for p in named if not (people.synthetic and p.synthetic)))
+        compared = [p for p in named if not (people.synthetic and p.synthetic)]
+        train = frozenset().union(*(p.names for p in compared))
         shared = sorted(people.names & train)
         on_train = None
         if s.names is not None and people.source == "names in its pairs":
             on_train = sum(1 for a, b in s.names if a in train or b in train)
-        sets.append(SetOverlap(s.label, s.pairs, True, people.source, shared, on_train))
+        by_source = {_source_label(p): len(people.names & p.names) for p in compared}
+        sets.append(SetOverlap(s.label, s.pairs, True, people.source, shared, on_train, by_source,
+                               [_source_label(p) for p in compared if p.synthetic]))
     return OverlapReport(list(training), sets, allowed)
 
 
@@ -211,8 +237,9 @@ def check_launch(config: Mapping[str, Any], workspace: str | Path | None = None,
     scorable = check_eval_sets(specs)
     report = compare_people(training_people(config, workspace), scorable, bool(config.get("allow_overlap")), workspace)
     if report.overlapping and not report.allowed:
+        advice = "; ".join(dict.fromkeys(s.advice() for s in report.overlapping if s.advice()))
         raise IdentityOverlapError(f"{report.summary()}; its accuracy would measure memory, not recognition. "
-                                   f"Train on other people (other LFW folds) or evaluate on other sets, "
+                                   f"To fix it: {advice or 'evaluate on other sets'}; "
                                    f"or accept the overlap: {override_hint}")
     return report
 

@@ -49,7 +49,7 @@ def real_subset(source: ImageSource, r_id: int, k: int) -> Subset:
     if len(eligible) < r_id:
         raise DataError(
             f"{name} needs {r_id} identities with >= {k} images; only {len(eligible)} of "
-            f"{len(mapping)} have that many"
+            f"{len(mapping)} have that many; lower R_ID to {len(eligible)} or k"
         )
     chosen = eligible[:r_id]
     images = tuple(tuple(sorted((Path(p) for p in mapping[i]), key=str)[:k]) for i in chosen)

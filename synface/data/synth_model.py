@@ -60,6 +60,19 @@ def generator_for(model: str, generator: FaceGenerator | None = None, device: st
     return FaceGenerator(device=generator.device if generator is not None else device, model=learned)
 
 
+def privacy_floor(model: str, workspace: str | Path | None = None) -> float:
+    """The minimum source distance a set of face model `model` gets unless the user lowers it: its
+    card's `stranger_nearest_p01`, the distance only 1% of real strangers come closer than to the
+    source people (0 for the built-in head, which no real person's photo went into, and for a card
+    without the figure). A FaceModelError (a ValueError) names a model that does not load."""
+    if model in (None, "", BUILTIN):
+        return 0.0
+    from synface.face.catalog import model_card  # noqa: PLC0415
+
+    value = model_card(model, workspace).get("stranger_nearest_p01")  # the checked card
+    return float(value) if isinstance(value, (int, float)) and np.isfinite(value) and value > 0 else 0.0
+
+
 def redraw_seed(first_seed: int, attempt: int) -> int:
     """The identity seed of draw `attempt` (0: `first_seed` itself). Later attempts hash
     (first seed, attempt) and keep the first seed's parity, so training and benchmark identities
@@ -139,6 +152,18 @@ def _stranger_reference(index, dist: np.ndarray) -> dict:
             "share_under_stranger_p01": round(float((dist < p01).mean()), 4) if len(dist) else None}
 
 
+def _histogram(index, dist: np.ndarray) -> dict:
+    """Counts of the identities' and of real strangers' nearest distances on one set of bins, for
+    the card's picture of the two side by side."""
+    from synface.data.leakage import HIST_BINS  # noqa: PLC0415
+
+    strangers = index.stranger_distances()
+    top = max(float(HIST_BINS[-1]), float(dist.max()) if len(dist) else 0.0, float(strangers.max()))
+    bins = np.append(HIST_BINS[:-1], np.ceil(top * 20) / 20 + 1e-9)  # the last bin takes whatever lies beyond
+    return {"bins": [round(float(b), 2) for b in bins], "identities": np.histogram(dist, bins=bins)[0].tolist(),
+            "strangers": np.histogram(strangers, bins=bins)[0].tolist()}
+
+
 def privacy_summary(check: SourceCheck, identities: list[int], total: int, all_checked: bool) -> dict:
     """The card's "privacy" section from the distances `check` holds for `identities`."""
     dist = np.array([check.accepted[i][1] for i in identities], np.float64)
@@ -160,6 +185,7 @@ def privacy_summary(check: SourceCheck, identities: list[int], total: int, all_c
         "redrawn": int(sum(a > 0 for a in redrawn)),
         "extra_draws": int(sum(redrawn)),
         **_stranger_reference(check.index, dist),
+        "histogram": _histogram(check.index, dist),
         "protocol": "dlib descriptor distance of each identity (frontal neutral render and one prior view, the "
                     "closer counts) to its nearest source photo; mixed (IM) images are blends of checked identities",
     }

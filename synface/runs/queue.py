@@ -12,7 +12,11 @@ own account of where it is. No Streamlit here.
 
 Before a run folder is made, `launch_check` makes sure every evaluation set can be scored and that
 no evaluation set tests people the run trains on (unless the config accepts it); the run keeps
-what was checked in `identity_check.json`.
+what was checked in `identity_check.json`. (`synface.train.launch_checks.preflight` adds the checks
+that need the training layer; its callers pass its report to `launch`.)
+
+A stopped run's trainer writes 'stopped' seconds before its process exits: `run_state` says
+'stopping' until it has, and `resume_run` waits for it instead of taking its pid for the new one.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from synface.runs.registry import create_run, find_run
 
 
 #: how a refused overlap is accepted, for runs launched by the app
-from synface.runs.run import ACTIVE_STATES, FINAL_STATES, Run
+from synface.runs.run import ACTIVE_STATES, FINAL_STATES, Run, RunLocked
 
 
 #: how a refused overlap is accepted, for runs launched by the app
@@ -166,15 +170,17 @@ def _job_root(run: Run, root: str | Path | None) -> Path:
     return run.path.parent.parent if run.path.parent.name == "runs" else workspace_root(root)
 
 
-def _spawn(run: Run, argv: Sequence[str], root: str | Path | None = None) -> int:
+def _spawn(run: Run, argv: Sequence[str], root: str | Path | None = None, wait_s: float = 0.0) -> int:
     """Start `argv` as the run's job, output to its log.txt; returns its pid. The job system derives
     the run's log and STOP file from its id (`jobs.OWN_FOLDER_KINDS`), so only a run folder
-    directly inside a workspace's runs/ can be a background job."""
+    directly inside a workspace's runs/ can be a background job. A process of the run still alive
+    (one that has written 'stopped' and not yet exited) is waited for up to `wait_s`, then JobBusy:
+    its pid is never recorded as the new process's."""
     job_root = _job_root(run, root)
     if run.path.parent.name != "runs" or jobs.job_paths(KIND, run.id, job_root)[0] != run.log_path:
         raise ValueError(f"run {run.path} is not in a workspace's runs/ folder; only those start in the background "
                          "(unarchive it, or train it with python -m synface train --resume)")
-    job = jobs.start(KIND, run.id, argv, job_root, slot=False)  # the queue schedules runs itself
+    job = jobs.start(KIND, run.id, argv, job_root, slot=False, wait_s=wait_s)  # the queue schedules runs itself
     run.write_status(status="starting", pid=job["pid"], host=socket.gethostname(), launched=utc_now(),
                      message="process started; loading the data and the model")  # not a stopped run's old message
     return job["pid"]
@@ -204,10 +210,14 @@ def _active_count(root: Path) -> int:
 
 
 def launch(config: Any, root: str | Path | None = None, name: str | None = None,
-           max_running: int | None = None) -> tuple[str, int | None]:
-    """Check, create a run and queue it; it starts at once when a slot is free. Returns (run id, pid or None)."""
+           max_running: int | None = None, checked: OverlapReport | None = None) -> tuple[str, int | None]:
+    """Check, create a run and queue it; it starts at once when a slot is free. Returns (run id, pid or None).
+
+    `checked`: the report of the launch checks the caller has just run on this config
+    (`synface.train.launch_checks.preflight`, which checks the data too); else the identity
+    check runs here."""
     root = workspace_root(root)
-    report = launch_check(config, root)  # refused before a run folder is made
+    report = checked if checked is not None else launch_check(config, root)  # refused before a run folder is made
     _read_entries(_queue_path(root))  # a damaged queue too
     run = _prepare(config, root, name)
     record_check(run, report)
@@ -242,7 +252,11 @@ def run_queue(root: str | Path | None = None, max_running: int | None = None,
             run = Run(root / "runs" / entry["run_id"])
             if run.stop_requested():
                 continue
-            _spawn(run, train_argv(run, root), root)
+            try:
+                _spawn(run, train_argv(run, root), root)
+            except jobs.JobBusy:  # an earlier process of this run is still exiting: next time
+                queue.insert(0, entry)
+                break
             started.append(run.id)
             active += 1
         write_json(_queue_path(root), queue)
@@ -276,9 +290,39 @@ def request_stop(run: Run | str | Path, root: str | Path | None = None) -> Run:
     return run
 
 
-def resume_run(run: Run, root: str | Path | None = None) -> int:
+#: how long a resume waits for a stopped run's process to exit (it writes 'stopped', then ends)
+RESUME_WAIT_S = 60.0
+
+
+def resume_run(run: Run, root: str | Path | None = None, wait_s: float = RESUME_WAIT_S) -> int:
     """Continue a stopped or failed run from checkpoints/last.pt as a detached process; its pid.
-    RunLocked (naming the pid) while a live process still trains in the folder: its status stays its own."""
+
+    RunLocked (naming the pid) while a live process still trains in the folder: its status stays
+    its own. A stopped run's process writes 'stopped' and releases the folder seconds before it
+    exits; a resume in that window waits (up to `wait_s`) for it to exit and then starts a new
+    process, never taking the old one for it (RunLocked when it outlives the wait)."""
     run.check_unlocked()
+    job_root = _job_root(run, root)
+    if jobs.wait_ended(KIND, run.id, job_root, wait_s)["alive"]:
+        raise RunLocked(f"run {run.id} is still stopping: its process has not exited after {wait_s:g} s; "
+                        "resume it once it has")
+    run.check_unlocked()  # nobody took the folder meanwhile
     argv = synface_argv("train", "--resume", str(run.path), "--root", str(workspace_root(root)), "--no-progress")
-    return _spawn(run, argv, root)
+    try:
+        return _spawn(run, argv, root)
+    except jobs.JobBusy as exc:
+        raise RunLocked(str(exc)) from None
+
+
+def run_state(run: Run, root: str | Path | None = None) -> dict[str, Any]:
+    """`Run.status()` plus what the run's process is doing: `process_alive` (its job's process, or
+    a trainer holding the folder, still runs), `stopping` (a stop was asked, or 'stopped' written,
+    and that process has not exited yet: the checkpoint is saved once it has) and `resumable` (a
+    stopped or failed run with a checkpoint and no process left)."""
+    data = dict(run.status())
+    state = data.get("status")
+    alive = run.locked_by() is not None or jobs.status(KIND, run.id, _job_root(run, root))["alive"]
+    data["process_alive"] = alive
+    data["stopping"] = alive and (state == "stopped" or (state in ACTIVE_STATES and run.stop_requested()))
+    data["resumable"] = not alive and state in ("stopped", "failed") and run.last_checkpoint.is_file()
+    return data

@@ -78,6 +78,8 @@ class RunSummary:
     archived: bool = False
     #: "on" when the config names evaluation sets, "off" when it names none (no accuracy to show)
     evaluation: str = "on"
+    #: a run of reproduce's smoke test (`Run.is_smoke`): lists hide it unless asked
+    smoke: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -168,10 +170,12 @@ def summarize(run: Run) -> RunSummary:
 
 
 def summary_of(run: Run, cfg: Mapping[str, Any], problem: str, metrics: Sequence[Mapping[str, Any]],
-               status: Mapping[str, Any] | None = None) -> RunSummary:
-    """`summarize` from a config, metrics and status already read (`read_config_or_problem`,
-    `Run.read_metrics`, `Run.status`): a caller that shows more of each run reads each file once."""
+               status: Mapping[str, Any] | None = None, tag: Mapping[str, Any] | None = None) -> RunSummary:
+    """`summarize` from a config, metrics, status and study tag already read (`read_config_or_problem`,
+    `Run.read_metrics`, `Run.status`, `Run.study_tag`): a caller that shows more of each run reads
+    each file once."""
     st = run.status() if status is None else status
+    smoke = run.is_smoke(tag)
     evals = [r for r in metrics if r.get("type") == "eval"]
     trains = [r for r in metrics if r.get("type") == "train"]
     best_set = best_acc = best_std = None
@@ -191,7 +195,7 @@ def summary_of(run: Run, cfg: Mapping[str, Any], problem: str, metrics: Sequence
         progress=_float(st.get("progress")), best_set=best_set, best_accuracy=best_acc, best_std=best_std,
         images_per_s=ips, started=st.get("started"), message=problem or str(st.get("message") or ""),
         path=str(run.path), archived=run.path.parent.name == ARCHIVE_DIR,
-        evaluation="on" if problem or cfg.get("eval_sets") or evals else "off",
+        evaluation="on" if problem or cfg.get("eval_sets") or evals else "off", smoke=smoke,
     )
 
 

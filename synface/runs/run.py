@@ -242,6 +242,11 @@ class Run:
         data = read_json(self.study_path, {})
         return data if isinstance(data, dict) else {}
 
+    def is_smoke(self, tag: Mapping[str, Any] | None = None) -> bool:
+        """True for a run of a smoke test (`reproduce --scale tiny`), as its study tag (`tag`, when
+        already read) says; lists hide such runs by default."""
+        return (self.study_tag() if tag is None else tag).get("smoke") is True
+
     def is_tagged(self) -> bool:
         """True when study.json exists (readable or not): the run belongs to a study."""
         return self.study_path.exists()

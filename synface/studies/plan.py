@@ -79,6 +79,11 @@ class Scale:
     train_people_folds: int = 3              # people.txt folds 1..N train, the remaining pairs folds test
     max_test_pairs_per_fold: int | None = None
 
+    @property
+    def smoke(self) -> bool:
+        """A smoke test (a few test pairs): its runs hide from run lists and keep one checkpoint."""
+        return self.max_test_pairs_per_fold is not None
+
 
 SCALES: dict[str, Scale] = {
     # Sized so each table finishes within ~90 min on the shared 2-core CPU (estimates in the plan).
@@ -114,7 +119,7 @@ def scale_label(scale: str, lfw: str | Path | None = None) -> str:
     """A scale's name as a picker shows it: tiny says it is a smoke test, with its number of test
     pairs when the LFW copy is known (8 for a 5-fold copy)."""
     sc = SCALES[scale]
-    if sc.max_test_pairs_per_fold is None:
+    if not sc.smoke:
         return scale
     if lfw is not None:
         try:
@@ -288,7 +293,8 @@ def check_model_sources(model: str, card: dict, lfw: Path, scale: Scale) -> None
         raise ValueError(f"face model {model!r} was learned from {len(shared)} people of the evaluation pairs "
                          f"(pairs folds {scale.train_people_folds + 1}+ of {lfw}): {', '.join(shared[:10])}{more}; "
                          f"fit it on the training people only (face-model fit --folds "
-                         f"{','.join(str(f + 1) for f in range(scale.train_people_folds))}) or on other photos")
+                         f"{','.join(str(f + 1) for f in range(scale.train_people_folds))}, or those LFW folds in the "
+                         f"app's fit form) or on other photos")
 
 
 def _lfw_sizes(lfw: Path, scale: Scale) -> tuple[int, int, int]:

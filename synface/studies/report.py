@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 
 from synface.analysis import tables
 from synface.analysis.verdicts import LEVEL, Verdict, table_verdicts
+from synface.base.files import open_regular
 from synface.base.workspace import workspace_root
 from synface.face.builtin import GENERATOR_MODEL_VERSION
 from synface.studies.plan import SCALES, Plan
@@ -126,6 +128,22 @@ def plot_html(groups: list[str], series: list[tuple[str, list[float], list[float
 def results_dir(root: str | Path | None = None) -> Path:
     """Where reports go by default: the workspace, never the repository's shipped results/."""
     return workspace_root(root) / "results"
+
+
+_SCALE_LINE = re.compile(r"\(scale `([A-Za-z0-9_-]+)`\)")
+
+
+def report_scale(md: str | Path) -> str | None:
+    """The scale a written report (`<stem>.md`) was made at, from its title line; None when the
+    file is missing or does not say. Why: every scale writes the same file names, so a page must
+    not show a smoke test's figure as another scale's."""
+    try:  # a regular file only: a FIFO named like a report must not hang the page
+        with open_regular(md, follow_links=True) as f:
+            first = f.readline(500).decode("utf-8")
+    except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
+        return None
+    found = _SCALE_LINE.search(first)
+    return found.group(1) if found else None
 
 
 def write_report(plan: Plan, out_dir: str | Path, elapsed_s: float | None = None) -> dict[str, Path]:

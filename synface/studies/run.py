@@ -13,6 +13,7 @@ from synface.data.errors import DataError
 from synface.runs.run import Run
 from synface.studies.plan import (
     DEFAULT_SEEDS,
+    SCALES,
     DatasetStep,
     Plan,
     ProgressFactory,
@@ -172,7 +173,8 @@ def execute_run(run: RunStep, plan: Plan, progress: ProgressFactory = _null_prog
     from synface.train.loop import train  # noqa: PLC0415
 
     root = Path(plan.root)
-    tag = {"key": run.key, "seed": run.seed, "scale": plan.scale, "label": run.label}
+    smoke = SCALES[plan.scale].smoke
+    tag = {"key": run.key, "seed": run.seed, "scale": plan.scale, "label": run.label, "smoke": smoke}
     done = finished_runs(root).get(run.key)
     if done is not None:
         Run(done).tag_study(run.study, run.cell, **tag)
@@ -189,7 +191,29 @@ def execute_run(run: RunStep, plan: Plan, progress: ProgressFactory = _null_prog
         close()
     if result["status"] != "finished":
         raise RuntimeError(f"run {existing.name} ended '{result['status']}': {result['message']}")
+    if smoke:
+        drop_smoke_checkpoints(root, keep=existing)
     return existing
+
+
+def drop_smoke_checkpoints(root: Path, keep: Path) -> int:
+    """Delete the checkpoints of every finished smoke-test run but `keep` (the last one trained);
+    returns how many files went. Why: a smoke test's runs are evaluated once and never resumed,
+    and thirty checkpoints of them filled gigabytes."""
+    gone = 0
+    base = root / "runs"
+    for path in sorted(base.iterdir()) if base.is_dir() else []:
+        run = Run(path)
+        if path == keep or path.is_symlink() or not path.is_dir() or not run.is_smoke():
+            continue
+        if run.raw_status().get("status") != "finished" or run.locked_by() is not None:
+            continue
+        if run.checkpoints.is_symlink() or not run.checkpoints.is_dir():  # never delete through a link
+            continue
+        for ckpt in run.checkpoints.glob("*.pt"):
+            ckpt.unlink(missing_ok=True)
+            gone += 1
+    return gone
 
 
 def execute(plan: Plan, progress: ProgressFactory = _null_progress, generator: Any = None) -> list[Path]:

@@ -44,6 +44,7 @@ __all__ = [
     "TrainData",
     "build_train_data",
     "check_train_data",
+    "TrainDataSize",
     "check_fits_a_batch",
 ]
 
@@ -273,20 +274,33 @@ def build_train_data(cfg, size: int, rank: int = 0, world_size: int = 1) -> Trai
     return TrainData(dataset, sampler, num_classes, n_syn, paired, f"{desc}, {num_classes} classes")
 
 
-def check_train_data(cfg) -> int:
+@dataclass(frozen=True)
+class TrainDataSize:
+    """What `check_train_data` found: images per epoch and classes (identities) in all."""
+
+    images_per_epoch: int
+    classes: int
+
+
+def check_train_data(cfg) -> TrainDataSize:
     """Refuse training data that cannot be read, before a run folder exists: the sets are listed
-    (manifest, dataset.json, identity folders) and the first image of each is decoded, so a folder
-    of non-images is one named error, not a failed run. Returns the images per epoch."""
-    counts = {}
+    (manifest, dataset.json, identity folders; a Real_{R_ID}_{k} subset the folder cannot give is
+    a DataError naming both numbers) and the first image of each is decoded, so a folder of
+    non-images is one named error, not a failed run."""
+    counts, classes = {}, 0
     for key, root in (("syn", cfg.data), ("real", cfg.real_root)):
         if root is None:
             continue
-        images = load_synthetic(root) if key == "syn" else load_real(root, cfg.real_ids, cfg.real_k)
+        try:
+            images = load_synthetic(root) if key == "syn" else load_real(root, cfg.real_ids, cfg.real_k)
+        except DataError as exc:
+            raise exc if exc.path is not None else DataError(exc.message, path=root) from None
         if len(images) == 0:
             raise DataError("the training set has no images", path=root)
         read_rgb(images.paths[0], "first training image")  # a DataError naming the file
         counts[key] = len(images)
-    return _epoch_length(cfg.psi_mode != "none", counts.get("syn", 0), counts.get("real", 0))
+        classes += images.num_classes
+    return TrainDataSize(_epoch_length(cfg.psi_mode != "none", counts.get("syn", 0), counts.get("real", 0)), classes)
 
 
 def check_fits_a_batch(cfg, length: int) -> None:

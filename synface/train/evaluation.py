@@ -4,6 +4,10 @@ progress in status.json, and the seconds the rounds still ahead will take, for t
 Kept apart from the loop: the loop decides when to evaluate and how fast it trains; this module
 knows what an evaluation costs (`synface.eval.progress.EvalCost`); the run records each result
 (`Run.record_eval`: the full result with its ROC in eval.json, a compact record in metrics.jsonl).
+
+A stop request is checked between batches (and every few decoded images), so Stop during an
+evaluation takes seconds, not the rest of the round: the round is dropped (EvaluationStopped), the
+epoch's checkpoint is already on disk, and a resume evaluates it first (`Trainer.evaluation_due`).
 """
 
 from __future__ import annotations
@@ -16,16 +20,21 @@ import torch
 from synface.eval.progress import EvalCost, EvalTicker
 from synface.runs.run import Run
 
-__all__ = ["RunEvaluation"]
+__all__ = ["RunEvaluation", "EvaluationStopped"]
+
+
+class EvaluationStopped(Exception):
+    """A stop request ended an evaluation round early; nothing of the round is kept half-done."""
 
 
 class RunEvaluation:
     """Evaluation sets of a run config, loaded once; `score` evaluates every set at a checkpoint."""
 
     def __init__(self, cfg: Any, run: Run, size: int, status: Callable[..., Any],
-                 cli: Callable[[str, int, int], None] | None = None) -> None:
+                 cli: Callable[[str, int, int], None] | None = None,
+                 stop: Callable[[], bool] | None = None) -> None:
         self.cfg, self.run, self.size = cfg, run, size
-        self.status, self.cli = status, cli
+        self.status, self.cli, self.stop = status, cli, stop
         self.cost = EvalCost()
         self.seconds = 0.0  # spent evaluating in this process (kept out of the training rate)
         self.last: dict[str, dict[str, float]] = {}
@@ -63,7 +72,8 @@ class RunEvaluation:
                 ticker = EvalTicker(es.name, self.status, self.cost, after, embed_guess, self.cli)
                 t0 = time.time()
                 result = evaluate(backbone, es, device, self.cfg.eval_batch_size,
-                                  progress=ticker.embedding, decode_progress=ticker.decoding)
+                                  progress=self._stoppable(ticker.embedding),
+                                  decode_progress=self._stoppable(ticker.decoding))
                 timing = {"seconds": round(time.time() - t0, 2), "images": es.num_images,
                           "decode_seconds": round(ticker.seconds.get("decoding", 0.0), 3),
                           "embed_seconds": round(ticker.seconds.get("embedding", 0.0), 3)}
@@ -72,3 +82,11 @@ class RunEvaluation:
         finally:  # a failed evaluation leaves no stale stage behind
             self.seconds += time.time() - t_round
             self.status(stage=None, stage_progress=None, eta_s=round(after_round, 1))
+
+    def _stoppable(self, tick: Callable[[int, int], None]) -> Callable[[int, int], None]:
+        """`tick`, then EvaluationStopped when a stop was asked (each batch, each few decoded images)."""
+        def checked(done: int, total: int) -> None:
+            tick(done, total)
+            if self.stop is not None and done < total and self.stop():
+                raise EvaluationStopped(f"stopped after {done:,} of {total:,} images")
+        return checked

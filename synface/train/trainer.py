@@ -23,7 +23,7 @@ from synface.runs.run import Run
 from synface.train.config import ConfigError, TrainConfig
 from synface.train.data import build_train_data
 from synface.train.ddp import DistContext, all_reduce_flag, barrier, sync_buffers, wrap_model
-from synface.train.evaluation import RunEvaluation
+from synface.train.evaluation import EvaluationStopped, RunEvaluation
 from synface.train.heads import MarginHead
 from synface.train.mixup import domain_mix, psi_for_step
 from synface.train.optim import build_optimizer, lr_factor, resolve_amp
@@ -90,7 +90,7 @@ class Trainer:
             pin_memory=self.device.type == "cuda", drop_last=True, persistent_workers=cfg.workers > 0,
             worker_init_fn=worker_init, generator=torch.Generator().manual_seed(cfg.seed),
         )
-        self.evaluation = RunEvaluation(cfg, run, self.size, self.status, eval_progress)
+        self.evaluation = RunEvaluation(cfg, run, self.size, self.status, eval_progress, stop=self.stop_asked_here)
         self.step_s: float | None = None  # measured seconds per training step (evaluations left out)
         self.epoch_losses: list[float] = []
         self.pending_eval = False  # a resumed checkpoint whose evaluation a kill interrupted
@@ -215,11 +215,13 @@ class Trainer:
         self.scheduler.step()
         return value
 
-    def stop_requested(self) -> bool:
+    def stop_asked_here(self) -> bool:
+        """A stop request seen by this rank alone (its flag; rank 0 also the STOP file)."""
         local = bool(self.stop_flag is not None and (self.stop_flag() if callable(self.stop_flag) else self.stop_flag.is_set()))
-        if self.ctx.is_main:
-            local = local or self.run.stop_requested()
-        return all_reduce_flag(local, self.ctx)
+        return local or (self.ctx.is_main and self.run.stop_requested())
+
+    def stop_requested(self) -> bool:
+        return all_reduce_flag(self.stop_asked_here(), self.ctx)
 
     # -- evaluation (rank 0) and the ETA
     def eta(self, rounds: int, decoded: bool = False) -> float:
@@ -228,13 +230,24 @@ class Trainer:
         train_s = (self.step_s or 0.0) * (self.total_steps - self.global_step)
         return train_s + (self.evaluation.seconds_ahead(rounds, self.step_s, decoded) if self.ctx.is_main else 0.0)
 
-    def evaluate(self) -> None:
+    def evaluate(self) -> bool:
+        """Score every evaluation set at this checkpoint; False (on every rank) when a stop request
+        ended the round early (nothing of it kept: a resume evaluates this checkpoint first)."""
         if not self.cfg.eval_sets:
-            return
+            return True
+        stopped = False
         if self.ctx.is_main:
-            self.evaluation.score(self.model.backbone, self.device, self.epoch, self.global_step, self.step_s,
-                                  self.eta(0), eval_rounds(self.epoch, self.cfg.epochs, self.cfg.eval_every))
+            try:
+                self.evaluation.score(self.model.backbone, self.device, self.epoch, self.global_step, self.step_s,
+                                      self.eta(0), eval_rounds(self.epoch, self.cfg.epochs, self.cfg.eval_every))
+            except EvaluationStopped:
+                stopped = True
         barrier(self.ctx)
+        return not all_reduce_flag(stopped, self.ctx)
+
+    def stopped_evaluating(self) -> tuple[str, str]:
+        return "stopped", (f"stopped during the evaluation after epoch {self.epoch} (step {self.global_step}); "
+                           "checkpoint saved, resume to evaluate it and continue")
 
     # -- the loop
     def fit(self) -> tuple[str, str]:
@@ -242,8 +255,9 @@ class Trainer:
         t_start = time.time()
         steps_at_start = self.global_step
         log_t, log_n, log_losses = time.time(), 0, []
-        if self.pending_eval:  # the evaluation a killed process did not finish
-            self.evaluate()
+        if self.pending_eval:  # the evaluation a killed (or stopped) process did not finish
+            if not self.evaluate():
+                return self.stopped_evaluating()
             log_t = time.time()
         while self.epoch < cfg.epochs:
             self.data.sampler.set_epoch(self.epoch, self.epoch_step)
@@ -277,6 +291,7 @@ class Trainer:
             self.epoch_step = 0
             self.save()
             if self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs:
-                self.evaluate()
+                if not self.evaluate():
+                    return self.stopped_evaluating()
                 log_t = time.time()  # the next images/s counts training only
         return "finished", f"finished {cfg.epochs} epochs ({self.global_step} steps) in {time.time() - t_start:.0f} s"

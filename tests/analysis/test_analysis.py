@@ -193,3 +193,14 @@ def test_features_page_extracts_and_plots(tiny_set, checkpoint, monkeypatch, tmp
     assert not at.exception and not at.error, (at.exception, at.error)
     assert len(at.dataframe) >= 1  # the class statistics table
     assert any("Syn_4_3_IM" in str(df.value) for df in at.dataframe)
+
+
+def test_the_feature_gallery_takes_turns_by_dataset():
+    from synface.analysis.features import gallery_order
+
+    datasets = ["big"] * 40 + ["small"] * 3
+    rows = list(range(43))  # a box around everything: the big set's rows come first in dataset order
+    order = gallery_order(datasets, rows)
+    assert sorted(order) == rows and order[:6] == [0, 40, 1, 41, 2, 42]
+    assert {datasets[r] for r in order[:32]} == {"big", "small"}
+    assert gallery_order(datasets, []) == []

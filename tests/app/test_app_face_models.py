@@ -22,6 +22,16 @@ def learned_home(learned_model_workspace, monkeypatch, tmp_path):
     return home
 
 
+def card_privacy_strangers(home) -> int:
+    """How many source photos the model's stranger distances count (one per fitted photo)."""
+    import numpy as np
+
+    from synface.face.model_files import SOURCES_FILE
+
+    with np.load(home / "face_models" / LEARNED_MODEL / SOURCES_FILE) as data:
+        return len(data["person"])
+
+
 def live(at) -> str:
     return image_urls(at)[0]
 
@@ -42,6 +52,16 @@ def test_generator_page_renders_with_a_learned_model(learned_home):
     assert len(shape_sliders) >= 40  # one per learned shape direction, not hundreds of albedo sliders
     regions = [b for b in at.selectbox if b.key.startswith("gen.learned.A.region.")]
     assert len(regions) == 4
+    # source people are anonymous unless asked for, with the reason beside the switch
+    card = json.loads((learned_home / "face_models" / LEARNED_MODEL / "card.json").read_text())
+    assert all(o.startswith("source person ") for o in regions[0].options)
+    assert not any(name in o for o in regions[0].options for name in card["source_people"])
+    assert any("names are hidden by default" in c.value for c in at.caption)
+    at.toggle(key="gen.learned.names").set_value(True).run()
+    named = [b for b in at.selectbox if b.key == regions[0].key][0]
+    assert any(name in o for o in named.options for name in card["source_people"])
+    at.toggle(key="gen.learned.names").set_value(False).run()
+    regions = [b for b in at.selectbox if b.key.startswith("gen.learned.A.region.")]
 
     first = live(at)
     pick = regions[1]
@@ -81,7 +101,11 @@ def test_datasets_page_builds_a_set_of_a_learned_model(learned_home):
     assert not [n for n in at.number_input if n.key == "ds.min_dist"]  # the built-in head has no source people
     at.selectbox(key="ds.model").set_value(LEARNED_MODEL).run()
     no_errors(at)
-    assert at.number_input(key="ds.min_dist").value == 0.0
+    card = json.loads((learned_home / "face_models" / LEARNED_MODEL / "card.json").read_text())
+    assert card["stranger_nearest_p01"] > 0  # privacy on by default: the card's strangers' 1st percentile
+    assert at.number_input(key="ds.min_dist").value == pytest.approx(card["stranger_nearest_p01"])
+    at.number_input(key="ds.min_dist").set_value(0.0).run()  # the user lowers it: said, and allowed
+    assert any("Below the default" in c.value for c in at.caption)
     at.number_input(key="ds.ids").set_value(2).run()
     at.number_input(key="ds.samples").set_value(1).run()
     no_errors(at)
@@ -93,6 +117,13 @@ def test_datasets_page_builds_a_set_of_a_learned_model(learned_home):
     assert card["model"] == LEARNED_MODEL and card["privacy"]["identities_checked"] == 2
     table = at.dataframe[0].value
     assert list(table.loc[table["name"] == name, "model"]) == [LEARNED_MODEL]
+    # the card's privacy section: both yardsticks explained, both distributions drawn
+    text = " ".join(m.value for m in at.markdown)
+    assert "How near do this set's people come" in text and "Pair threshold" in text
+    assert "Real strangers' 1st percentile" in text
+    hist = json.loads((learned_home / "datasets" / name / "dataset.json").read_text())["privacy"]["histogram"]
+    assert sum(hist["identities"]) == 2 and sum(hist["strangers"]) == card_privacy_strangers(learned_home)
+    assert at.get("plotly_chart")
 
 
 def test_generator_page_follows_a_running_fit_and_stops_it(monkeypatch, tmp_path):
@@ -139,6 +170,58 @@ def test_paper_tables_are_shown_per_face_model(learned_home):
     at = page("attributes").run()
     no_errors(at)
     assert at.selectbox(key="attr.model").options == ["builtin", LEARNED_MODEL]
+
+
+@pytest.mark.slow
+def test_a_model_fitted_on_lfw_folds_1_3_trains_with_lfw_folds_4_5_evaluation(learned_home, monkeypatch):
+    """The session's model is fitted on the people of LFW folds 1-3: a run on its faces is refused
+    against every LFW pair (naming the face model's source people and the remedy) and trains, then
+    scores, against the pairs of folds 4-5."""
+    import time
+
+    from synface.data.lfw import people_of_folds, read_people
+    from synface.data.realsets import register_real_set
+    from synface.data.synthetic import SynthConfig, build_dataset
+    from synface.runs.run import Run
+    from tests.support import LFW_ROOT
+
+    card = json.loads((learned_home / "face_models" / LEARNED_MODEL / "card.json").read_text())
+    table = read_people(LFW_ROOT / "people.txt")
+    assert card["folds"] == [1, 2, 3] and set(card["source_people"]) <= set(people_of_folds(table, [0, 1, 2]))
+    monkeypatch.setenv("SYNFACE_MAX_RUNS", "1")
+    build_dataset(SynthConfig(ids=6, samples=3, model=LEARNED_MODEL, name="Syn_tiny_folds123"),
+                  learned_home / "datasets" / "Syn_tiny_folds123", workspace=learned_home)
+    register_real_set(LFW_ROOT, "lfw45", align=False, root=learned_home, train_folds=[0, 1, 2])  # tests folds 4-5
+    register_real_set(LFW_ROOT, "lfw_all", align=False, root=learned_home, train_folds=[])  # tests every fold
+
+    at = page("train").run()
+    no_errors(at)
+    at.selectbox(key="tr.data").set_value("Syn_tiny_folds123").run()
+    at.multiselect(key="tr.eval_sets").set_value(["lfw_all"]).run()
+    for key, value in (("tr.epochs", 1), ("tr.steps", 2), ("tr.batch", 6)):
+        at.number_input(key=key).set_value(value).run()
+    at.button(key="btn.tr.launch").click().run()
+    assert not at.exception and at.error, [e.value for e in at.error]
+    refusal = at.error[0].value
+    assert f"source people of face model '{LEARNED_MODEL}'" in refusal and "folds 1-3" in refusal
+    assert "LFW folds 4-5" in refusal
+    assert not (learned_home / "runs").exists() or not list((learned_home / "runs").iterdir())
+
+    at.multiselect(key="tr.eval_sets").set_value(["lfw45"]).run()
+    at.button(key="btn.tr.launch").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (folder,) = [p for p in (learned_home / "runs").iterdir() if p.is_dir()]
+    run = Run(folder)
+    check = json.loads((folder / "identity_check.json").read_text())
+    assert check["summary"].startswith("no identity overlap found (1 of 1") and not check["overridden"]
+    deadline = time.time() + 600
+    while run.status().get("status") not in ("finished", "failed") and time.time() < deadline:
+        time.sleep(1)
+    assert run.status()["status"] == "finished", (run.status(), run.log_path.read_text()[-2000:])
+    from synface.data.lfw import read_pairs
+
+    test_pairs = [pair for pair in read_pairs(LFW_ROOT / "pairs.txt") if pair.fold >= 3]  # folds 4-5
+    assert run.read_eval()["lfw45"]["num_pairs"] == len(test_pairs) > 0
 
 
 def test_generator_page_lists_damaged_models_with_their_reason_and_removes_them(monkeypatch, tmp_path):

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from tests.support import REPO  # noqa: E402
+from tests.support import LFW_ROOT, REPO, requires_lfw  # noqa: E402
 
 TIMEOUT = 120  # the first render may compile numba kernels
 
@@ -219,6 +219,22 @@ def test_datasets_page_asks_lfw_training_folds_and_names_a_bad_bin(home, tmp_pat
     assert entry.train_folds == [0] and entry.test_folds == [1, 2]
     table = at.dataframe[-1].value
     assert list(table["training folds"]) == ["1"] and list(table["test folds"]) == ["2, 3"]
+    # a registered set can be browsed: its training people's first faces
+    assert at.selectbox(key="ds.real_browse").value == "lfw"
+    shown = [i for i in (at.get("image") or at.get("imgs")) if "first identities of the training people" in str(i.proto)]
+    assert shown
+
+
+def test_a_registered_bin_can_be_browsed_pair_by_pair(home, tmp_path):
+    from synface.data.realsets import register_real_set
+    from tests.data.identity_sets import make_bin
+
+    register_real_set(make_bin(tmp_path / "cfp_fp.bin"), None, root=home)
+    at = page("datasets").run()
+    no_errors(at)
+    assert at.selectbox(key="ds.real_browse").value == "cfp_fp"
+    captions = [str(i.proto) for i in (at.get("image") or at.get("imgs"))]
+    assert any("first 6 pairs: same, different" in c for c in captions), captions
 
 
 def test_train_page_offers_every_registered_set_and_refuses_an_unapproved_overlap(home, tmp_path, monkeypatch):
@@ -244,7 +260,11 @@ def test_train_page_offers_every_registered_set_and_refuses_an_unapproved_overla
 
     at.checkbox(key="tr.allow_overlap").check().run()
     at.button(key="btn.tr.launch").click().run()
-    assert not at.exception and not at.error
+    assert at.error and "fewer than one batch of 128" in at.error[0].value  # 12 images: refused before a folder
+    assert [p.name for p in (home / "runs").iterdir()] == ["20240101-000000-busy"]
+    at.number_input(key="tr.batch").set_value(8).run()
+    at.button(key="btn.tr.launch").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
     assert any("queued" in s.value for s in at.success)
     (run,) = [p for p in (home / "runs").iterdir() if p.is_dir() and p.name != "20240101-000000-busy"]
     check = json.loads((run / "identity_check.json").read_text())
@@ -330,8 +350,9 @@ def test_features_plot_keeps_domains_apart_and_real_faces_under_phi(home):
     no_errors(at)
     traces = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
     by_name = {t["name"]: t for t in traces}
-    assert set(by_name) == {"Syn_A (synthetic)", "lfw (real)"}
-    syn, real = by_name["Syn_A (synthetic)"]["marker"], by_name["lfw (real)"]["marker"]
+    assert set(by_name) == {"Syn_A (synthetic, 3)", "lfw (real, 2)"}  # each set's size in the legend
+    syn, real = by_name["Syn_A (synthetic, 3)"]["marker"], by_name["lfw (real, 2)"]["marker"]
+    assert syn["size"] == real["size"] == 11  # a handful of points stands out
     assert syn["color"].startswith("#08") and real["color"].startswith("#a6")  # a blue and an orange
     assert set(np.atleast_1d(real["symbol"])) == {"diamond"} and set(np.atleast_1d(syn["symbol"])) == {"circle"}
 
@@ -342,3 +363,31 @@ def test_features_plot_keeps_domains_apart_and_real_faces_under_phi(home):
     assert set(by_name) == {"phi", "real (no phi)"}
     assert _points(by_name["phi"]["x"]) == 3 and _points(by_name["real (no phi)"]["x"]) == 2  # every real face shown
     assert by_name["real (no phi)"]["marker"]["color"] == "#9e9e9e"
+
+
+@requires_lfw
+def test_an_impossible_real_subset_is_refused_before_a_run_folder_exists(home):
+    """R_ID 200 x k 5 of LFW folds 1-3: fewer people have five photos; Launch names both numbers
+    and how many qualify, as an error, and makes no run folder."""
+    from synface.data.imagefolder import ImageFolderIndex
+    from synface.data.realsets import get_real_set, register_real_set
+    from synface.data.synthetic import SynthConfig, build_dataset
+
+    build_dataset(SynthConfig(ids=4, samples=2, name="Syn_small"), home / "datasets" / "Syn_small")
+    register_real_set(LFW_ROOT, "lfw", align=False, root=home, train_folds=[0, 1, 2])
+    index = ImageFolderIndex(get_real_set("lfw", home).train_root)
+    qualify = sum(len(files) >= 5 for files in index.images.values())
+    assert qualify < 200
+    at = page("train").run()
+    no_errors(at)
+    at.selectbox(key="tr.data").set_value("Syn_small").run()
+    at.selectbox(key="tr.real").set_value("lfw").run()
+    at.number_input(key="tr.real_ids").set_value(200).run()
+    at.number_input(key="tr.real_k").set_value(5).run()
+    at.selectbox(key="tr.eval").set_value("(none)").run()
+    at.button(key="btn.tr.launch").click().run()
+    assert not at.exception and at.error
+    message = at.error[0].value
+    assert message.startswith("Cannot launch:") and "Real_200_5 needs 200 identities with >= 5 images" in message
+    assert f"only {qualify} of {index.num_identities}" in message
+    assert not (home / "runs").exists() or not [p for p in (home / "runs").iterdir() if p.is_dir()]

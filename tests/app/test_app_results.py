@@ -147,3 +147,29 @@ def test_paper_tables_carry_verdicts_with_intervals(monkeypatch, tmp_path):
     text = "\n".join(m.value for m in at.markdown)
     assert "Identity mixup helps at 100 ids x 10 samples" in text and "95% CI" in text and "-> holds" in text
     assert any("seed(s)" in c.value for c in at.caption)
+
+
+def test_smoke_runs_are_hidden_and_a_report_shows_only_at_its_own_scale(home):
+    """A smoke-test run leaves the runs table unless asked for; a smoke test's Figure 4 (scale tiny)
+    is never shown at scale cpu, where the shipped CPU figure stays."""
+    from synface.runs.run import Run
+
+    ws, ids = home
+    Run(ws / "runs" / ids["off"]).tag_study("table2", {"ids": 5}, key="smoke", seed=0, scale="tiny", smoke=True)
+    results = ws / "results"
+    results.mkdir()
+    (results / "figure4.md").write_text("# Figure 4 (scale `tiny`)\n\nsmoke test\n")
+    (results / "figure4.png").write_bytes((REPO / "results" / "figure4.png").read_bytes())
+    at = _page().run()
+    _ok(at)
+    assert ids["off"] not in set(_runs(at)["run"])
+    at.toggle(key="res.smoke").set_value(True).run()
+    assert ids["off"] in set(_runs(at)["run"])
+    labels = [e.label for e in at.expander]
+    assert at.selectbox(key="res.scale").value == "cpu"
+    assert not [label for label in labels if "your reproduce run" in label]
+    assert sum("shipped with the repository, scale cpu" in label for label in labels) == 4
+    at.selectbox(key="res.scale").set_value("tiny").run()
+    labels = [e.label for e in at.expander]
+    assert [label for label in labels if "your reproduce run, scale tiny" in label] == ["Report (your reproduce run, scale tiny)"]
+    assert not [label for label in labels if "shipped" in label]

@@ -255,3 +255,69 @@ def test_results_workbench_clicks_through(server, tmp_path_factory):
         finally:
             browser.close()
     assert (home / "runs" / "_archive" / ids["off"] / "config.json").is_file()
+
+
+def _run_text(page) -> str:
+    return page.locator("body").inner_text()
+
+
+def test_stop_then_resume_at_once_continues_the_run(server):
+    """Stop a running run, press Resume as soon as the page offers it: the run goes on from its
+    checkpoint (status running, then finished), its steps and epochs contiguous, never 'failed'."""
+    from playwright.sync_api import sync_playwright
+
+    from synface.data.synthetic import SynthConfig, build_dataset
+    from synface.runs.run import Run
+
+    url, home = server
+    build_dataset(SynthConfig(ids=24, samples=16, name="Syn_stop"), home / "datasets" / "Syn_stop")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1700})
+        page.set_default_timeout(120_000)
+        try:
+            page.goto(f"{url}/train")
+            _wait_app_idle(page)
+            _select(page, "synthetic set", "Syn_stop")
+            _select(page, "evaluation set", "(none)")
+            page.get_by_text("Advanced (0 = the preset's value)").click()
+            _number(page, "epochs", 3)
+            _number(page, "steps per epoch", 0)
+            _number(page, "batch size", 16)
+            page.locator('[data-testid="stTextInput"]').filter(has_text="run name").locator("input").fill("stopresume")
+            page.keyboard.press("Enter")
+            _wait_app_idle(page)
+            page.locator('[data-testid="stButton"] button').filter(has_text="Launch").click()
+            page.get_by_text("Launched").first.wait_for()
+            run_dir = next((home / "runs").glob("*-stopresume"))
+            run = Run(run_dir)
+            # running, with a few steps done: Stop
+            assert _eventually(lambda: run.raw_status().get("status") == "running" and run.raw_status().get("step", 0) >= 2,
+                               timeout_s=150), run.raw_status()
+            page.locator('[data-testid="stButton"] button').filter(has_text="Stop").first.click()  # not the header's Stop
+            page.wait_for_function("() => /status (stopping\\.\\.\\.|stopped)/.test(document.body.innerText)")
+            saw_stopping = "status stopping..." in _run_text(page)
+            # Resume as fast as the page allows: the moment its button is enabled
+            # (while the fragment reruns, Streamlit may briefly show its previous buttons too)
+            resume = page.locator('[data-testid="stButton"] button:not([disabled])').filter(has_text="Resume").first
+            resume.wait_for()
+            stopped_at = run.raw_status().get("step")
+            resume.click()
+            page.wait_for_function("() => /status (starting|running|finished)/.test(document.body.innerText)")
+            assert _eventually(lambda: run.raw_status().get("status") in ("running", "finished"), timeout_s=150), \
+                run.raw_status()
+            assert _eventually(lambda: run.raw_status().get("status") == "finished", timeout_s=300), \
+                (run.raw_status(), run.log_path.read_text()[-2000:])
+            page.wait_for_function("() => /status finished/.test(document.body.innerText)")
+            assert "status failed" not in _run_text(page)
+        finally:
+            browser.close()
+    records = run.read_metrics()
+    steps = [r["step"] for r in records if r.get("type") == "train"]
+    epochs = [r["epoch"] for r in records if r.get("type") == "train"]
+    states = [r["status"] for r in records if r.get("type") == "status"]
+    assert steps == sorted(set(steps)), steps  # no step trained twice, none out of order
+    assert sorted(set(epochs)) == [1, 2, 3] and epochs == sorted(epochs), epochs
+    assert states == ["running", "stopped", "running", "finished"], states
+    assert 0 < stopped_at < run.raw_status()["step"] == steps[-1]
+    print(f"\nstopped at step {stopped_at}; 'stopping...' shown: {saw_stopping}; finished at step {steps[-1]}")

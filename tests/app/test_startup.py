@@ -76,3 +76,5 @@ def test_bench_startup_names_what_it_cannot_do(tmp_path):
         bench_startup(repeats=0)
     with pytest.raises(ValueError, match="Chromium, not found at .*nochrome"):
         bench_startup(chromium=str(tmp_path / "nochrome"))
+    with pytest.raises(ValueError, match="no face model 'absent' in .*face_models"):  # catalog's one check
+        bench_startup(model="absent", workspace=tmp_path)

@@ -131,3 +131,18 @@ def test_a_fifo_record_does_not_hang(tmp_path) -> None:
     os.mkfifo(meta)
     assert jobs.status("demo", "pipe", tmp_path)["state"] == "none"
     assert jobs.list_jobs(None, tmp_path) == []
+
+
+def test_a_reaper_stamps_only_the_record_of_the_start_it_reaped(tmp_path) -> None:
+    """The process of an earlier start ends after a later start of the same key wrote its record
+    (a run resumed while its stopped process exits): its exit code must not end the later job."""
+    job = jobs.start("build", "k", [sys.executable, "-c", "import time; time.sleep(1.5)"], tmp_path, slot=False)
+    meta = jobs.job_paths("build", "k", tmp_path)[1]
+    later = {**json.loads(meta.read_text()), "started": time.time() + 5, "pid": None, "pid_start": None}
+    meta.write_text(json.dumps(later))  # what the later start wrote, before its pid
+    deadline = time.time() + 30
+    while processes.child_exit_code(job["pid"]) is None and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # the reaper's update, had it made one
+    record = json.loads(meta.read_text())
+    assert record["exit_code"] is None and record["ended"] is None and record["started"] == later["started"]

@@ -40,7 +40,9 @@ def test_overlap_is_refused_naming_count_pairs_and_people(tmp_path):
     report = check_launch({**cfg, "allow_overlap": True}, tmp_path / "ws")
     assert report.to_dict()["overridden"] and report.summary().startswith("identity overlap accepted")
     # Cid_Moe of fold 2 is trained on: pairs folds 2-3 still overlap, on him alone
-    with pytest.raises(IdentityOverlapError, match=r"shares 1 person with the training data, 2 of 4 pairs on them: Cid_Moe;"):
+    with pytest.raises(IdentityOverlapError, match=r"shares 1 person with the training data \(1 from the real "
+                                                   r"training set train\), 2 of 4 pairs on them: Cid_Moe;.* real "
+                                                   r"training set holds people this set tests"):
         check_launch({**cfg, "eval_sets": [{"path": str(lfw), "name": "lfw", "folds": [1, 2]}]}, tmp_path / "ws")
     # training on fold 1's people, testing on the pairs of folds 2-3: no overlap
     clean = check_launch({**cfg, "real_root": str(_train_folder(tmp_path / "b", PEOPLE[:2])),
@@ -66,8 +68,20 @@ def test_learned_model_sets_count_their_source_people(tmp_path):
     builtin.mkdir()
     (builtin / "dataset.json").write_text(json.dumps({"name": "b", "model": "builtin"}))
     lfw = make_lfw(tmp_path / "lfw")
-    with pytest.raises(IdentityOverlapError, match=r"'lfw' shares 1 person .*: Eve_Kim"):
+    with pytest.raises(IdentityOverlapError, match=r"'lfw' shares 1 person .*: Eve_Kim") as err:
         check_launch({"data": str(syn), "eval_sets": [str(lfw)]}, ws)
+    # the refusal says where the overlap comes from and what to do about it
+    msg = str(err.value)
+    assert "(1 from the source people of face model 'm1' (2))" in msg
+    assert "fit the face model on other people (for LFW: folds 1-3" in msg and "LFW folds 4-5" in msg
+    assert "real training set holds" not in msg
+    # both sources: each counted, both remedies given
+    both = {"data": str(syn), "real_root": str(_train_folder(tmp_path, PEOPLE[:1])), "eval_sets": [str(lfw)]}
+    with pytest.raises(IdentityOverlapError) as err:
+        check_launch(both, ws)
+    msg = str(err.value)
+    assert "1 from the source people of face model 'm1' (2); 1 from the real training set train" in msg
+    assert "fit the face model on other people" in msg and "real training set holds people this set tests" in msg
     assert check_launch({"data": str(builtin), "eval_sets": [str(lfw)]}, ws).overlapping == []
     # a model the workspace does not have: said, not assumed clean
     report = check_launch({"data": str(syn), "eval_sets": [str(lfw)]}, tmp_path / "other_ws")
@@ -127,7 +141,8 @@ def test_a_learned_model_benchmark_is_compared_with_real_training_people_only(tm
     # a synthetic set of the same model: other identities of the same source bank
     assert check_launch({"data": str(syn), "eval_sets": [str(bench)]}, ws).overlapping == []
     # the model's source people trained on as real photos: refused
-    with pytest.raises(IdentityOverlapError, match=r"'bench' shares 2 people with the training data: Ann_Lee, Bob_Ray;"):
+    with pytest.raises(IdentityOverlapError, match=r"'bench' shares 2 people with the training data "
+                                                   r"\(2 from the real training set train\): Ann_Lee, Bob_Ray;"):
         check_launch({"data": str(syn), "real_root": str(_train_folder(tmp_path, PEOPLE[:2])), "eval_sets": [str(bench)]}, ws)
 
 

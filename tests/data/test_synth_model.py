@@ -60,7 +60,8 @@ def test_generate_min_source_distance_with_the_builtin_head_exits_2(tmp_path, ca
 def test_generate_with_a_learned_model_names_it_and_refuses_another_model(learned_model_workspace, tmp_path,
                                                                           capsys) -> None:
     ws, out = learned_model_workspace, tmp_path / "set"
-    base = ["generate", "--ids", "2", "--samples", "2", "--root", str(ws), "--out", str(out), "--device", "cpu", "--json"]
+    base = ["generate", "--ids", "2", "--samples", "2", "--root", str(ws), "--out", str(out), "--device", "cpu", "--json",
+            "--min-source-distance", "0"]  # every first draw kept (the default's redraws: the next test)
     assert _main([*base, "--model", LEARNED_MODEL]) == 0
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert record["model"] == LEARNED_MODEL and record["rendered"] == 4
@@ -79,6 +80,27 @@ def test_generate_with_a_learned_model_names_it_and_refuses_another_model(learne
     assert len(err.splitlines()) == 1 and "no face model 'no_such_model'" in err
     assert _main([*base, "--model", LEARNED_MODEL]) == 0  # the same model resumes (nothing left to render)
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rendered"] == 0
+
+
+def test_generate_with_a_learned_model_keeps_the_strangers_percentile_by_default(learned_model_workspace, tmp_path,
+                                                                                 capsys) -> None:
+    """Privacy on by default: without --min-source-distance a learned model's set keeps every
+    identity at least the card's stranger_nearest_p01 from the source people, and its card keeps
+    both distributions for the Datasets page."""
+    from synface.data.synth_model import privacy_floor
+
+    ws, out = learned_model_workspace, tmp_path / "set"
+    model_card = json.loads((ws / "face_models" / LEARNED_MODEL / "card.json").read_text())
+    floor = model_card["stranger_nearest_p01"]
+    assert privacy_floor(LEARNED_MODEL, ws) == floor > 0 and privacy_floor("builtin", ws) == 0.0
+    assert _main(["generate", "--ids", "2", "--samples", "1", "--model", LEARNED_MODEL, "--root", str(ws),
+                  "--out", str(out), "--device", "cpu", "--json"]) == 0
+    capsys.readouterr()
+    privacy = json.loads((out / "dataset.json").read_text())["privacy"]
+    assert privacy["min_source_distance"] == floor and privacy["nearest_min"] >= floor
+    hist = privacy["histogram"]
+    assert len(hist["bins"]) == len(hist["identities"]) + 1 == len(hist["strangers"]) + 1
+    assert sum(hist["identities"]) == 2 and sum(hist["strangers"]) == model_card["images_fitted"]
 
 
 def test_min_source_distance_redraws_near_identities_deterministically(learned_model_workspace) -> None:

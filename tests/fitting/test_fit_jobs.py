@@ -74,3 +74,56 @@ def test_progress_is_read_from_the_last_update_of_each_stage():
     text = ("face-model landmarks:   0%|          | 0/135 [00:00<?, ?photo/s]\rface-model landmarks:  47%|####"
             "      | 64/135 [00:10<00:11, 6.1photo/s]\r")
     assert parse_progress(text) == {"landmarks": (64, 135)}
+
+
+def test_the_fit_command_carries_lfw_folds(tmp_path):
+    argv = fit_argv(tmp_path / "lfw", "folds123", tmp_path / "ws", folds=[1, 2, 3])
+    assert argv[-2:] == ["--folds", "1,2,3"]
+
+
+#: a finished fit's log: each stage's bar ends with its elapsed time (tqdm's [elapsed<left, rate])
+TIMED_FIT = (
+    "import json, sys\n"
+    "for stage, total, clock in (('landmarks', 40, '01:20'), ('geometry', 40, '00:20'), ('reflectance', 30, '00:40'),\n"
+    "                            ('fill', 10, '00:20'), ('framing', 60, '1:00:00')):\n"
+    "    sys.stderr.write(f'\\rface-model {stage}:  50%|#    | {total // 2}/{total} [00:01<00:01,  1.00photo/s]')\n"
+    "    sys.stderr.write(f'\\rface-model {stage}: 100%|#####| {total}/{total} [{clock}<00:00,  1.00photo/s]\\n')\n"
+    "print(json.dumps({'name': 'timed', 'people_fitted': 10, 'images_fitted': 40}))\n"
+)
+
+
+def test_the_fit_estimate_comes_from_the_last_fits_measured_stage_times(tmp_path):
+    from synface.fitting.jobs import estimate_fit, stage_times
+
+    root = tmp_path / "ws"
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    assert estimate_fit(100, root) is None  # nothing measured yet: no made-up figure
+    launch_fit(photos, "timed", root, argv=[sys.executable, "-c", TIMED_FIT])
+    status = _wait("timed", root)
+    assert status["state"] == "finished"
+    times = stage_times(open(status["log"]).read())
+    assert times["landmarks"] == (40, 80.0) and times["framing"] == (60, 3600.0)
+    seconds, rates = estimate_fit(100, root)
+    assert rates.name == "timed" and rates.photos == 40
+    # (80 + 20 + 40 + 20) s over 40 photos = 4 s per photo, plus what does not scale: here the
+    # framing's hour (the fake's wall time is shorter than its bars claim)
+    assert seconds == pytest.approx(100 * 4.0 + 3600.0) and rates.fixed_s == 3600.0
+    launch_fit(photos, "failed", root, argv=[sys.executable, "-c", "import sys; sys.exit(3)"])
+    _wait("failed", root)
+    assert estimate_fit(100, root)[1].name == "timed"  # only finished fits measure
+
+
+def test_the_fit_estimate_counts_time_outside_the_stage_bars(tmp_path):
+    """Start-up and the once-per-model calibration draw no bar: the wall time holds them."""
+    from synface.fitting.jobs import estimate_fit
+
+    root = tmp_path / "ws"
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    quick_bars = TIMED_FIT.replace("'01:20'", "'00:00'").replace("'00:20'", "'00:00'").replace(
+        "'00:40'", "'00:00'").replace("'1:00:00'", "'00:00'")
+    launch_fit(photos, "slowstart", root, argv=[sys.executable, "-c", "import time; time.sleep(1.5)\n" + quick_bars])
+    assert _wait("slowstart", root)["state"] == "finished"
+    seconds, rates = estimate_fit(1000, root)
+    assert sum(rates.per_photo.values()) == 0.0 and rates.fixed_s >= 1.4 and seconds == rates.fixed_s

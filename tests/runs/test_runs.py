@@ -118,6 +118,22 @@ def test_runs_cli_lists_and_compares(tmp_path, capsys):
     assert result["config_differences"] == {"lr": [0.1, 0.01]}
 
 
+def test_smoke_test_runs_are_listed_only_when_asked_for(tmp_path, capsys):
+    from synface.cli.main import main
+    from synface.runs.registry import create_run
+
+    kept = create_run({"data": "x", "epochs": 1}, name="mine", root=tmp_path)
+    smoke = create_run({"data": "x", "epochs": 1}, name="smoke", root=tmp_path)
+    smoke.tag_study("table2", {"ids": 4}, key="k", seed=0, scale="tiny", smoke=True)
+    assert smoke.is_smoke() and not kept.is_smoke()
+    assert main(["runs", "list", "--root", str(tmp_path), "--json"]) == 0
+    assert {r["run_id"] for r in json.loads(capsys.readouterr().out)["rows"]} == {kept.id}
+    assert main(["runs", "list", "--smoke", "--root", str(tmp_path), "--json"]) == 0
+    assert {r["run_id"] for r in json.loads(capsys.readouterr().out)["rows"]} == {kept.id, smoke.id}
+    assert main(["runs", "--root", str(tmp_path), "--json"]) == 0
+    assert [r["id"] for r in json.loads(capsys.readouterr().out)["runs"]] == [kept.id]
+
+
 def test_stopping_an_ended_run_is_refused_and_leaves_no_stop_file(tmp_path, capsys):
     from tests.support import cli_error
 

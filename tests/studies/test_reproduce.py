@@ -124,6 +124,16 @@ def test_micro_end_to_end(fake_lfw, tmp_path):
     assert plan2.estimate()["training"] == 0  # both runs finished: nothing left to train
     execute(plan2)
     assert sorted(p.name for p in (root / "runs").iterdir() if p.is_dir()) == runs_before
+    # a smoke test: its runs say so (hidden from run lists) and only the last one keeps a checkpoint
+    from synface.runs.registry import list_runs
+    from synface.runs.run import Run
+    from synface.studies.report import report_scale
+
+    assert all(Run(root / "runs" / r).is_smoke() for r in runs_before)
+    assert all(summary.smoke for summary in list_runs(root))
+    kept = [r for r in runs_before if list((root / "runs" / r / "checkpoints").glob("*.pt"))]
+    assert len(kept) == 1, kept
+    assert report_scale(out / "table2.md") == "tiny" and report_scale(out / "missing.md") is None
 
 
 def test_prealigned_lfw_is_linked_not_aligned(fake_lfw, tmp_path, monkeypatch):
