@@ -119,7 +119,7 @@ def test_no_module_over_500_lines() -> None:
 
 def test_no_private_names_imported_from_other_modules() -> None:
     wrong = []
-    for name, path in _modules().items():
+    for path in _modules().values():
         for target, names, line in _imports(path):
             wrong += [f"{path.relative_to(REPO)}:{line} imports {target}.{n}" for n in names
                       if n.startswith("_") and not n.startswith("__")]
@@ -133,7 +133,7 @@ def test_only_bench_and_cli_import_the_benchmarks() -> None:
     wrong = []
     clients = {n: p for n, p in _modules().items() if _layer(n) not in ("bench", "cli")}
     clients |= {str(p.relative_to(REPO)): p for p in CLIENT_FILES}
-    for name, path in clients.items():
+    for path in clients.values():
         wrong += [f"{path.relative_to(REPO)}:{line} imports {target}" for target, _, line in _imports(path)
                   if target == "synface.bench" or target.startswith("synface.bench.")]
     assert not wrong, "\n".join(wrong)

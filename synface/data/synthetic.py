@@ -466,9 +466,9 @@ class OnTheFlyDataset(torch.utils.data.Dataset):
             labels_list.append(labels)
             keys.extend((i, k) for k in ks)
         images = self.gen.render(FaceCoeffs.cat(coeffs_list)).images.cpu()
-        label = np.concatenate([l.label for l in labels_list])
-        partner = np.concatenate([l.partner for l in labels_list])
-        phi = np.concatenate([l.phi for l in labels_list])
+        label = np.concatenate([part.label for part in labels_list])
+        partner = np.concatenate([part.partner for part in labels_list])
+        phi = np.concatenate([part.phi for part in labels_list])
         position = {key: j for j, key in enumerate(keys)}
         perm = torch.tensor([position[key] for key in order])
         lab = torch.from_numpy(np.stack([label, partner], 1))[perm]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -18,7 +18,7 @@ from synface.base.files import atomic_path
 from synface.data.errors import DataError
 from synface.data.imageio import open_image
 
-ImageRef = Union[str, Path, bytes]
+ImageRef = str | Path | bytes
 
 
 @dataclass(frozen=True)

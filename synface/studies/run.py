@@ -92,7 +92,7 @@ def prepare_lfw(step: DatasetStep, lfw: str | Path, progress: Callable[[int, int
         pairs = read_pairs(layout.pairs_file)
         chosen: list[Pair] = []
         per = None
-        for new, f in enumerate(test_folds):
+        for f in test_folds:
             same = [p for p in pairs if p.fold == f and p.same]
             diff = [p for p in pairs if p.fold == f and not p.same]
             n = min(len(same), len(diff), cap or 10**9)
