@@ -193,7 +193,8 @@ def compare_people(training: Sequence[People], scorable: Sequence[ScorableSet], 
         if people.names is None:
             sets.append(SetOverlap(s.label, s.pairs, False, people.source))
             continue
-        train = frozenset().union(*(p.names for p in named if not (people.synthetic and p.synthetic)))
+        train = frozenset().union(*(p.names for p in named
+                                    if p.names is not None and not (people.synthetic and p.synthetic)))
         shared = sorted(people.names & train)
         on_train = None
         if s.names is not None and people.source == "names in its pairs":

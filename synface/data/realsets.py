@@ -186,7 +186,7 @@ def _counts(path: Path, fmt: str) -> dict[str, Any]:
         except DataError as exc:
             raise DataError(f"not an insightface verification .bin: {exc.message}", path=path) from None
         for label, data in (("first", pairs.images_a[0]), ("last", pairs.images_b[-1])):  # cheap: two decodes
-            problem = image_problem(data)
+            problem = image_problem(data)  # type: ignore[arg-type]  # a .bin holds encoded bytes
             if problem:
                 raise DataError(f"not an insightface verification .bin: its {label} image does not decode ({problem})",
                                 path=path)

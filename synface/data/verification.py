@@ -85,8 +85,7 @@ class VerificationPairs:
     def load_image(self, i: int, side: int | str) -> Image.Image:
         """Decode one image as RGB; undecodable data raises DataError naming the pair."""
         ref = self.image_ref(i, side)
-        is_bytes = isinstance(ref, (bytes, bytearray))
-        where = (self.source or None) if is_bytes else ref
+        where = (self.source or None) if isinstance(ref, (bytes, bytearray)) else ref
         try:
             with open_image(ref, f"image {side} of pair {i}", where) as img:
                 return img.convert("RGB")

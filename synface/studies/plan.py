@@ -257,7 +257,7 @@ def _syn_name(ids: int, samples: int, im: bool = False, varied: str | None = Non
 
 
 def _synth_spec(ids: int, samples: int, im: bool, varied: str | None = None, model: str = BUILTIN) -> dict:
-    spec = {"ids": ids, "samples": samples, "im": im, "seed": 0}
+    spec: dict[str, Any] = {"ids": ids, "samples": samples, "im": im, "seed": 0}
     if varied is not None:  # Figure 4: only the chosen factor(s) are drawn per image
         for f in FACTORS:
             spec[f] = "vary" if varied == "all" or varied == f else "fixed"
