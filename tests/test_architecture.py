@@ -164,3 +164,13 @@ def test_each_file_of_a_run_or_a_synthetic_set_is_named_by_its_owner_only() -> N
         named = sorted(str(p.relative_to(REPO)) for p in [*PACKAGE.rglob("*.py"), *CLIENT_FILES]
                        if literal in p.read_text(encoding="utf-8"))
         assert named == [owner], f"{literal} is named in {named}; only {owner} should name it"
+
+
+def test_every_package_has_its_tests_folder() -> None:
+    """tests/ mirrors the package: each synface/<pkg>/ has tests/<pkg>/ holding test modules, and each
+    top-level module with behaviour of its own (api.py, generator.py) has tests/test_<name>.py."""
+    packages = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file())
+    missing = [f"tests/{name}/" for name in packages if not list((REPO / "tests" / name).glob("test_*.py"))]
+    modules = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__"))
+    missing += [f"tests/test_{name}.py" for name in modules if not (REPO / "tests" / f"test_{name}.py").is_file()]
+    assert not missing, f"packages without tests: {missing}"
