@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -232,7 +232,7 @@ def _shard_words(state: object) -> str:
 
 def start_build_state(out: Path, config: SynthConfig, generator_version: str, shard: Shard | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    state = {"fingerprint": config.fingerprint(), "generator_version": generator_version,
+    state: dict[str, Any] = {"fingerprint": config.fingerprint(), "generator_version": generator_version,
              "model": config.model, "config": config.to_dict()}
     if shard is not None:
         state["shard"] = _shard_state(shard)
@@ -303,11 +303,12 @@ def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator
     if progress:
         progress(done, total)
     with ThreadPoolExecutor(max_workers=max(1, write_threads)) as pool:
-        pending = []
+        pending: list[Future] = []
         for chunk in _chunks(todo, batch_size):
             if stop and stop():
                 break
-            coeffs_list, keys = [], []
+            coeffs_list: list[FaceCoeffs] = []
+            keys: list[tuple[int, int]] = []
             for i, ks in chunk:
                 coeffs, _ = spec.identity_batch(i, ks)
                 coeffs_list.append(coeffs)
@@ -395,7 +396,8 @@ def privacy_section(config: SynthConfig, out: Path, spec: SyntheticSpec, key: di
 
 
 def _chunks(todo: list[tuple[int, Sequence[int]]], batch_size: int) -> Iterable[list[tuple[int, Sequence[int]]]]:
-    chunk, count = [], 0
+    chunk: list[tuple[int, Sequence[int]]] = []
+    count = 0
     for i, ks in todo:
         for start in range(0, len(ks), batch_size):
             part = ks[start : start + batch_size]
@@ -459,16 +461,18 @@ class OnTheFlyDataset(torch.utils.data.Dataset):
             i, k = self._split(idx)
             by_identity.setdefault(i, []).append(k)
             order.append((i, k))
-        coeffs_list, keys, labels_list = [], [], []
+        coeffs_list: list[FaceCoeffs] = []
+        keys: list[tuple[int, int]] = []
+        labels_list = []
         for i, ks in by_identity.items():
             coeffs, labels = self.spec.identity_batch(i, ks)
             coeffs_list.append(coeffs)
             labels_list.append(labels)
             keys.extend((i, k) for k in ks)
         images = self.gen.render(FaceCoeffs.cat(coeffs_list)).images.cpu()
-        label = np.concatenate([l.label for l in labels_list])
-        partner = np.concatenate([l.partner for l in labels_list])
-        phi = np.concatenate([l.phi for l in labels_list])
+        label = np.concatenate([part.label for part in labels_list])
+        partner = np.concatenate([part.partner for part in labels_list])
+        phi = np.concatenate([part.phi for part in labels_list])
         position = {key: j for j, key in enumerate(keys)}
         perm = torch.tensor([position[key] for key in order])
         lab = torch.from_numpy(np.stack([label, partner], 1))[perm]

@@ -130,7 +130,7 @@ def _geometry_ok(data: dict[str, np.ndarray] | None, n: int) -> bool:
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
+            np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy's stub types allow_pickle among the **kwds
 
 
 def _landmark_chunk(files: list[tuple[int, Path]]) -> dict[str, np.ndarray]:
@@ -227,7 +227,7 @@ def _geometry_stage(gen, photos: PhotoSet, chunks: list, keys: list[str], marks:
     for chunk, key, m in zip(chunks, keys, marks):
         path = cache / f"geometry-{key}-{GENERATOR_MODEL_VERSION}.npz"
         data = _cached(path.name, caches)
-        if not _geometry_ok(data, int(m["found"].sum())):
+        if data is None or not _geometry_ok(data, int(m["found"].sum())):
             if m["found"].any():
                 f = fit_geometry(m["points"][m["found"]], mean, shape_basis, expr_basis, low, high)
                 data = {"pose": f.pose, "shape": f.shape, "expr": f.expr, "A": f.A, "t": f.t, "error": f.error}
@@ -350,7 +350,7 @@ def _fit_into(folder: Path, caches: list[Path], photos: PhotoSet, photo_root: st
 
     strangers = SourceIndex(descriptors, source_person, [], threshold).stranger_distances()
     arrays = model_arrays(shape_mean, components, ids, regions.numpy(), skin_tones, eligible, textures,
-                          gen.model.alignment_calibration)
+                          gen.model.alignment_calibration)  # type: ignore[arg-type]  # the built-in head has one
     card = {
         "name": name, "kind": "learned", "builtin_version": GENERATOR_MODEL_VERSION,
         "version": model_version(name, arrays),
