@@ -70,7 +70,7 @@ def _extract(model: object, paths: list[str], max_images: int) -> None:
     for path in paths:
         bar = st.progress(0.0, text=f"Embedding {path} ...")
         fs = extract_features(model, path, max_images,
-                              progress=lambda d, t, b=bar: b.progress(min(1.0, d / max(t, 1)), text=f"{path}: {d}/{t}"))
+                              progress=lambda d, t, b=bar, p=path: b.progress(min(1.0, d / max(t, 1)), text=f"{p}: {d}/{t}"))
         bar.progress(1.0, text=f"{fs.dataset}: {len(fs)} images ({'cache' if fs.from_cache else 'extracted'})")
         done.append(fs.cache_path)
     st.session_state[RESULT_KEY] = done

@@ -194,9 +194,7 @@ def register_real(path: str | Path, name: str | None = None, train_folds: Sequen
     0-based fold numbers."""
     from synface.data.realsets import lfw_fold_count, parse_train_folds, register_real_set  # noqa: PLC0415
 
-    folds = train_folds
-    if isinstance(train_folds, str):
-        folds = parse_train_folds(train_folds, lfw_fold_count(path) or 0)
+    folds = parse_train_folds(train_folds, lfw_fold_count(path) or 0) if isinstance(train_folds, str) else train_folds
     return register_real_set(path, name, align=align, progress=progress, root=workspace, train_folds=folds)
 
 

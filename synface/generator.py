@@ -201,8 +201,8 @@ class FaceGenerator:
         """Compile kernels and touch caches so the first interactive render is fast."""
         try:
             self.render(self.sample(2, 0))
-        except Exception as exc:  # warm-up must never break start-up
-            warnings.warn(f"generator warm-up failed: {exc}")
+        except Exception as exc:  # noqa: BLE001 - warm-up must never break start-up
+            warnings.warn(f"generator warm-up failed: {exc}", stacklevel=2)
 
 
 _SHARED: dict[tuple[str, str, str], FaceGenerator] = {}

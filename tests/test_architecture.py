@@ -119,7 +119,7 @@ def test_no_module_over_500_lines() -> None:
 
 def test_no_private_names_imported_from_other_modules() -> None:
     wrong = []
-    for name, path in _modules().items():
+    for path in _modules().values():
         for target, names, line in _imports(path):
             wrong += [f"{path.relative_to(REPO)}:{line} imports {target}.{n}" for n in names
                       if n.startswith("_") and not n.startswith("__")]
@@ -133,7 +133,7 @@ def test_only_bench_and_cli_import_the_benchmarks() -> None:
     wrong = []
     clients = {n: p for n, p in _modules().items() if _layer(n) not in ("bench", "cli")}
     clients |= {str(p.relative_to(REPO)): p for p in CLIENT_FILES}
-    for name, path in clients.items():
+    for path in clients.values():
         wrong += [f"{path.relative_to(REPO)}:{line} imports {target}" for target, _, line in _imports(path)
                   if target == "synface.bench" or target.startswith("synface.bench.")]
     assert not wrong, "\n".join(wrong)
@@ -164,3 +164,13 @@ def test_each_file_of_a_run_or_a_synthetic_set_is_named_by_its_owner_only() -> N
         named = sorted(str(p.relative_to(REPO)) for p in [*PACKAGE.rglob("*.py"), *CLIENT_FILES]
                        if literal in p.read_text(encoding="utf-8"))
         assert named == [owner], f"{literal} is named in {named}; only {owner} should name it"
+
+
+def test_every_package_has_its_tests_folder() -> None:
+    """tests/ mirrors the package: each synface/<pkg>/ has tests/<pkg>/ holding test modules, and each
+    top-level module with behaviour of its own (api.py, generator.py) has tests/test_<name>.py."""
+    packages = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file())
+    missing = [f"tests/{name}/" for name in packages if not list((REPO / "tests" / name).glob("test_*.py"))]
+    modules = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__"))
+    missing += [f"tests/test_{name}.py" for name in modules if not (REPO / "tests" / f"test_{name}.py").is_file()]
+    assert not missing, f"packages without tests: {missing}"

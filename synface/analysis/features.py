@@ -71,7 +71,7 @@ class FeatureSet:
             arrays[f"meta_{i}"] = values.astype(str) if values.dtype == object else values
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
+                np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub types allow_pickle among the **kwds
 
     @classmethod
     def load(cls, path: str | Path) -> "FeatureSet":
@@ -196,7 +196,7 @@ def load_image_112(path: str | Path, lfw_crop: bool = False) -> np.ndarray:
         return np.asarray(img, dtype=np.uint8)
     if lfw_crop:
         return warp_with_matrix(np.asarray(img), fallback_matrix(*img.size))
-    return np.asarray(img.resize((112, 112), Image.BILINEAR), dtype=np.uint8)
+    return np.asarray(img.resize((112, 112), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
 # ----------------------------------------------------------------------------- models

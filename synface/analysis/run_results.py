@@ -73,7 +73,7 @@ def _data_facts(cfg: Mapping[str, Any], cards: dict[str, dict]) -> dict[str, str
         card = cards[data]
         names.append(str(card.get("name") or Path(data).name))
         if card:
-            conf = card.get("config") if isinstance(card.get("config"), dict) else {}
+            conf = c if isinstance(c := card.get("config"), dict) else {}
             model = str(card.get("model") or conf.get("model") or "builtin")
             im = "-" if "im" not in conf else ("yes" if conf.get("im") else "no")
         elif synth.has_manifest():

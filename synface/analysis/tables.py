@@ -160,7 +160,8 @@ def figure4(root: str | Path | None = None, scale: str | None = None, eval_set: 
     return wide.sort_values("varied", key=lambda s: s.map(rank).fillna(99)).reset_index(drop=True)
 
 
-_BUILDERS = {"table1": table1, "table2": table2, "table3": table3, "figure4": figure4}
+_BUILDERS: dict[str, Callable[..., pd.DataFrame]] = {"table1": table1, "table2": table2, "table3": table3,
+                                                      "figure4": figure4}
 
 
 def build_table(name: str, root: str | Path | None = None, scale: str | None = None,
@@ -176,7 +177,7 @@ def to_markdown(df: pd.DataFrame) -> str:
     """A GitHub table; `X acc`/`X std` column pairs are shown as one `X` column 'acc ± std' (%)."""
     if df.empty:
         return "_no finished runs yet_\n"
-    cols: list[tuple[str, Callable[[pd.Series], str]]] = []
+    cols: list[tuple[str, Callable[..., str]]] = []  # each called with a row
     used = set()
     for c in df.columns:
         if c in used:

@@ -8,7 +8,8 @@ Choices (measured on the shared 2-core dev CPU, 10,000 x 512 clustered unit vect
 warm-up): cosine metric, spectral init, `random_state` set: 16 s at light load, 26-29 s at load
 average ~5.5; the unseeded (parallel) fit 23-31 s. With two busy cores the parallel path gains
 nothing, so the default is seeded and reproducible. The warm-up uses > 4,096 points because UMAP
-switches to NN-descent there (a cold first 10k call took 64 s with a smaller warm-up). `seed=None` gives the parallel, non-deterministic fit for bigger machines.
+switches to NN-descent there (a cold first 10k call took 64 s with a smaller warm-up).
+`seed=None` gives the parallel, non-deterministic fit for bigger machines.
 `low_memory=True` keeps the nearest-neighbour descent's memory flat for large sets.
 """
 
@@ -99,7 +100,7 @@ def _warm() -> None:
         embed_umap(x, 2, seed=0, n_epochs=5)
         embed_umap(x[:300], 3, seed=None, n_epochs=5)
     except Exception as exc:  # noqa: BLE001 - warm-up must never break start-up
-        warnings.warn(f"UMAP warm-up failed: {exc}")
+        warnings.warn(f"UMAP warm-up failed: {exc}", stacklevel=2)
     finally:
         _WARM.set()
 

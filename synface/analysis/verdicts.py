@@ -257,7 +257,7 @@ def arm(frame: pd.DataFrame, eval_set: str, by: Sequence[str] = (), **cell: Any)
 def _levels(frame: pd.DataFrame, column: str) -> list[Any]:
     if frame.empty or column not in frame:
         return []
-    return sorted({v for v in frame[column].dropna()})
+    return sorted(set(frame[column].dropna()))
 
 
 def _table1(frame: pd.DataFrame, scale: str | None) -> list[Verdict]:

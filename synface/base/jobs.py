@@ -212,7 +212,7 @@ def _spawn(kind: str, key: str, argv: Sequence[str], meta: Path, log: Path, info
         raise ValueError(f"{log} is not a regular file in a folder of this workspace (a link or a FIFO?); "
                          f"cannot start job {kind}/{key}")
     offset = log.stat().st_size if log.is_file() else 0
-    record = {"kind": kind, "key": key, "argv": [str(a) for a in argv], "log_offset": offset,
+    record: dict[str, Any] = {"kind": kind, "key": key, "argv": [str(a) for a in argv], "log_offset": offset,
               "info": dict(info or {}), "started": time.time(), "pid": None, "pid_start": None,
               "stop_requested": None, "exit_code": None, "ended": None}
     write_json(meta, record)

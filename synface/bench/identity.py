@@ -12,7 +12,7 @@ expression alone move).
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -55,7 +55,7 @@ def bench_identity(n_identities: int = 10, amplitude: float = 2.0, seed: int = 7
     tick(1, total)
     attributes = float(np.linalg.norm(base - embed(ids), axis=1).mean())
     tick(2, total)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for k, name in enumerate(wanted):
         field = "shape" if name in shape_names else "albedo"
         index = (shape_names if field == "shape" else albedo_names).index(name)

@@ -71,7 +71,8 @@ def landmark_source(source: str) -> tuple[PointsOf, PointsOf, LandmarkScheme]:
 
 def _posed_test_set(gen: FaceGenerator, count: int, seed: int):
     """`count` built-in people under prior attributes with |yaw| <= MAX_YAW_DEG."""
-    kept, draw = [], 0
+    kept: list[FaceCoeffs] = []
+    draw = 0
     while sum(len(c) for c in kept) < count and draw < 20:
         coeffs = gen.sample(count, seed + draw)
         kept.append(coeffs[torch.nonzero(coeffs.pose[:, 0].abs() <= np.radians(MAX_YAW_DEG)).flatten()])

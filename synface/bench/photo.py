@@ -68,7 +68,7 @@ def bench_photo(photos: str | Path, identities: int = 500, seed: int = 0, mean_s
     for files in people:
         crop = load_aligned_crop(files[0])
         if crop.shape[0] != size:
-            crop = np.asarray(Image.fromarray(crop).resize((size, size), Image.BILINEAR))
+            crop = np.asarray(Image.fromarray(crop).resize((size, size), Image.Resampling.BILINEAR))
         crops.append(crop)
     ids = gen.sample(n, seed + 101)
     if mean_shape:

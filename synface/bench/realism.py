@@ -24,7 +24,7 @@ def distance_verification(dist: np.ndarray, issame: np.ndarray) -> tuple[float, 
     return -neg_threshold, accuracy
 
 
-def frechet_report(renders: np.ndarray, real: np.ndarray, seed: int = 0) -> dict[str, float]:
+def frechet_report(renders: np.ndarray, real: np.ndarray, seed: int = 0) -> dict[str, float | None]:
     """The distance of renders to real descriptors, its two terms, and the distance between two
     random halves of the real set: what sampling alone gives at about this size (None when a half
     would hold fewer than 2 descriptors, which have no covariance)."""

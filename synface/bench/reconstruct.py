@@ -12,7 +12,7 @@ inside the photo's face outline, eroded by 2 px.
 from __future__ import annotations
 
 import statistics
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -76,7 +76,7 @@ def reconstruct_one(builtin, image: np.ndarray, points: np.ndarray, landmark_ids
     matrix = _photo_to_crop(builtin.pipeline, fit)
     real = warp_with_matrix(image, matrix)
     person = warp_with_matrix(np.repeat((fit.person[..., None] * 255).astype(np.uint8), 3, 2), matrix)[..., 0] / 255.0
-    out = {"real": real}
+    out: dict[str, Any] = {"real": real}
     for name, per_vertex in (("texture", False), ("per_vertex", True)):
         gen = FaceGenerator(device="cpu", model=PhotoTextureModel(builtin.model, fit.texture, per_vertex))
         dark, light = _render(gen, fit, 0.0), _render(gen, fit, 1.0)

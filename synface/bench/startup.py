@@ -201,7 +201,7 @@ def bench_startup(repeats: int = 3, moves: int = 15, cold: bool = False, device:
         "repeats": repeats, "slider_moves": moves,
         "load_average_at_start": round(load, 2), "cpus": os.cpu_count(),
         "median": medians, "bars": BARS,
-        "meets_bars": {k: medians[k] is not None and medians[k] <= bar for k, bar in BARS.items()},
+        "meets_bars": {k: (m := medians[k]) is not None and m <= bar for k, bar in BARS.items()},
         "load_average_at_end": round(os.getloadavg()[0], 2),
         "trials": trials,
     }

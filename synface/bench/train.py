@@ -159,7 +159,8 @@ def bench_train(
     flops_per_image = 3 * (fwd + head_flops)
     model = Trainee(backbone, MarginHead(cfg.embedding_dim, num_classes, cfg.head, cfg.head_s, cfg.head_m)).to(dev)
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    model = model.to(memory_format=fmt).train()
+    # Module.to takes memory_format; torch's type overloads omit it
+    model = model.to(memory_format=fmt).train()  # type: ignore[call-overload]
     opt = build_optimizer(model, cfg)
     amp = resolve_amp(cfg.amp, dev)
     x = torch.randn(batch, 3, size, size, device=dev).contiguous(memory_format=fmt)

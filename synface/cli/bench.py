@@ -181,7 +181,7 @@ def _realism(args: argparse.Namespace) -> int:
                            device=args.device, progress=tick, real_pairs=args.real_pairs,
                            identity_scale=args.identity_scale, model=args.model, workspace=args.workspace,
                            variant=args.variant, context=args.context, real_crops=args.real_crops, n_crops=args.crops)
-    for update, close in bars.values():
+    for _update, close in bars.values():
         close()
     print_json(result)
     return 0

@@ -143,7 +143,7 @@ def _export(args: argparse.Namespace) -> int:
         if out.is_dir():
             raise ValueError(f"--out {out} is a folder; give the .bin file path to write")
         pairs = lfw_verification_pairs(args.src, args.pairs)
-        paths = sorted({Path(p) for p in [*pairs.images_a, *pairs.images_b]})
+        paths = sorted({Path(p) for p in [*pairs.images_a, *pairs.images_b]})  # type: ignore[arg-type]  # files
         bad = _problems(paths, "check images")
         if bad:
             first = next(iter(bad.items()))

@@ -55,7 +55,7 @@ def _fit(args: argparse.Namespace) -> int:
 
     def progress(stage: str, done: int, total: int) -> None:
         if stage not in bars:
-            for update, close in bars.values():
+            for _update, close in bars.values():
                 close()
             bars.clear()
             bars[stage] = tqdm_progress(f"face-model {stage}", total, unit="photo")

@@ -90,12 +90,12 @@ def _prepare(args: argparse.Namespace, ctx):
         report = preflight(cfg, args.root, OVERRIDE_HINT, run_folder=args.run_dir)
     path = None
     if ctx.is_main:
-        if prepared:
+        if prepared and existing is not None:
             run = existing  # prepared by synface.runs.launch: train into it
             run.write_config(cfg.to_dict())
         else:
             run = create_run(cfg, name=cfg.name, root=args.root, run_dir=args.run_dir)
-            record_check(run, report)
+            record_check(run, report)  # type: ignore[arg-type]  # not prepared: launch_check made one
             _report_check(report)
         path = str(run.path)
     path = broadcast_object(path, ctx)

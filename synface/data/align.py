@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -73,7 +73,7 @@ class AlignResult:
     """One aligned crop; `points5` are the source landmarks (None for a fallback crop)."""
 
     image112: np.ndarray
-    points5: Optional[np.ndarray]
+    points5: np.ndarray | None
     method: str  # "detector" or "fallback"
     num_faces: int
 

@@ -41,7 +41,7 @@ def build_synthetic_benchmark(out: str | Path, folds: int = 10, pairs_per_fold: 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DataError("is a file, not a folder; choose another --out", path=out)
-    settings = {"folds": folds, "pairs_per_fold": pairs_per_fold, "seed": seed, "version": 1}
+    settings: dict[str, Any] = {"folds": folds, "pairs_per_fold": pairs_per_fold, "seed": seed, "version": 1}
     if model not in (None, "", "builtin"):  # benchmarks of the built-in head keep their old settings
         settings["model"] = model
     card, state = out / "benchmark.json", out / STATE

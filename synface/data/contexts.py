@@ -61,14 +61,14 @@ class ContextPool:
                 arrays = {k: data[k] for k in FIELDS if k in data.files}
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise DataError(f"unreadable context file ({exc})", path=path) from None
-        sizes = {"S": shape_size, "E": expr_size}
-        n = None
+        sizes: dict[object, int] = {"S": shape_size, "E": expr_size}
+        n = -1
         for key, trailing in FIELDS.items():
             if key not in arrays:
                 raise DataError(f"lacks the array {key!r}", path=path)
             a = arrays[key]
             want = tuple(sizes.get(d, d) for d in trailing)
-            n = len(a) if n is None else n
+            n = len(a) if n < 0 else n
             if a.ndim != 1 + len(want) or a.shape[1:] != want or len(a) != n:
                 raise DataError(f"array {key!r} has shape {a.shape}, expected ({n}, {', '.join(map(str, want))})",
                                 path=path)

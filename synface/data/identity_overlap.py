@@ -216,15 +216,15 @@ def compare_people(training: Sequence[People], scorable: Sequence[ScorableSet], 
         if people.names is None:
             sets.append(SetOverlap(s.label, s.pairs, False, people.source))
             continue
-        compared = [p for p in named if not (people.synthetic and p.synthetic)]
-        train = frozenset().union(*(p.names for p in compared))
+        compared = [(p, p.names) for p in named if p.names is not None and not (people.synthetic and p.synthetic)]
+        train = frozenset().union(*(names for _, names in compared))
         shared = sorted(people.names & train)
         on_train = None
         if s.names is not None and people.source == "names in its pairs":
             on_train = sum(1 for a, b in s.names if a in train or b in train)
-        by_source = {_source_label(p): len(people.names & p.names) for p in compared}
+        by_source = {_source_label(p): len(people.names & names) for p, names in compared}
         sets.append(SetOverlap(s.label, s.pairs, True, people.source, shared, on_train, by_source,
-                               [_source_label(p) for p in compared if p.synthetic]))
+                               [_source_label(p) for p, _ in compared if p.synthetic]))
     return OverlapReport(list(training), sets, allowed)
 
 

@@ -83,11 +83,12 @@ class IJBSet:
         image = read_rgb(self.image_path(face), "IJB face image")
         if self.aligned:
             if image.size != (size, size):
-                image = image.resize((size, size), Image.BOX if image.size[0] > size else Image.BILINEAR)
+                smaller = image.size[0] > size
+                image = image.resize((size, size), Image.Resampling.BOX if smaller else Image.Resampling.BILINEAR)
             return np.asarray(image, dtype=np.uint8)
         from synface.data.align import warp_to_template  # noqa: PLC0415
 
-        return warp_to_template(np.asarray(image), self.landmarks[face], size)
+        return warp_to_template(np.asarray(image), self.landmarks[face], size)  # type: ignore[index]  # not aligned
 
 
 def _lines(path: Path) -> list[tuple[int, list[str]]]:
@@ -109,7 +110,8 @@ def _ints(fields: list[str], path: Path, line: int, what: str) -> list[int]:
 
 
 def _faces(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    names, templates, medias, seen = [], [], [], {}
+    names, templates, medias = [], [], []
+    seen: dict[str, int] = {}
     for line, fields in _lines(path):
         if len(fields) != 3:
             raise DataError(f"expected 3 fields (image name, template id, media id), got {len(fields)}",
@@ -231,7 +233,7 @@ def align_ijb(src: str | Path, dst: str | Path, progress: Callable[[int, int], N
     if dst.resolve() == ijb.root.resolve():
         raise DataError("destination must differ from the source folder", path=dst)
     (dst / IMAGES).mkdir(parents=True, exist_ok=True)
-    tasks = [(str(ijb.image_path(i)), str(dst / IMAGES / n), ijb.landmarks[i].tolist())
+    tasks = [(str(ijb.image_path(i)), str(dst / IMAGES / n), ijb.landmarks[i].tolist())  # type: ignore[index]  # not aligned
              for i, n in enumerate(ijb.names) if not (dst / IMAGES / n).is_file()]
     total, done = len(ijb.names), len(ijb.names) - len(tasks)
     if progress:

@@ -67,7 +67,8 @@ class ImageFolderIndex:
         """Drop files PIL cannot parse (header-level check, no full decode); returns how many."""
         dropped = 0
         for name in list(self.images):
-            good, bad = [], []
+            good: list[Path] = []
+            bad: list[Path] = []
             for path in self.images[name]:
                 (good if _parses(path) else bad).append(path)
             self.corrupt_files.extend(bad)

@@ -15,18 +15,25 @@ import contextlib
 import io
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from synface.base.files import atomic_path, open_regular
 from synface.data.errors import DataError
 
+if TYPE_CHECKING:
+    import numpy as np
+
 #: the most pixels (width x height) an image may decode to: 64 megapixels, 192 MB as RGB. Face
 #: photos and crops are far smaller; docs/limits.md states it.
 MAX_IMAGE_PIXELS = 64_000_000
 # PIL warns (and decodes) between its own limit and twice it: here that is an error, caught below
 warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+
+
+#: the in-memory forms of an image's encoded bytes (anything else names a file)
+IN_MEMORY = (bytes, bytearray, memoryview)
 
 
 @contextlib.contextmanager
@@ -36,10 +43,9 @@ def open_image(source: str | Path | bytes, what: str = "image", where: str | Pat
     MAX_IMAGE_PIXELS before the caller decodes it. A DataError naming `where` (default: the file)
     for a file that cannot be opened, too many pixels or a decompression bomb; other decode errors
     (a truncated or non-image file) reach the caller as PIL raises them."""
-    in_memory = isinstance(source, (bytes, bytearray, memoryview))
-    where = where if where is not None else (None if in_memory else source)
+    where = where if where is not None else (None if isinstance(source, IN_MEMORY) else source)
     try:
-        handle = io.BytesIO(bytes(source)) if in_memory else open_regular(source, follow_links=True)
+        handle = io.BytesIO(bytes(source)) if isinstance(source, IN_MEMORY) else open_regular(source, follow_links=True)
     except OSError as exc:
         raise DataError(f"cannot read the {what} ({exc.strerror or exc})", path=where) from None
     with handle:
@@ -89,7 +95,7 @@ def image_problem(data: bytes) -> str:
     return ""
 
 
-def write_image(path: str | Path, image: object, fmt: str, **options) -> int:
+def write_image(path: str | Path, image: Image.Image | np.ndarray, fmt: str, **options) -> int:
     """Encode `image` as `fmt` ('JPEG' or 'PNG', PIL's save options) in memory, then write it
     atomically (fsynced, 0644, renamed); returns its size in bytes.
 

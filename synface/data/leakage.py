@@ -155,7 +155,9 @@ def leakage_report(generator, index: SourceIndex, identities: int = 1000, seed: 
         return shape[0], albedo[0]
 
     choose = choose or own_draw
-    dists, persons, own = [], [], []
+    dists: list[np.ndarray] = []
+    persons: list[np.ndarray] = []
+    own: list[bool] = []
     batch = 50
     for start in range(0, identities, batch):
         ids = range(start, min(start + batch, identities))

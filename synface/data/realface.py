@@ -11,6 +11,7 @@ import importlib.util
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,9 +32,9 @@ def models_dir() -> Path:
 
 @dataclass
 class DlibTools:
-    detector: object
-    shape5: object
-    recognizer: object
+    detector: Any  # dlib's objects (dlib has no type information)
+    shape5: Any
+    recognizer: Any
 
 
 @lru_cache(maxsize=1)
@@ -85,7 +86,7 @@ def detector_view(image: np.ndarray, upscale: int = 2, margin: float = 0.25) -> 
     from PIL import Image  # noqa: PLC0415
 
     size = image.shape[0] * upscale
-    big = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+    big = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))
     pad = int(size * margin)
     return np.pad(big, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
 

@@ -186,7 +186,7 @@ def _counts(path: Path, fmt: str) -> dict[str, Any]:
         except DataError as exc:
             raise DataError(f"not an insightface verification .bin: {exc.message}", path=path) from None
         for label, data in (("first", pairs.images_a[0]), ("last", pairs.images_b[-1])):  # cheap: two decodes
-            problem = image_problem(data)
+            problem = image_problem(data)  # type: ignore[arg-type]  # a .bin holds encoded bytes
             if problem:
                 raise DataError(f"not an insightface verification .bin: its {label} image does not decode ({problem})",
                                 path=path)
@@ -255,7 +255,7 @@ def _check_train_folds(src: Path, train_folds: Sequence[int]) -> tuple[list[str]
     if not layout.people_file.is_file():
         raise DataError("training folds need people.txt (which people are in which fold)", path=src)
     people = read_people(layout.people_file)
-    folds = sorted(set(int(f) for f in train_folds))
+    folds = sorted({int(f) for f in train_folds})
     names = people_of_folds(people, folds)
     missing = people_without_images(layout, names)
     if missing:
@@ -417,7 +417,7 @@ def register_real_set(path: str | Path, name: str | None = None, align: bool = T
     if train_folds is not None:
         from synface.data.align import images_root_of
 
-        entry.train_folds, entry.pair_folds = sorted(set(int(f) for f in train_folds)), pair_folds
+        entry.train_folds, entry.pair_folds = sorted({int(f) for f in train_folds}), pair_folds
         entry.train_people = len(train_names)
         if train_names:
             view = child_path(workspace_root(root) / TRAIN_VIEWS, name, "real set name")

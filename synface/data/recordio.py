@@ -241,7 +241,7 @@ class RecordReader:
             raise DataError(f"record {key} holds no decodable image: {exc}", path=self.rec_path) from None
 
     def __getitem__(self, i: int) -> tuple[Image.Image, int]:
-        return self.read(i)
+        return self.read(i)  # type: ignore[return-value]  # decode=True: an image
 
     def __len__(self) -> int:
         return len(self.image_keys)

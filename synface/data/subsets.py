@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence, Union
+from typing import Mapping, Sequence
 
 from synface.data.errors import DataError
 from synface.data.imagefolder import ImageFolderIndex
 
-ImageSource = Union[ImageFolderIndex, Mapping[str, Sequence[Union[str, Path]]]]
+ImageSource = ImageFolderIndex | Mapping[str, Sequence[str | Path]]
 
 
 @dataclass(frozen=True)

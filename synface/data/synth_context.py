@@ -13,6 +13,7 @@ and the manifest agree with what was rendered.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ class ContextSpec:
         #: (identity, sample) -> (accepted attempt, distance to the context person or -1 unchecked)
         self.accepted: dict[tuple[int, int], tuple[int, float]] = {}
         self._dirty = False
-        self._sources = None
+        self._sources: tuple[np.ndarray, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ choice
     def _key(self, i: int, k: int, attempt: int) -> int:
@@ -78,7 +79,7 @@ class ContextSpec:
             out[n] = float(np.linalg.norm(own - d, axis=1).min()) if len(own) else np.inf
         return out
 
-    def render_checked(self, spec, items: list[tuple[int, list[int]]]) -> np.ndarray:
+    def render_checked(self, spec, items: Sequence[tuple[int, Sequence[int]]]) -> np.ndarray:
         """Images of (identity, samples) `items`, in order, each one's context redrawn while the
         composite lies nearer than min_context_distance to its context person."""
         from synface.face.coeffs import FaceCoeffs  # noqa: PLC0415

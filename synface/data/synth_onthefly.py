@@ -10,7 +10,7 @@ import torch
 
 from synface.data.synth_config import SynthConfig
 from synface.data.synth_model import generator_for
-from synface.data.synth_spec import SyntheticSpec
+from synface.data.synth_spec import SampleLabels, SyntheticSpec
 from synface.face.coeffs import FaceCoeffs
 from synface.generator import FaceGenerator
 
@@ -44,7 +44,9 @@ class OnTheFlyDataset(torch.utils.data.Dataset):
             i, k = self._split(idx)
             by_identity.setdefault(i, []).append(k)
             order.append((i, k))
-        coeffs_list, keys, labels_list = [], [], []
+        coeffs_list: list[FaceCoeffs] = []
+        keys: list[tuple[int, int]] = []
+        labels_list: list[SampleLabels] = []
         for i, ks in by_identity.items():
             coeffs, labels = self.spec.identity_batch(i, ks)
             coeffs_list.append(coeffs)
@@ -52,12 +54,12 @@ class OnTheFlyDataset(torch.utils.data.Dataset):
             keys.extend((i, k) for k in ks)
         coeffs = FaceCoeffs.cat(coeffs_list)
         if self.spec.context is not None:
-            images = torch.from_numpy(self.spec.context.render(coeffs, np.concatenate([l.context for l in labels_list])))
+            images = torch.from_numpy(self.spec.context.render(coeffs, np.concatenate([part.context for part in labels_list])))
         else:
             images = self.gen.render(coeffs).images.cpu()
-        label = np.concatenate([l.label for l in labels_list])
-        partner = np.concatenate([l.partner for l in labels_list])
-        phi = np.concatenate([l.phi for l in labels_list])
+        label = np.concatenate([part.label for part in labels_list])
+        partner = np.concatenate([part.partner for part in labels_list])
+        phi = np.concatenate([part.phi for part in labels_list])
         position = {key: j for j, key in enumerate(keys)}
         perm = torch.tensor([position[key] for key in order])
         lab = torch.from_numpy(np.stack([label, partner], 1))[perm]

@@ -119,7 +119,7 @@ class SynthSet:
     def face_model(self) -> str:
         """The face model that drew the set ('builtin' when the card names none)."""
         card = self.card()
-        config = card.get("config") if isinstance(card.get("config"), dict) else {}
+        config = c if isinstance(c := card.get("config"), dict) else {}
         return str(card.get("model") or config.get("model") or "builtin")
 
     # -- the manifest

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -142,7 +142,7 @@ def _shard_words(state: object) -> str:
 
 def start_build_state(out: Path, config: SynthConfig, generator_version: str, shard: Shard | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    state = {"fingerprint": config.fingerprint(), "generator_version": generator_version,
+    state: dict[str, Any] = {"fingerprint": config.fingerprint(), "generator_version": generator_version,
              "model": config.model, "config": config.to_dict()}
     if shard is not None:
         state["shard"] = _shard_state(shard)
@@ -215,7 +215,7 @@ def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator
     if progress:
         progress(done, total)
     with ThreadPoolExecutor(max_workers=max(1, write_threads)) as pool:
-        pending = []
+        pending: list[Future] = []
         for chunk in _chunks(todo, batch_size):
             if stop and stop():
                 break
@@ -272,7 +272,7 @@ def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator
         }
         if privacy is not None:
             card["privacy"] = privacy
-        if spec.context is not None:
+        if spec.context is not None and manifest is not None:
             yardstick = getattr(gen.model, "card", {}).get("stranger_nearest_p01")
             card["context"] = spec.context.summary(yardstick, manifest["context"].to_numpy())
         if shard is None:
@@ -312,7 +312,8 @@ def privacy_section(config: SynthConfig, out: Path, spec: SyntheticSpec, key: di
 
 
 def _chunks(todo: list[tuple[int, Sequence[int]]], batch_size: int) -> Iterable[list[tuple[int, Sequence[int]]]]:
-    chunk, count = [], 0
+    chunk: list[tuple[int, Sequence[int]]] = []
+    count = 0
     for i, ks in todo:
         for start in range(0, len(ks), batch_size):
             part = ks[start : start + batch_size]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -18,7 +18,7 @@ from synface.base.files import atomic_path
 from synface.data.errors import DataError
 from synface.data.imageio import open_image
 
-ImageRef = Union[str, Path, bytes]
+ImageRef = str | Path | bytes
 
 
 @dataclass(frozen=True)
@@ -85,8 +85,7 @@ class VerificationPairs:
     def load_image(self, i: int, side: int | str) -> Image.Image:
         """Decode one image as RGB; undecodable data raises DataError naming the pair."""
         ref = self.image_ref(i, side)
-        is_bytes = isinstance(ref, (bytes, bytearray))
-        where = (self.source or None) if is_bytes else ref
+        where = (self.source or None) if isinstance(ref, (bytes, bytearray)) else ref
         try:
             with open_image(ref, f"image {side} of pair {i}", where) as img:
                 return img.convert("RGB")

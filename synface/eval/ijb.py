@@ -82,13 +82,13 @@ class IJBEvalSet(EvalSet):
     """An IJB set as an evaluation set: image j is face j of the face list (aligned on reading
     unless the copy is aligned already); `verify` scores template pairs."""
 
-    ijb: IJBSet | None = None
+    ijb: IJBSet = None  # type: ignore[assignment]  # always given (from_spec); a default only to follow EvalSet's
 
     @classmethod
     def from_spec(cls, spec: Any) -> "IJBEvalSet":
         get = spec.get if isinstance(spec, dict) else lambda k, d=None: getattr(spec, k, d)
         path = Path(str(get("path")))
-        return cls(get("name") or path.name, None, None, ijb=read_ijb(path))
+        return cls(get("name") or path.name, None, None, ijb=read_ijb(path))  # type: ignore[arg-type]  # no image pairs
 
     @property
     def num_images(self) -> int:

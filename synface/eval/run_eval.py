@@ -41,7 +41,7 @@ def _decode(pairs: VerificationPairs, i: int, side: int, size: int, center_crop:
         left, top = (w - cw) // 2, (h - ch) // 2
         img = img.crop((left, top, left + cw, top + ch))
     if img.size != (size, size):
-        img = img.resize((size, size), Image.BOX if img.size[0] > size else Image.BILINEAR)
+        img = img.resize((size, size), Image.Resampling.BOX if img.size[0] > size else Image.Resampling.BILINEAR)
     return np.asarray(img, dtype=np.uint8)
 
 
@@ -57,7 +57,7 @@ class EvalSet:
     @classmethod
     def from_spec(cls, spec: Any) -> "EvalSet":
         """From an EvalSetSpec (or a mapping with path/pairs/folds/name/center_crop)."""
-        get = spec.get if isinstance(spec, dict) else lambda k, d=None: getattr(spec, k, d)
+        get: Callable[..., Any] = spec.get if isinstance(spec, dict) else lambda k, d=None: getattr(spec, k, d)
         path = Path(get("path"))
         name = get("name") or (path.stem if path.suffix else path.name)
         return cls(name, load_pairs(path, get("pairs"), get("folds")), get("center_crop"))

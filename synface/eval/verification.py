@@ -57,7 +57,7 @@ def _numbers(values: Any) -> np.ndarray:
     return np.asarray(values, dtype=float)
 
 
-def tar_at_far_from_roc(fpr: Sequence[float], tpr: Sequence[float], far: float) -> float | None:
+def tar_at_far_from_roc(fpr: Sequence[float] | np.ndarray, tpr: Sequence[float] | np.ndarray, far: float) -> float | None:
     """The highest TPR among ROC points whose FPR does not exceed `far` (None without a ROC)."""
     f, t = np.asarray(fpr, dtype=float), np.asarray(tpr, dtype=float)
     if f.size == 0 or f.size != t.size:
@@ -102,7 +102,7 @@ class VerificationResult:
         folds = _numbers(data.get("fold_accuracies"))
         if not folds.size and math.isfinite(mean):
             folds = np.asarray([mean])
-        roc = data.get("roc") if isinstance(data.get("roc"), Mapping) else {}
+        roc = r if isinstance(r := data.get("roc"), Mapping) else {}
         fpr, tpr = _numbers(roc.get("fpr")), _numbers(roc.get("tpr"))
         if fpr.size != tpr.size:
             fpr = tpr = np.zeros(0)

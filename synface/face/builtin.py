@@ -55,15 +55,9 @@ from synface.face.geometry_fields import (  # noqa: E402
     N_LON,
     NOSE_TIP_Y,
 )
-from synface.face.geometry_fields import (
-    gauss as _gauss,
-)
-from synface.face.geometry_fields import (
-    pair as _pair,
-)
-from synface.face.geometry_fields import (
-    smoothstep as _smoothstep,
-)
+from synface.face.geometry_fields import gauss as _gauss  # noqa: E402
+from synface.face.geometry_fields import pair as _pair  # noqa: E402
+from synface.face.geometry_fields import smoothstep as _smoothstep  # noqa: E402
 
 
 # ----------------------------------------------------------------------------------------------

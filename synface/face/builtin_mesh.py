@@ -80,7 +80,7 @@ def build_base_mesh() -> dict[str, np.ndarray]:
     def vid(r: int, j: int) -> int:
         return 1 + r * N_LON + (j % N_LON)
 
-    faces = []
+    faces: list[tuple[int, int, int]] = []
     for j in range(N_LON):  # crown fan
         faces.append((0, vid(0, j + 1), vid(0, j)))
     for r in range(n_rows - 1):
@@ -88,9 +88,8 @@ def build_base_mesh() -> dict[str, np.ndarray]:
             v00, v01, v10, v11 = vid(r, j), vid(r, j + 1), vid(r + 1, j), vid(r + 1, j + 1)
             faces.append((v00, v01, v11))
             faces.append((v00, v11, v10))
-    faces = np.array(faces, dtype=np.int64)
-    faces = _orient_outward(verts, faces)
-    return {"verts": verts.astype(np.float64), "faces": faces, "lat": lat_all, "lon": lon_all}
+    triangles = _orient_outward(verts, np.array(faces, dtype=np.int64))
+    return {"verts": verts.astype(np.float64), "faces": triangles, "lat": lat_all, "lon": lon_all}
 
 
 def _orient_outward(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:

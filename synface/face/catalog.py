@@ -25,7 +25,6 @@ from synface.base import locks
 from synface.base.names import check_name, child_path
 from synface.base.workspace import workspace_root
 from synface.face.learned import CARD_FILE, MODEL_FILE, FaceModelError, LearnedFaceModel, check_model_folder
-from synface.face.model import MorphableModel
 from synface.face.model_files import SOURCES_FILE, model_version
 
 BUILTIN = "builtin"
@@ -101,7 +100,7 @@ def list_models(workspace: str | Path | None = None) -> list[dict]:
             if folder.name.startswith(".") or not (folder.is_dir() or folder.is_symlink()):
                 continue  # a fit's staging folder or lock
             card, problem = _checked(str(folder), _stamp(folder))
-            if problem is not None:
+            if card is None:  # then problem says why
                 out.append({"name": folder.name, "damaged": True, "error": problem})
             else:
                 out.append({**card, "name": folder.name, "card_name": card.get("name")})
@@ -122,7 +121,7 @@ def model_card(name: str, workspace: str | Path | None = None) -> dict:
     """The checked card of learned model `name`; a FaceModelError naming what is wrong otherwise."""
     folder = _existing(name, workspace)
     card, problem = _checked(str(folder), _stamp(folder))
-    if problem is not None:
+    if card is None:  # then problem says why
         raise FaceModelError(problem)
     return card
 
@@ -157,7 +156,7 @@ def _load(folder: str, stamp: tuple) -> LearnedFaceModel:
     return LearnedFaceModel(folder)
 
 
-def load_model(name: str | None, workspace: str | Path | None = None) -> MorphableModel | None:
+def load_model(name: str | None, workspace: str | Path | None = None) -> LearnedFaceModel | None:
     """The model called `name`: None for the built-in head (FaceGenerator's default), else the
     learned model, or a FaceModelError naming what is wrong. Loads are cached per file version."""
     if name in (None, "", BUILTIN):

@@ -289,7 +289,7 @@ def model_arrays(shape_mean: np.ndarray, shape_components: np.ndarray, landmarks
 def save_model_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write a model file (to a temporary path the caller renames into place)."""
     with open(path, "wb") as handle:
-        np.savez(handle, **arrays)
+        np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy's stub types allow_pickle among the **kwds
 
 
 def save_textures(path: Path, textures: np.ndarray) -> None:

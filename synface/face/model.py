@@ -163,11 +163,11 @@ class KeepsBaseMesh:
 
     @property
     def uv_layout(self):  # noqa: ANN201 - the base model's UVLayout
-        return self.base.uv_layout
+        return self.base.uv_layout  # type: ignore[attr-defined]  # the base is the built-in head, which has it
 
     @property
     def face_region(self) -> torch.Tensor:
-        return self.base.face_region
+        return self.base.face_region  # type: ignore[attr-defined]  # the base is the built-in head, which has it
 
     def vertex_normals(self, verts: torch.Tensor) -> torch.Tensor:
         return self.base.vertex_normals(verts)

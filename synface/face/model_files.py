@@ -389,7 +389,7 @@ def read_model_folder(folder: str | Path, head_sizes: Mapping[str, int], head_ve
                         f"({model_version(card['name'], arrays)}): an interrupted or mixed refit; fit the model again")
     if problems:
         raise _fail(folder, problems)
-    return ModelFiles(folder, card, arrays, sources, textures)
+    return ModelFiles(folder, card, arrays, sources, textures)  # type: ignore[arg-type]  # no textures: a problem above
 
 
 def _read_textures(folder: Path, arrays: Mapping[str, np.ndarray], sizes: dict[str, int],

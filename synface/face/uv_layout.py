@@ -73,7 +73,7 @@ def _texel_map(rows: int, cols: int, size: int) -> tuple[np.ndarray, np.ndarray]
     j1 = (j0 + 1) % cols
     cv = (y + 0.5) / size * (rows + 1) - 1.0
 
-    def vid(r: np.ndarray, j: np.ndarray) -> np.ndarray:
+    def vid(r: np.ndarray | int, j: np.ndarray) -> np.ndarray:
         return 1 + r * cols + j
 
     ids = np.zeros((size * size, 3), np.int64)

@@ -211,7 +211,7 @@ def fit_alignment_calibration(generator, renders: int = 600, seed: int = 1000, m
         coefficients = regression.copy()
         coefficients[..., 0] += zoom_and_shift(zoom, shift)
         current = AlignmentCalibration.from_array(coefficients, calibration_version(coefficients, prefix))
-    fit.calibration = best[1]
+    fit.calibration = best[1]  # type: ignore[index]  # max_rounds >= 2: round 1 set it
     if progress:
         progress(total, total)
     return fit

@@ -215,7 +215,7 @@ def _geometry_stage(gen, photos: PhotoSet, chunks: list, keys: list[str], marks:
     for chunk, key, m in zip(chunks, keys, marks):
         path = cache / f"geometry-{key}-{GENERATOR_MODEL_VERSION}.npz"
         data = _cached(path.name, caches)
-        if not _geometry_ok(data, int(m["found"].sum())):
+        if data is None or not _geometry_ok(data, int(m["found"].sum())):
             if m["found"].any():
                 f = fit_geometry(m["points"][m["found"]], mean, shape_basis, expr_basis, low, high)
                 data = {"pose": f.pose, "shape": f.shape, "expr": f.expr, "A": f.A, "t": f.t, "error": f.error}
@@ -339,7 +339,7 @@ def _fit_into(folder: Path, caches: list[Path], photos: PhotoSet, photo_root: st
     strangers = SourceIndex(descriptors, source_person, [], threshold).stranger_distances()
     contexts = context_stage(gen.model, photos.root, chunks, marks, fits, index_of, geo, caches[0], keys, workers, tick)
     arrays = model_arrays(shape_mean, components, ids, regions.numpy(), skin_tones, eligible, textures,
-                          gen.model.alignment_calibration)
+                          gen.model.alignment_calibration)  # type: ignore[arg-type]  # the built-in head has one
     card = {
         "name": name, "kind": "learned", "builtin_version": GENERATOR_MODEL_VERSION,
         "version": model_version(name, arrays),

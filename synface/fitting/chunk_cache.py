@@ -27,4 +27,4 @@ def save_npz(path: Path, /, **arrays: np.ndarray) -> None:
     """Write a chunk's arrays to `path` atomically (a kill leaves the old file or none)."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
+            np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy's stub types allow_pickle among the **kwds

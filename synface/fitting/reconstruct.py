@@ -35,7 +35,7 @@ class PhotoTextureModel(KeepsBaseMesh, MorphableModel):
         self._banks: dict[int, dict[str, torch.Tensor]] = {}
         self.per_vertex = per_vertex
         size = texture.shape[0]
-        uv = base.uv_layout.uv
+        uv = base.uv_layout.uv  # type: ignore[attr-defined]  # the base is the built-in head, which has it
         col = (np.remainder(uv[:, 0], 1.0) * size).astype(int).clip(0, size - 1)
         row = (uv[:, 1] * size).astype(int).clip(0, size - 1)
         self._vertex_colours = torch.from_numpy(texture[row, col].astype(np.float32) / 255.0)  # (V, 3)

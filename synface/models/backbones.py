@@ -12,13 +12,14 @@ pooling, residual adds and dropout are not counted; they are memory-bound and sm
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from typing import Callable, Sequence, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "Backbone",
     "IResNet",
     "MobileFaceNet",
     "CompactNet",
@@ -31,6 +32,13 @@ __all__ = [
 ]
 
 _BN_EPS = 1e-5
+
+
+class Backbone(nn.Module):
+    """What every backbone here is: a module with the crop side it expects and its embedding size."""
+
+    input_size: int
+    embedding_dim: int
 
 
 def _conv3x3(cin: int, cout: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
@@ -100,7 +108,7 @@ class IBasicBlock(nn.Module):
         return out + identity
 
 
-class IResNet(nn.Module):
+class IResNet(Backbone):
     """LResNet-E-IR / insightface iresnet: 112x112 -> 7x7x512 -> FC embedding."""
 
     input_size = 112
@@ -166,7 +174,7 @@ class _Bottleneck(nn.Module):
         return x + out if self.residual else out
 
 
-class MobileFaceNet(nn.Module):
+class MobileFaceNet(Backbone):
     """MobileFaceNet (Chen et al., 2018) with a global depthwise (GDC) head.
 
     Table 1 of the paper: conv3x3/2 64, dw3x3 64, bottlenecks (t,c,n,s) = (2,64,5,2),
@@ -223,7 +231,7 @@ def _down(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(_conv3x3(cin, cout, stride=2), nn.BatchNorm2d(cout, eps=_BN_EPS), nn.ReLU(inplace=True))
 
 
-class CompactNet(nn.Module):
+class CompactNet(Backbone):
     """Small backbone for 10-minute CPU runs on 56x56 crops (aligned 112x112 crops downsampled by 2).
 
     Designed for CPU matmul efficiency rather than minimum FLOPs: a handful of dense 3x3
@@ -261,7 +269,7 @@ class CompactNet(nn.Module):
 
 # ----------------------------------------------------------------------------- factory
 
-BACKBONES: dict[str, Callable[[int, float], nn.Module]] = {
+BACKBONES: dict[str, Callable[[int, float], Backbone]] = {
     "iresnet18": lambda e, d: IResNet((2, 2, 2, 2), e, d),
     "iresnet34": lambda e, d: IResNet((3, 4, 6, 3), e, d),
     "iresnet50": lambda e, d: IResNet((3, 4, 14, 3), e, d),
@@ -271,7 +279,7 @@ BACKBONES: dict[str, Callable[[int, float], nn.Module]] = {
 }
 
 
-def build_backbone(name: str, embedding_dim: int = 512, dropout: float = 0.0) -> nn.Module:
+def build_backbone(name: str, embedding_dim: int = 512, dropout: float = 0.0) -> Backbone:
     """Build a backbone by name; the returned module has `input_size` (112 or 56) and `embedding_dim`."""
     key = name.lower()
     if key not in BACKBONES:
@@ -286,7 +294,7 @@ def _layer_macs(module: nn.Module, out: torch.Tensor) -> int:
     if isinstance(module, nn.Conv2d):
         kh, kw = module.kernel_size
         return out.numel() * (module.in_channels // module.groups) * kh * kw
-    return out.numel() * module.in_features  # nn.Linear
+    return out.numel() * cast(nn.Linear, module).in_features  # hooks sit on Conv2d and Linear only
 
 
 def _count(model: nn.Module, input_size: int, training: bool) -> int:
@@ -361,7 +369,8 @@ def measure_train_mfu(
     params = list(model.parameters()) + (list(classifier.parameters()) if classifier is not None else [])
     opt = torch.optim.SGD(params, lr=0.01, momentum=0.9)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=fmt).train()
+    # Module.to takes memory_format; torch's type overloads omit it
+    model = model.to(memory_format=fmt).train()  # type: ignore[call-overload]
     x = torch.randn(batch_size, 3, size, size).to(memory_format=fmt)
     y = torch.randint(0, max(num_classes, 1), (batch_size,))
     a, b = torch.randn(matmul_n, matmul_n), torch.randn(matmul_n, matmul_n)

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Any, BinaryIO, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, Sequence
 
 import torch
 
 from synface.base.files import atomic_path
+
+if TYPE_CHECKING:
+    from synface.models.backbones import Backbone
 
 __all__ = ["load_checkpoint", "load_weights", "save_checkpoint", "load_checkpoint_model", "RESUME_KEYS"]
 
@@ -38,7 +41,8 @@ class _KeepsWriteError:
     writer turns it into a RuntimeError about stream positions that names neither file nor cause."""
 
     def __init__(self, handle: BinaryIO) -> None:
-        self.handle, self.error = handle, None
+        self.handle = handle
+        self.error: OSError | None = None
 
     def write(self, data: bytes) -> int:
         try:
@@ -57,7 +61,7 @@ def save_checkpoint(obj: Any, path: str | Path) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         sink = _KeepsWriteError(handle)
         try:
-            torch.save(obj, sink)
+            torch.save(obj, sink)  # type: ignore[arg-type]  # write and flush are all torch's writer uses
         except RuntimeError:
             if sink.error is None:
                 raise
@@ -103,7 +107,7 @@ def load_weights(module: torch.nn.Module, weights: Any, where: str) -> None:
         raise ValueError(f"{where}: the weights do not fit {type(module).__name__}: {', '.join(parts)} keys")
 
 
-def load_checkpoint_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+def load_checkpoint_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Backbone, dict]:
     """The backbone of a training checkpoint (weights_only load), in eval mode, and its config dict.
 
     A file that is not a synface checkpoint, or lacks a key, or whose weights do not fit the

@@ -19,13 +19,16 @@ import io
 import json
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from synface.base.extras import require_extra
 from synface.base.files import atomic_path, write_bytes
+
+if TYPE_CHECKING:
+    from synface.models.backbones import Backbone
 
 __all__ = ["require_onnx", "preprocessing", "export_onnx", "onnx_embeddings", "sidecar_path", "PREPROCESSING_KEY"]
 
@@ -58,7 +61,7 @@ def sidecar_path(out: str | Path) -> Path:
     return out.with_name(out.name + ".json")
 
 
-def export_onnx(model: torch.nn.Module, out: str | Path, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+def export_onnx(model: Backbone, out: str | Path, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write `model` (a backbone with `input_size` and `embedding_dim`) to `out` as ONNX with a
     dynamic batch, its preprocessing and `metadata` recorded in the file and beside it."""
     require_onnx()
@@ -78,7 +81,7 @@ def export_onnx(model: torch.nn.Module, out: str | Path, metadata: dict[str, Any
         except Exception as exc:  # noqa: BLE001 - the exporter fails in many types; one line names it
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise ValueError(f"ONNX export of {type(model).__name__} failed: {first}") from None
-    proto = program.model_proto
+    proto = program.model_proto  # type: ignore[union-attr]  # dynamo=True returns the program
     record = {"preprocessing": preprocessing(size, dim), **(metadata or {})}
     for key, value in ((PREPROCESSING_KEY, json.dumps(record["preprocessing"])),
                        *((f"synface.{k}", json.dumps(v)) for k, v in (metadata or {}).items())):

@@ -137,13 +137,13 @@ class AlignmentCalibration:
         if record.get("features") != list(FEATURES):
             raise CalibrationError(f"alignment calibration: features {record.get('features')!r}, "
                                    f"this version reads {list(FEATURES)}")
-        coefficients = record.get("coefficients")
+        coefficients: Any = record.get("coefficients")  # untrusted: a TypeError below if not nested lists
         try:
             rows = tuple(tuple(tuple(float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
                                      for v in axis) for axis in lm) for lm in coefficients)
         except TypeError:
             raise CalibrationError("alignment calibration: coefficients must be nested lists of numbers") from None
-        return cls(record.get("version"), rows)
+        return cls(record.get("version"), rows)  # type: ignore[arg-type]  # __post_init__ checks the version
 
 
 #: the poses a calibration's plausibility is checked at: the whole clamped range (the offsets are

@@ -369,7 +369,7 @@ def _render_range(start, stop, verts, faces, raster_faces, rot, skin, scale, cov
 CHUNK = 8
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _pool(workers: int) -> ThreadPoolExecutor:
     """One long-lived pool per worker count (in practice one): no thread start-up per render."""
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synface-render")

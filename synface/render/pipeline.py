@@ -189,6 +189,7 @@ class RenderPipeline:
         ids, weights = layout.texel_map(size)
         bank = self.model.texture_bank(size) if hasattr(self.model, "texture_bank") else None
         B = albedo.shape[0]
+        entries: tuple[np.ndarray, ...]
         if bank is None:
             bank = NO_BANK
             entries = (np.zeros((B, 1, 0), np.int64), np.zeros((B, 1, 0), np.float32), np.zeros((B, 1, 0), np.float32))

@@ -256,7 +256,7 @@ class Run:
         one run may serve several studies. config.json stays a plain TrainConfig, so a resume works."""
         tag = self.study_tag()
         tag.update(fields)
-        cells = tag.get("cells") if isinstance(tag.get("cells"), dict) else {}
+        cells = c if isinstance(c := tag.get("cells"), dict) else {}
         cells[study] = dict(cell)
         tag["cells"] = cells
         self.require_folder()

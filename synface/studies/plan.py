@@ -128,7 +128,7 @@ def scale_label(scale: str, lfw: str | Path | None = None) -> str:
             pairs = None
         if pairs:
             return f"{scale} (smoke test: {pairs})"
-    return f"{scale} (smoke test: {2 * sc.max_test_pairs_per_fold} test pairs per test fold)"
+    return f"{scale} (smoke test: {2 * (sc.max_test_pairs_per_fold or 0)} test pairs per test fold)"
 
 
 # ----------------------------------------------------------------------------- plan
@@ -262,7 +262,7 @@ def _syn_name(ids: int, samples: int, im: bool = False, varied: str | None = Non
 
 
 def _synth_spec(ids: int, samples: int, im: bool, varied: str | None = None, model: str = BUILTIN) -> dict:
-    spec = {"ids": ids, "samples": samples, "im": im, "seed": 0}
+    spec: dict[str, Any] = {"ids": ids, "samples": samples, "im": im, "seed": 0}
     if varied is not None:  # Figure 4: only the chosen factor(s) are drawn per image
         for f in FACTORS:
             spec[f] = "vary" if varied == "all" or varied == f else "fixed"

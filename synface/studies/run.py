@@ -93,7 +93,7 @@ def prepare_lfw(step: DatasetStep, lfw: str | Path, progress: Callable[[int, int
         pairs = read_pairs(layout.pairs_file)
         chosen: list[Pair] = []
         per = None
-        for new, f in enumerate(test_folds):
+        for f in test_folds:
             same = [p for p in pairs if p.fold == f and p.same]
             diff = [p for p in pairs if p.fold == f and not p.same]
             n = min(len(same), len(diff), cap or 10**9)
@@ -110,7 +110,7 @@ def prepare_lfw(step: DatasetStep, lfw: str | Path, progress: Callable[[int, int
                             f"{', '.join(sorted(overlap)[:5])}", path=layout.pairs_file)
         check_images(sorted(test_people))
         _stage(layout.images_root, sorted(test_people), staging, out / "images", aligned, progress, workers)
-        write_pairs(out / "pairs.txt", chosen, len(test_folds), per)
+        write_pairs(out / "pairs.txt", chosen, len(test_folds), per)  # type: ignore[arg-type]  # set by the folds' loop
         lines = [str(len(test_folds))]
         for f in test_folds:
             fold_people = [(n, c) for n, c in people[f] if n in test_people]

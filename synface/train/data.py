@@ -56,7 +56,7 @@ def load_image_uint8(path: str | Path, size: int) -> torch.Tensor:
     img = read_rgb(path, what="training image")
     if img.size != (size, size):
         smaller = img.size[0] > size or img.size[1] > size
-        img = img.resize((size, size), Image.BOX if smaller else Image.BILINEAR)
+        img = img.resize((size, size), Image.Resampling.BOX if smaller else Image.Resampling.BILINEAR)
     arr = np.asarray(img, dtype=np.uint8)
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
@@ -210,6 +210,8 @@ class EpochSampler(Sampler):
         return (self.steps - self.skip_steps) * self.global_batch // self.world_size
 
     def _real_order(self, n: int) -> torch.Tensor:
+        if self.paired_len is None:
+            raise ValueError("a real order is drawn for paired (DM) training only")
         cycles = []
         total, cycle = 0, 0
         while total < n:
@@ -262,11 +264,15 @@ def build_train_data(cfg, size: int, rank: int = 0, world_size: int = 1) -> Trai
         return ImageDataset(images, size, cfg.augment, cache=cfg.cache_images)
 
     if paired:
+        if syn is None or real is None:
+            raise ValueError("domain mixing (psi) needs a synthetic and a real training set")
         dataset: Dataset = PairedDataset(make(syn), make(real))
         length, paired_len = _epoch_length(True, len(syn), len(real)), len(real)
         desc = f"DM {syn.name} ({len(syn)}) x {real.name} ({len(real)}), psi={cfg.psi}"
     else:
         images = syn if real is None else real if syn is None else ImageSet.concat(syn, real)
+        if images is None:
+            raise ValueError("no training data: give a synthetic set, a real set or both")
         dataset, paired_len = make(images), None
         length = _epoch_length(False, len(syn) if syn is not None else 0, len(real) if real is not None else 0)
         desc = f"{images.name} ({len(images)} images)"

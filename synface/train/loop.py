@@ -153,6 +153,8 @@ def _train_locked(cfg: TrainConfig, run: Run, ctx: DistContext, resume: bool, ch
         if ctx.is_main:
             fail_status(run, f"{type(exc).__name__}: {exc}")
         raise
+    if trainer is None:  # TrainingFailed comes from a training step: a trainer exists by then
+        raise RuntimeError(f"training failed before it started: {message}")
     trainer.finish(status, message)
     out = {
         "status": status, "message": message, "run_dir": str(run.path), "epochs_completed": trainer.epoch,

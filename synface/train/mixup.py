@@ -22,22 +22,22 @@ def soft_labels(label: np.ndarray, partner: np.ndarray, phi: np.ndarray) -> tupl
 
     A row without mixup (partner -1 or phi 1) gets the padding term (-1, 0).
     """
-    label = torch.from_numpy(np.array(label, dtype=np.int64))
-    partner = torch.from_numpy(np.array(partner, dtype=np.int64))
-    phi = torch.from_numpy(np.array(phi, dtype=np.float32))
-    no_mix = (partner < 0) | (phi >= 1)
-    partner = torch.where(no_mix, torch.full_like(partner, -1), partner)
-    rest = torch.where(no_mix, torch.zeros_like(phi), 1 - phi)
-    first = torch.where(no_mix, torch.ones_like(phi), phi)
-    return torch.stack([label, partner], 1), torch.stack([first, rest], 1)
+    labels = torch.from_numpy(np.array(label, dtype=np.int64))
+    partners = torch.from_numpy(np.array(partner, dtype=np.int64))
+    phis = torch.from_numpy(np.array(phi, dtype=np.float32))
+    no_mix = (partners < 0) | (phis >= 1)
+    partners = torch.where(no_mix, torch.full_like(partners, -1), partners)
+    rest = torch.where(no_mix, torch.zeros_like(phis), 1 - phis)
+    first = torch.where(no_mix, torch.ones_like(phis), phis)
+    return torch.stack([labels, partners], 1), torch.stack([first, rest], 1)
 
 
 def hard_labels(label: np.ndarray, offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Hard labels padded to K = 2 (so real and synthetic samples share one batch layout)."""
-    label = torch.from_numpy(np.array(label, dtype=np.int64)) + offset
-    pad = torch.full_like(label, -1)
-    ones = torch.ones(label.shape, dtype=torch.float32)
-    return torch.stack([label, pad], 1), torch.stack([ones, torch.zeros_like(ones)], 1)
+    labels = torch.from_numpy(np.array(label, dtype=np.int64)) + offset
+    pad = torch.full_like(labels, -1)
+    ones = torch.ones(labels.shape, dtype=torch.float32)
+    return torch.stack([labels, pad], 1), torch.stack([ones, torch.zeros_like(ones)], 1)
 
 
 def psi_for_step(psi: float | str | None, seed: int, epoch: int, step: int) -> float | None:

@@ -41,7 +41,8 @@ def lr_factor(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
 
 def build_optimizer(module: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
     """SGD; weight decay only on >= 2-D parameters (conv/linear weights, the class matrix)."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for p in module.parameters():
         if p.requires_grad:
             (decay if p.ndim >= 2 else no_decay).append(p)

@@ -39,7 +39,7 @@ def resume_changes(run: Run, cfg: TrainConfig) -> dict[str, list]:
 def record_changes(run: Run, cfg: TrainConfig, changes: dict[str, list], step: int) -> None:
     """A resume's runtime changes as a new config version: config.json says what now runs, the old
     values stay in metrics.jsonl and status.json shows the change."""
-    versions = [r.get("version") for r in run.read_metrics("config") if isinstance(r.get("version"), int)]
+    versions = [v for r in run.read_metrics("config") if isinstance(v := r.get("version"), int)]
     version = 1 + max(versions, default=1)
     run.append_metric({"type": "config", "version": version, "changes": changes, "step": step, "time": time.time()})
     run.write_config(cfg.to_dict())

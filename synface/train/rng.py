@@ -6,7 +6,7 @@ States are kept as tensors and plain containers, so a checkpoint loads with weig
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ def worker_init(worker_id: int) -> None:
 
 def rng_state() -> dict[str, Any]:
     """RNG states as tensors and plain containers (loadable with torch.load(weights_only=True))."""
-    np_state = np.random.get_state()
+    np_state = cast("tuple[Any, ...]", np.random.get_state())  # legacy=True (the default): the tuple form
     py_state = random.getstate()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),

@@ -74,7 +74,8 @@ class Trainer:
         head = MarginHead(cfg.embedding_dim, self.data.num_classes, cfg.head, cfg.head_s, cfg.head_m)
         self.model = Trainee(backbone, head).to(self.device)
         if cfg.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            # Module.to takes memory_format; torch's type overloads omit it
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.ddp_model = wrap_model(self.model, ctx)
         self.optimizer = build_optimizer(self.model, cfg)
         self.steps_per_epoch = self.data.sampler.steps
@@ -188,7 +189,7 @@ class Trainer:
         if self.data.paired:
             xs, ys, ws, xr, yr = (t.to(self.device, non_blocking=nb) for t in batch)
             psi = psi_for_step(self.cfg.psi, self.cfg.seed, self.epoch, self.epoch_step)
-            x, y, w = domain_mix(xs, ys, ws, xr, yr, psi)
+            x, y, w = domain_mix(xs, ys, ws, xr, yr, psi)  # type: ignore[arg-type]  # paired: psi is set
         else:
             x, y, w = (t.to(self.device, non_blocking=nb) for t in batch)
         if self.cfg.channels_last:

@@ -173,7 +173,7 @@ def test_pages_slider_and_training(server):
             page.screenshot(path=str(ASSETS / "generator.png"), full_page=True)
 
             # --- every other page renders without an exception box
-            for slug, title in PAGES[1:]:
+            for slug, _title in PAGES[1:]:
                 if not (REPO / "pages" / f"{slug}.py").is_file():
                     print(f"skipping {slug}: pages/{slug}.py is not in this checkout")
                     continue

@@ -74,7 +74,7 @@ def _child(req: dict) -> None:
             if isinstance(exc.code, str):
                 print(exc.code, file=sys.stderr)
         code = int(code or 0)
-    except BaseException:  # what the interpreter does with an uncaught exception
+    except BaseException:  # noqa: BLE001 - what the interpreter does with an uncaught exception
         traceback.print_exc()
         code = 1
     finally:

@@ -129,7 +129,10 @@ def test_hue_shift_keeps_luma_and_leaves_grey_alone():
     g = gen(0)
     x = 0.1 * (torch.rand(3, 12, 12, generator=g) - 0.5)                # low chroma: no clamping
     y = A.hue_shift(x, gen(4), max_turn=0.1)
-    luma = lambda t: 0.299 * t[0] + 0.587 * t[1] + 0.114 * t[2]
+
+    def luma(t):
+        return 0.299 * t[0] + 0.587 * t[1] + 0.114 * t[2]
+
     assert torch.allclose(luma(y), luma(x), atol=1e-4) and not torch.allclose(y, x, atol=1e-4)
     grey = torch.full((3, 8, 8), 0.2)
     assert torch.allclose(A.hue_shift(grey, gen(4), max_turn=0.1), grey, atol=1e-5)

@@ -145,7 +145,7 @@ def test_sampler_is_a_function_of_seed_and_epoch():
     r0, r1 = EpochSampler(20, 4, seed=1, rank=0, world_size=2), EpochSampler(20, 4, seed=1, rank=1, world_size=2)
     r0.set_epoch(2)
     r1.set_epoch(2)
-    assert sorted(list(r0) + list(r1)) == sorted(list(a))
+    assert sorted(list(r0) + list(r1)) == sorted(a)
 
 
 # ----------------------------------------------------------------------------- training

@@ -99,5 +99,5 @@ def test_a_resume_without_a_checkpoint_starts_again_and_sweeps_temp_files(tmp_pa
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()
              if '"train"' in line]
     assert steps == [1, 2]
-    assert not [p for p in run_dir.rglob("*.tmp")]
+    assert not list(run_dir.rglob("*.tmp"))
     assert (run_dir / "checkpoints" / "last.pt").is_file()
