@@ -172,3 +172,13 @@ def test_leakage_check_flags_a_composite_that_keeps_the_context_persons_face(lea
     composite_d = spec.distances(composites, rows)
     assert (planted_d < yardstick).all()
     assert np.median(composite_d) > np.median(planted_d) + 0.1
+
+
+def test_context_options_for_the_builtin_head_are_one_line_errors(capsys, tmp_path) -> None:
+    from tests.support import cli_error
+
+    cli_error(capsys, ["generate", "--ids", "2", "--samples", "1", "--context", "photo", "--root", str(tmp_path)],
+              "context", "learned face model")
+    cli_error(capsys, ["bench", "render", "--context", "photo"], "learned face model")
+    cli_error(capsys, ["generate", "--ids", "2", "--samples", "1", "--context", "photo", "--model", "nosuch",
+                       "--root", str(tmp_path)], "nosuch")
