@@ -48,7 +48,7 @@ def init_state() -> None:
     for key, value in {"ds.ids": 100, "ds.samples": 10, "ds.seed": 0, "ds.im": False, "ds.phi_range": (0.0, 1.0),
                        "ds.phi_step": 0.05, "ds.purpose": "train", "ds.format": "jpg", "ds.name": "",
                        "ds.real_path": "", "ds.real_name": "", "ds.real_align": True, "ds.model": "builtin",
-                       "ds.background": False}.items():
+                       "ds.background": False, "ds.context": "plain", "ds.context_per_id": False}.items():
         common.default(key, value)
     for attr in ATTRIBUTES:
         common.default(f"ds.{attr}", "vary")
@@ -68,6 +68,9 @@ def config_from_state() -> SynthConfig:
                   phi_grid=phi_grid(float(lo), float(hi), float(s["ds.phi_step"])), purpose=s["ds.purpose"],
                   image_format=s["ds.format"], name=str(s["ds.name"]).strip(), model=str(s["ds.model"]),
                   min_source_distance=float(s["ds.min_dist"]) if s["ds.model"] != "builtin" else 0.0)
+    if s["ds.model"] != "builtin" and s["ds.context"] != "plain":
+        values.update(context=str(s["ds.context"]), contexts_per_identity=bool(s["ds.context_per_id"]),
+                      min_context_distance=float(s["ds.min_dist"]))
     for attr in ATTRIBUTES:
         values[attr] = s[f"ds.{attr}"]
         values[f"{attr}_scale"] = float(s[f"ds.{attr}_scale"])
@@ -114,6 +117,16 @@ def model_controls() -> None:
         if float(st.session_state["ds.min_dist"]) < floor:
             c2.caption(f"Below the default {floor:.3f}: identities may come closer to a real source person "
                        "than 99% of real strangers do.")
+        c1.radio("context", ["plain", "photo", "background"], key="ds.context", persist_state="session",
+                 horizontal=True,
+                 help="photo: each face replaces the face of one of the model's source photos (their hair, ears, "
+                      "clothes and scene stay); background: the whole head over the photo; plain: the procedural "
+                      "background. A composite closer than the min source distance to its photo's person is "
+                      "redrawn into another photo.")
+        if st.session_state["ds.context"] != "plain":
+            c1.checkbox("one context photo per identity", key="ds.context_per_id", persist_state="session")
+            c1.caption("A context set contains real hair, ears, clothes and backgrounds of the source people: "
+                       "share it as you would share the photos. 'plain' keeps none.")
 
 
 def build_section() -> None:

@@ -15,7 +15,9 @@ import numpy as np
 import streamlit as st
 
 from ui import common, face_models
-from ui.live_face import build_coeffs, identity_coeffs, live_image, model_of
+from ui.live_face import (
+    build_coeffs, context_renderer, identity_coeffs, live_image, live_in_context, model_of, strip_in_context,
+)
 from synface.api import PHI_STRIP, attribute_grid as grid_faces, image_grid, mixup_strip
 from synface.face.coeffs import FaceCoeffs
 from synface.face.controls import FaceControls, hex_to_rgb, rgb_to_hex
@@ -186,9 +188,14 @@ def live_view(key: str, ident_a: tuple, ident_b: tuple) -> None:
         st.slider("phi (weight of A)", 0.0, 1.0, step=0.01, key="gen.phi", persist_state="session")
         attribute_controls()
         st.toggle("3-D view (rotatable)", key="gen.show3d", persist_state="session")
+        mode = context_controls(key)
     phi = float(s["gen.phi"])
     controls = current_controls()
-    image, notes = live_image(key, ident_a, ident_b, phi, controls)
+    row = None
+    if mode == "plain":
+        image, notes = live_image(key, ident_a, ident_b, phi, controls)
+    else:
+        image, row, notes = live_in_context(key, ident_a, ident_b, phi, controls, mode, int(s["gen.context_seed"]))
     with left:
         st.image(common.upscale(image, LIVE_SIZE, smooth=bool(s["gen.smooth"])),
                  caption=f"phi = {phi:.2f} (A = {seed_a}, B = {seed_b}), 112 x 112 shown at {LIVE_SIZE} px",
@@ -198,14 +205,57 @@ def live_view(key: str, ident_a: tuple, ident_b: tuple) -> None:
             st.warning("Outside the prior's range, clamped: " + "; ".join(notes))
         else:
             st.caption("All values inside the prior's range.")
+        if row is not None:
+            context_photo(key, mode, row)
     if s["gen.show3d"]:
         coeffs, _ = build_coeffs(key, ident_a, ident_b, phi, controls)
         st.plotly_chart(mesh_figure(coeffs), width="stretch", key="chart.gen_mesh")
+    # The strip below the fragment is drawn in the live face's context photo: a new photo (or none)
+    # re-runs the whole page once.
+    if s.get("gen._context_row") != row:
+        s["gen._context_row"] = row
+        st.rerun(scope="app")
     # The attribute grid below the fragment follows phi only in 'current mix' mode; then a phi
     # move re-runs the whole page (body() records the phi the grid was drawn with).
     if s["gen.grid_identity"] == "current mix" and s.get("gen._grid_phi", phi) != phi:
         s["gen._grid_phi"] = phi
         st.rerun(scope="app")
+
+
+def context_controls(key: str) -> str:
+    """The context switch (learned models fitted with context photos): 'plain', or the live face
+    drawn into one of the model's source photos. Returns the mode in use."""
+    s = st.session_state
+    common.default("gen.context", "plain")
+    common.default("gen.context_seed", 0)
+    if model_of(key) == "builtin":
+        st.caption("Context photos: choose a learned face model (the built-in head has no source photos).")
+        return "plain"
+    st.radio("context", ["plain", "photo", "background"], key="gen.context", persist_state="session",
+             horizontal=True, help="photo: the face replaces a source photo's face (its hair, ears and scene stay); "
+                                   "background: the whole head over the photo. The context is chosen near the pose "
+                                   "sliders; its own pose, expression and light are used")
+    mode = str(s["gen.context"])
+    if mode == "plain":
+        return mode
+    try:
+        context_renderer(key, mode)
+    except ValueError as exc:  # a model fitted before contexts existed (DataError names the refit)
+        st.warning(f"No context photos: {exc}")
+        return "plain"
+    st.number_input("context draw (seed)", 0, 2**31 - 1, step=1, key="gen.context_seed", persist_state="session")
+    return mode
+
+
+def context_photo(key: str, mode: str, row: int) -> None:
+    """The context photo, small, beside the face: a real source photo of the model's fit."""
+    photo = context_renderer(key, mode).context_view(row, 112)
+    if photo is None:
+        st.warning(f"Context photo #{row} is gone or changed since the fit: the face is drawn on the plain "
+                   "background instead.")
+        return
+    st.image(photo, caption=f"context photo #{row} (a source photo: its hair, ears and scene are a real "
+                            "person's; the face is the synthetic one)", width=112)
 
 
 def model_picker() -> None:
@@ -254,8 +304,15 @@ def main() -> None:
     live_view(key, ident_a, ident_b)
 
     st.subheader("Identity mixup strip (Figure 2)")
-    st.image(phi_strip(key, ident_a, ident_b), width="stretch", output_format="JPEG",
-             caption="phi = " + ", ".join(f"{p:.1f}" for p in PHI_STRIP) + "  (left: B, right: A)")
+    mode, row = str(s.get("gen.context", "plain")), s.get("gen._context_row")
+    if learned and row is not None:
+        strip = image_grid(strip_in_context(key, ident_a, ident_b, tuple(PHI_STRIP), mode, int(row)),
+                           cols=len(PHI_STRIP))
+        where = f"in context photo #{row}, at its pose, expression and light"
+    else:
+        strip, where = phi_strip(key, ident_a, ident_b), "frontal, neutral"
+    st.image(strip, width="stretch", output_format="JPEG",
+             caption="phi = " + ", ".join(f"{p:.1f}" for p in PHI_STRIP) + f"  (left: B, right: A; {where})")
     st.subheader("Same identity, varied attributes")
     cols = st.columns([1, 2, 2])
     cols[0].number_input("attribute seed", 0, 2**31 - 1, step=1, key="gen.grid_seed", persist_state="session")

@@ -50,3 +50,40 @@ def live_image(key: str, ident_a: tuple, ident_b: tuple, phi: float,
     """The live face (112 x 112 uint8) and its clamping notes."""
     coeffs, notes = build_coeffs(key, ident_a, ident_b, phi, controls)
     return common.render(coeffs, model_of(key))[0], tuple(notes)
+
+
+@functools.lru_cache(maxsize=4)
+def context_renderer(key: str, mode: str):
+    """The learned model's context photos (`synface.data.contexts.ContextRenderer`), loaded once per
+    model version and mode; a DataError names a model fitted without them."""
+    from synface.data.contexts import ContextRenderer  # noqa: PLC0415
+
+    return ContextRenderer(common.get_generator(model_of(key)), mode)
+
+
+@functools.lru_cache(maxsize=256)
+def live_in_context(key: str, ident_a: tuple, ident_b: tuple, phi: float, controls: FaceControls, mode: str,
+                    context_seed: int) -> tuple[np.ndarray, int, tuple[str, ...]]:
+    """The live face drawn into a context photo chosen near the sliders' pose (112 x 112 uint8), the
+    photo's row, and the clamping notes. The photo's pose, expression and light replace the sliders'."""
+    from synface.generator import SHARED_RENDER_LOCK  # noqa: PLC0415
+
+    coeffs, notes = build_coeffs(key, ident_a, ident_b, phi, controls)
+    with SHARED_RENDER_LOCK:
+        images, rows, _ = context_renderer(key, mode).render(coeffs, seed=context_seed)
+    return images[0], int(rows[0]), tuple(notes)
+
+
+@functools.lru_cache(maxsize=64)
+def strip_in_context(key: str, ident_a: tuple, ident_b: tuple, phis: tuple[float, ...], mode: str,
+                     row: int) -> np.ndarray:
+    """The identity mixup strip drawn into one context photo (`row`): (len(phis), 112, 112, 3)."""
+    import torch  # noqa: PLC0415
+
+    from synface.generator import SHARED_RENDER_LOCK, FaceGenerator  # noqa: PLC0415
+
+    mixed = FaceGenerator.mix(identity_coeffs(key, ident_a), identity_coeffs(key, ident_b),
+                              torch.tensor([float(p) for p in phis]))
+    with SHARED_RENDER_LOCK:
+        images, _, _ = context_renderer(key, mode).render(mixed, rows=np.full(len(phis), row))
+    return images

@@ -69,9 +69,11 @@ def _real_crop(path: Path) -> np.ndarray:
 
 def bench_alignment(model: str | None = None, workspace: str | None = None, renders: int = 300, seed: int = 0,
                     real: str | Path | None = None, real_max: int = DEFAULT_REAL_MAX, device: str = "auto",
-                    progress: Progress | None = None) -> dict:
+                    progress: Progress | None = None, context: str = "plain") -> dict:
     """One JSON-ready record (module docstring); `model` names a learned face model of the
-    workspace (default: the built-in head)."""
+    workspace (default: the built-in head); `context` "photo" or "background" draws the renders
+    into its context photos."""
+    from synface.data.contexts import image_renderer  # noqa: PLC0415
     from synface.face.catalog import load_model  # noqa: PLC0415
 
     if renders < 1:
@@ -80,6 +82,7 @@ def bench_alignment(model: str | None = None, workspace: str | None = None, rend
     gen = FaceGenerator(device=device, model=load_model(model, workspace))
     if gen.image_size != CROP_SIZE:
         raise ValueError(f"the generator renders {gen.image_size} px crops, the bench measures {CROP_SIZE} px ones")
+    draw = image_renderer(gen, context, seed)
     tick = progress or (lambda done, total: None)
     total = 2 * renders + len(real_paths)
     done = 0
@@ -90,12 +93,12 @@ def bench_alignment(model: str | None = None, workspace: str | None = None, rend
         "bench": "alignment", "model": model or "builtin", "generator": gen.version,
         "alignment_calibration": gen.pipeline.alignment_calibration.version,
         "pipeline": "synface.data.align: dlib HOG (a plain pass, then one upsampled pass) -> 68 points -> ArcFace 5",
-        "renders": renders, "seed": seed,
+        "renders": renders, "seed": seed, "context": context,
     }
     for name, coeffs in sets.items():
         framings: list[CropFraming | None] = []
         for start in range(0, renders, RENDER_CHUNK):
-            for image in gen.render(coeffs[start:start + RENDER_CHUNK]).images.cpu().numpy():
+            for image in draw(coeffs[start:start + RENDER_CHUNK]):
                 framings.append(crop_framing(image))
                 done += 1
                 tick(done, total)

@@ -48,12 +48,14 @@ RENDER_CHUNK = 100
 
 
 def render_images(gen: FaceGenerator, coeffs, stage: str, tick: Callable[[str, int, int], None],
-                  offset: int = 0, total: int | None = None) -> np.ndarray:
-    """(N,112,112,3) uint8 renders of `coeffs`, in chunks, reporting (stage, done, total)."""
+                  offset: int = 0, total: int | None = None, draw: Callable | None = None) -> np.ndarray:
+    """(N,112,112,3) uint8 renders of `coeffs` (by `draw`, default plain renders), in chunks,
+    reporting (stage, done, total)."""
     total = len(coeffs) if total is None else total
+    draw = draw or (lambda c: gen.render(c).images.cpu().numpy())
     out = []
     for start in range(0, len(coeffs), RENDER_CHUNK):
-        out.append(gen.render(coeffs[start:start + RENDER_CHUNK]).images.cpu().numpy())
+        out.append(draw(coeffs[start:start + RENDER_CHUNK]))
         tick(stage, offset + min(start + RENDER_CHUNK, len(coeffs)), total)
     return np.concatenate(out) if out else np.zeros((0, gen.image_size, gen.image_size, 3), np.uint8)
 
@@ -88,7 +90,8 @@ def real_pairs_reference(pairs_source: str, embed: Callable[[np.ndarray], np.nda
 def bench_realism(n_detect: int = 500, n_pairs: int = 500, n_phi_pairs: int = 40, seed: int = 0, device: str = "auto",
                   progress: Callable[[str, int, int], None] | None = None, real_pairs: str | None = None,
                   identity_scale: float = 1.0, model: str | None = None, workspace: str | None = None,
-                  variant: str = "mosaic", real_crops: str | None = None, n_crops: int = DEFAULT_CROPS) -> dict:
+                  variant: str = "mosaic", context: str = "plain", real_crops: str | None = None,
+                  n_crops: int = DEFAULT_CROPS) -> dict:
     """Detection rate (|yaw| <= 30 deg), identity verification accuracy and the phi trend under dlib;
     with `real_pairs` (aligned real pairs), the same verification protocol on them as the reference;
     with `real_crops` (a folder of aligned crops), whether a classifier tells `n_crops` of them from
@@ -108,21 +111,24 @@ def bench_realism(n_detect: int = 500, n_pairs: int = 500, n_phi_pairs: int = 40
     elif variant != "mosaic":
         raise ValueError("--variant applies to learned models only")
     gen = FaceGenerator(device=device, model=learned)
+    from synface.data.contexts import image_renderer  # noqa: PLC0415
+
+    draw = image_renderer(gen, context, seed)  # detection and verification renders (the phi trend: plain)
     tick = progress or (lambda stage, done, total: None)
     real_crop_set = None
     if real_crops is not None:  # read and checked before minutes of rendering and dlib
         real_crop_set = load_real_crops(real_crops, n_crops, seed, gen.image_size, tick=tick)
     # 1. detection on prior draws with |yaw| <= 30 degrees
     frontalish: list[np.ndarray] = []
-    draw = 0
+    batch_index = 0
     tick("render detect", 0, n_detect)
     while len(frontalish) < n_detect:
-        c = gen.sample(256, seed * 1000 + draw, identity_scale=identity_scale)
+        c = gen.sample(256, seed * 1000 + batch_index, identity_scale=identity_scale)
         keep = c.pose[:, 0].abs() <= math.radians(30)
         if bool(keep.any()):
-            frontalish.extend(gen.render(c[keep.nonzero().flatten().tolist()]).images.cpu().numpy())
+            frontalish.extend(draw(c[keep.nonzero().flatten().tolist()]))
         tick("render detect", min(len(frontalish), n_detect), n_detect)
-        draw += 1
+        batch_index += 1
     frontalish = frontalish[:n_detect]
     counts = []
     for i, img in enumerate(frontalish):
@@ -141,8 +147,8 @@ def bench_realism(n_detect: int = 500, n_pairs: int = 500, n_phi_pairs: int = 40
 
     ids = gen.sample(n_pairs * 2, seed + 101, identity_scale=identity_scale)
     attrs_b = gen.sample_attributes(n_pairs * 2, seed + 202)
-    first = render_images(gen, ids, "render verify", tick, 0, 4 * n_pairs)
-    second = render_images(gen, ids.replace(**attrs_b), "render verify", tick, 2 * n_pairs, 4 * n_pairs)
+    first = render_images(gen, ids, "render verify", tick, 0, 4 * n_pairs, draw)
+    second = render_images(gen, ids.replace(**attrs_b), "render verify", tick, 2 * n_pairs, 4 * n_pairs, draw)
     e1 = embed(first, "verify", 0, 2 * len(first))
     e2 = embed(second, "verify", len(first), 2 * len(first))
     genuine = np.linalg.norm(e1[:n_pairs] - e2[:n_pairs], axis=1)
@@ -180,6 +186,7 @@ def bench_realism(n_detect: int = 500, n_pairs: int = 500, n_phi_pairs: int = 40
         "bench": "realism",
         "model": model or "builtin",
         "variant": variant if learned is not None else None,
+        "context": context,
         "generator": gen.version,
         "detector": "dlib frontal HOG (face_recognition_models weights)",
         "n_detect": n_detect,

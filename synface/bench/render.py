@@ -30,38 +30,42 @@ def _peak_rss_mb() -> float:
 
 def bench_render(device: str = "auto", batch: int = 256, repeats: int = 5, single_repeats: int = 30, seed: int = 0,
                  progress: Callable[[str], None] | None = None, model: str | None = None,
-                 workspace: str | None = None) -> dict:
+                 workspace: str | None = None, context: str = "plain") -> dict:
     """Batched throughput (images/s), single-image latency (median ms) and peak memory of the
-    built-in head or the learned model `model`."""
+    built-in head or the learned model `model`; with `context` "photo" or "background", of faces
+    drawn into the model's context photos (photos read once, then kept)."""
+    from synface.data.contexts import image_renderer  # noqa: PLC0415
     from synface.face.catalog import load_model  # noqa: PLC0415
 
     dev = resolve_device(device)
     gen = FaceGenerator(device=dev, model=load_model(model, workspace))
+    draw = image_renderer(gen, context, seed)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     say = progress or (lambda msg: None)
     say("warming up")
-    gen.render(gen.sample(min(batch, 8), seed))
+    draw(gen.sample(min(batch, 8), seed))
     rss_before = _peak_rss_mb()
     coeffs = gen.sample(batch, seed + 1)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    gen.render(coeffs)
+    draw(coeffs)
     sync()
     peak_mb = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else _peak_rss_mb()
     say(f"timing {repeats} batches of {batch}")
-    batch_s = _median_time(lambda: gen.render(coeffs), repeats, sync)
+    batch_s = _median_time(lambda: draw(coeffs), repeats, sync)
     single = gen.sample(single_repeats, seed + 2)
     say(f"timing {single_repeats} single renders")
     singles = []
     for i in range(single_repeats):
         one = single[i]
         t0 = time.perf_counter()
-        gen.render(one)
+        draw(one)
         sync()
         singles.append(time.perf_counter() - t0)
     return {
         "bench": "render",
         "model": model or "builtin",
+        "context": context,
         "generator": gen.version,
         "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),

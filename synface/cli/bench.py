@@ -22,6 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--repeats", type=count(1000), default=5)
     r.add_argument("--model", default=None, help="face model: builtin (default) or a learned model's name")
     r.add_argument("--workspace", default=None)
+    r.add_argument("--context", choices=("plain", "photo", "background"), default="plain",
+                   help="learned models: draw the faces into the model's context photos")
     r.add_argument("--json", action="store_true", help="print one JSON line (default output too)")
     r.set_defaults(func=_render)
     q = which.add_parser("realism", help="dlib detection rate, identity verification and the phi trend")
@@ -44,6 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--model", default=None, help="face model: builtin (default) or a learned model's name")
     q.add_argument("--workspace", default=None, help="workspace holding the learned model")
     q.add_argument("--variant", default="mosaic", help="learned models: mosaic (default), one_person or whole_face_blend")
+    q.add_argument("--context", choices=("plain", "photo", "background"), default="plain",
+                   help="learned models: detection and verification on faces drawn into the model's context photos")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_realism)
     lk = which.add_parser("leakage", help="a learned model's synthetic people against its source people (privacy)")
@@ -116,6 +120,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="real aligned 112x112 crops, <identity>/<image> (as `python -m synface align` writes)")
     al.add_argument("--real-max", type=count(MAX_BENCH_COUNT), default=3000, help="at most this many real crops, evenly spaced")
     al.add_argument("--device", default="auto")
+    al.add_argument("--context", choices=("plain", "photo", "background"), default="plain",
+                    help="learned models: re-frame faces drawn into the model's context photos")
     al.add_argument("--json", action="store_true", help="print one JSON line (default output too)")
     al.set_defaults(func=_alignment)
     mx = which.add_parser("mixup", help="identity mixup strips under dlib: one face at every phi, steady from B to A")
@@ -155,7 +161,7 @@ def _render(args: argparse.Namespace) -> int:
     from synface.bench.render import bench_render
 
     print_json(bench_render(device=args.device, batch=args.batch, repeats=args.repeats, model=args.model,
-                            workspace=args.workspace,
+                            workspace=args.workspace, context=args.context,
                             progress=lambda msg: print(f"[bench render] {msg}", file=sys.stderr)))
     return 0
 
@@ -174,7 +180,7 @@ def _realism(args: argparse.Namespace) -> int:
     result = bench_realism(n_detect=args.detect, n_pairs=args.pairs, n_phi_pairs=args.phi_pairs, seed=args.seed,
                            device=args.device, progress=tick, real_pairs=args.real_pairs,
                            identity_scale=args.identity_scale, model=args.model, workspace=args.workspace,
-                           variant=args.variant, real_crops=args.real_crops, n_crops=args.crops)
+                           variant=args.variant, context=args.context, real_crops=args.real_crops, n_crops=args.crops)
     for _update, close in bars.values():
         close()
     print_json(result)
@@ -243,7 +249,7 @@ def _alignment(args: argparse.Namespace) -> int:
 
     return _print_with_bar("bench alignment", "img", lambda progress: bench_alignment(
         args.model, workspace=args.workspace, renders=args.renders, seed=args.seed, real=args.real,
-        real_max=args.real_max, device=args.device, progress=progress))
+        real_max=args.real_max, device=args.device, progress=progress, context=args.context))
 
 
 def _mixup(args: argparse.Namespace) -> int:

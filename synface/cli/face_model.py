@@ -7,6 +7,7 @@ import json
 import sys
 
 from synface.cli.common import parse_folds, print_json, tqdm_progress
+from synface.data.synth_config import CONTEXT_MODES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     preview.add_argument("--people", type=int, default=8)
     preview.add_argument("--seed", type=int, default=0)
     preview.add_argument("--workspace", default=None)
+    preview.add_argument("--context", choices=CONTEXT_MODES, default="plain",
+                         help="add a row of each learned model's people drawn into its context photos "
+                              "(derived from the source photos: do not commit the picture)")
     preview.set_defaults(func=_preview)
 
 
@@ -111,8 +115,8 @@ def _preview(args: argparse.Namespace) -> int:
         raise ValueError(f"--people must be in 1..32, got {args.people}")
     check_file_target(args.out, "--out")
     models = {"builtin": None, **{name: load_model(name, args.workspace) for name in args.names}}
-    grid = preview_grid(models, people=args.people, seed=args.seed)
+    grid, rows = preview_grid(models, people=args.people, seed=args.seed, context=args.context)
     with atomic_path(args.out) as tmp:
         Image.fromarray(grid).save(tmp, format="PNG")
-    print_json({"out": str(args.out), "rows": [f"{name}: prior attributes, then neutral" for name in models]})
+    print_json({"out": str(args.out), "rows": rows})
     return 0

@@ -74,7 +74,7 @@ def _check_sizes(args: argparse.Namespace) -> None:
 #: the options that describe the set itself; `--config FILE` gives them all at once instead
 SET_OPTIONS = ("ids", "samples", "seed", "im", "phi_grid", "pose", "expression", "illumination", "pose_scale",
                "expression_scale", "illumination_scale", "benchmark", "verification", "model",
-               "min_source_distance", "format", "name")
+               "min_source_distance", "context", "contexts_per_identity", "min_context_distance", "format", "name")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -105,6 +105,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "person of the model's source photos. Default: the model card's stranger_nearest_p01 "
                         "(closer than only 1%% of real strangers come); 0 keeps every draw. The card reports the "
                         "distances either way")
+    p.add_argument("--context", choices=("plain", "photo", "background"), default="plain",
+                   help="learned models only: 'photo' draws each face into one of the model's source photos (its "
+                        "hair, ears, clothes and scene kept, the face replaced), 'background' draws the whole head over "
+                        "one; 'plain' (default): the procedural background. Context sets contain real hair, ears and "
+                        "backgrounds of the source people (docs/face_models.md)")
+    p.add_argument("--contexts-per-identity", action="store_true",
+                   help="with --context: one context photo per identity (default: one per image)")
+    p.add_argument("--min-context-distance", type=float, default=None, metavar="D",
+                   help="with --context: redraw the context of any image whose face lies closer than D (dlib "
+                        "descriptor distance) to the context photo's person. Default: the model card's "
+                        "stranger_nearest_p01; 0 skips the check. The card reports the distances")
     p.add_argument("--format", choices=("jpg", "png"), default="jpg")
     p.add_argument("--name", default=None, help="dataset name: one folder name of letters, digits, '.', '_', '-' "
                                                "(default: paper style, e.g. Syn_1K_50_IM)")
@@ -184,7 +195,8 @@ def _config_options(args: argparse.Namespace):
         pose_scale=args.pose_scale, expression_scale=args.expression_scale,
         illumination_scale=args.illumination_scale,
         purpose="benchmark" if args.benchmark else "train", image_format=args.format, name=args.name or "",
-        model=args.model, min_source_distance=_min_source_distance(args),
+        model=args.model, min_source_distance=_min_source_distance(args), context=args.context,
+        contexts_per_identity=args.contexts_per_identity, min_context_distance=_min_context_distance(args),
     )
 
 
@@ -193,6 +205,18 @@ def _min_source_distance(args: argparse.Namespace) -> float:
     by default. A value for the built-in head is kept, so SynthConfig refuses it by name."""
     if args.min_source_distance is not None:
         return args.min_source_distance
+    from synface.data.synth_model import privacy_floor
+
+    return privacy_floor(args.model, args.root)
+
+
+def _min_context_distance(args: argparse.Namespace) -> float:
+    """--min-context-distance, else (a set drawn into context photos) the card's strangers' 1st
+    percentile: a composite must not be recognisable as its context photo's person by default."""
+    if args.min_context_distance is not None:
+        return args.min_context_distance
+    if args.context == "plain":
+        return 0.0
     from synface.data.synth_model import privacy_floor
 
     return privacy_floor(args.model, args.root)
@@ -309,6 +333,8 @@ def _verification(args: argparse.Namespace) -> int:
 
     if args.min_source_distance:
         raise ValueError("--min-source-distance applies to training sets, not to --verification benchmarks")
+    if args.context != "plain" or args.contexts_per_identity or args.min_context_distance:
+        raise ValueError("--context applies to training sets, not to --verification benchmarks")
     model = load_model(args.model, args.root)  # a one-line error before anything is written
     suffix = "" if args.model == "builtin" else f"_{args.model}"
     name = check_name(args.name or f"SynBench_{args.folds}x{args.pairs_per_fold}_s{args.seed}{suffix}", "benchmark name")

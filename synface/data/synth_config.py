@@ -20,6 +20,9 @@ from synface.data.errors import DataError
 from synface.data.subsets import subset_name
 from synface.face.catalog import BUILTIN
 
+#: what is around a synthetic face (synface.data.contexts)
+CONTEXT_MODES = ("plain", "photo", "background")
+
 ATTRIBUTES = ("pose", "expression", "illumination")
 DEFAULT_PHI_GRID = tuple(round(0.05 * i, 2) for i in range(21))
 MAX_SEED = 2**31 - 1
@@ -54,6 +57,9 @@ class SynthConfig:
     name: str = ""
     model: str = BUILTIN  # the face model: "builtin" or a learned model of the workspace (face_models/<name>)
     min_source_distance: float = 0.0  # learned models: redraw identities nearer than this to a source person
+    context: str = "plain"  # "plain", or a learned model's photos around the face: "photo" or "background"
+    contexts_per_identity: bool = False  # one context photo per identity (default: one per image)
+    min_context_distance: float = 0.0  # redraw a context whose composite lies nearer than this to its person
 
     def __post_init__(self) -> None:
         self.phi_grid = tuple(float(p) for p in self.phi_grid)
@@ -105,6 +111,19 @@ class SynthConfig:
         if self.min_source_distance > 0 and self.model == BUILTIN:
             raise bad("min_source_distance", "needs a learned face model: the built-in head has no source people "
                                              "(choose one with --model NAME)")
+        if self.context not in CONTEXT_MODES:
+            raise bad("context", f"must be one of {', '.join(CONTEXT_MODES)}, got {self.context!r}")
+        if self.context != "plain" and self.model == BUILTIN:
+            raise bad("context", "contexts come from a learned face model's photos: choose one with --model NAME "
+                                 "(or --context plain)")
+        distance = self.min_context_distance
+        if isinstance(distance, bool) or not isinstance(distance, (int, float)) or not 0.0 <= float(distance) < 10.0:
+            raise bad("min_context_distance", f"must be a number in [0, 10), got {distance!r}")
+        self.min_context_distance = float(distance)
+        if self.min_context_distance > 0 and self.context == "plain":
+            raise bad("min_context_distance", "applies to sets drawn into context photos (--context photo)")
+        if not isinstance(self.contexts_per_identity, bool):
+            raise bad("contexts_per_identity", f"must be true or false, got {self.contexts_per_identity!r}")
         if self.name:  # it names the set's folder in the workspace: one safe path component
             try:
                 check_name(self.name, "dataset name")
@@ -141,6 +160,9 @@ class SynthConfig:
             d.pop("model")
         if d["min_source_distance"] == 0.0:
             d.pop("min_source_distance")
+        for key, default in (("context", "plain"), ("contexts_per_identity", False), ("min_context_distance", 0.0)):
+            if d[key] == default:
+                d.pop(key)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -156,6 +178,8 @@ def default_name(cfg: SynthConfig) -> str:
         name += "_bench"
     if cfg.model != BUILTIN:
         name += f"_{cfg.model}"
+    if cfg.context != "plain":
+        name += f"_ctx-{cfg.context}" + ("-id" if cfg.contexts_per_identity else "")
     return name
 
 

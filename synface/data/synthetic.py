@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
-import torch
 
 from synface.base.files import check_free_space, utc_now
 from synface.data.errors import DataError
@@ -26,102 +25,13 @@ from synface.data.synth_config import (  # noqa: F401  (the config half of this 
     ATTRIBUTES, DEFAULT_PHI_GRID, MAX_SEED, Shard, SynthConfig, default_name, identity_seed, stream_seed,
 )
 from synface.data.synth_model import (
-    BUILTIN, CHECK_FILE, PRIVACY_SAMPLE, SourceCheck, generator_for, model_name_of, privacy_summary,
+    BUILTIN, CHECK_FILE, PRIVACY_SAMPLE, SourceCheck, generator_for, privacy_summary,
 )
+from synface.data.synth_context import CONTEXT_CHECK_FILE
 from synface.data.synth_set import SynthSet
+from synface.data.synth_spec import SampleLabels, SyntheticSpec  # noqa: F401  (part of this module's API)
 from synface.face.coeffs import FaceCoeffs
 from synface.generator import FaceGenerator
-
-
-# ---------------------------------------------------------------------------------------------
-# Coefficients of any image of a set
-# ---------------------------------------------------------------------------------------------
-@dataclass
-class SampleLabels:
-    label: np.ndarray  # (N,) identity index
-    partner: np.ndarray  # (N,) partner identity, -1 without mixup
-    phi: np.ndarray  # (N,) weight of `label` (1.0 without mixup)
-
-
-class SyntheticSpec:
-    """The coefficients and soft labels of every image of one config (shared by build and on-the-fly)."""
-
-    def __init__(self, config: SynthConfig, generator: FaceGenerator) -> None:
-        rendering = model_name_of(generator)
-        if rendering != config.model:
-            raise DataError(f"synthetic set {config.name!r} uses face model {config.model!r}, but the generator "
-                            f"renders {rendering!r} ({generator.version})")
-        self.config = config
-        self.gen = generator
-        self._identity_cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        #: the source-distance check of a set with min_source_distance > 0 (None otherwise)
-        self.check = SourceCheck(generator, config.min_source_distance) if config.min_source_distance > 0 else None
-
-    def first_seed(self, i: int) -> int:
-        return identity_seed(self.config.seed, i, self.config.purpose)
-
-    def draw(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(shape, albedo) rows of the identity drawn from `seed` (CPU)."""
-        shape, albedo = self.gen.draw_identities(1, torch.Generator().manual_seed(int(seed)))
-        return shape[0], albedo[0]
-
-    def identity(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(shape, albedo) rows of identity i (CPU): its seed's draw, or with min_source_distance
-        the first of its redraws far enough from every source person."""
-        if i not in self._identity_cache:
-            if self.check is None:
-                rows = self.draw(self.first_seed(i))
-            else:
-                rows = self.check.choose(i, self.first_seed(i), self.draw)
-            if len(self._identity_cache) > 50_000:
-                self._identity_cache.clear()
-            self._identity_cache[i] = rows
-        return self._identity_cache[i]
-
-    def _attributes(self, i: int) -> dict[str, torch.Tensor]:
-        """All M samples' attributes of identity i, with 'fixed' attributes held."""
-        c = self.config
-        m = c.samples
-        varied = self.gen.sample_attributes(
-            m, stream_seed("attr", c.seed, c.purpose, i),
-            pose_scale=c.pose_scale, expr_scale=c.expression_scale, light_scale=c.illumination_scale)
-        held = self.gen.sample_attributes(
-            1, stream_seed("fixed", c.seed, c.purpose, i),
-            pose_scale=c.pose_scale, expr_scale=c.expression_scale, light_scale=c.illumination_scale)
-        for attr, key in (("pose", "pose"), ("expression", "expr"), ("illumination", "light")):
-            if getattr(c, attr) == "fixed":
-                varied[key] = held[key].expand(m, -1).clone()
-        return varied
-
-    def _mixup(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """Partner and phi per sample of identity i (seeded, unlike the paper's unseeded draw)."""
-        c = self.config
-        m = c.samples
-        if not c.im:
-            return np.full(m, -1, dtype=np.int64), np.ones(m, dtype=np.float32)
-        rng = np.random.default_rng(stream_seed("mix", c.seed, c.purpose, i))
-        partner = rng.integers(0, c.ids - 1, size=m)
-        partner = partner + (partner >= i)  # any identity but i
-        phi = np.asarray(c.phi_grid, dtype=np.float32)[rng.integers(0, len(c.phi_grid), size=m)]
-        return partner.astype(np.int64), phi
-
-    def identity_batch(self, i: int, ks: Sequence[int] | None = None) -> tuple[FaceCoeffs, SampleLabels]:
-        """Coefficients and labels of samples `ks` (default all) of identity i."""
-        ks = list(range(self.config.samples)) if ks is None else list(ks)
-        attrs = {k: v[ks] for k, v in self._attributes(i).items()}
-        partner, phi = self._mixup(i)
-        partner, phi = partner[ks], phi[ks]
-        shape_i, albedo_i = self.identity(i)
-        own = FaceCoeffs(shape=shape_i.expand(len(ks), -1).clone(), albedo=albedo_i.expand(len(ks), -1).clone(), **attrs)
-        if not (partner >= 0).any():
-            coeffs = own
-        else:  # the one identity mixup (FaceGenerator.mix); a sample without a partner keeps phi = 1
-            others = [self.identity(int(p) if p >= 0 else i) for p in partner]
-            partners = own.replace(shape=torch.cat([o[0].reshape(1, -1) for o in others]),
-                                   albedo=torch.cat([o[1].reshape(1, -1) for o in others]))
-            coeffs = FaceGenerator.mix(own, partners, torch.from_numpy(phi.astype(np.float32)))
-        labels = SampleLabels(np.full(len(ks), i, dtype=np.int64), partner, phi.astype(np.float32))
-        return coeffs, labels
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,6 +182,8 @@ def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator
     check_key = {"fingerprint": config.fingerprint(), "generator_version": gen.version}
     if spec.check is not None:
         spec.check.load(out / CHECK_FILE, check_key)
+    if spec.context is not None:
+        spec.context.load(out / CONTEXT_CHECK_FILE, check_key)
     if spec.check is not None:  # each new identity costs a descriptor check: report progress often
         batch_size = min(batch_size, 8 * config.samples)
     fmt = config.image_format
@@ -307,14 +219,14 @@ def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator
         for chunk in _chunks(todo, batch_size):
             if stop and stop():
                 break
-            coeffs_list: list[FaceCoeffs] = []
-            keys: list[tuple[int, int]] = []
-            for i, ks in chunk:
-                coeffs, _ = spec.identity_batch(i, ks)
-                coeffs_list.append(coeffs)
-                keys.extend((i, k) for k in ks)
+            keys = [(i, k) for i, ks in chunk for k in ks]
+            for i, _ in chunk:
                 (out / f"{i:05d}").mkdir(exist_ok=True)
-            images = gen.render(FaceCoeffs.cat(coeffs_list)).images.cpu().numpy()
+            if spec.context is not None:
+                images = spec.context.render_checked(spec, chunk)
+                spec.context.save(out / CONTEXT_CHECK_FILE, check_key)
+            else:
+                images = gen.render(FaceCoeffs.cat([spec.identity_batch(i, ks)[0] for i, ks in chunk])).images.cpu().numpy()
             for f in pending:
                 f.result()
             pending = [
@@ -330,8 +242,9 @@ def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator
         for f in pending:
             f.result()
     complete = done >= total and not (stop and stop())
+    manifest = manifest_frame(config, spec, identities) if complete else None
     if complete:
-        SynthSet(out).write_manifest(manifest_frame(config, spec, identities))
+        SynthSet(out).write_manifest(manifest)
     privacy = None
     if complete and config.model != BUILTIN:
         privacy = privacy_section(config, out, spec, check_key, check_progress, stop, identities)
@@ -359,6 +272,9 @@ def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator
         }
         if privacy is not None:
             card["privacy"] = privacy
+        if spec.context is not None and manifest is not None:
+            yardstick = getattr(gen.model, "card", {}).get("stranger_nearest_p01")
+            card["context"] = spec.context.summary(yardstick, manifest["context"].to_numpy())
         if shard is None:
             SynthSet(out).write_card(card)
         else:
@@ -421,6 +337,8 @@ def manifest_frame(config: SynthConfig, spec: SyntheticSpec, identities: Iterabl
         coeffs, labels = spec.identity_batch(i)
         flat = coeffs.to_flat()
         frame = pd.DataFrame(flat, columns=columns)
+        if labels.context is not None:
+            frame.insert(0, "context", labels.context)
         frame.insert(0, "phi", labels.phi)
         frame.insert(0, "partner", labels.partner)
         frame.insert(0, "label", labels.label)
@@ -429,57 +347,4 @@ def manifest_frame(config: SynthConfig, spec: SyntheticSpec, identities: Iterabl
     return pd.concat(frames, ignore_index=True)
 
 
-# ---------------------------------------------------------------------------------------------
-# On the fly
-# ---------------------------------------------------------------------------------------------
-class OnTheFlyDataset(torch.utils.data.Dataset):
-    """Renders images during training without touching disk; index = identity * samples + k.
-
-    `get_batch` renders many at once (what a training loop should call); `__getitem__` renders one.
-    The pixels equal the on-disk build's before JPEG compression (PNG builds match exactly).
-    """
-
-    def __init__(self, config: SynthConfig, generator: FaceGenerator | None = None,
-                 workspace: str | Path | None = None) -> None:
-        self.config = config
-        self.gen = generator_for(config.model, generator, workspace=workspace)
-        self.spec = SyntheticSpec(config, self.gen)
-
-    def __len__(self) -> int:
-        return self.config.num_images
-
-    def _split(self, index: int) -> tuple[int, int]:
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} outside a set of {len(self)} images")
-        return divmod(int(index), self.config.samples)
-
-    def get_batch(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
-        """uint8 images (N,112,112,3), labels (N,2), weights (N,2)."""
-        by_identity: dict[int, list[int]] = {}
-        order = []
-        for idx in indices:
-            i, k = self._split(idx)
-            by_identity.setdefault(i, []).append(k)
-            order.append((i, k))
-        coeffs_list: list[FaceCoeffs] = []
-        keys: list[tuple[int, int]] = []
-        labels_list = []
-        for i, ks in by_identity.items():
-            coeffs, labels = self.spec.identity_batch(i, ks)
-            coeffs_list.append(coeffs)
-            labels_list.append(labels)
-            keys.extend((i, k) for k in ks)
-        images = self.gen.render(FaceCoeffs.cat(coeffs_list)).images.cpu()
-        label = np.concatenate([part.label for part in labels_list])
-        partner = np.concatenate([part.partner for part in labels_list])
-        phi = np.concatenate([part.phi for part in labels_list])
-        position = {key: j for j, key in enumerate(keys)}
-        perm = torch.tensor([position[key] for key in order])
-        lab = torch.from_numpy(np.stack([label, partner], 1))[perm]
-        wts = torch.from_numpy(np.stack([phi, 1 - phi], 1).astype(np.float32))[perm]
-        wts[lab[:, 1] < 0, 1] = 0.0
-        return {"images": images[perm], "labels": lab, "weights": wts}
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        batch = self.get_batch([index])
-        return {k: v[0] for k, v in batch.items()}
+from synface.data.synth_onthefly import OnTheFlyDataset  # noqa: E402,F401  (part of this module's API)

@@ -131,6 +131,8 @@ CARD_KEYS: dict[str, CardKey] = {
     "framing": CardKey((dict,)),
     "genuine_threshold": CardKey(_NUMBER, True, low=1e-6, high=4.0),
     "source": CardKey((str,)),
+    "photo_root": CardKey((str,)),
+    "contexts": CardKey((int,), low=0),
     "folds": CardKey((list, type(None)), items=int),
     "people_listed": CardKey((int,), low=0),
     "people_without_photos": CardKey((list,), items=str),

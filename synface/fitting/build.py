@@ -27,13 +27,13 @@ import datetime
 import hashlib
 import os
 import shutil
-import zipfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from synface.base.files import atomic_path, open_regular, swap_folder, write_json
+from synface.fitting.chunk_cache import read_npz, save_npz
 from synface.data.errors import DataError
 from synface.face.builtin import GENERATOR_MODEL_VERSION
 from synface.face.catalog import hold_name, model_folder, staging_folder
@@ -45,6 +45,7 @@ from synface.fitting.geometry_fit import GeometryFit, fit_geometry
 from synface.fitting.landmarks import calibrate_landmark_vertices, landmark_basis, photo_landmarks
 from synface.fitting.photos import MIN_PEOPLE, PhotoSet, find_photos
 from synface.fitting.bank import fill_bank, region_eligibility, texel_regions, tones, unwrap_people
+from synface.fitting.contexts import CONTEXT_FILE, context_stage
 from synface.fitting.unwrap import TEXTURE_SIZE, texel_geometry
 
 CHUNK = 128
@@ -91,14 +92,6 @@ def _chunk_key(files: list[tuple[int, Path]], root: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def read_npz(path: Path) -> dict[str, np.ndarray] | None:
-    """A cached chunk, or None when missing, torn or not a regular file (it is then recomputed)."""
-    try:
-        with open_regular(path) as handle, np.load(handle, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-        return None
-
 
 def _cached(name: str, caches: list[Path]) -> dict[str, np.ndarray] | None:
     """Chunk `name` from the fit's cache, else from the current model's (copied into the fit's, so
@@ -126,11 +119,6 @@ def _geometry_ok(data: dict[str, np.ndarray] | None, n: int) -> bool:
     return data is not None and set(data) == set(keys) and all(
         len(data[k]) == n and data[k].dtype.kind == "f" and np.isfinite(data[k]).all() for k in keys)
 
-
-def _save_npz(path: Path, **arrays: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy's stub types allow_pickle among the **kwds
 
 
 def _landmark_chunk(files: list[tuple[int, Path]]) -> dict[str, np.ndarray]:
@@ -200,7 +188,7 @@ def _landmark_stage(photos: PhotoSet, chunks: list, keys: list[str], caches: lis
     done = sum(len(chunks[i]) for i, m in enumerate(marks) if m is not None)
     tick("landmarks", done, total)
     for i, data in zip(todo, ordered_pool_map(_landmark_chunk, [chunks[i] for i in todo], workers)):
-        _save_npz(paths[i], **data)
+        save_npz(paths[i], **data)
         marks[i] = data
         done += len(chunks[i])
         tick("landmarks", done, total)
@@ -217,7 +205,7 @@ def _geometry_stage(gen, photos: PhotoSet, chunks: list, keys: list[str], marks:
             corr["ids"].shape != (68,) or corr["ids"].dtype.kind not in "iu" or not 0 <= corr["ids"].min() <= corr["ids"].max() < gen.model.num_vertices:
         ids, residual = calibrate_landmark_vertices(gen)
         corr = {"ids": ids, "residual": np.array([residual]), "builtin_version": np.array(GENERATOR_MODEL_VERSION)}
-        _save_npz(cache / "landmark_vertices.npz", **corr)
+        save_npz(cache / "landmark_vertices.npz", **corr)
     ids = corr["ids"]
     mean, shape_basis, expr_basis = landmark_basis(gen.model, ids)
     low, high = gen.model.expr_range()
@@ -233,7 +221,7 @@ def _geometry_stage(gen, photos: PhotoSet, chunks: list, keys: list[str], marks:
                 data = {"pose": f.pose, "shape": f.shape, "expr": f.expr, "A": f.A, "t": f.t, "error": f.error}
             else:
                 data = {"error": np.zeros(0)}
-            _save_npz(path, **data)
+            save_npz(path, **data)
         fits.append(GeometryFit(**data) if len(data["error"]) else None)
         done += len(chunk)
         tick("geometry", done, total)
@@ -298,7 +286,7 @@ def fit_face_model(photo_root: str | Path, name: str, people: int | None = None,
     with hold_name(name, workspace):
         photos = find_photos(photo_root, people=people, folds=folds, max_photos_per_person=max_photos_per_person)
         staging = staging_folder(name, workspace)
-        for leftover in (MODEL_FILE, TEXTURE_FILE, CARD_FILE, SOURCES_FILE, NO_FACE_FILE):  # an earlier attempt's
+        for leftover in (MODEL_FILE, TEXTURE_FILE, CARD_FILE, SOURCES_FILE, NO_FACE_FILE, CONTEXT_FILE):  # an earlier attempt's
             (staging / leftover).unlink(missing_ok=True)
         caches = [staging / "cache"] + ([] if folder.is_symlink() else [folder / "cache"])
         caches[0].mkdir(parents=True, exist_ok=True)
@@ -349,12 +337,13 @@ def _fit_into(folder: Path, caches: list[Path], photos: PhotoSet, photo_root: st
     from synface.data.leakage import SourceIndex  # noqa: PLC0415
 
     strangers = SourceIndex(descriptors, source_person, [], threshold).stranger_distances()
+    contexts = context_stage(gen.model, photos.root, chunks, marks, fits, index_of, geo, caches[0], keys, workers, tick)
     arrays = model_arrays(shape_mean, components, ids, regions.numpy(), skin_tones, eligible, textures,
                           gen.model.alignment_calibration)  # type: ignore[arg-type]  # the built-in head has one
     card = {
         "name": name, "kind": "learned", "builtin_version": GENERATOR_MODEL_VERSION,
         "version": model_version(name, arrays),
-        "source": str(Path(photo_root).resolve()), "folds": folds,
+        "source": str(Path(photo_root).resolve()), "photo_root": str(photos.root.resolve()), "folds": folds,
         "people_listed": len(photos.people), "people_without_photos": photos.missing[:50],
         "people_without_photos_count": len(photos.missing), "people_fitted": len(fitted_people), "bank_people": len(bank_people),
         "images_listed": len(photos.files), "images_fitted": int(found.sum()),
@@ -371,12 +360,14 @@ def _fit_into(folder: Path, caches: list[Path], photos: PhotoSet, photo_root: st
         "stranger_nearest_p01": round(float(np.percentile(strangers, 1)), 4),
         "strangers_under_genuine_threshold": round(float((strangers < threshold).mean()), 4),
         "source_people": [photos.people[p] for p in fitted_people],
+        "contexts": int(len(contexts["path"])),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     no_face = [str(path.relative_to(photos.root)) for (_, path), ok in zip(photos.files, found) if not ok]
     with atomic_path(folder / NO_FACE_FILE) as tmp:
         tmp.write_text("".join(line + "\n" for line in no_face))
-    _save_npz(folder / SOURCES_FILE, descriptors=descriptors.astype(np.float32), person=source_person,
+    save_npz(folder / CONTEXT_FILE, **contexts)
+    save_npz(folder / SOURCES_FILE, descriptors=descriptors.astype(np.float32), person=source_person,
               bank_person=np.array([index_of[p] for p in bank_people], np.int64))
     arrays["alignment"] = _framing(folder, arrays, textures, card, framing_renders, tick).array().numpy()
     card["version"] = model_version(name, arrays)

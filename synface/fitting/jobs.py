@@ -23,7 +23,7 @@ from synface.base.workspace import workspace_root
 
 KIND = "fit"
 #: the fit's stages, in order (synface.fitting.build reports them)
-STAGES = ("landmarks", "geometry", "reflectance", "fill", "framing")
+STAGES = ("landmarks", "geometry", "reflectance", "fill", "contexts", "framing")
 _PREFIX = "face-model "
 
 

@@ -14,6 +14,7 @@ image's colour, then a push-pull fill from their seen surroundings.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numba
@@ -144,17 +145,13 @@ def _outline(points: np.ndarray) -> np.ndarray:
     return np.concatenate([points[0:17], _brows_raised(points, FOREHEAD_RISE_IOD)])
 
 
-def _inside(polygon: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Even-odd point-in-polygon test of the points (x, y)."""
-    inside = np.zeros(x.shape, bool)
-    px, py = polygon[:, 0], polygon[:, 1]
-    qx, qy = np.roll(px, 1), np.roll(py, 1)
-    for ax, ay, bx, by in zip(px, py, qx, qy):
-        crosses = (ay > y) != (by > y)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            at = ax + (y - ay) * (bx - ax) / (by - ay)
-        inside ^= crosses & (x < at)
-    return inside
+def _inside(polygon: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(H, W) bool: the pixels whose centres lie inside `polygon` (continuous coordinates)."""
+    from PIL import Image, ImageDraw  # noqa: PLC0415
+
+    mask = Image.new("L", (width, height), 0)
+    ImageDraw.Draw(mask).polygon([(float(x) - 0.5, float(y) - 0.5) for x, y in polygon], fill=1)
+    return np.asarray(mask, dtype=bool)
 
 
 def photo_regions(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -166,12 +163,11 @@ def photo_regions(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np
     h, w = image.shape[:2]
     iod = max(float(np.linalg.norm(points[36:42].mean(0) - points[42:48].mean(0))), 1.0)
     outline = _outline(points)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64) + 0.5
-    inside = _inside(outline, xx, yy)
+    inside = _inside(outline, h, w)
     depth_in = ndimage.distance_transform_edt(inside)
     face = np.clip(depth_in / (OUTLINE_EDGE_IOD * iod), 0.0, 1.0)
     low, high = (_brows_raised(points, r) for r in HAIR_BAND_IOD)
-    band = _inside(np.concatenate([high, low[::-1]]), xx, yy) & ~inside
+    band = _inside(np.concatenate([high, low[::-1]]), h, w) & ~inside
     hair = _hair_colour(image, band, face > 0.5)
     person = face
     if np.isfinite(hair).all():
@@ -220,12 +216,19 @@ class PhotoLight:
         """(27,) SH light whose irradiance is, per colour, this shading: least squares over
         directions of the sphere, in the renderer's convention (ambient offset on band 0 removed),
         so a face textured by the unwrap and lit with it looks as the photo did."""
-        g = torch.Generator().manual_seed(0)
-        dirs = torch.randn(2048, 3, generator=g, dtype=torch.float64)
-        dirs = dirs / dirs.norm(dim=1, keepdim=True)
-        gamma = torch.linalg.lstsq(sh_basis(dirs), self.shading(dirs)).solution.T  # (3, 9)
+        dirs, pinv = _sphere_fit()
+        gamma = (pinv @ self.shading(dirs)).T  # (3, 9)
         gamma[:, 0] -= AMBIENT_OFFSET
         return gamma.reshape(27).float()
+
+
+@functools.lru_cache(maxsize=1)
+def _sphere_fit() -> tuple[torch.Tensor, torch.Tensor]:
+    """Fixed directions over the sphere and the pseudo-inverse of their SH basis (least squares)."""
+    g = torch.Generator().manual_seed(0)
+    dirs = torch.randn(2048, 3, generator=g, dtype=torch.float64)
+    dirs = dirs / dirs.norm(dim=1, keepdim=True)
+    return dirs, torch.linalg.pinv(sh_basis(dirs))
 
 
 @dataclass
@@ -291,7 +294,7 @@ def _fit_light(image: np.ndarray, pixels: np.ndarray, normals: np.ndarray, depth
     texel_normals /= np.maximum(np.linalg.norm(texel_normals, axis=1, keepdims=True), 1e-9)
     basis = sh_basis(torch.from_numpy(texel_normals.astype(np.float64))).numpy()
     luma = colour[use] @ np.array([0.299, 0.587, 0.114], np.float32)
-    coef = np.linalg.lstsq(basis, luma.astype(np.float64), rcond=None)[0]
+    coef = np.linalg.solve(basis.T @ basis + 1e-9 * np.eye(9), basis.T @ luma.astype(np.float64))  # 9 x 9 normal equations
     return coef, float(max((basis @ coef).mean(), 1e-3))
 
 

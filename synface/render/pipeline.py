@@ -98,14 +98,25 @@ class RenderPipeline:
         result = self.render(coeffs)
         return result.images.permute(0, 3, 1, 2).float() / 255.0, result.landmarks
 
-    def render(self, coeffs: Any) -> RenderResult:
-        """(B,112,112,3) uint8 images aligned to the ArcFace template, plus their 5 landmarks."""
+    def render(self, coeffs: Any, backdrop: torch.Tensor | None = None, alpha: torch.Tensor | None = None) -> RenderResult:
+        """(B,112,112,3) uint8 images aligned to the ArcFace template, plus their 5 landmarks.
+        `backdrop` (B, size, size, 3) float images in [0, 1] replace the procedural background
+        (a photo's context, warped into the crop) and `alpha` (V,) says how far each vertex's
+        surface is drawn over it (default: all of it)."""
         with torch.no_grad():
             if self.device.type == "cpu" and self.fast_cpu:
-                images, landmarks = self._render_fused_cpu(coeffs)
+                images, landmarks = self._render_fused_cpu(coeffs, backdrop, alpha)
             else:
-                images, landmarks = self._render_torch(coeffs)
+                images, landmarks = self._render_torch(coeffs, backdrop, alpha)
         return RenderResult(images=images, landmarks=landmarks)
+
+    def alignment(self, coeffs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """(A (B, 2, 2), t (B, 2)) float64: the map from perspective-projected points to output
+        pixels that rendering these coefficients uses (its 5-point framing and jitter)."""
+        verts = self.model.geometry(coeffs.shape, coeffs.expr)
+        rot64 = rotation_matrices(coeffs.pose.double())
+        landmarks64 = verts[:, self.model.landmark_vertices].double()
+        return self._landmark_alignment(landmarks64, rot64, coeffs.jitter.double(), coeffs.pose.double())
 
     def _alignment(self, verts: torch.Tensor, rot: torch.Tensor, jitter: torch.Tensor,
                    pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,7 +161,8 @@ class RenderPipeline:
                                torch.zeros(B, 3, device=verts.device))
         return self._to_pixels(verts, A, t)
 
-    def _render_fused_cpu(self, coeffs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    def _render_fused_cpu(self, coeffs: Any, backdrop: torch.Tensor | None = None,
+                          alpha: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         # Pose and alignment are small per-image sums (3x3 and 5-point fits) whose float32 result
         # would depend on the batch's kernel choice: they run in float64 and are rounded once, so
         # every image gets the same float32 inputs alone or in any batch.
@@ -165,7 +177,7 @@ class RenderPipeline:
         gamma = gamma * self.model.exposure(coeffs.albedo).view(-1, 1, 1)
         images = render_cpu(FusedInputs(verts, self.model.faces, self._raster_faces, rot, parts, gamma, A, t,
                                         coeffs.background, self._texture_inputs(coeffs.albedo),
-                                        getattr(self.model, "grid_shape", None)),
+                                        getattr(self.model, "grid_shape", None), alpha, backdrop),
                             self.supersample, self.image_size)
         landmarks = self._to_pixels(landmarks64 @ rot64.transpose(1, 2), A64, t64).float()
         return images, landmarks
@@ -213,7 +225,8 @@ class RenderPipeline:
         xy, _ = perspective(posed)
         return xy @ A.transpose(1, 2) + t.unsqueeze(1)
 
-    def _render_torch(self, coeffs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    def _render_torch(self, coeffs: Any, backdrop: torch.Tensor | None = None,
+                      alpha: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Reference path (and the CUDA path): batched torch ops, the torch/numba rasteriser and
         trilinear texture lookups per sample."""
         import math  # noqa: PLC0415
@@ -233,7 +246,9 @@ class RenderPipeline:
         turn = 2 * math.pi * uv[:, 0]
         pole = (uv[:, 0] < 0).float()
         coords = torch.stack([torch.cos(turn) * (1 - pole), torch.sin(turn) * (1 - pole), uv[:, 1]], 1)
-        attrs = torch.cat([coords.unsqueeze(0).expand(posed.shape[0], -1, -1), irradiance], -1).contiguous()
+        weight = (torch.ones(posed.shape[1], device=posed.device) if alpha is None else alpha.to(posed.device).float())
+        attrs = torch.cat([coords.unsqueeze(0).expand(posed.shape[0], -1, -1), irradiance,
+                           weight.view(1, -1, 1).expand(posed.shape[0], -1, 1)], -1).contiguous()
         xy, depth = perspective(posed)
         screen = xy @ A.transpose(1, 2) + t.unsqueeze(1)
         landmarks = screen[:, self.model.landmark_vertices]
@@ -244,12 +259,14 @@ class RenderPipeline:
         lod = footprint_lod(u, v, raster.mask, self.texture_size)
         albedo = sample(levels, u, v, lod)
         colour = (albedo * raster.attrs[..., 3:6].permute(0, 3, 1, 2)).clamp(0, 1)
-        premult = colour * raster.mask.unsqueeze(1)
-        coverage = raster.mask.unsqueeze(1)
+        drawn = (raster.mask * raster.attrs[..., 6]).unsqueeze(1)
+        premult = colour * drawn
+        coverage = drawn
         if ss > 1:
             premult = F.avg_pool2d(premult, ss)
             coverage = F.avg_pool2d(coverage, ss)
-        background = render_background(coeffs.background, size)
+        background = (render_background(coeffs.background, size) if backdrop is None
+                      else backdrop.to(premult.device).float().permute(0, 3, 1, 2))
         image = (premult + (1 - coverage) * background).clamp(0, 1)
         images = (image * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
         return images, landmarks

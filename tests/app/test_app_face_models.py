@@ -250,3 +250,51 @@ def test_generator_page_lists_damaged_models_with_their_reason_and_removes_them(
     no_errors(at)
     assert not fifo.exists() and nan.exists()
     assert "**pipe**" not in " ".join(m.value for m in at.markdown)
+
+
+def test_generator_page_draws_the_live_face_and_the_strip_into_a_context_photo(learned_home):
+    at = page("generator").run()
+    assert any("choose a learned face model" in c.value for c in at.caption)  # no switch for the built-in head
+    at.selectbox(key="gen.model").set_value(LEARNED_MODEL).run()
+    no_errors(at)
+    switch = at.radio(key="gen.context")
+    assert switch.options == ["plain", "photo", "background"] and switch.value == "plain"
+    plain_live, plain_strip = image_urls(at)[0], image_urls(at)[1]
+    switch.set_value("photo").run()
+    no_errors(at)
+    urls = image_urls(at)
+    assert len(urls) == 4  # live face, context photo, strip, grid
+    assert urls[0] != plain_live and urls[2] != plain_strip
+    captions = [img.caption for el in (at.get("image") or at.get("imgs")) for img in el.proto.imgs]
+    assert any(c.startswith("context photo #") for c in captions)
+    assert any("in context photo #" in c for c in captions)  # the strip is drawn in the same photo
+    first = urls[0]
+    at.number_input(key="gen.context_seed").set_value(7).run()
+    no_errors(at)
+    assert image_urls(at)[0] != first or image_urls(at)[1] != urls[1]
+
+
+def test_datasets_page_builds_a_set_drawn_into_context_photos(learned_home):
+    import pandas as pd
+
+    at = page("datasets").run()
+    at.selectbox(key="ds.model").set_value(LEARNED_MODEL).run()
+    no_errors(at)
+    assert at.radio(key="ds.context").value == "plain"
+    at.radio(key="ds.context").set_value("photo").run()
+    no_errors(at)
+    assert any("real hair, ears, clothes and backgrounds" in c.value for c in at.caption)
+    at.number_input(key="ds.ids").set_value(2).run()
+    at.number_input(key="ds.samples").set_value(2).run()
+    name = f"Syn_2_2_{LEARNED_MODEL}_ctx-photo"
+    assert any(name in m.value for m in at.markdown)
+    at.button(key="btn.ds.build").click().run()
+    no_errors(at)
+    folder = learned_home / "datasets" / name
+    card = json.loads((folder / "dataset.json").read_text())
+    context = card["context"]
+    assert context["mode"] == "photo" and context["checked"] == 4 and context["pool"] == 12
+    assert context["min_context_distance"] == pytest.approx(card["privacy"]["min_source_distance"])
+    assert 1 <= context["photos_used"] <= 4 and len(context["photos"]) == context["photos_used"]
+    manifest = pd.read_parquet(folder / "manifest.parquet")
+    assert manifest["context"].between(0, 11).all() and len(manifest) == 4

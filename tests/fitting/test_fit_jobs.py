@@ -13,7 +13,7 @@ from synface.fitting.jobs import STAGES, fit_argv, fit_jobs, fit_status, launch_
 #: what `face-model fit` writes: a tqdm bar per stage on stderr (\r updates), then its card on stdout
 FAKE_FIT = (
     "import json, sys\n"
-    "for stage, total in (('landmarks', 4), ('geometry', 4), ('reflectance', 3), ('fill', 2), ('framing', 5)):\n"
+    "for stage, total in (('landmarks', 4), ('geometry', 4), ('reflectance', 3), ('fill', 2), ('contexts', 4), ('framing', 5)):\n"
     "    for done in range(total + 1):\n"
     "        sys.stderr.write(f'\\rface-model {stage}: {100 * done // total:3d}%|##        | {done}/{total} [00:00<00:00]')\n"
     "    sys.stderr.write('\\n')\n"
@@ -46,7 +46,7 @@ def test_a_detached_fit_reports_each_stage_and_its_end(tmp_path):
     status = _wait("fake", root)
     assert status["state"] == "finished" and status["card"]["people_fitted"] == 3
     assert status["stages"] == {"landmarks": (4, 4), "geometry": (4, 4), "reflectance": (3, 3), "fill": (2, 2),
-                                "framing": (5, 5)}
+                                "contexts": (4, 4), "framing": (5, 5)}
     assert list(status["stages"]) == list(STAGES) and fit_jobs(root) == ["fake"]
 
     launch_fit(photos, "broken", root, argv=[sys.executable, "-c",

@@ -35,7 +35,7 @@ def model(fitted):
 def test_landmark_fit_on_real_photos_and_renders(fitted, gen):
     """68-point fits land within a tenth of the eye distance on photos and on our own renders."""
     from synface.data.realface import detector_view
-    from synface.fitting.build import read_npz
+    from synface.fitting.chunk_cache import read_npz
     from synface.fitting.geometry_fit import fit_geometry
     from synface.fitting.landmarks import landmark_basis, photo_landmarks
 
@@ -154,7 +154,7 @@ def test_a_killed_fit_resumes_without_redoing_finished_chunks(fitted, model):
         assert fitted["after"][name] == stamp  # finished chunks were not redone
     assert len(fitted["after"]) == 3
     assert model.people == PEOPLE
-    assert {"landmarks", "geometry", "reflectance", "fill", "framing"} <= set(fitted["stages"])
+    assert {"landmarks", "geometry", "reflectance", "fill", "contexts", "framing"} <= set(fitted["stages"])
 
 
 def test_bad_photo_folders_and_model_folders_get_named_errors(tmp_path, fitted):

@@ -1,0 +1,161 @@
+"""Contexts of a synthetic set: which photo each image is drawn into, and the privacy of that.
+
+Each image of a set built with `context` "photo" or "background" takes one of its learned model's
+context photos (`synface.data.contexts`): chosen near the image's drawn pose and its identity's
+skin tone, seeded by (set seed, identity, sample) so a row re-renders exactly, or by (seed,
+identity) alone with one context per identity. With `min_context_distance` > 0 every composite is
+checked: its dlib descriptor must lie at least that far from every photo of the context's person,
+else the image takes the next candidate (a new seeded draw), up to MAX_ATTEMPTS. Accepted draws
+are kept in the set's folder (context_check.json) like the source check's, so a resumed build
+and the manifest agree with what was rendered.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from synface.base.files import atomic_path
+from synface.data.contexts import ContextRenderer, render_in_context, with_context
+from synface.data.synth_config import stream_seed
+
+CONTEXT_CHECK_FILE = "context_check.json"
+#: context draws tried per image before the build stops, naming the image
+MAX_ATTEMPTS = 8
+
+
+class ContextSpec:
+    """The context draws of one set (`config`), rendered by `generator` (a learned model)."""
+
+    def __init__(self, config, generator) -> None:
+        self.renderer = ContextRenderer(generator, config.context)
+        self.pool, self.reader = self.renderer.pool, self.renderer.reader
+        self.config = config
+        self.gen = generator
+        self.seed = stream_seed("context", config.seed, config.purpose)
+        #: (identity, sample) -> (accepted attempt, distance to the context person or -1 unchecked)
+        self.accepted: dict[tuple[int, int], tuple[int, float]] = {}
+        self._dirty = False
+        self._sources: tuple[np.ndarray, np.ndarray] | None = None
+
+    # ------------------------------------------------------------------ choice
+    def _key(self, i: int, k: int, attempt: int) -> int:
+        base = i if self.config.contexts_per_identity else i * self.config.samples + k
+        return base * MAX_ATTEMPTS + attempt
+
+    def rows(self, i: int, ks, coeffs) -> np.ndarray:
+        """(len(ks),) context rows of identity i's samples `ks` (their drawn poses in `coeffs`)."""
+        import torch  # noqa: PLC0415
+
+        tone = self.renderer.identity_tone(coeffs)
+        keys = torch.tensor([self._key(i, k, self.accepted.get((i, k), (0, -1.0))[0]) for k in ks])
+        return self.pool.choose(len(ks), self.seed, coeffs.pose, tone, keys)
+
+
+    def apply(self, coeffs, rows: np.ndarray):
+        return with_context(coeffs, self.pool, rows)
+
+    def render(self, coeffs, rows: np.ndarray) -> np.ndarray:
+        images, _ = render_in_context(self.gen, coeffs, self.pool, rows, self.config.context, self.reader)
+        return images
+
+    # ------------------------------------------------------------------ privacy
+    def distances(self, images: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """(N,) each composite's dlib distance to the nearest photo of its context's person."""
+        from synface.face.model_files import SOURCES_FILE  # noqa: PLC0415
+        from synface.data.realface import aligned_descriptor  # noqa: PLC0415
+
+        if self._sources is None:
+            with np.load(Path(self.gen.model.folder) / SOURCES_FILE, allow_pickle=False) as data:
+                self._sources = (data["descriptors"].astype(np.float64), data["person"].astype(np.int64))
+        descriptors, person = self._sources
+        out = np.empty(len(images))
+        for n, (image, k) in enumerate(zip(images, rows)):
+            own = descriptors[person == int(self.pool.arrays["person"][k])]
+            d = aligned_descriptor(image)
+            out[n] = float(np.linalg.norm(own - d, axis=1).min()) if len(own) else np.inf
+        return out
+
+    def render_checked(self, spec, items: Sequence[tuple[int, Sequence[int]]]) -> np.ndarray:
+        """Images of (identity, samples) `items`, in order, each one's context redrawn while the
+        composite lies nearer than min_context_distance to its context person."""
+        from synface.face.coeffs import FaceCoeffs  # noqa: PLC0415
+
+        def draw(pairs: list[tuple[int, int]]):
+            parts = [spec.identity_batch(i, [k]) for i, k in pairs]
+            coeffs = FaceCoeffs.cat([c for c, _ in parts])
+            rows = np.concatenate([labels.context for _, labels in parts])
+            return coeffs, rows
+
+        pairs = [(i, k) for i, ks in items for k in ks]
+        coeffs, rows = draw(pairs)
+        images = self.render(coeffs, rows)
+        limit = self.config.min_context_distance
+        if limit <= 0:
+            return images
+        todo = list(range(len(pairs)))
+        while todo:
+            dist = self.distances(images[todo], rows[todo])
+            again = []
+            for n, d in zip(todo, dist):
+                attempt = self.accepted.get(pairs[n], (0, -1.0))[0]
+                if d >= limit:
+                    self.accepted[pairs[n]] = (attempt, float(d))
+                elif attempt + 1 >= MAX_ATTEMPTS:
+                    i, k = pairs[n]
+                    raise ValueError(f"identity {i}, image {k}: all {MAX_ATTEMPTS} context photos drawn for it leave "
+                                     f"it nearer than --min-context-distance {limit:g} to the context's person; lower it")
+                else:
+                    self.accepted[pairs[n]] = (attempt + 1, -1.0)
+                    again.append(n)
+            self._dirty = True
+            if again:
+                coeffs_again, rows_again = draw([pairs[n] for n in again])
+                images[again] = self.render(coeffs_again, rows_again)
+                rows[again] = rows_again
+            todo = again
+        return images
+
+    def summary(self, yardstick: float | None, rows: np.ndarray) -> dict:
+        """The card's context section: the mode, the photos used (`rows`: every image's context),
+        and (when checked) each composite's distance to its context person beside the strangers'
+        yardstick."""
+        used = sorted({int(r) for r in rows})
+        checked = np.array([d for _, d in self.accepted.values() if d >= 0])
+        redrawn = sum(1 for a, _ in self.accepted.values() if a > 0)
+        out = {"mode": self.config.context, "per_identity": bool(self.config.contexts_per_identity),
+               "pool": len(self.pool), "photos_used": len(used),
+               "photos": [str(self.pool.arrays["path"][r]) for r in used[:2000]],
+               "photos_missing": sorted(self.reader.problems.values())[:50],
+               "photos_missing_count": len(self.reader.problems), "min_context_distance": self.config.min_context_distance,
+               "redrawn": redrawn}
+        if len(checked):
+            out.update({"checked": int(len(checked)), "distance_median": round(float(np.median(checked)), 4),
+                        "distance_p01": round(float(np.percentile(checked, 1)), 4),
+                        "strangers_nearest_p01": yardstick,
+                        "under_strangers_p01": None if yardstick is None else round(float((checked < yardstick).mean()), 4)})
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def load(self, path: Path, key: dict) -> None:
+        try:
+            data = json.loads(Path(path).read_text()) if Path(path).is_file() else None
+            if not isinstance(data, dict) or data.get("key") != key:
+                return
+            for name, (attempt, dist) in data["accepted"].items():
+                i, k = (int(x) for x in name.split(":"))
+                if 0 <= int(attempt) < MAX_ATTEMPTS:
+                    self.accepted[(i, k)] = (int(attempt), float(dist))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            return
+
+    def save(self, path: Path, key: dict) -> None:
+        if not self._dirty:
+            return
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps({"key": key, "accepted": {f"{i}:{k}": list(v) for (i, k), v in
+                                                                sorted(self.accepted.items())}}))
+        self._dirty = False

@@ -1,0 +1,184 @@
+"""Faces drawn into their learned model's context photos (synface.data.contexts, synth_context).
+
+Uses the session's learned model 'tiny' (12 LFW people, one photo each), whose fit wrote
+contexts.npz; skips without the LFW copy or dlib.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from synface.data.align import warp_with_matrix
+from synface.data.contexts import CONTEXT_FILE, ContextPool, ContextRenderer, PhotoReader, photo_to_crop
+from synface.data.errors import DataError
+from synface.generator import FaceGenerator
+from tests.support import LEARNED_MODEL, copy_models, requires_lfw
+
+pytestmark = requires_lfw
+
+
+@pytest.fixture(scope="module")
+def learned(learned_model_workspace) -> FaceGenerator:
+    from synface.face.catalog import load_model
+
+    return FaceGenerator(device="cpu", model=load_model(LEARNED_MODEL, learned_model_workspace))
+
+
+def _pool_of(gen: FaceGenerator, root: Path | None = None) -> ContextPool:
+    model = gen.model
+    root = root if root is not None else Path(model.card["photo_root"])
+    return ContextPool.load(model.folder, root, model.base.layout.shape, model.layout.expr)
+
+
+def test_fit_writes_one_context_row_per_fitted_photo(learned) -> None:
+    pool = _pool_of(learned)
+    assert len(pool) == 12
+    assert learned.model.card["contexts"] == 12
+    assert all((pool.root / p).is_file() for p in pool.arrays["path"])
+    assert np.isfinite(pool.arrays["A"]).all() and np.abs(np.linalg.det(pool.arrays["A"])).min() > 1e-3
+
+
+def test_composite_keeps_the_photo_outside_and_the_synthetic_face_inside(learned) -> None:
+    renderer = ContextRenderer(learned, "photo")
+    coeffs = learned.sample(6, seed=11)
+    images, rows, drawn = renderer.render(coeffs, seed=5)
+    plain = learned.render(drawn).images.cpu().numpy().astype(np.float64)
+    A_r, t_r = (x.cpu().numpy() for x in learned.pipeline.alignment(drawn))
+    for i, k in enumerate(rows):
+        photo = renderer.reader(int(k))
+        backdrop = warp_with_matrix(photo, photo_to_crop(A_r[i], t_r[i], renderer.pool.arrays["A"][k],
+                                                         renderer.pool.arrays["t"][k]), 112).astype(np.float64)
+        image = images[i].astype(np.float64)
+        # the top corners are the photo's (its hair or scene), not the render's background
+        corners = (slice(0, 12), slice(0, 12)), (slice(0, 12), slice(100, 112))
+        for rs, cs in corners:
+            assert np.abs(image[rs, cs] - backdrop[rs, cs]).mean() < 3.0
+        # the inner face (between the eyes and the mouth) is the synthetic person's pixels
+        inner = (slice(50, 70), slice(44, 68))
+        assert np.abs(image[inner] - plain[i][inner]).mean() < 3.0
+        assert np.abs(image[inner] - backdrop[inner]).mean() > 3.0
+
+
+def test_the_same_row_re_renders_identically_and_the_choice_is_seeded(learned) -> None:
+    coeffs = learned.sample(16, seed=3)
+    first, rows, _ = ContextRenderer(learned, "photo").render(coeffs, seed=9)
+    again, rows_again, _ = ContextRenderer(learned, "photo").render(coeffs, seed=9)
+    assert np.array_equal(rows, rows_again) and np.array_equal(first, again)
+    given, _, _ = ContextRenderer(learned, "photo").render(coeffs, rows=rows)
+    assert np.array_equal(first, given)
+    pool = _pool_of(learned)
+    choice = pool.choose(16, 9, coeffs.pose)
+    assert np.array_equal(choice, pool.choose(16, 9, coeffs.pose))
+    assert not all(np.array_equal(choice, pool.choose(16, s, coeffs.pose)) for s in range(10, 14))
+    shared = pool.choose(4, 9, coeffs.pose[:4], keys=torch.tensor([7, 7, 7, 7]))
+    same_pose = pool.choose(4, 9, coeffs.pose[:1].repeat(4, 1), keys=torch.tensor([7, 7, 7, 7]))
+    assert len(set(same_pose.tolist())) == 1 and len(shared) == 4
+
+
+def test_background_mode_draws_the_whole_head_over_the_photo(learned) -> None:
+    coeffs = learned.sample(2, seed=4)
+    photo_mode, rows, drawn = ContextRenderer(learned, "photo").render(coeffs, seed=1)
+    head_mode, _, _ = ContextRenderer(learned, "background").render(coeffs, rows=rows)
+    plain = learned.render(drawn).images.cpu().numpy()
+    assert not np.array_equal(photo_mode, head_mode)
+    centre = (slice(40, 80), slice(40, 72))
+    assert np.abs(head_mode[:, centre[0], centre[1]].astype(int) - plain[:, centre[0], centre[1]]).mean() < 3.0
+
+
+def test_a_photo_changed_or_gone_since_the_fit_is_named_and_skipped(learned, tmp_path) -> None:
+    pool = _pool_of(learned)
+    root = tmp_path / "photos"
+    for rel in pool.arrays["path"]:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(pool.root / rel, root / rel)
+    changed, gone = str(pool.arrays["path"][0]), str(pool.arrays["path"][1])
+    data = bytearray((root / changed).read_bytes())
+    data[-3] ^= 0xFF
+    (root / changed).write_bytes(bytes(data))
+    (root / gone).unlink()
+    moved = _pool_of(learned, root)
+    reader = PhotoReader(moved)
+    assert reader(0) is None and "changed since the fit" in reader.problems[0] and changed in reader.problems[0]
+    assert reader(1) is None and "gone since the fit" in reader.problems[1]
+    assert reader(2) is not None and 2 not in reader.problems
+    from synface.data.contexts import render_in_context, with_context
+
+    rows = np.array([0, 1, 2])
+    drawn = with_context(learned.sample(3, seed=2), moved, rows)
+    images, have = render_in_context(learned, drawn, moved, rows, "photo", reader)
+    assert have.tolist() == [False, False, True]
+    assert np.array_equal(images[:2], learned.render(drawn[[0, 1]]).images.cpu().numpy())
+
+
+def test_models_without_contexts_and_damaged_context_files_are_named(learned, tmp_path) -> None:
+    home = copy_models(learned.model.folder.parents[1], tmp_path / "ws")
+    folder = home / "face_models" / LEARNED_MODEL
+    (folder / CONTEXT_FILE).unlink()
+    model = learned.model
+    with pytest.raises(DataError, match="refit it") as err:
+        ContextPool.load(folder, "/nowhere", model.base.layout.shape, model.layout.expr)
+    assert CONTEXT_FILE in str(err.value)
+    (folder / CONTEXT_FILE).write_bytes(b"PK\x03\x04 not a zip")
+    with pytest.raises(DataError, match="unreadable context file"):
+        ContextPool.load(folder, "/nowhere", model.base.layout.shape, model.layout.expr)
+    with np.load(learned.model.folder / CONTEXT_FILE) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["path"] = arrays["path"].copy()
+    arrays["path"][0] = "../../etc/passwd"
+    np.savez(folder / CONTEXT_FILE, **arrays)
+    with pytest.raises(DataError, match="leaves the photo folder"):
+        ContextPool.load(folder, "/nowhere", model.base.layout.shape, model.layout.expr)
+    arrays["path"][0] = "x.jpg"
+    arrays["light"] = arrays["light"][:, :5]
+    np.savez(folder / CONTEXT_FILE, **arrays)
+    with pytest.raises(DataError, match="'light' has shape"):
+        ContextPool.load(folder, "/nowhere", model.base.layout.shape, model.layout.expr)
+
+
+def test_the_builtin_head_has_no_contexts(gen) -> None:
+    from synface.data.synthetic import SynthConfig
+
+    with pytest.raises(ValueError, match="learned face model's photos"):
+        SynthConfig(ids=2, samples=2, context="photo")
+    with pytest.raises(ValueError, match="learned face model"):
+        ContextRenderer(gen, "photo")
+    with pytest.raises(ValueError, match="min_context_distance"):
+        SynthConfig(ids=2, samples=2, min_context_distance=0.5)
+
+
+def test_leakage_check_flags_a_composite_that_keeps_the_context_persons_face(learned) -> None:
+    """The planted composite is the context photo itself, aligned: its distance to its own person
+    is far below real strangers'; a synthetic composite's is not."""
+    from synface.data.synth_config import SynthConfig
+    from synface.data.synth_context import ContextSpec
+
+    config = SynthConfig(ids=2, samples=2, model=LEARNED_MODEL, context="photo", min_context_distance=0.5)
+    spec = ContextSpec(config, learned)
+    coeffs = learned.sample(4, seed=8)
+    rows = spec.pool.choose(4, 1, coeffs.pose)
+    drawn = spec.apply(coeffs, rows)
+    composites = spec.render(drawn, rows)
+    A_r, t_r = (x.cpu().numpy() for x in learned.pipeline.alignment(drawn))
+    planted = np.stack([warp_with_matrix(spec.reader(int(k)), photo_to_crop(A_r[i], t_r[i], spec.pool.arrays["A"][k],
+                                                                             spec.pool.arrays["t"][k]), 112)
+                        for i, k in enumerate(rows)])
+    yardstick = learned.model.card["stranger_nearest_p01"]
+    planted_d = spec.distances(planted, rows)
+    composite_d = spec.distances(composites, rows)
+    assert (planted_d < yardstick).all()
+    assert np.median(composite_d) > np.median(planted_d) + 0.1
+
+
+def test_context_options_for_the_builtin_head_are_one_line_errors(capsys, tmp_path) -> None:
+    from tests.support import cli_error
+
+    cli_error(capsys, ["generate", "--ids", "2", "--samples", "1", "--context", "photo", "--root", str(tmp_path)],
+              "context", "learned face model")
+    cli_error(capsys, ["bench", "render", "--context", "photo"], "learned face model")
+    cli_error(capsys, ["generate", "--ids", "2", "--samples", "1", "--context", "photo", "--model", "nosuch",
+                       "--root", str(tmp_path)], "nosuch")
