@@ -14,6 +14,7 @@ TITLES = {
     "table2": "Table 2: identities x samples per identity, without and with identity mixup",
     "table3": "Table 3: synthetic only, real subset only, and both with domain mixup",
     "figure4": "Figure 4: which factors vary per image",
+    "context": "Faces in context photos: plain vs context photos, learned vs built-in, DigiFace augmentation",
 }
 FLASH = "res.flash"  # a message that survives the rerun after an action
 SEL_KEPT, SEL_VISIBLE = "res.sel.kept", "res.sel.visible"  # the runs chosen for comparison, and those offered

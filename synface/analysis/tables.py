@@ -19,10 +19,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["STUDIES", "study_rows", "study_frame", "aggregate", "table1", "table2", "table3", "figure4",
+__all__ = ["STUDIES", "study_rows", "study_frame", "aggregate", "table1", "table2", "table3", "figure4", "context",
            "build_table", "study_key", "to_markdown"]
 
-STUDIES = ("table1", "table2", "table3", "figure4")
+STUDIES = ("table1", "table2", "table3", "figure4", "context")
 LFW_SET = "LFW"
 BENCH_SET = "SynBench"
 FACTOR_ORDER = ["none", "pose", "expression", "illumination", "all"]
@@ -160,8 +160,22 @@ def figure4(root: str | Path | None = None, scale: str | None = None, eval_set: 
     return wide.sort_values("varied", key=lambda s: s.map(rank).fillna(99)).reset_index(drop=True)
 
 
+def context(root: str | Path | None = None, scale: str | None = None, eval_set: str = LFW_SET,
+            model: str | None = None, rows: Sequence[dict[str, Any]] | None = None) -> pd.DataFrame:
+    """The context ablation (synface/studies/context_study.py): one row per cell, on `eval_set`."""
+    from synface.studies.context_study import CELLS  # noqa: PLC0415
+
+    frame = study_frame(root, study_key("context", model), scale, rows)
+    if frame.empty:
+        return pd.DataFrame(columns=["method", "data"])
+    frame = frame[frame["eval_set"] == eval_set]
+    wide = _wide(aggregate(frame, ["method", "data"]), ["method", "data"], "eval_set", str)
+    order = {c: i for i, c in enumerate(CELLS)}
+    return wide.sort_values("method", key=lambda s: s.map(order).fillna(99)).reset_index(drop=True)
+
+
 _BUILDERS: dict[str, Callable[..., pd.DataFrame]] = {"table1": table1, "table2": table2, "table3": table3,
-                                                      "figure4": figure4}
+                                                      "figure4": figure4, "context": context}
 
 
 def build_table(name: str, root: str | Path | None = None, scale: str | None = None,

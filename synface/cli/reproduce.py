@@ -18,10 +18,10 @@ MAX_SEEDS = 100
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from synface.studies.plan import DEFAULT_SEEDS, SCALES, TABLES  # noqa: PLC0415
+    from synface.studies.plan import DEFAULT_SEEDS, SCALES, STUDIES  # noqa: PLC0415
 
     p = subparsers.add_parser("reproduce", help="rebuild Table 1/2/3 or Figure 4: datasets, runs, results/")
-    p.add_argument("table", choices=TABLES)
+    p.add_argument("table", choices=STUDIES)
     p.add_argument("--scale", choices=list(SCALES), default="cpu",
                    help="cpu: minutes per run on a laptop CPU; gpu: IResNet-50 on one GPU, a table in about 8 min "
                         "(see docs/cli.md); paper: the paper's sizes and recipe; tiny: a smoke test (a few test pairs)")

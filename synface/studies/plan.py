@@ -40,10 +40,12 @@ from synface.runs.run import Run
 #: the catalog would bring torch along
 BUILTIN = "builtin"
 
-__all__ = ["SCALES", "TABLES", "FACTORS", "DEFAULT_SEEDS", "Plan", "DatasetStep", "RunStep", "make_plan", "plan_dict",
+__all__ = ["SCALES", "TABLES", "STUDIES", "FACTORS", "DEFAULT_SEEDS", "Plan", "DatasetStep", "RunStep", "make_plan", "plan_dict",
            "prealigned", "scale_label", "ProgressFactory"]
 
 TABLES = ("table1", "table2", "table3", "figure4")
+#: every study `reproduce` runs: the paper's tables and the context ablation (synface/studies/context_study.py)
+STUDIES = (*TABLES, "context")
 FACTORS = ("pose", "expression", "illumination")
 
 #: Throughput used by the time estimates, measured on the shared 2-core dev CPU (see README):
@@ -54,11 +56,16 @@ FACTORS = ("pose", "expression", "illumination")
 #: as the bar of `bench train --preset paper` (about 10% of its dense bf16 peak at 38 GFLOPs per
 #: training image), 20 s per run to start (CUDA, cuDNN autotuning, 8 loader workers, checkpoints).
 #: "link" is a pre-aligned LFW copy, whose crops are linked instead of re-aligned.
-RATES = {"cpu": {"render": 120.0, "train": 110.0, "align": 20.0, "link": 2000.0, "eval_s_per_kpair": 12.0, "start_s": 6.0},
-         "tiny": {"render": 120.0, "train": 110.0, "align": 20.0, "link": 2000.0, "eval_s_per_kpair": 12.0, "start_s": 6.0},
-         "gpu": {"render": 1500.0, "train": 2500.0, "align": 50.0, "link": 5000.0, "eval_s_per_kpair": 3.0, "start_s": 20.0},
+#: "context": sets drawn into context photos, each composite checked by a dlib descriptor (measured on
+#: the CPU; the GPU rows assume the check, which runs on the CPU, bounds them).
+RATES = {"cpu": {"render": 120.0, "context": 5.0, "train": 110.0, "align": 20.0, "link": 2000.0, "eval_s_per_kpair": 12.0,
+                 "start_s": 6.0},
+         "tiny": {"render": 120.0, "context": 5.0, "train": 110.0, "align": 20.0, "link": 2000.0, "eval_s_per_kpair": 12.0,
+                  "start_s": 6.0},
+         "gpu": {"render": 1500.0, "context": 20.0, "train": 2500.0, "align": 50.0, "link": 5000.0, "eval_s_per_kpair": 3.0,
+                 "start_s": 20.0},
          # one 8-GPU node, paper recipe (IResNet-50, 512 batch): ~4,800 images/s train
-         "paper": {"render": 1500.0, "train": 4800.0, "align": 50.0, "link": 5000.0, "eval_s_per_kpair": 2.0,
+         "paper": {"render": 1500.0, "context": 20.0, "train": 4800.0, "align": 50.0, "link": 5000.0, "eval_s_per_kpair": 2.0,
                    "start_s": 60.0}}
 
 
@@ -194,7 +201,8 @@ class Plan:
         real_rate = r["link"] if prealigned(self.lfw) else r["align"]
         for d in self.datasets:
             if not d.exists():
-                est["datasets"] += d.images / (real_rate if d.kind.startswith("real") else r["render"])
+                rate = r["context"] if d.spec.get("context", "plain") != "plain" else r["render"]
+                est["datasets"] += d.images / (real_rate if d.kind.startswith("real") else rate)
         epochs = None
         for run in self.runs:
             if run.key in done:
@@ -325,8 +333,8 @@ def make_plan(name: str, scale: str = "cpu", lfw: str | Path | None = None, root
     from synface.face.catalog import load_model  # noqa: PLC0415
     from synface.train.config import config_from_dict  # noqa: PLC0415
 
-    if name not in TABLES:
-        raise ValueError(f"unknown table {name!r}; choose from {', '.join(TABLES)}")
+    if name not in STUDIES:
+        raise ValueError(f"unknown table {name!r}; choose from {', '.join(STUDIES)}")
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose from {', '.join(SCALES)}")
     if seeds < 1:
@@ -361,8 +369,11 @@ def make_plan(name: str, scale: str = "cpu", lfw: str | Path | None = None, root
                      f"{len(learned.card.get('source_people') or [])} people, none of them in the evaluation pairs")
 
     def syn(ids: int, samples: int, im: bool, varied: str | None = None) -> DatasetStep:
-        spec = _synth_spec(ids, samples, im, varied, model)
-        step = DatasetStep(spec["name"], "synthetic", str(ws / "datasets" / spec["name"]), ids * samples, spec)
+        return syn_step(_synth_spec(ids, samples, im, varied, model))
+
+    def syn_step(spec: dict) -> DatasetStep:
+        step = DatasetStep(spec["name"], "synthetic", str(ws / "datasets" / spec["name"]), spec["ids"] * spec["samples"],
+                           spec)
         if all(d.name != step.name for d in datasets):
             datasets.append(step)
         return step
@@ -416,6 +427,20 @@ def make_plan(name: str, scale: str = "cpu", lfw: str | Path | None = None, root
                  s.images, [eval_lfw])
         notes.append(f"{real_name}: the first {r_id} LFW people (sorted) of folds 1-{sc.train_people_folds} "
                      f"with >= {k} images, {k} images each; DM oversamples it to the synthetic set's length")
+    elif name == "context":
+        from synface.data.synth_model import privacy_floor  # noqa: PLC0415
+        from synface.studies.context_study import add_context_cells  # noqa: PLC0415
+
+        if learned is None:
+            raise ValueError("the context study draws a learned face model's people into its photos: add --model NAME")
+        datasets.append(real_train)
+        ids, samples = sc.t3_syn
+        from synface.train.config import PRESETS  # noqa: PLC0415
+
+        epochs = int({**PRESETS[sc.preset], **sc.train}["epochs"])
+        add_context_cells(lambda which: _synth_spec(ids, samples, True, None, model if which == "learned" else BUILTIN),
+                          lambda spec: syn_step(spec), add_runs, study_name, real_train, train_images, epochs,
+                          privacy_floor(model, ws), [eval_lfw], notes)
     else:  # figure4
         ids, samples = sc.f4_syn
         for varied in ("none", *FACTORS, "all"):

@@ -49,10 +49,11 @@ def _plot_series(name: str, df) -> tuple[list[str], list[tuple[str, list[float],
         groups = [str(s) for s in df["train_set"]]
         sets = [c[:-4] for c in df.columns if c.endswith(" acc")]
         return groups, [(s, df[f"{s} acc"].tolist(), df[f"{s} std"].tolist()) for s in sets], "Table 1: cross-domain accuracy (%)"
-    if name == "table3":
+    if name in ("table3", "context"):
         groups = [str(m) for m in df["method"]]
-        return groups, [(tables.LFW_SET, df[f"{tables.LFW_SET} acc"].tolist(), df[f"{tables.LFW_SET} std"].tolist())], \
-            "Table 3: synthetic, real and domain mixup, LFW accuracy (%)"
+        title = ("Table 3: synthetic, real and domain mixup, LFW accuracy (%)" if name == "table3"
+                 else "Faces in context photos: plain vs context, LFW accuracy (%)")
+        return groups, [(tables.LFW_SET, df[f"{tables.LFW_SET} acc"].tolist(), df[f"{tables.LFW_SET} std"].tolist())], title
     if name == "table2":
         groups = [f"{i} ids x {s}" for i, s in zip(df["ids"], df["samples"])]
         title = "Table 2: identities x samples, LFW accuracy (%)"
