@@ -13,6 +13,42 @@ from synface.data.synthetic import SynthConfig, build_dataset
 from synface.generator import FaceGenerator
 
 
+def bench_workers(images: int = 4_000, samples: int = 50, workers: int = 2, repeats: int = 3, seed: int = 0,
+                  progress: Callable[[int, int], None] | None = None) -> dict:
+    """The same set built by one process and by `workers` (`generate --workers`), alternated
+    `repeats` times so both see the same machine; the speed-up is the ratio of the medians."""
+    import os  # noqa: PLC0415
+    import statistics  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    from synface.data.shards import build_with_workers  # noqa: PLC0415
+
+    config = SynthConfig(ids=max(workers, images // samples), samples=samples, seed=seed)
+    seconds: dict[str, list[float]] = {"1": [], str(workers): []}
+    done = 0
+    for _ in range(repeats):
+        for w in (1, workers):
+            folder = Path(tempfile.mkdtemp(prefix="synface_bench_"))
+            try:
+                t0 = time.perf_counter()
+                if w == 1:
+                    build_dataset(config, folder / config.name, FaceGenerator(device="cpu"))
+                else:
+                    build_with_workers(config, folder / config.name, w, device="cpu")
+                seconds[str(w)].append(time.perf_counter() - t0)
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+            done += 1
+            if progress:
+                progress(done, 2 * repeats)
+    medians = {k: statistics.median(v) for k, v in seconds.items()}
+    return {"bench": "generate-workers", "images": config.num_images, "workers": workers, "repeats": repeats,
+            "cpus": os.cpu_count(), "seconds": seconds, "median_s": medians,
+            "images_per_s": {k: round(config.num_images / v, 1) for k, v in medians.items()},
+            "speedup": round(medians["1"] / medians[str(workers)], 3),
+            "load_average_at_end": round(os.getloadavg()[0], 2)}
+
+
 def bench_generate(images: int = 10_000, samples: int = 50, device: str = "auto", seed: int = 0,
                    progress: Callable[[int, int], None] | None = None, keep: str | None = None) -> dict:
     """Build a fresh `images`-image set (ids = images / samples) into a temp folder and time it.

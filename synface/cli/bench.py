@@ -144,6 +144,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--images", type=count(10_000_000), default=10_000)
     g.add_argument("--samples", type=count(10_000), default=50)
     g.add_argument("--device", default="auto")
+    g.add_argument("--workers", type=count(64), default=None,
+                   help="time one process against W (generate --workers W), alternated --repeats times")
+    g.add_argument("--repeats", type=count(100), default=3)
     g.add_argument("--json", action="store_true")
     g.set_defaults(func=_generate)
     su = which.add_parser("startup", help="app start-up: health, first face and slider latency in Chromium")
@@ -280,6 +283,17 @@ def _generate(args: argparse.Namespace) -> int:
     from synface.bench.generate import bench_generate
     from synface.cli.common import tqdm_progress
 
+    if args.workers is not None:
+        from synface.bench.generate import bench_workers
+
+        update, close = tqdm_progress("bench generate (builds)", 2 * args.repeats, unit="build")
+        try:
+            result = bench_workers(images=args.images, samples=args.samples, workers=args.workers,
+                                   repeats=args.repeats, progress=update)
+        finally:
+            close()
+        print_json(result)
+        return 0
     update, close = tqdm_progress("bench generate", args.images, unit="img")
     try:
         result = bench_generate(images=args.images, samples=args.samples, device=args.device, progress=update)
