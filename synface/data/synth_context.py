@@ -25,6 +25,9 @@ from synface.data.synth_config import stream_seed
 CONTEXT_CHECK_FILE = "context_check.json"
 #: context draws tried per image before the build stops, naming the image
 MAX_ATTEMPTS = 8
+#: an image whose context photo's yaw or pitch lies further than this from the requested pose counts
+#: as one the pool could not serve (the photo's pose is used, the nearest the pool has)
+FAR_POSE_DEG = 15.0
 
 
 class ContextSpec:
@@ -38,6 +41,8 @@ class ContextSpec:
         self.seed = stream_seed("context", config.seed, config.purpose)
         #: (identity, sample) -> (accepted attempt, distance to the context person or -1 unchecked)
         self.accepted: dict[tuple[int, int], tuple[int, float]] = {}
+        #: (identity, sample) -> degrees between the requested pose and its context photo's
+        self.pose_gap: dict[tuple[int, int], float] = {}
         self._dirty = False
         self._sources: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -52,7 +57,13 @@ class ContextSpec:
 
         tone = self.renderer.identity_tone(coeffs)
         keys = torch.tensor([self._key(i, k, self.accepted.get((i, k), (0, -1.0))[0]) for k in ks])
-        return self.pool.choose(len(ks), self.seed, coeffs.pose, tone, keys)
+        rows = self.pool.choose(len(ks), self.seed, coeffs.pose, tone, keys)
+        wanted = np.degrees(coeffs.pose[:, :2].detach().double().cpu().numpy())
+        gaps = np.abs(np.degrees(self.pool.arrays["pose"][rows, :2].astype(np.float64)) - wanted).max(1)
+        for k, gap in zip(ks, gaps):
+            self.pose_gap[(i, int(k))] = round(float(gap), 2)
+        self._dirty = True
+        return rows
 
 
     def apply(self, coeffs, rows: np.ndarray):
@@ -132,6 +143,13 @@ class ContextSpec:
                "photos_missing": sorted(self.reader.problems.values())[:50],
                "photos_missing_count": len(self.reader.problems), "min_context_distance": self.config.min_context_distance,
                "redrawn": redrawn}
+        pose = np.degrees(self.pool.arrays["pose"][:, :2].astype(np.float64))
+        gaps = np.array(list(self.pose_gap.values()))
+        out.update({"pool_yaw_deg": [round(float(pose[:, 0].min()), 1), round(float(pose[:, 0].max()), 1)],
+                    "pool_pitch_deg": [round(float(pose[:, 1].min()), 1), round(float(pose[:, 1].max()), 1)],
+                    "far_pose_threshold_deg": FAR_POSE_DEG,
+                    "far_pose_count": int((gaps > FAR_POSE_DEG).sum()) if len(gaps) else 0,
+                    "pose_gap_median_deg": round(float(np.median(gaps)), 2) if len(gaps) else None})
         if len(checked):
             out.update({"checked": int(len(checked)), "distance_median": round(float(np.median(checked)), 4),
                         "distance_p01": round(float(np.percentile(checked, 1)), 4),
@@ -149,6 +167,10 @@ class ContextSpec:
                 i, k = (int(x) for x in name.split(":"))
                 if 0 <= int(attempt) < MAX_ATTEMPTS:
                     self.accepted[(i, k)] = (int(attempt), float(dist))
+            for name, gap in (data.get("pose_gap") or {}).items():
+                i, k = (int(x) for x in name.split(":"))
+                if 0.0 <= float(gap) <= 360.0:
+                    self.pose_gap[(i, k)] = float(gap)
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             return
 
@@ -156,6 +178,7 @@ class ContextSpec:
         if not self._dirty:
             return
         with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps({"key": key, "accepted": {f"{i}:{k}": list(v) for (i, k), v in
-                                                                sorted(self.accepted.items())}}))
+            tmp.write_text(json.dumps({"key": key,
+                                       "accepted": {f"{i}:{k}": list(v) for (i, k), v in sorted(self.accepted.items())},
+                                       "pose_gap": {f"{i}:{k}": v for (i, k), v in sorted(self.pose_gap.items())}}))
         self._dirty = False

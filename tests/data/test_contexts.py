@@ -182,3 +182,22 @@ def test_context_options_for_the_builtin_head_are_one_line_errors(capsys, tmp_pa
     cli_error(capsys, ["bench", "render", "--context", "photo"], "learned face model")
     cli_error(capsys, ["generate", "--ids", "2", "--samples", "1", "--context", "photo", "--model", "nosuch",
                        "--root", str(tmp_path)], "nosuch")
+
+
+def test_poses_the_pool_cannot_serve_are_counted_in_the_card(learned) -> None:
+    import math
+
+    from synface.data.synth_config import SynthConfig
+    from synface.data.synth_context import FAR_POSE_DEG, ContextSpec
+
+    spec = ContextSpec(SynthConfig(ids=2, samples=2, model=LEARNED_MODEL, context="photo"), learned)
+    coeffs = learned.sample(2, seed=3)
+    pose = coeffs.pose.clone()
+    pose[0, 0] = math.radians(85.0)  # far beyond any photo of the pool
+    rows = spec.rows(0, [0, 1], coeffs.replace(pose=pose))
+    photo_yaw = math.degrees(float(spec.pool.arrays["pose"][rows[0], 0]))
+    assert spec.pose_gap[(0, 0)] == pytest.approx(max(85.0 - photo_yaw, abs(math.degrees(float(pose[0, 1])) - math.degrees(
+        float(spec.pool.arrays["pose"][rows[0], 1])))), abs=0.01)
+    card = spec.summary(None, rows)
+    assert card["far_pose_count"] >= 1 and card["far_pose_threshold_deg"] == FAR_POSE_DEG
+    assert card["pool_yaw_deg"][1] < 85.0
