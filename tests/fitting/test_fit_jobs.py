@@ -85,7 +85,7 @@ def test_the_fit_command_carries_lfw_folds(tmp_path):
 TIMED_FIT = (
     "import json, sys\n"
     "for stage, total, clock in (('landmarks', 40, '01:20'), ('geometry', 40, '00:20'), ('reflectance', 30, '00:40'),\n"
-    "                            ('fill', 10, '00:20'), ('framing', 60, '1:00:00')):\n"
+    "                            ('fill', 10, '00:20'), ('contexts', 40, '00:40'), ('framing', 60, '1:00:00')):\n"
     "    sys.stderr.write(f'\\rface-model {stage}:  50%|#    | {total // 2}/{total} [00:01<00:01,  1.00photo/s]')\n"
     "    sys.stderr.write(f'\\rface-model {stage}: 100%|#####| {total}/{total} [{clock}<00:00,  1.00photo/s]\\n')\n"
     "print(json.dumps({'name': 'timed', 'people_fitted': 10, 'images_fitted': 40}))\n"
@@ -106,9 +106,9 @@ def test_the_fit_estimate_comes_from_the_last_fits_measured_stage_times(tmp_path
     assert times["landmarks"] == (40, 80.0) and times["framing"] == (60, 3600.0)
     seconds, rates = estimate_fit(100, root)
     assert rates.name == "timed" and rates.photos == 40
-    # (80 + 20 + 40 + 20) s over 40 photos = 4 s per photo, plus what does not scale: here the
+    # (80 + 20 + 40 + 20 + 40) s over 40 photos = 5 s per photo, plus what does not scale: here the
     # framing's hour (the fake's wall time is shorter than its bars claim)
-    assert seconds == pytest.approx(100 * 4.0 + 3600.0) and rates.fixed_s == 3600.0
+    assert seconds == pytest.approx(100 * 5.0 + 3600.0) and rates.fixed_s == 3600.0
     launch_fit(photos, "failed", root, argv=[sys.executable, "-c", "import sys; sys.exit(3)"])
     _wait("failed", root)
     assert estimate_fit(100, root)[1].name == "timed"  # only finished fits measure
