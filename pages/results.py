@@ -290,6 +290,9 @@ def tables_section(views=None) -> None:
     chosen = None if scale == "any" else scale
     rows = study_rows(common.workspace(), chosen, views)
     for name, title in TITLES.items():
+        if name == "context" and model in (None, "", "builtin"):  # a learned model's study only
+            st.caption(f"{title}: choose a learned face model above (`python -m synface reproduce context --model NAME`).")
+            continue
         table_block(name, title, chosen, own_dir, shipped_dir, model, rows)
 
 

@@ -26,6 +26,13 @@ STUDIES = ("table1", "table2", "table3", "figure4", "context")
 LFW_SET = "LFW"
 BENCH_SET = "SynBench"
 FACTOR_ORDER = ["none", "pose", "expression", "illumination", "all"]
+#: the context study's long cells train this many times the scale's epochs
+CONTEXT_LONG_EPOCHS = 3
+#: the context study's cells (synface/studies/context_study.py), in the report's order
+CONTEXT_CELLS = ("Syn built-in, plain", "Syn, plain", "Syn, context background", "Syn, context photo",
+                 "Syn, context photo, one per identity", "Real (LFW folds 1-3)", "Syn, context photo + DigiFace aug",
+                 f"Syn, context photo, {CONTEXT_LONG_EPOCHS}x epochs",
+                 f"Syn, context photo + DigiFace aug, {CONTEXT_LONG_EPOCHS}x epochs")
 
 
 def study_key(table: str, model: str | None = None) -> str:
@@ -163,14 +170,12 @@ def figure4(root: str | Path | None = None, scale: str | None = None, eval_set: 
 def context(root: str | Path | None = None, scale: str | None = None, eval_set: str = LFW_SET,
             model: str | None = None, rows: Sequence[dict[str, Any]] | None = None) -> pd.DataFrame:
     """The context ablation (synface/studies/context_study.py): one row per cell, on `eval_set`."""
-    from synface.studies.context_study import CELLS  # noqa: PLC0415
-
     frame = study_frame(root, study_key("context", model), scale, rows)
     if frame.empty:
         return pd.DataFrame(columns=["method", "data"])
     frame = frame[frame["eval_set"] == eval_set]
     wide = _wide(aggregate(frame, ["method", "data"]), ["method", "data"], "eval_set", str)
-    order = {c: i for i, c in enumerate(CELLS)}
+    order = {c: i for i, c in enumerate(CONTEXT_CELLS)}
     return wide.sort_values("method", key=lambda s: s.map(order).fillna(99)).reset_index(drop=True)
 
 

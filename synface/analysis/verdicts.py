@@ -349,8 +349,7 @@ def _figure4(frame: pd.DataFrame, scale: str | None) -> list[Verdict]:
 
 def _context(frame: pd.DataFrame, scale: str | None) -> list[Verdict]:
     """The context ablation's comparisons (not the paper's: no paper figure, expected sign +)."""
-    from synface.studies.context_study import CELLS  # noqa: PLC0415
-
+    CELLS = tables.CONTEXT_CELLS
     cells = {c: arm(frame, tables.LFW_SET, method=c) for c in CELLS}
     builtin, plain, background, photo, one_id, real, aug, long, long_aug = (cells[c] for c in CELLS)
     claims = [("Faces in context photos beat plain renders", photo, plain, CELLS[3], CELLS[1]),

@@ -15,13 +15,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from synface.analysis.tables import CONTEXT_CELLS as CELLS
+from synface.analysis.tables import CONTEXT_LONG_EPOCHS as LONG_EPOCHS
+
 CONTEXT_STUDY = "context"
-#: the long-training cells train this many times the scale's epochs
-LONG_EPOCHS = 3
-#: the cells' labels in the report's order
-CELLS = ("Syn built-in, plain", "Syn, plain", "Syn, context background", "Syn, context photo",
-         "Syn, context photo, one per identity", "Real (LFW folds 1-3)", "Syn, context photo + DigiFace aug",
-         f"Syn, context photo, {LONG_EPOCHS}x epochs", f"Syn, context photo + DigiFace aug, {LONG_EPOCHS}x epochs")
 DIGIFACE_AUGMENT = "digiface-published"
 
 

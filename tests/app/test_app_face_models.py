@@ -165,7 +165,7 @@ def test_paper_tables_are_shown_per_face_model(learned_home):
     picker.set_value(LEARNED_MODEL).run()
     no_errors(at)
     assert not [e for e in at.expander if "shipped with the repository" in e.label]
-    assert sum("No finished runs for this table yet" in i.value for i in at.info) == 4
+    assert sum("No finished runs for this table yet" in i.value for i in at.info) == 5  # the context study too
 
     at = page("attributes").run()
     no_errors(at)
