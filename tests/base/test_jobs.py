@@ -33,6 +33,11 @@ def _ended(kind: str, key: str, root) -> dict:
     while time.time() < deadline:
         status = jobs.status(kind, key, root)
         if not status["alive"]:
+            # the reaper thread stamps the exit code a moment after the process is seen gone
+            grace = time.time() + 5
+            while status.get("exit_code") is None and time.time() < grace:
+                time.sleep(0.05)
+                status = jobs.status(kind, key, root)
             return status
         time.sleep(0.05)
     raise AssertionError(f"job {kind}/{key} did not end")
