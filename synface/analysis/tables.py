@@ -144,14 +144,17 @@ def table2(root: str | Path | None = None, scale: str | None = None, eval_set: s
 def table3(root: str | Path | None = None, scale: str | None = None, eval_set: str = LFW_SET,
            model: str | None = None, rows: Sequence[dict[str, Any]] | None = None) -> pd.DataFrame:
     """Synthetic only / real subset only / both with domain mixup, on `eval_set`."""
-    frame = study_frame(root, study_key("table3", model), scale, rows)
+    return _by_method(study_frame(root, study_key("table3", model), scale, rows), eval_set, ("Syn", "Real", "Mix (DM)"))
+
+
+def _by_method(frame: pd.DataFrame, eval_set: str, methods: Sequence[str]) -> pd.DataFrame:
+    """One row per (method, data) cell on `eval_set`, in the order of `methods` (others last)."""
     if frame.empty:
         return pd.DataFrame(columns=["method", "data"])
     frame = frame[frame["eval_set"] == eval_set]
-    agg = aggregate(frame, ["method", "data"])
-    wide = _wide(agg, ["method", "data"], "eval_set", str)
-    order = {"Syn": 0, "Real": 1, "Mix (DM)": 2}
-    return wide.sort_values("method", key=lambda s: s.map(order).fillna(9)).reset_index(drop=True)
+    wide = _wide(aggregate(frame, ["method", "data"]), ["method", "data"], "eval_set", str)
+    order = {m: i for i, m in enumerate(methods)}
+    return wide.sort_values("method", key=lambda s: s.map(order).fillna(len(order))).reset_index(drop=True)
 
 
 def figure4(root: str | Path | None = None, scale: str | None = None, eval_set: str = LFW_SET,
@@ -170,13 +173,7 @@ def figure4(root: str | Path | None = None, scale: str | None = None, eval_set: 
 def context(root: str | Path | None = None, scale: str | None = None, eval_set: str = LFW_SET,
             model: str | None = None, rows: Sequence[dict[str, Any]] | None = None) -> pd.DataFrame:
     """The context ablation (synface/studies/context_study.py): one row per cell, on `eval_set`."""
-    frame = study_frame(root, study_key("context", model), scale, rows)
-    if frame.empty:
-        return pd.DataFrame(columns=["method", "data"])
-    frame = frame[frame["eval_set"] == eval_set]
-    wide = _wide(aggregate(frame, ["method", "data"]), ["method", "data"], "eval_set", str)
-    order = {c: i for i, c in enumerate(CONTEXT_CELLS)}
-    return wide.sort_values("method", key=lambda s: s.map(order).fillna(99)).reset_index(drop=True)
+    return _by_method(study_frame(root, study_key("context", model), scale, rows), eval_set, CONTEXT_CELLS)
 
 
 _BUILDERS: dict[str, Callable[..., pd.DataFrame]] = {"table1": table1, "table2": table2, "table3": table3,
