@@ -3,6 +3,7 @@
     python -m synface reproduce table2 --scale cpu --lfw ../shared/data/lfw --dry-run
     python -m synface reproduce table3 --scale cpu --lfw ../shared/data/lfw --seeds 3
     python -m synface reproduce table3 --scale gpu --lfw .gpu_data/lfw        # one H200, pre-aligned LFW crops
+    python -m synface reproduce context --scale cpu --lfw ../shared/data/lfw --model NAME --cells Real
     python -m synface reproduce figure4 --scale paper --lfw /data/lfw --root /big/workspace
 """
 
@@ -36,6 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="builtin",
                    help="face model of the synthetic sets: 'builtin' or a learned model of the workspace; refused "
                         "when its source people appear in the evaluation pairs")
+    p.add_argument("--cells", metavar="TEXT[,TEXT]",
+                   help="only the cells whose label contains one of these (case-insensitive), e.g. "
+                        "--cells 'Real,DigiFace aug': a long study a few cells at a time; the report shows every "
+                        "finished cell")
     p.add_argument("--dry-run", action="store_true", help="print the plan and time estimate; run nothing")
     p.add_argument("--json", action="store_true", help="with --dry-run: the plan as one JSON line")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
@@ -54,7 +59,8 @@ def run_reproduce(args: argparse.Namespace) -> int:
     if args.seeds > MAX_SEEDS:  # each seed is a run per cell: refused before a plan of millions is made
         raise ValueError(f"--seeds must be at most {MAX_SEEDS}, got {args.seeds:,}")
     plan, paths = reproduce(args.table, args.scale, args.lfw, args.root, args.seeds, args.out,
-                            dry_run=args.dry_run, progress=progress, model=args.model)
+                            dry_run=args.dry_run, progress=progress, model=args.model,
+                            cells=(args.cells or "").split(","))
     if args.dry_run:
         if args.json:
             print_json(plan_dict(plan))

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from synface.analysis import tables
 from synface.data.errors import DataError
@@ -461,6 +461,27 @@ ProgressFactory = Callable[[str, int], tuple[Callable[[int, int], None], Callabl
 
 
 # ----------------------------------------------------------------------------- reports
+
+
+def restrict_cells(plan: Plan, patterns: Sequence[str]) -> Plan:
+    """The plan cut to the runs whose cell label contains one of `patterns` (case-insensitive) and
+    the datasets those runs read, so a long study can be run a few cells at a time; the report
+    still shows every finished cell. A pattern that matches no cell is refused with the labels."""
+    wanted = [p.strip().lower() for p in patterns if p.strip()]
+    if not wanted:
+        return plan
+    labels = list(dict.fromkeys(run.label for run in plan.runs))
+    unknown = [p for p in wanted if not any(p in label.lower() for label in labels)]
+    if unknown:
+        raise ValueError(f"--cells {', '.join(map(repr, unknown))} matches no cell of {plan.name}; its cells: "
+                         + "; ".join(labels))
+    runs = [run for run in plan.runs if any(p in run.label.lower() for p in wanted)]
+    used = set()
+    for run in runs:
+        used.update(str(run.config[k]) for k in ("data", "real_root") if run.config.get(k))
+        used.update(str(e.get("path")) for e in run.config.get("eval_sets") or [])
+    datasets = [d for d in plan.datasets if d.path in used]
+    return replace(plan, datasets=datasets, runs=runs)
 
 
 def plan_dict(plan: Plan) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from synface.data.benchmark import build_synthetic_benchmark
 from synface.data.errors import DataError
@@ -22,6 +22,7 @@ from synface.studies.plan import (
     finished_runs,
     make_plan,
     prealigned,
+    restrict_cells,
 )
 from synface.studies.report import results_dir, write_report
 
@@ -230,9 +231,11 @@ def execute(plan: Plan, progress: ProgressFactory = _null_progress, generator: A
 
 def reproduce(name: str, scale: str = "cpu", lfw: str | Path | None = None, root: str | Path | None = None,
               seeds: int = DEFAULT_SEEDS, out_dir: str | Path | None = None, dry_run: bool = False,
-              progress: ProgressFactory = _null_progress, model: str = "builtin") -> tuple[Plan, dict[str, Path] | None]:
-    """Plan, then (unless dry_run) execute and write the report; synthetic sets of face model `model`."""
-    plan = make_plan(name, scale, lfw, root, seeds, model=model)
+              progress: ProgressFactory = _null_progress, model: str = "builtin",
+              cells: Sequence[str] = ()) -> tuple[Plan, dict[str, Path] | None]:
+    """Plan, then (unless dry_run) execute and write the report; synthetic sets of face model `model`;
+    only the cells whose label contains one of `cells` when given (the report shows every finished one)."""
+    plan = restrict_cells(make_plan(name, scale, lfw, root, seeds, model=model), cells)
     if dry_run:
         return plan, None
     t0 = time.time()

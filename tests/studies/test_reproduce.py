@@ -63,6 +63,24 @@ def test_plan_contents(fake_lfw, tmp_path):
         rp.make_plan("table9", "cpu", fake_lfw, tmp_path)
 
 
+def test_cells_cut_a_plan_to_their_runs_and_the_datasets_they_read(fake_lfw, tmp_path, capsys):
+    full = rp.make_plan("table3", "cpu", fake_lfw, tmp_path, seeds=2)
+    real = rp.restrict_cells(full, ["REAL_"])  # case-insensitive; Real_R_k and its DM cell
+    assert {r.cell["method"] for r in real.runs} == {"Real", "Mix (DM)"} and len(real.runs) == 4
+    kinds = sorted(d.kind for d in real.datasets)
+    assert kinds == ["real-test", "real-train", "synthetic"]  # DM reads the synthetic set too
+    syn_only = rp.restrict_cells(rp.make_plan("table2", "cpu", fake_lfw, tmp_path, seeds=1), ["_IM"])
+    assert syn_only.runs and all(r.cell["im"] for r in syn_only.runs)
+    assert {d.kind for d in syn_only.datasets} == {"real-test", "synthetic"}  # no real training set is built
+    assert rp.restrict_cells(full, ["", " "]) is full
+    with pytest.raises(ValueError, match="matches no cell.*Syn_"):
+        rp.restrict_cells(full, ["Real", "no such cell"])
+    args = _parser().parse_args(["reproduce", "table3", "--lfw", str(fake_lfw), "--root", str(tmp_path),
+                                 "--cells", "DM", "--dry-run", "--json"])
+    assert args.func(args) == 0
+    assert {r["cell"]["method"] for r in json.loads(capsys.readouterr().out)["runs"]} == {"Mix (DM)"}
+
+
 def test_every_tiny_run_has_a_full_batch(fake_lfw, tmp_path):
     """Each tiny run's training set holds at least one batch (Table 3's Real_R_k once did not)."""
     for table in rp.TABLES:
