@@ -476,7 +476,7 @@ def restrict_cells(plan: Plan, patterns: Sequence[str]) -> Plan:
         raise ValueError(f"--cells {', '.join(map(repr, unknown))} matches no cell of {plan.name}; its cells: "
                          + "; ".join(labels))
     runs = [run for run in plan.runs if any(p in run.label.lower() for p in wanted)]
-    used = set()
+    used: set[str] = set()
     for run in runs:
         used.update(str(run.config[k]) for k in ("data", "real_root") if run.config.get(k))
         used.update(str(e.get("path")) for e in run.config.get("eval_sets") or [])
