@@ -464,8 +464,8 @@ ProgressFactory = Callable[[str, int], tuple[Callable[[int, int], None], Callabl
 
 
 def restrict_cells(plan: Plan, patterns: Sequence[str]) -> Plan:
-    """The plan cut to the runs whose cell label contains one of `patterns` (case-insensitive) and
-    the datasets those runs read, so a long study can be run a few cells at a time; the report
+    """The plan cut to the runs whose cell label contains one of `patterns` (case-insensitive; a
+    pattern that is a whole label keeps that cell alone) and the datasets those runs read, so a long study can be run a few cells at a time; the report
     still shows every finished cell. A pattern that matches no cell is refused with the labels."""
     wanted = [p.strip().lower() for p in patterns if p.strip()]
     if not wanted:
@@ -475,7 +475,9 @@ def restrict_cells(plan: Plan, patterns: Sequence[str]) -> Plan:
     if unknown:
         raise ValueError(f"--cells {', '.join(map(repr, unknown))} matches no cell of {plan.name}; its cells: "
                          + "; ".join(labels))
-    runs = [run for run in plan.runs if any(p in run.label.lower() for p in wanted)]
+    exact = {p for p in wanted if any(p == label.lower() for label in labels)}  # a whole label: that cell alone
+    runs = [run for run in plan.runs
+            if any((run.label.lower() == p) if p in exact else (p in run.label.lower()) for p in wanted)]
     used: set[str] = set()
     for run in runs:
         used.update(str(run.config[k]) for k in ("data", "real_root") if run.config.get(k))

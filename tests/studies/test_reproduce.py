@@ -73,6 +73,8 @@ def test_cells_cut_a_plan_to_their_runs_and_the_datasets_they_read(fake_lfw, tmp
     assert syn_only.runs and all(r.cell["im"] for r in syn_only.runs)
     assert {d.kind for d in syn_only.datasets} == {"real-test", "synthetic"}  # no real training set is built
     assert rp.restrict_cells(full, ["", " "]) is full
+    syn_label = full.runs[0].label  # also a part of the DM cell's label: a whole label keeps its cell alone
+    assert {r.cell["method"] for r in rp.restrict_cells(full, [syn_label.upper()]).runs} == {"Syn"}
     with pytest.raises(ValueError, match="matches no cell.*Syn_"):
         rp.restrict_cells(full, ["Real", "no such cell"])
     args = _parser().parse_args(["reproduce", "table3", "--lfw", str(fake_lfw), "--root", str(tmp_path),
