@@ -74,7 +74,8 @@ def _check_sizes(args: argparse.Namespace) -> None:
 #: the options that describe the set itself; `--config FILE` gives them all at once instead
 SET_OPTIONS = ("ids", "samples", "seed", "im", "phi_grid", "pose", "expression", "illumination", "pose_scale",
                "expression_scale", "illumination_scale", "benchmark", "verification", "model",
-               "min_source_distance", "context", "contexts_per_identity", "min_context_distance", "format", "name")
+               "min_source_distance", "context", "contexts_per_identity", "min_context_distance", "no_camera_match",
+               "format", "name")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -112,6 +113,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "backgrounds of the source people (docs/face_models.md)")
     p.add_argument("--contexts-per-identity", action="store_true",
                    help="with --context: one context photo per identity (default: one per image)")
+    p.add_argument("--no-camera-match", action="store_true",
+                   help="with --context: leave the drawn face as rendered (default: it takes its photo's colour, "
+                        "blur, grain and JPEG level, so the seam is no shortcut)")
     p.add_argument("--min-context-distance", type=float, default=None, metavar="D",
                    help="with --context: redraw the context of any image whose face lies closer than D (dlib "
                         "descriptor distance) to the context photo's person. Default: the model card's "
@@ -197,6 +201,7 @@ def _config_options(args: argparse.Namespace):
         purpose="benchmark" if args.benchmark else "train", image_format=args.format, name=args.name or "",
         model=args.model, min_source_distance=_min_source_distance(args), context=args.context,
         contexts_per_identity=args.contexts_per_identity, min_context_distance=_min_context_distance(args),
+        camera_match=not args.no_camera_match,
     )
 
 
@@ -333,7 +338,7 @@ def _verification(args: argparse.Namespace) -> int:
 
     if args.min_source_distance:
         raise ValueError("--min-source-distance applies to training sets, not to --verification benchmarks")
-    if args.context != "plain" or args.contexts_per_identity or args.min_context_distance:
+    if args.context != "plain" or args.contexts_per_identity or args.min_context_distance or args.no_camera_match:
         raise ValueError("--context applies to training sets, not to --verification benchmarks")
     model = load_model(args.model, args.root)  # a one-line error before anything is written
     suffix = "" if args.model == "builtin" else f"_{args.model}"

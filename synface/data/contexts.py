@@ -10,7 +10,9 @@ calibrated 5-point framing), and the photo, warped into the same crop, shows aro
 face, keeping the photo's hair, ears and neck; in mode "background" the whole synthetic head is
 drawn over the photo. Contexts are chosen among the photos nearest the requested pose and skin
 tone, seeded, so a dataset row re-renders exactly. Photos are checked against the SHA-256 the fit
-recorded: one changed or gone since the fit is named and skipped, never silently used.
+recorded: one changed or gone since the fit is named and skipped, never silently used. The drawn
+face then takes the photo's colour, blur, grain and JPEG level (`context_match`), so the seam is
+no shortcut.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from synface.data.context_match import MatchReport, hull_mask, jpeg_quality, match_to_photo
 from synface.data.errors import DataError
 
 CONTEXT_FILE = "contexts.npz"
@@ -35,6 +38,8 @@ FIELDS = {"path": (), "digest": (32,), "size": (2,), "person": (), "pose": (3,),
 MAX_CONTEXTS = 200_000
 #: decoded context photos kept in memory (a 250 x 250 photo is 190 KB)
 PHOTO_CACHE = 4096
+#: the grain's random stream, beside each image's key
+_GRAIN_STREAM = 0x6A41
 
 
 @dataclass
@@ -121,6 +126,8 @@ class PhotoReader:
         self.pool = pool
         self._cache: OrderedDict[int, np.ndarray | None] = OrderedDict()
         self.problems: dict[int, str] = {}
+        #: row -> the JPEG quality its file was saved at (None: not a JPEG), for camera matching
+        self.quality: dict[int, int | None] = {}
 
     def __call__(self, k: int) -> np.ndarray | None:
         """Context photo `k` (H, W, 3) uint8, or None when it is gone, unreadable or changed
@@ -142,6 +149,7 @@ class PhotoReader:
                 self.problems[k] = f"{path}: changed since the fit"
             else:
                 image = np.asarray(read_rgb(path, what="context photo"))
+                self.quality[k] = jpeg_quality(data)
         except (OSError, DataError) as exc:
             self.problems[k] = f"{path}: unreadable ({exc})"
         self._cache[k] = image
@@ -169,10 +177,13 @@ def with_context(coeffs, pool: ContextPool, rows: np.ndarray):
 
 
 def render_in_context(generator, coeffs, pool: ContextPool, rows: np.ndarray, mode: str = "photo",
-                      reader: PhotoReader | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      reader: PhotoReader | None = None, keys: np.ndarray | None = None, match: bool = True,
+                      reports: list[MatchReport] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(B, 112, 112, 3) uint8 composites of `coeffs` (already `with_context`) into their context
     photos `rows`, and (B,) bool: which had their photo (the others are drawn on the procedural
-    background, and counted by the caller)."""
+    background, and counted by the caller). With `match`, each drawn face takes its photo's colour,
+    blur, grain and JPEG level (`synface.data.context_match`; the grain seeded by `keys`, one per
+    image, default the rows); what matching did is appended to `reports` when given."""
     from synface.data.align import warp_with_matrix  # noqa: PLC0415
 
     if mode not in CONTEXT_MODES[1:]:
@@ -191,10 +202,29 @@ def render_in_context(generator, coeffs, pool: ContextPool, rows: np.ndarray, mo
         have[i] = True
     alpha = generator.model.face_region if mode == "photo" else None
     images = generator.pipeline.render(coeffs, torch.from_numpy(backdrop), alpha).images.cpu().numpy()
+    if match and have.any():
+        keys = np.asarray(rows if keys is None else keys, np.int64)
+        masks = face_masks(generator, coeffs, mode, np.flatnonzero(have))
+        for i, mask in masks.items():
+            rng = np.random.default_rng([int(keys[i]) & ((1 << 63) - 1), _GRAIN_STREAM])
+            images[i], report = match_to_photo(images[i], backdrop[i], mask, reader.quality.get(int(rows[i])), rng)
+            if reports is not None:
+                reports.append(report)
     if not have.all():  # a photo gone or changed since the fit: the procedural background instead
         missing = (~have).nonzero()[0].tolist()
         images[missing] = generator.pipeline.render(coeffs[missing]).images.cpu().numpy()
     return images, have
+
+
+def face_masks(generator, coeffs, mode: str, which: np.ndarray) -> dict[int, np.ndarray]:
+    """Image index -> (S, S) soft mask of what covers its photo: the face region (mode 'photo')
+    or the whole head ('background'), as the hull of those vertices where the render put them."""
+    region = generator.model.face_region
+    vertices = torch.nonzero(region > 0.5).flatten() if mode == "photo" else None
+    index = torch.as_tensor(np.asarray(which), dtype=torch.long)
+    points = generator.pipeline.vertex_pixels(coeffs[index.tolist()], vertices).cpu().numpy()
+    size = generator.pipeline.image_size
+    return {int(i): hull_mask(p, size) for i, p in zip(which, points)}
 
 
 class ContextRenderer:
@@ -202,7 +232,7 @@ class ContextRenderer:
     Generator page, previews): each image's context is chosen near its pose and its identity's
     tone, seeded by `seed` and its position; its pose, expression and light become the context's."""
 
-    def __init__(self, generator, mode: str = "photo") -> None:
+    def __init__(self, generator, mode: str = "photo", match: bool = True) -> None:
         model = generator.model
         folder, card = getattr(model, "folder", None), getattr(model, "card", None)
         if folder is None or card is None:
@@ -215,6 +245,7 @@ class ContextRenderer:
         self.reader = PhotoReader(self.pool)
         self.generator = generator
         self.mode = mode
+        self.match = match
 
     def identity_tone(self, coeffs) -> torch.Tensor | None:
         """(B, 3) each identity's skin tone (its head region's bank people), or None."""
@@ -231,7 +262,8 @@ class ContextRenderer:
         """(images (B, 112, 112, 3) uint8, the context rows, the coefficients as drawn)."""
         rows = self.choose(coeffs, seed) if rows is None else np.asarray(rows)
         drawn = with_context(coeffs, self.pool, rows)
-        images, _ = render_in_context(self.generator, drawn, self.pool, rows, self.mode, self.reader)
+        keys = (np.int64(seed % (1 << 40)) << np.int64(20)) + np.arange(len(rows), dtype=np.int64)
+        images, _ = render_in_context(self.generator, drawn, self.pool, rows, self.mode, self.reader, keys, self.match)
         return images, rows, drawn
 
     def context_view(self, row: int, size: int = 112) -> np.ndarray | None:
@@ -246,11 +278,12 @@ class ContextRenderer:
         return np.asarray(Image.fromarray(photo).resize((max(1, round(w * scale)), max(1, round(h * scale)))))
 
 
-def image_renderer(generator, context: str = "plain", seed: int = 0):
+def image_renderer(generator, context: str = "plain", seed: int = 0, match: bool = True):
     """A function from coefficients to (B, 112, 112, 3) uint8 images: plain renders, or drawn into
-    context photos (`ContextRenderer`, each call's contexts seeded by `seed` and the call's number)."""
+    context photos (`ContextRenderer`, each call's contexts seeded by `seed` and the call's number;
+    camera-matched unless `match` is False)."""
     if context == "plain":
         return lambda coeffs: generator.render(coeffs).images.cpu().numpy()
-    renderer = ContextRenderer(generator, context)
+    renderer = ContextRenderer(generator, context, match)
     calls = iter(range(1 << 62))
     return lambda coeffs: renderer.render(coeffs, seed * 100_003 + next(calls))[0]

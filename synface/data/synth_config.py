@@ -60,6 +60,7 @@ class SynthConfig:
     context: str = "plain"  # "plain", or a learned model's photos around the face: "photo" or "background"
     contexts_per_identity: bool = False  # one context photo per identity (default: one per image)
     min_context_distance: float = 0.0  # redraw a context whose composite lies nearer than this to its person
+    camera_match: bool = True  # context sets: the drawn face takes its photo's colour, blur, grain and JPEG level
 
     def __post_init__(self) -> None:
         self.phi_grid = tuple(float(p) for p in self.phi_grid)
@@ -124,6 +125,10 @@ class SynthConfig:
             raise bad("min_context_distance", "applies to sets drawn into context photos (--context photo)")
         if not isinstance(self.contexts_per_identity, bool):
             raise bad("contexts_per_identity", f"must be true or false, got {self.contexts_per_identity!r}")
+        if not isinstance(self.camera_match, bool):
+            raise bad("camera_match", f"must be true or false, got {self.camera_match!r}")
+        if not self.camera_match and self.context == "plain":
+            raise bad("camera_match", "applies to sets drawn into context photos (--context photo)")
         if self.name:  # it names the set's folder in the workspace: one safe path component
             try:
                 check_name(self.name, "dataset name")
@@ -163,6 +168,8 @@ class SynthConfig:
         for key, default in (("context", "plain"), ("contexts_per_identity", False), ("min_context_distance", 0.0)):
             if d[key] == default:
                 d.pop(key)
+        if "context" not in d:  # plain (popped above): matching changes only composites' pixels
+            d.pop("camera_match")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

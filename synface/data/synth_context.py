@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from synface.base.files import atomic_path
+from synface.data.context_match import match_summary
 from synface.data.contexts import ContextRenderer, render_in_context, with_context
 from synface.data.synth_config import stream_seed
 
@@ -45,6 +46,8 @@ class ContextSpec:
         self.pose_gap: dict[tuple[int, int], float] = {}
         self._dirty = False
         self._sources: tuple[np.ndarray, np.ndarray] | None = None
+        #: what camera matching did to each composite rendered here (this process; for the card)
+        self.match_reports: list = []
 
     # ------------------------------------------------------------------ choice
     def _key(self, i: int, k: int, attempt: int) -> int:
@@ -66,11 +69,19 @@ class ContextSpec:
         return rows
 
 
+    def grain_keys(self, i: int, ks) -> np.ndarray:
+        """(len(ks),) seeds of the camera grain of identity i's samples `ks` (their current draw):
+        one per image and attempt, whatever the context sharing, so a row re-renders exactly."""
+        keys = [(i * self.config.samples + int(k)) * MAX_ATTEMPTS + self.accepted.get((i, int(k)), (0, -1.0))[0]
+                for k in ks]
+        return (np.asarray(keys, np.int64) ^ np.int64(self.seed % (1 << 62)))
+
     def apply(self, coeffs, rows: np.ndarray):
         return with_context(coeffs, self.pool, rows)
 
-    def render(self, coeffs, rows: np.ndarray) -> np.ndarray:
-        images, _ = render_in_context(self.gen, coeffs, self.pool, rows, self.config.context, self.reader)
+    def render(self, coeffs, rows: np.ndarray, keys: np.ndarray | None = None) -> np.ndarray:
+        images, _ = render_in_context(self.gen, coeffs, self.pool, rows, self.config.context, self.reader, keys,
+                                      match=self.config.camera_match, reports=self.match_reports)
         return images
 
     # ------------------------------------------------------------------ privacy
@@ -99,11 +110,12 @@ class ContextSpec:
             parts = [spec.identity_batch(i, [k]) for i, k in pairs]
             coeffs = FaceCoeffs.cat([c for c, _ in parts])
             rows = np.concatenate([labels.context for _, labels in parts])
-            return coeffs, rows
+            keys = np.concatenate([labels.context_key for _, labels in parts])
+            return coeffs, rows, keys
 
         pairs = [(i, k) for i, ks in items for k in ks]
-        coeffs, rows = draw(pairs)
-        images = self.render(coeffs, rows)
+        coeffs, rows, keys = draw(pairs)
+        images = self.render(coeffs, rows, keys)
         limit = self.config.min_context_distance
         if limit <= 0:
             return images
@@ -124,8 +136,8 @@ class ContextSpec:
                     again.append(n)
             self._dirty = True
             if again:
-                coeffs_again, rows_again = draw([pairs[n] for n in again])
-                images[again] = self.render(coeffs_again, rows_again)
+                coeffs_again, rows_again, keys_again = draw([pairs[n] for n in again])
+                images[again] = self.render(coeffs_again, rows_again, keys_again)
                 rows[again] = rows_again
             todo = again
         return images
@@ -150,6 +162,9 @@ class ContextSpec:
                     "far_pose_threshold_deg": FAR_POSE_DEG,
                     "far_pose_count": int((gaps > FAR_POSE_DEG).sum()) if len(gaps) else 0,
                     "pose_gap_median_deg": round(float(np.median(gaps)), 2) if len(gaps) else None})
+        out["camera_match"] = self.config.camera_match
+        if self.match_reports:
+            out["camera_match_sample"] = match_summary(self.match_reports)
         if len(checked):
             out.update({"checked": int(len(checked)), "distance_median": round(float(np.median(checked)), 4),
                         "distance_p01": round(float(np.percentile(checked, 1)), 4),

@@ -54,7 +54,9 @@ class OnTheFlyDataset(torch.utils.data.Dataset):
             keys.extend((i, k) for k in ks)
         coeffs = FaceCoeffs.cat(coeffs_list)
         if self.spec.context is not None:
-            images = torch.from_numpy(self.spec.context.render(coeffs, np.concatenate([part.context for part in labels_list])))
+            images = torch.from_numpy(self.spec.context.render(
+                coeffs, np.concatenate([part.context for part in labels_list]),
+                np.concatenate([part.context_key for part in labels_list])))
         else:
             images = self.gen.render(coeffs).images.cpu()
         label = np.concatenate([part.label for part in labels_list])

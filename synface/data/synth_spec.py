@@ -23,6 +23,7 @@ class SampleLabels:
     partner: np.ndarray  # (N,) partner identity, -1 without mixup
     phi: np.ndarray  # (N,) weight of `label` (1.0 without mixup)
     context: np.ndarray | None = None  # (N,) context photo of each image (sets drawn into context photos)
+    context_key: np.ndarray | None = None  # (N,) each composite's camera-grain seed (synface.data.context_match)
 
 
 class SyntheticSpec:
@@ -107,6 +108,7 @@ class SyntheticSpec:
         labels = SampleLabels(np.full(len(ks), i, dtype=np.int64), partner, phi.astype(np.float32))
         if self.context is not None:
             labels.context = self.context.rows(i, ks, coeffs)
+            labels.context_key = self.context.grain_keys(i, ks)
             coeffs = self.context.apply(coeffs, labels.context)
         return coeffs, labels
 

@@ -110,6 +110,17 @@ class RenderPipeline:
                 images, landmarks = self._render_torch(coeffs, backdrop, alpha)
         return RenderResult(images=images, landmarks=landmarks)
 
+    def vertex_pixels(self, coeffs: Any, vertices: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, N, 2) float64 output pixels of the mesh's `vertices` (indices; default all) as
+        rendering these coefficients places them (for masks drawn over a render)."""
+        with torch.no_grad():
+            verts = self.model.geometry(coeffs.shape, coeffs.expr)
+            if vertices is not None:
+                verts = verts[:, vertices]
+            posed = verts.double() @ rotation_matrices(coeffs.pose.double()).transpose(1, 2)
+            A, t = self.alignment(coeffs)
+            return self._to_pixels(posed, A, t)
+
     def alignment(self, coeffs: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """(A (B, 2, 2), t (B, 2)) float64: the map from perspective-projected points to output
         pixels that rendering these coefficients uses (its 5-point framing and jitter)."""
