@@ -37,10 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="builtin",
                    help="face model of the synthetic sets: 'builtin' or a learned model of the workspace; refused "
                         "when its source people appear in the evaluation pairs")
-    p.add_argument("--cells", metavar="TEXT[,TEXT]",
-                   help="only the cells whose label contains one of these (case-insensitive), e.g. "
-                        "--cells 'Real,DigiFace aug': a long study a few cells at a time; the report shows every "
-                        "finished cell")
+    p.add_argument("--cells", metavar="TEXT", action="append", default=[],
+                   help="only the cells whose label contains TEXT (case-insensitive; a whole label: that cell "
+                        "alone); repeat for more, e.g. --cells Real --cells 'DigiFace aug': a long study a few "
+                        "cells at a time; the report shows every finished cell")
     p.add_argument("--dry-run", action="store_true", help="print the plan and time estimate; run nothing")
     p.add_argument("--json", action="store_true", help="with --dry-run: the plan as one JSON line")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
@@ -60,7 +60,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
         raise ValueError(f"--seeds must be at most {MAX_SEEDS}, got {args.seeds:,}")
     plan, paths = reproduce(args.table, args.scale, args.lfw, args.root, args.seeds, args.out,
                             dry_run=args.dry_run, progress=progress, model=args.model,
-                            cells=(args.cells or "").split(","))
+                            cells=args.cells)
     if args.dry_run:
         if args.json:
             print_json(plan_dict(plan))

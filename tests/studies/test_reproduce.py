@@ -78,7 +78,7 @@ def test_cells_cut_a_plan_to_their_runs_and_the_datasets_they_read(fake_lfw, tmp
     with pytest.raises(ValueError, match="matches no cell.*Syn_"):
         rp.restrict_cells(full, ["Real", "no such cell"])
     args = _parser().parse_args(["reproduce", "table3", "--lfw", str(fake_lfw), "--root", str(tmp_path),
-                                 "--cells", "DM", "--dry-run", "--json"])
+                                 "--cells", "DM", "--cells", "dm", "--dry-run", "--json"])
     assert args.func(args) == 0
     assert {r["cell"]["method"] for r in json.loads(capsys.readouterr().out)["runs"]} == {"Mix (DM)"}
 
