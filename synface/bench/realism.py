@@ -91,7 +91,7 @@ def bench_realism(n_detect: int = 500, n_pairs: int = 500, n_phi_pairs: int = 40
                   progress: Callable[[str, int, int], None] | None = None, real_pairs: str | None = None,
                   identity_scale: float = 1.0, model: str | None = None, workspace: str | None = None,
                   variant: str = "mosaic", context: str = "plain", real_crops: str | None = None,
-                  n_crops: int = DEFAULT_CROPS) -> dict:
+                  n_crops: int = DEFAULT_CROPS, camera_match: bool = True) -> dict:
     """Detection rate (|yaw| <= 30 deg), identity verification accuracy and the phi trend under dlib;
     with `real_pairs` (aligned real pairs), the same verification protocol on them as the reference;
     with `real_crops` (a folder of aligned crops), whether a classifier tells `n_crops` of them from
@@ -113,7 +113,9 @@ def bench_realism(n_detect: int = 500, n_pairs: int = 500, n_phi_pairs: int = 40
     gen = FaceGenerator(device=device, model=learned)
     from synface.data.contexts import image_renderer  # noqa: PLC0415
 
-    draw = image_renderer(gen, context, seed)  # detection and verification renders (the phi trend: plain)
+    if context == "plain" and not camera_match:
+        raise ValueError("--no-camera-match applies to faces drawn into context photos (--context photo)")
+    draw = image_renderer(gen, context, seed, camera_match)  # detection, verification, crops (phi trend: plain)
     tick = progress or (lambda stage, done, total: None)
     real_crop_set = None
     if real_crops is not None:  # read and checked before minutes of rendering and dlib
@@ -179,7 +181,7 @@ def bench_realism(n_detect: int = 500, n_pairs: int = 500, n_phi_pairs: int = 40
         reference.update(frechet_report(np.concatenate([e1, e2]), np.stack(real_descriptors), seed))
     if real_crop_set is not None:
         looks = gen.sample(len(real_crop_set), seed + 606)  # default prior: identity, pose, light, background
-        renders = render_images(gen, looks, "render crops", tick)
+        renders = render_images(gen, looks, "render crops", tick, draw=draw)
         reference["image_realism"] = image_realism_report(renders, real_crop_set, seed, tick=tick)
     spread = spread_statistics(np.stack([e1[:n_pairs], e2[:n_pairs]], axis=1)) if n_pairs >= 3 else {"between_to_within": None}
     return {
@@ -187,6 +189,7 @@ def bench_realism(n_detect: int = 500, n_pairs: int = 500, n_phi_pairs: int = 40
         "model": model or "builtin",
         "variant": variant if learned is not None else None,
         "context": context,
+        "camera_match": camera_match if context != "plain" else None,
         "generator": gen.version,
         "detector": "dlib frontal HOG (face_recognition_models weights)",
         "n_detect": n_detect,

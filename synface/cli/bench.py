@@ -47,7 +47,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--workspace", default=None, help="workspace holding the learned model")
     q.add_argument("--variant", default="mosaic", help="learned models: mosaic (default), one_person or whole_face_blend")
     q.add_argument("--context", choices=("plain", "photo", "background"), default="plain",
-                   help="learned models: detection and verification on faces drawn into the model's context photos")
+                   help="learned models: detection, verification and the look classifier on faces drawn into "
+                        "the model's context photos")
+    q.add_argument("--no-camera-match", action="store_true",
+                   help="with --context: composites as rendered, without their photo's colour, blur, grain and JPEG")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_realism)
     lk = which.add_parser("leakage", help="a learned model's synthetic people against its source people (privacy)")
@@ -183,7 +186,8 @@ def _realism(args: argparse.Namespace) -> int:
     result = bench_realism(n_detect=args.detect, n_pairs=args.pairs, n_phi_pairs=args.phi_pairs, seed=args.seed,
                            device=args.device, progress=tick, real_pairs=args.real_pairs,
                            identity_scale=args.identity_scale, model=args.model, workspace=args.workspace,
-                           variant=args.variant, context=args.context, real_crops=args.real_crops, n_crops=args.crops)
+                           variant=args.variant, context=args.context, real_crops=args.real_crops, n_crops=args.crops,
+                           camera_match=not args.no_camera_match)
     for _update, close in bars.values():
         close()
     print_json(result)

@@ -43,6 +43,10 @@ def test_fit_writes_one_context_row_per_fitted_photo(learned) -> None:
     assert np.isfinite(pool.arrays["A"]).all() and np.abs(np.linalg.det(pool.arrays["A"])).min() > 1e-3
 
 
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel() - a.mean(), b.ravel() - b.mean())[0, 1])
+
+
 @pytest.mark.parametrize("match", [False, True])
 def test_composite_keeps_the_photo_outside_and_the_synthetic_face_inside(learned, match) -> None:
     renderer = ContextRenderer(learned, "photo", match=match)
@@ -65,9 +69,7 @@ def test_composite_keeps_the_photo_outside_and_the_synthetic_face_inside(learned
             assert np.abs(image[inner] - plain[i][inner]).mean() < 3.0
             assert np.abs(image[inner] - backdrop[inner]).mean() > 3.0
         else:  # camera matching changes colour, grain and JPEG level, not whose face it is
-            structure = lambda a: (a - a.mean()).ravel()  # noqa: E731
-            corr = lambda a, b: float(np.corrcoef(structure(a), structure(b))[0, 1])  # noqa: E731
-            assert corr(image[inner], plain[i][inner]) > max(0.8, corr(image[inner], backdrop[inner]))
+            assert _corr(image[inner], plain[i][inner]) > max(0.8, _corr(image[inner], backdrop[inner]))
 
 
 def test_the_same_row_re_renders_identically_and_the_choice_is_seeded(learned) -> None:
