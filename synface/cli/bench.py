@@ -143,6 +143,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rc.add_argument("--seed", type=int, default=0)
     rc.add_argument("--json", action="store_true", help="print one JSON line (default output too)")
     rc.set_defaults(func=_reconstruct)
+    ss = which.add_parser("selfswap", help="people's own fitted faces drawn into their own photos: do they still "
+                                           "verify against their other photos?")
+    ss.add_argument("--photos", metavar="DIR", required=True,
+                    help="photos: an LFW copy (images/ + people.txt) or <person>/<photo> folders")
+    ss.add_argument("--folds", default=None, help="LFW only: the people of these folds, e.g. 1,2,3")
+    ss.add_argument("--people", type=count(MAX_BENCH_COUNT), default=60, help="people with two or more photos")
+    ss.add_argument("--others", type=count(20), default=3, help="other photos per person to verify against")
+    ss.add_argument("--seed", type=int, default=0)
+    ss.add_argument("--json", action="store_true", help="print one JSON line (default output too)")
+    ss.set_defaults(func=_selfswap)
     g = which.add_parser("generate", help="end-to-end synthetic set build to disk (images/s)")
     g.add_argument("--images", type=count(10_000_000), default=10_000)
     g.add_argument("--samples", type=count(10_000), default=50)
@@ -274,6 +284,15 @@ def _reconstruct(args: argparse.Namespace) -> int:
     folds = parse_folds(args.folds) if args.folds else None
     return _print_with_bar("bench reconstruct", "photo", lambda progress: bench_reconstruct(
         args.photos, folds=folds, count=args.count, seed=args.seed, progress=progress))
+
+
+def _selfswap(args: argparse.Namespace) -> int:
+    from synface.bench.selfswap import bench_selfswap
+    from synface.cli.common import parse_folds
+
+    folds = parse_folds(args.folds) if args.folds else None
+    return _print_with_bar("bench selfswap", "person", lambda progress: bench_selfswap(
+        args.photos, folds=folds, people=args.people, others=args.others, seed=args.seed, progress=progress))
 
 
 def _train(args: argparse.Namespace) -> int:
