@@ -209,3 +209,41 @@ def test_poses_the_pool_cannot_serve_are_counted_in_the_card(learned) -> None:
     card = spec.summary(None, rows)
     assert card["far_pose_count"] >= 1 and card["far_pose_threshold_deg"] == FAR_POSE_DEG
     assert card["pool_yaw_deg"][1] < 85.0
+
+
+def test_a_context_set_built_to_disk_equals_its_on_the_fly_rows_and_its_card_says_what_matching_did(
+        learned, learned_model_workspace, tmp_path) -> None:
+    """The camera grain is seeded per image (not per batch), so a stored row and the same row drawn
+    on the fly are the same pixels; the card records the matching."""
+    import json
+
+    import pandas as pd
+    from PIL import Image
+
+    from synface.data.synth_config import SynthConfig
+    from synface.data.synthetic import OnTheFlyDataset, build_dataset
+
+    cfg = SynthConfig(ids=3, samples=2, model=LEARNED_MODEL, context="photo", image_format="png", seed=2)
+    build_dataset(cfg, tmp_path / "set", learned, workspace=learned_model_workspace)
+    manifest = pd.read_parquet(tmp_path / "set" / "manifest.parquet")
+    batch = OnTheFlyDataset(cfg, learned, workspace=learned_model_workspace).get_batch([5, 0, 3])
+    for j, idx in enumerate([5, 0, 3]):
+        disk = np.asarray(Image.open(tmp_path / "set" / manifest.path[idx]))
+        assert np.array_equal(disk, batch["images"][j].numpy())
+    card = json.loads((tmp_path / "set" / "dataset.json").read_text())
+    context = card.get("context") or card["card"]["context"]
+    assert context["camera_match"] is True and context["camera_match_sample"]["composites"] >= 6
+
+
+def test_camera_matching_is_part_of_a_context_sets_identity_only() -> None:
+    from synface.data.synth_config import SynthConfig
+
+    matched = SynthConfig(ids=2, samples=2, model=LEARNED_MODEL, context="photo")
+    raw = SynthConfig(ids=2, samples=2, model=LEARNED_MODEL, context="photo", camera_match=False)
+    assert matched.fingerprint() != raw.fingerprint()
+    assert SynthConfig(ids=2, samples=2).fingerprint() == SynthConfig.from_dict(
+        {**SynthConfig(ids=2, samples=2).to_dict()}).fingerprint()
+    with pytest.raises(ValueError, match="camera_match"):
+        SynthConfig(ids=2, samples=2, camera_match=False)
+    with pytest.raises(ValueError, match="camera_match"):
+        SynthConfig(ids=2, samples=2, model=LEARNED_MODEL, context="photo", camera_match="yes")
