@@ -12,13 +12,12 @@ and the manifest agree with what was rendered.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from synface.base.files import atomic_path
+from synface.data.check_state import load_check_state, save_check_state
 from synface.data.context_match import match_summary
 from synface.data.contexts import ContextRenderer, render_in_context, with_context
 from synface.data.synth_config import stream_seed
@@ -174,10 +173,11 @@ class ContextSpec:
 
     # ------------------------------------------------------------------ persistence
     def load(self, path: Path, key: dict) -> None:
+        """Adopt the accepted draws stored by an earlier build of the same set (`key` matches)."""
+        data = load_check_state(path, key)
+        if data is None:
+            return
         try:
-            data = json.loads(Path(path).read_text()) if Path(path).is_file() else None
-            if not isinstance(data, dict) or data.get("key") != key:
-                return
             for name, (attempt, dist) in data["accepted"].items():
                 i, k = (int(x) for x in name.split(":"))
                 if 0 <= int(attempt) < MAX_ATTEMPTS:
@@ -186,14 +186,12 @@ class ContextSpec:
                 i, k = (int(x) for x in name.split(":"))
                 if 0.0 <= float(gap) <= 360.0:
                     self.pose_gap[(i, k)] = float(gap)
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        except (ValueError, TypeError, KeyError, AttributeError):
             return
 
     def save(self, path: Path, key: dict) -> None:
         if not self._dirty:
             return
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps({"key": key,
-                                       "accepted": {f"{i}:{k}": list(v) for (i, k), v in sorted(self.accepted.items())},
-                                       "pose_gap": {f"{i}:{k}": v for (i, k), v in sorted(self.pose_gap.items())}}))
+        save_check_state(path, key, {"accepted": {f"{i}:{k}": list(v) for (i, k), v in sorted(self.accepted.items())},
+                                     "pose_gap": {f"{i}:{k}": v for (i, k), v in sorted(self.pose_gap.items())}})
         self._dirty = False

@@ -17,14 +17,13 @@ identities shared its batch.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from synface.base.files import atomic_path
+from synface.data.check_state import load_check_state, save_check_state
 from synface.data.leakage import SourceIndex, source_distances
 from synface.face.catalog import BUILTIN, load_model
 from synface.face.learned import FaceModelError, LearnedFaceModel
@@ -124,20 +123,21 @@ class SourceCheck:
     # ------------------------------------------------------------------ persistence (the set's folder)
     def load(self, path: Path, key: dict) -> None:
         """Adopt the accepted draws stored by an earlier build of the same set (`key` matches)."""
+        data = load_check_state(path, key)
+        if data is None:
+            return
         try:
-            data = json.loads(Path(path).read_text())
-            if data.get("key") != key or float(data.get("min_distance", -1)) != self.min_distance:
+            if float(data.get("min_distance", -1)) != self.min_distance:
                 return
             self.accepted.update({int(i): (int(a), float(d)) for i, (a, d) in data["accepted"].items()})
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        except (ValueError, TypeError, KeyError, AttributeError):
             return
 
     def save(self, path: Path, key: dict) -> None:
         if not self._dirty:
             return
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps({"key": key, "min_distance": self.min_distance,
-                                       "accepted": {str(i): list(v) for i, v in sorted(self.accepted.items())}}))
+        save_check_state(path, key, {"min_distance": self.min_distance,
+                                     "accepted": {str(i): list(v) for i, v in sorted(self.accepted.items())}})
         self._dirty = False
 
 
