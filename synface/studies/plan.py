@@ -205,7 +205,7 @@ class Plan:
                 est["datasets"] += d.images / (real_rate if d.kind.startswith("real") else rate)
         epochs = None
         for run in self.runs:
-            if run.key in done:
+            if run.key in done and not stale_run(Run(done[run.key]).study_tag(), run.config):
                 continue
             epochs = run.config.get("epochs", 1)
             steps = run.config.get("steps_per_epoch")
@@ -228,8 +228,13 @@ class Plan:
         lines += ["", "runs:"]
         for run in self.runs:
             cfg = run.config
-            lines.append(f"  [{'done' if run.key in done else 'todo'}] {run.study} {run.label:34s} seed {run.seed}  "
+            state = "todo"
+            if run.key in done:
+                state = "stale" if stale_run(Run(done[run.key]).study_tag(), cfg) else "done"
+            lines.append(f"  [{state}] {run.study} {run.label:34s} seed {run.seed}  "
                          f"{run.train_images} images x {cfg['epochs']} epochs, {cfg['backbone']}, key {run.key}")
+        if "[stale]" in "\n".join(lines):
+            lines += ["", "stale: trained on an earlier build of its set (rebuilt since); archived and trained again"]
         lines += ["", "estimated time still to spend (s): " +
                   ", ".join(f"{k} {v:.0f}" for k, v in est.items()) + f"  (~{est['total'] / 60:.0f} min)"]
         lines += [f"note: {n}" for n in self.notes]
@@ -248,6 +253,30 @@ def finished_runs(root: str | Path) -> dict[str, Path]:
         if tag.get("key") and run.raw_status().get("status") == "finished" and run.read_eval():
             out[tag["key"]] = p
     return out
+
+
+def data_id(config: dict) -> str | None:
+    """Which build of a run's synthetic set it trained on: a hash of the set's card (config,
+    generator and model versions, creation time), so a set rebuilt under the same name (new
+    code, a changed option that keeps the name) is told apart. None for real data or a set with
+    no readable card."""
+    from synface.base.files import read_json  # noqa: PLC0415
+
+    data = config.get("data")
+    if not data:
+        return None
+    card = read_json(Path(str(data)) / "dataset.json")
+    if not isinstance(card, dict):
+        return None
+    basis = {k: card.get(k) for k in ("name", "config", "generator_version", "model_version", "created")}
+    return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def stale_run(tag: dict, config: dict) -> bool:
+    """Whether a finished run trained on another build of its set than the one there now (runs
+    tagged before builds were recorded count as current: nothing to compare)."""
+    recorded = tag.get("data_id")
+    return bool(recorded) and recorded != data_id(config)
 
 
 def any_run(root: str | Path, key: str) -> Path | None:

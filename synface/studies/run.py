@@ -19,10 +19,12 @@ from synface.studies.plan import (
     ProgressFactory,
     RunStep,
     any_run,
+    data_id,
     finished_runs,
     make_plan,
     prealigned,
     restrict_cells,
+    stale_run,
 )
 from synface.studies.report import results_dir, write_report
 
@@ -176,11 +178,23 @@ def execute_run(run: RunStep, plan: Plan, progress: ProgressFactory = _null_prog
     root = Path(plan.root)
     smoke = SCALES[plan.scale].smoke
     tag = {"key": run.key, "seed": run.seed, "scale": plan.scale, "label": run.label, "smoke": smoke}
+    current = data_id(run.config)
+    if current:
+        tag["data_id"] = current
     done = finished_runs(root).get(run.key)
-    if done is not None:
-        Run(done).tag_study(run.study, run.cell, **tag)
+    if done is not None and stale_run(Run(done).study_tag(), run.config):
+        from synface.runs.manage import archive_run  # noqa: PLC0415
+
+        archive_run(Run(done), root)  # kept in runs/_archive, out of the tables: its set was rebuilt since
+        done = None
+    if done is not None:  # its own record of the build it trained on stays (none: from before records)
+        recorded = Run(done).study_tag().get("data_id")
+        Run(done).tag_study(run.study, run.cell, **{k: v for k, v in tag.items() if k != "data_id"},
+                            **({"data_id": recorded} if recorded else {}))
         return done
     existing = any_run(root, run.key) or untrained_twin(root, run.config)
+    if existing is not None and stale_run(Run(existing).study_tag(), run.config):
+        existing = None  # half-trained on the earlier build: start again in a new folder
     resume = existing is not None and Run(existing).last_checkpoint.is_file()
     if existing is None:
         existing = create_run(run.config, name=run.config["name"], root=root).path

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from synface.analysis import tables
 from synface.data.benchmark import build_synthetic_benchmark
 from synface.data.lfw import LFWLayout, lfw_verification_pairs, read_pairs, read_people
 from synface.studies import plan as rp
@@ -154,6 +156,16 @@ def test_micro_end_to_end(fake_lfw, tmp_path):
     kept = [r for r in runs_before if list((root / "runs" / r / "checkpoints").glob("*.pt"))]
     assert len(kept) == 1, kept
     assert report_scale(out / "table2.md") == "tiny" and report_scale(out / "missing.md") is None
+    # a set rebuilt since its run trained (a new card): the run is stale, archived, and trained again
+    rebuilt = Path(plan2.runs[0].config["data"]) / "dataset.json"
+    card = json.loads(rebuilt.read_text())
+    rebuilt.write_text(json.dumps({**card, "created": "2099-01-01T00:00:00Z"}))
+    plan3 = rp.make_plan("table2", "tiny", fake_lfw, root, seeds=1)
+    assert plan3.describe().count("[stale]") == 1 and plan3.estimate()["training"] > 0
+    execute(plan3)
+    assert [p.name for p in (root / "runs" / "_archive").iterdir()] == [runs_before[0]]
+    assert rp.make_plan("table2", "tiny", fake_lfw, root, seeds=1).estimate()["training"] == 0
+    assert len(tables.study_rows(root, "tiny")) == 2  # one row per cell: the stale run left the tables
 
 
 def test_prealigned_lfw_is_linked_not_aligned(fake_lfw, tmp_path, monkeypatch):
