@@ -141,10 +141,12 @@ class ContextSpec:
             todo = again
         return images
 
-    def summary(self, yardstick: float | None, rows: np.ndarray) -> dict:
+    def summary(self, yardstick: float | None, rows: np.ndarray, labels: np.ndarray | None = None) -> dict:
         """The card's context section: the mode, the photos used (`rows`: every image's context),
-        and (when checked) each composite's distance to its context person beside the strangers'
-        yardstick."""
+        how often two images share a context person within an identity and across identities
+        (`labels`: every image's identity; a context shared within an identity is a cue a
+        recogniser could learn instead of the face), and (when checked) each composite's distance
+        to its context person beside the strangers' yardstick."""
         used = sorted({int(r) for r in rows})
         checked = np.array([d for _, d in self.accepted.values() if d >= 0])
         redrawn = sum(1 for a, _ in self.accepted.values() if a > 0)
@@ -161,6 +163,9 @@ class ContextSpec:
                     "far_pose_threshold_deg": FAR_POSE_DEG,
                     "far_pose_count": int((gaps > FAR_POSE_DEG).sum()) if len(gaps) else 0,
                     "pose_gap_median_deg": round(float(np.median(gaps)), 2) if len(gaps) else None})
+        if labels is not None and len(labels) == len(rows) and len(rows) > 1:
+            out["shared_context_person"] = shared_context(self.pool.arrays["person"][np.asarray(rows, np.int64)],
+                                                          np.asarray(labels, np.int64))
         out["camera_match"] = self.config.camera_match
         if self.match_reports:
             out["camera_match_sample"] = match_summary(self.match_reports)
@@ -195,3 +200,21 @@ class ContextSpec:
         save_check_state(path, key, {"accepted": {f"{i}:{k}": list(v) for (i, k), v in sorted(self.accepted.items())},
                                      "pose_gap": {f"{i}:{k}": v for (i, k), v in sorted(self.pose_gap.items())}})
         self._dirty = False
+
+
+def shared_context(person: np.ndarray, label: np.ndarray) -> dict:
+    """Share of image pairs whose contexts show the same real person, within an identity and
+    across identities (exact pair counts)."""
+    def pairs(counts: np.ndarray) -> float:
+        counts = counts.astype(np.float64)
+        return float((counts * (counts - 1) / 2).sum())
+
+    n = len(person)
+    _, by_identity = np.unique(label, return_counts=True)
+    _, by_both = np.unique(np.stack([label, person], 1), axis=0, return_counts=True)
+    _, by_person = np.unique(person, return_counts=True)
+    within_pairs, within_shared = pairs(by_identity), pairs(by_both)
+    across_pairs = n * (n - 1) / 2 - within_pairs
+    across_shared = pairs(by_person) - within_shared
+    return {"within_identity": round(within_shared / within_pairs, 5) if within_pairs else None,
+            "across_identities": round(across_shared / across_pairs, 5) if across_pairs else None}

@@ -274,7 +274,8 @@ def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator
             card["privacy"] = privacy
         if spec.context is not None and manifest is not None:
             yardstick = getattr(gen.model, "card", {}).get("stranger_nearest_p01")
-            card["context"] = spec.context.summary(yardstick, manifest["context"].to_numpy())
+            card["context"] = spec.context.summary(yardstick, manifest["context"].to_numpy(),
+                                                   manifest["label"].to_numpy())
         if shard is None:
             SynthSet(out).write_card(card)
         else:

@@ -132,3 +132,14 @@ def test_match_summary_counts_what_was_done() -> None:
     summary = match_summary(reports)
     assert summary["composites"] == 3 and summary["not_jpeg"] == 1 and summary["jpeg_quality_median"] in (75, 90, 82)
     assert len(summary["gain_median"]) == 3
+
+
+def test_shared_context_counts_pairs_within_and_across_identities() -> None:
+    from synface.data.synth_context import shared_context
+
+    # identity 0's two images share one context person; identity 1's do not
+    person, label = np.array([7, 7, 8, 9]), np.array([0, 0, 1, 1])
+    assert shared_context(person, label) == {"within_identity": 0.5, "across_identities": 0.0}
+    # every identity's images on different people, repeated across identities: a context is no cue
+    person, label = np.array([1, 2, 1, 2]), np.array([0, 0, 1, 1])
+    assert shared_context(person, label) == {"within_identity": 0.0, "across_identities": 0.5}
