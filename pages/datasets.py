@@ -48,7 +48,8 @@ def init_state() -> None:
     for key, value in {"ds.ids": 100, "ds.samples": 10, "ds.seed": 0, "ds.im": False, "ds.phi_range": (0.0, 1.0),
                        "ds.phi_step": 0.05, "ds.purpose": "train", "ds.format": "jpg", "ds.name": "",
                        "ds.real_path": "", "ds.real_name": "", "ds.real_align": True, "ds.model": "builtin",
-                       "ds.background": False, "ds.context": "plain", "ds.context_per_id": False}.items():
+                       "ds.background": False, "ds.context": "plain", "ds.context_per_id": False,
+                       "ds.camera_match": True}.items():
         common.default(key, value)
     for attr in ATTRIBUTES:
         common.default(f"ds.{attr}", "vary")
@@ -70,7 +71,7 @@ def config_from_state() -> SynthConfig:
                   min_source_distance=float(s["ds.min_dist"]) if s["ds.model"] != "builtin" else 0.0)
     if s["ds.model"] != "builtin" and s["ds.context"] != "plain":
         values.update(context=str(s["ds.context"]), contexts_per_identity=bool(s["ds.context_per_id"]),
-                      min_context_distance=float(s["ds.min_dist"]))
+                      min_context_distance=float(s["ds.min_dist"]), camera_match=bool(s["ds.camera_match"]))
     for attr in ATTRIBUTES:
         values[attr] = s[f"ds.{attr}"]
         values[f"{attr}_scale"] = float(s[f"ds.{attr}_scale"])
@@ -125,6 +126,9 @@ def model_controls() -> None:
                       "redrawn into another photo.")
         if st.session_state["ds.context"] != "plain":
             c1.checkbox("one context photo per identity", key="ds.context_per_id", persist_state="session")
+            c1.checkbox("match the photo's camera", key="ds.camera_match", persist_state="session",
+                        help="the drawn face takes its photo's colour, blur, grain and JPEG level, with a soft "
+                             "edge, so the seam between face and photo is no shortcut; off: faces as rendered")
             c1.caption("A context set contains real hair, ears, clothes and backgrounds of the source people: "
                        "share it as you would share the photos. 'plain' keeps none.")
 

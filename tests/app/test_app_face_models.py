@@ -284,6 +284,7 @@ def test_datasets_page_builds_a_set_drawn_into_context_photos(learned_home):
     at.radio(key="ds.context").set_value("photo").run()
     no_errors(at)
     assert any("real hair, ears, clothes and backgrounds" in c.value for c in at.caption)
+    assert at.checkbox(key="ds.camera_match").value is True
     at.number_input(key="ds.ids").set_value(2).run()
     at.number_input(key="ds.samples").set_value(2).run()
     name = f"Syn_2_2_{LEARNED_MODEL}_ctx-photo"
@@ -294,6 +295,7 @@ def test_datasets_page_builds_a_set_drawn_into_context_photos(learned_home):
     card = json.loads((folder / "dataset.json").read_text())
     context = card["context"]
     assert context["mode"] == "photo" and context["checked"] == 4 and context["pool"] == 12
+    assert context["camera_match"] is True and "within_identity" in context["shared_context_person"]
     assert context["min_context_distance"] == pytest.approx(card["privacy"]["min_source_distance"])
     assert 1 <= context["photos_used"] <= 4 and len(context["photos"]) == context["photos_used"]
     manifest = pd.read_parquet(folder / "manifest.parquet")
