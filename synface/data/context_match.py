@@ -138,7 +138,8 @@ def match_to_photo(composite: np.ndarray, photo: np.ndarray, mask: np.ndarray, q
                    rng: np.random.Generator) -> tuple[np.ndarray, MatchReport]:
     """`composite` (S, S, 3) uint8 with its face region (`mask`, (S, S) in [0, 1]) given the
     colour, blur, grain and JPEG level of `photo` (S, S, 3) float in [0, 1], the context photo
-    warped into the same crop; pixels outside the mask are returned unchanged."""
+    warped into the same crop. Pixels outside the mask become the photo's own (which they already
+    are, but for the faint outer rim a render draws beyond its region's hull)."""
     out = composite.astype(np.float32) / 255.0
     weight = mask[..., None].astype(np.float32)
     inside = mask > 0.5
@@ -151,7 +152,7 @@ def match_to_photo(composite: np.ndarray, photo: np.ndarray, mask: np.ndarray, q
     photo_med = np.median(photo[rim], axis=0)
     gain = np.clip(photo_med / np.maximum(face_med, 1e-3), *GAIN_LIMITS).astype(np.float32)
     out = out * (1.0 + (gain - 1.0) * weight)
-    out = out + _rim_correction(out, photo, mask, rim)[..., :] * weight
+    out = out + _rim_correction(out, photo, mask, rim) * weight
     # 2. blur
     sigma = 0.0
     target = detail_energy(_gray(photo), interior)
