@@ -38,7 +38,7 @@ def _luma(image: np.ndarray) -> np.ndarray:
     return (image.astype(np.float64) @ np.array([0.299, 0.587, 0.114])) / 255.0
 
 
-def _photo_to_crop(pipeline, fit) -> np.ndarray:
+def fit_crop_matrix(pipeline, fit) -> np.ndarray:
     """2x3 map from photo pixels to crop pixels (integer-centre convention, as warp_with_matrix
     takes it): the fitted head's projection is the same point in both."""
     model = pipeline.model
@@ -73,7 +73,7 @@ def reconstruct_one(builtin, image: np.ndarray, points: np.ndarray, landmark_ids
     from synface.generator import FaceGenerator  # noqa: PLC0415
 
     fit = fit_photo(builtin, image, points, landmark_ids, geo, warp=False)
-    matrix = _photo_to_crop(builtin.pipeline, fit)
+    matrix = fit_crop_matrix(builtin.pipeline, fit)
     real = warp_with_matrix(image, matrix)
     person = warp_with_matrix(np.repeat((fit.person[..., None] * 255).astype(np.uint8), 3, 2), matrix)[..., 0] / 255.0
     out: dict[str, Any] = {"real": real}

@@ -28,14 +28,14 @@ VARIANTS = ("original", "self_composite", "self_composite_unmatched", "self_plai
 def _self_images(builtin, fit, image: np.ndarray, quality: int | None, seed: int) -> dict[str, np.ndarray]:
     """The photo in the fit's crop, the fitted face drawn into it (camera-matched, and as drawn),
     and the fitted face rendered plain."""
-    from synface.bench.reconstruct import _photo_to_crop  # noqa: PLC0415
+    from synface.bench.reconstruct import fit_crop_matrix  # noqa: PLC0415
     from synface.data.align import warp_with_matrix  # noqa: PLC0415
     from synface.data.context_match import hull_mask, match_to_photo  # noqa: PLC0415
     from synface.face.coeffs import FaceCoeffs  # noqa: PLC0415
     from synface.fitting.reconstruct import PhotoTextureModel  # noqa: PLC0415
     from synface.generator import FaceGenerator  # noqa: PLC0415
 
-    crop = warp_with_matrix(image, _photo_to_crop(builtin.pipeline, fit))
+    crop = warp_with_matrix(image, fit_crop_matrix(builtin.pipeline, fit))
     gen = FaceGenerator(device="cpu", model=PhotoTextureModel(builtin.model, fit.texture))
     background = torch.tensor([[0.45, 0.45, 0.5, 0.35, 0.35, 0.4] + [0.0] * 6])
     coeffs = FaceCoeffs(shape=fit.shape, albedo=torch.zeros(1, gen.model.layout.albedo), expr=fit.expr,

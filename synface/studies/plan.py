@@ -27,14 +27,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from synface.analysis import tables
 from synface.data.errors import DataError
 from synface.data.synth_set import SynthSet
 from synface.runs.run import Run
+from synface.studies.staleness import stale_run
 
 #: synface.face.catalog.BUILTIN, spelled out: the CLI imports this module to build its parser, and
 #: the catalog would bring torch along
@@ -255,30 +256,6 @@ def finished_runs(root: str | Path) -> dict[str, Path]:
     return out
 
 
-def data_id(config: dict) -> str | None:
-    """Which build of a run's synthetic set it trained on: a hash of the set's card (config,
-    generator and model versions, creation time), so a set rebuilt under the same name (new
-    code, a changed option that keeps the name) is told apart. None for real data or a set with
-    no readable card."""
-    from synface.base.files import read_json  # noqa: PLC0415
-
-    data = config.get("data")
-    if not data:
-        return None
-    card = read_json(Path(str(data)) / "dataset.json")
-    if not isinstance(card, dict):
-        return None
-    basis = {k: card.get(k) for k in ("name", "config", "generator_version", "model_version", "created")}
-    return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def stale_run(tag: dict, config: dict) -> bool:
-    """Whether a finished run trained on another build of its set than the one there now (runs
-    tagged before builds were recorded count as current: nothing to compare)."""
-    recorded = tag.get("data_id")
-    return bool(recorded) and recorded != data_id(config)
-
-
 def any_run(root: str | Path, key: str) -> Path | None:
     base = Path(root) / "runs"
     if not base.is_dir():
@@ -490,29 +467,6 @@ ProgressFactory = Callable[[str, int], tuple[Callable[[int, int], None], Callabl
 
 
 # ----------------------------------------------------------------------------- reports
-
-
-def restrict_cells(plan: Plan, patterns: Sequence[str]) -> Plan:
-    """The plan cut to the runs whose cell label contains one of `patterns` (case-insensitive; a
-    pattern that is a whole label keeps that cell alone) and the datasets those runs read, so a long study can be run a few cells at a time; the report
-    still shows every finished cell. A pattern that matches no cell is refused with the labels."""
-    wanted = [p.strip().lower() for p in patterns if p.strip()]
-    if not wanted:
-        return plan
-    labels = list(dict.fromkeys(run.label for run in plan.runs))
-    unknown = [p for p in wanted if not any(p in label.lower() for label in labels)]
-    if unknown:
-        raise ValueError(f"--cells {', '.join(map(repr, unknown))} matches no cell of {plan.name}; its cells: "
-                         + "; ".join(labels))
-    exact = {p for p in wanted if any(p == label.lower() for label in labels)}  # a whole label: that cell alone
-    runs = [run for run in plan.runs
-            if any((run.label.lower() == p) if p in exact else (p in run.label.lower()) for p in wanted)]
-    used: set[str] = set()
-    for run in runs:
-        used.update(str(run.config[k]) for k in ("data", "real_root") if run.config.get(k))
-        used.update(str(e.get("path")) for e in run.config.get("eval_sets") or [])
-    datasets = [d for d in plan.datasets if d.path in used]
-    return replace(plan, datasets=datasets, runs=runs)
 
 
 def plan_dict(plan: Plan) -> dict[str, Any]:

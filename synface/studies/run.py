@@ -11,6 +11,7 @@ from typing import Any, Callable, Sequence
 from synface.data.benchmark import build_synthetic_benchmark
 from synface.data.errors import DataError
 from synface.runs.run import Run
+from synface.studies.cells import restrict_cells
 from synface.studies.plan import (
     DEFAULT_SEEDS,
     SCALES,
@@ -19,13 +20,11 @@ from synface.studies.plan import (
     ProgressFactory,
     RunStep,
     any_run,
-    data_id,
     finished_runs,
     make_plan,
     prealigned,
-    restrict_cells,
-    stale_run,
 )
+from synface.studies.staleness import data_id, stale_run
 from synface.studies.report import results_dir, write_report
 
 

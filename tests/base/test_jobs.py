@@ -33,8 +33,9 @@ def _ended(kind: str, key: str, root) -> dict:
     while time.time() < deadline:
         status = jobs.status(kind, key, root)
         if not status["alive"]:
-            # the reaper thread stamps the exit code a moment after the process is seen gone
-            grace = time.time() + 5
+            # the reaper thread stamps the exit code a moment after the process is seen gone (a
+            # loaded machine, e.g. CI beside a training run, has taken over 5 s)
+            grace = time.time() + 20
             while status.get("exit_code") is None and time.time() < grace:
                 time.sleep(0.05)
                 status = jobs.status(kind, key, root)

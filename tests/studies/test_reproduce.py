@@ -13,6 +13,7 @@ from synface.analysis import tables
 from synface.data.benchmark import build_synthetic_benchmark
 from synface.data.lfw import LFWLayout, lfw_verification_pairs, read_pairs, read_people
 from synface.studies import plan as rp
+from synface.studies.cells import restrict_cells
 from synface.studies.run import execute, reproduce
 
 LFW_FOLDS, LFW_N = 5, 2
@@ -67,18 +68,18 @@ def test_plan_contents(fake_lfw, tmp_path):
 
 def test_cells_cut_a_plan_to_their_runs_and_the_datasets_they_read(fake_lfw, tmp_path, capsys):
     full = rp.make_plan("table3", "cpu", fake_lfw, tmp_path, seeds=2)
-    real = rp.restrict_cells(full, ["REAL_"])  # case-insensitive; Real_R_k and its DM cell
+    real = restrict_cells(full, ["REAL_"])  # case-insensitive; Real_R_k and its DM cell
     assert {r.cell["method"] for r in real.runs} == {"Real", "Mix (DM)"} and len(real.runs) == 4
     kinds = sorted(d.kind for d in real.datasets)
     assert kinds == ["real-test", "real-train", "synthetic"]  # DM reads the synthetic set too
-    syn_only = rp.restrict_cells(rp.make_plan("table2", "cpu", fake_lfw, tmp_path, seeds=1), ["_IM"])
+    syn_only = restrict_cells(rp.make_plan("table2", "cpu", fake_lfw, tmp_path, seeds=1), ["_IM"])
     assert syn_only.runs and all(r.cell["im"] for r in syn_only.runs)
     assert {d.kind for d in syn_only.datasets} == {"real-test", "synthetic"}  # no real training set is built
-    assert rp.restrict_cells(full, ["", " "]) is full
+    assert restrict_cells(full, ["", " "]) is full
     syn_label = full.runs[0].label  # also a part of the DM cell's label: a whole label keeps its cell alone
-    assert {r.cell["method"] for r in rp.restrict_cells(full, [syn_label.upper()]).runs} == {"Syn"}
+    assert {r.cell["method"] for r in restrict_cells(full, [syn_label.upper()]).runs} == {"Syn"}
     with pytest.raises(ValueError, match="matches no cell.*Syn_"):
-        rp.restrict_cells(full, ["Real", "no such cell"])
+        restrict_cells(full, ["Real", "no such cell"])
     args = _parser().parse_args(["reproduce", "table3", "--lfw", str(fake_lfw), "--root", str(tmp_path),
                                  "--cells", "DM", "--cells", "dm", "--dry-run", "--json"])
     assert args.func(args) == 0
