@@ -91,6 +91,8 @@ def bench_selfswap(photos: str, folds: list[int] | None = None, people: int = 60
         raise ValueError(f"--people must be at least 2 (impostor pairs need another person), got {people}")
     if others < 1:
         raise ValueError(f"--others must be at least 1, got {others}")
+    if seed < 0:
+        raise ValueError(f"--seed must be 0 or more, got {seed}")
     photoset = find_photos(photos, folds=folds)
     rng = np.random.default_rng(seed)
     candidates = [p for p, paths in enumerate(photoset.photos) if len(paths) >= 2]

@@ -338,7 +338,10 @@ def _verification(args: argparse.Namespace) -> int:
 
     if args.min_source_distance:
         raise ValueError("--min-source-distance applies to training sets, not to --verification benchmarks")
-    if args.context != "plain" or args.contexts_per_identity or args.min_context_distance or args.no_camera_match:
+    if args.no_camera_match:
+        raise ValueError("--no-camera-match applies to training sets drawn into context photos, not to --verification "
+                         "benchmarks")
+    if args.context != "plain" or args.contexts_per_identity or args.min_context_distance:
         raise ValueError("--context applies to training sets, not to --verification benchmarks")
     model = load_model(args.model, args.root)  # a one-line error before anything is written
     suffix = "" if args.model == "builtin" else f"_{args.model}"

@@ -183,7 +183,8 @@ def render_in_context(generator, coeffs, pool: ContextPool, rows: np.ndarray, mo
     photos `rows`, and (B,) bool: which had their photo (the others are drawn on the procedural
     background, and counted by the caller). With `match`, each drawn face takes its photo's colour,
     blur, grain and JPEG level (`synface.data.context_match`; the grain seeded by `keys`, one per
-    image, default the rows); what matching did is appended to `reports` when given."""
+    image: a row re-renders exactly only under its own key; default the positions in this call);
+    what matching did is appended to `reports` when given."""
     from synface.data.align import warp_with_matrix  # noqa: PLC0415
 
     if mode not in CONTEXT_MODES[1:]:
@@ -203,7 +204,7 @@ def render_in_context(generator, coeffs, pool: ContextPool, rows: np.ndarray, mo
     alpha = generator.model.face_region if mode == "photo" else None
     images = generator.pipeline.render(coeffs, torch.from_numpy(backdrop), alpha).images.cpu().numpy()
     if match and have.any():
-        keys = np.asarray(rows if keys is None else keys, np.int64)
+        keys = np.arange(len(rows), dtype=np.int64) if keys is None else np.asarray(keys, np.int64)
         masks = face_masks(generator, coeffs, mode, np.flatnonzero(have))
         for i, mask in masks.items():
             rng = np.random.default_rng([int(keys[i]) & ((1 << 63) - 1), _GRAIN_STREAM])

@@ -74,13 +74,13 @@ def read_shards(folders: Sequence[str | Path]) -> tuple[SynthConfig, list[ShardE
     entries = [ShardEntry(Path(f)) for f in folders]
     first = entries[0]
     for other in entries[1:]:
-        now = other.config.to_dict()
-        keys = [k for k in now if json.dumps(now[k]) != json.dumps(first.card["config"].get(k))]
+        now, then = other.config.to_dict(), first.config.to_dict()  # both read through SynthConfig: keys added
+        keys = [k for k in now if json.dumps(now[k]) != json.dumps(then.get(k))]  # since get their defaults
         keys += [k for k in SET_KEYS if other.card.get(k) != first.card.get(k)]
         if keys:
             key = keys[0]
             there = now.get(key, other.card.get(key))
-            here = first.card["config"].get(key, first.card.get(key))
+            here = then.get(key, first.card.get(key))
             raise DataError(f"shards of different sets: {key!r} is {there!r} in {other.folder} but {here!r} in "
                             f"{first.folder}; merge the shards of one config", path=other.folder)
     entries.sort(key=lambda e: (e.span.start, e.span.stop))

@@ -12,6 +12,7 @@ and the manifest agree with what was rendered.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,6 +29,8 @@ MAX_ATTEMPTS = 8
 #: an image whose context photo's yaw or pitch lies further than this from the requested pose counts
 #: as one the pool could not serve (the photo's pose is used, the nearest the pool has)
 FAR_POSE_DEG = 15.0
+#: composites whose camera matching a card summarises at most (the first ones a build renders)
+MATCH_SAMPLE = 20_000
 
 
 class ContextSpec:
@@ -45,7 +48,8 @@ class ContextSpec:
         self.pose_gap: dict[tuple[int, int], float] = {}
         self._dirty = False
         self._sources: tuple[np.ndarray, np.ndarray] | None = None
-        #: what camera matching did to each composite rendered here (this process; for the card)
+        #: what camera matching did to the composites this build rendered (this process, at most
+        #: MATCH_SAMPLE; for the card)
         self.match_reports: list = []
 
     # ------------------------------------------------------------------ choice
@@ -78,9 +82,14 @@ class ContextSpec:
     def apply(self, coeffs, rows: np.ndarray):
         return with_context(coeffs, self.pool, rows)
 
-    def render(self, coeffs, rows: np.ndarray, keys: np.ndarray | None = None) -> np.ndarray:
+    def render(self, coeffs, rows: np.ndarray, keys: np.ndarray | None = None, collect: bool = False) -> np.ndarray:
+        """Composites of `coeffs` into `rows` (grain seeded by `keys`); with `collect` (a build),
+        what camera matching did is kept for the card, up to MATCH_SAMPLE composites."""
+        reports: list | None = [] if collect and len(self.match_reports) < MATCH_SAMPLE else None
         images, _ = render_in_context(self.gen, coeffs, self.pool, rows, self.config.context, self.reader, keys,
-                                      match=self.config.camera_match, reports=self.match_reports)
+                                      match=self.config.camera_match, reports=reports)
+        if reports:
+            self.match_reports.extend(reports[:MATCH_SAMPLE - len(self.match_reports)])
         return images
 
     # ------------------------------------------------------------------ privacy
@@ -114,7 +123,7 @@ class ContextSpec:
 
         pairs = [(i, k) for i, ks in items for k in ks]
         coeffs, rows, keys = draw(pairs)
-        images = self.render(coeffs, rows, keys)
+        images = self.render(coeffs, rows, keys, collect=True)
         limit = self.config.min_context_distance
         if limit <= 0:
             return images
@@ -136,7 +145,7 @@ class ContextSpec:
             self._dirty = True
             if again:
                 coeffs_again, rows_again, keys_again = draw([pairs[n] for n in again])
-                images[again] = self.render(coeffs_again, rows_again, keys_again)
+                images[again] = self.render(coeffs_again, rows_again, keys_again, collect=True)
                 rows[again] = rows_again
             todo = again
         return images
@@ -178,21 +187,28 @@ class ContextSpec:
 
     # ------------------------------------------------------------------ persistence
     def load(self, path: Path, key: dict) -> None:
-        """Adopt the accepted draws stored by an earlier build of the same set (`key` matches)."""
+        """Adopt the accepted draws stored by an earlier build of the same set (`key` matches);
+        a file that does not parse whole, or holds a non-finite number, is ignored (redone)."""
         data = load_check_state(path, key)
         if data is None:
             return
+        accepted: dict[tuple[int, int], tuple[int, float]] = {}
+        gaps: dict[tuple[int, int], float] = {}
         try:
             for name, (attempt, dist) in data["accepted"].items():
                 i, k = (int(x) for x in name.split(":"))
-                if 0 <= int(attempt) < MAX_ATTEMPTS:
-                    self.accepted[(i, k)] = (int(attempt), float(dist))
+                if not (0 <= int(attempt) < MAX_ATTEMPTS and math.isfinite(float(dist))):
+                    return
+                accepted[(i, k)] = (int(attempt), float(dist))
             for name, gap in (data.get("pose_gap") or {}).items():
                 i, k = (int(x) for x in name.split(":"))
-                if 0.0 <= float(gap) <= 360.0:
-                    self.pose_gap[(i, k)] = float(gap)
+                if not 0.0 <= float(gap) <= 360.0:
+                    return
+                gaps[(i, k)] = float(gap)
         except (ValueError, TypeError, KeyError, AttributeError):
             return
+        self.accepted.update(accepted)
+        self.pose_gap.update(gaps)
 
     def save(self, path: Path, key: dict) -> None:
         if not self._dirty:

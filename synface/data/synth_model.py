@@ -17,6 +17,7 @@ identities shared its batch.
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 from typing import Callable
 
@@ -129,9 +130,11 @@ class SourceCheck:
         try:
             if float(data.get("min_distance", -1)) != self.min_distance:
                 return
-            self.accepted.update({int(i): (int(a), float(d)) for i, (a, d) in data["accepted"].items()})
+            accepted = {int(i): (int(a), float(d)) for i, (a, d) in data["accepted"].items()}
         except (ValueError, TypeError, KeyError, AttributeError):
             return
+        if all(math.isfinite(d) for _, d in accepted.values()):  # else ignored whole, and redone
+            self.accepted.update(accepted)
 
     def save(self, path: Path, key: dict) -> None:
         if not self._dirty:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -193,7 +194,11 @@ def execute_run(run: RunStep, plan: Plan, progress: ProgressFactory = _null_prog
         return done
     existing = any_run(root, run.key) or untrained_twin(root, run.config)
     if existing is not None and stale_run(Run(existing).study_tag(), run.config):
-        existing = None  # half-trained on the earlier build: start again in a new folder
+        from synface.runs.manage import archive_run  # noqa: PLC0415
+
+        with contextlib.suppress(ValueError, OSError):  # refused while a trainer holds it: then it stays
+            archive_run(Run(existing), root)  # half-trained on the earlier build: out of the tables
+        existing = None  # and trained again in a new folder
     resume = existing is not None and Run(existing).last_checkpoint.is_file()
     if existing is None:
         existing = create_run(run.config, name=run.config["name"], root=root).path

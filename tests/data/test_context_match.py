@@ -37,7 +37,7 @@ def test_jpeg_quality_of_other_files_is_none() -> None:
     Image.new("RGB", (8, 8)).save(png, "PNG")
     assert jpeg_quality(png.getvalue()) is None
     assert jpeg_quality(b"not an image at all") is None
-    assert jpeg_quality(_jpeg_bytes(80)[:40]) is None or isinstance(jpeg_quality(_jpeg_bytes(80)[:40]), int)
+    assert jpeg_quality(_jpeg_bytes(80)[:10]) is None  # cut inside the header: no table to read
 
 
 def test_hull_mask_covers_the_polygon_and_nothing_else() -> None:

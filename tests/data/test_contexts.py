@@ -241,9 +241,33 @@ def test_camera_matching_is_part_of_a_context_sets_identity_only() -> None:
     matched = SynthConfig(ids=2, samples=2, model=LEARNED_MODEL, context="photo")
     raw = SynthConfig(ids=2, samples=2, model=LEARNED_MODEL, context="photo", camera_match=False)
     assert matched.fingerprint() != raw.fingerprint()
-    assert SynthConfig(ids=2, samples=2).fingerprint() == SynthConfig.from_dict(
-        {**SynthConfig(ids=2, samples=2).to_dict()}).fingerprint()
+    # a plain set's fingerprint ignores the switch: sets built before it keep theirs (the value
+    # this config had before camera matching existed)
+    plain = SynthConfig(ids=2, samples=2).to_dict()
+    assert SynthConfig(ids=2, samples=2).fingerprint() == "5d96f096c0532d55"
+    without = {k: v for k, v in plain.items() if k != "camera_match"}
+    assert SynthConfig.from_dict(without).fingerprint() == SynthConfig(ids=2, samples=2).fingerprint()
+    # a context set stored before matching existed reads as unmatched
+    stored = {k: v for k, v in matched.to_dict().items() if k != "camera_match"}
+    assert SynthConfig.from_dict(stored).camera_match is False
     with pytest.raises(ValueError, match="camera_match"):
         SynthConfig(ids=2, samples=2, camera_match=False)
     with pytest.raises(ValueError, match="camera_match"):
         SynthConfig(ids=2, samples=2, model=LEARNED_MODEL, context="photo", camera_match="yes")
+
+
+def test_a_check_state_with_a_non_finite_distance_is_ignored_whole(learned, tmp_path) -> None:
+    import json
+
+    from synface.data.synth_config import SynthConfig
+    from synface.data.synth_context import ContextSpec
+
+    spec = ContextSpec(SynthConfig(ids=2, samples=2, model=LEARNED_MODEL, context="photo"), learned)
+    key = {"fingerprint": "x"}
+    path = tmp_path / "context_check.json"
+    path.write_text(json.dumps({"key": key, "accepted": {"0:0": [1, 0.7], "0:1": [0, float("nan")]}}))
+    spec.load(path, key)
+    assert spec.accepted == {}  # not even the good first entry
+    path.write_text(json.dumps({"key": key, "accepted": {"0:0": [1, 0.7]}, "pose_gap": {"0:0": 3.5}}))
+    spec.load(path, key)
+    assert spec.accepted == {(0, 0): (1, 0.7)} and spec.pose_gap == {(0, 0): 3.5}

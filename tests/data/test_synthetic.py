@@ -169,3 +169,13 @@ def test_verification_benchmark_cli_writes_lfw_layout_and_bin(tmp_path) -> None:
     assert not {n for n, _ in folds[0]} & {n for n, _ in folds[1]}
     from_bin = read_bin(out / "benchmark.bin")
     assert len(from_bin) == 16 and list(from_bin.issame) == list(pairs.issame)
+
+
+def test_a_complete_set_built_again_keeps_its_card(tmp_path, gen: FaceGenerator) -> None:
+    """Nothing rendered, nothing changed: the card stays as written (a study tells a rebuilt set
+    from the same one by it)."""
+    cfg = SynthConfig(ids=2, samples=1)
+    build_dataset(cfg, tmp_path / "set", gen)
+    before = (tmp_path / "set" / "dataset.json").read_bytes()
+    again = build_dataset(cfg, tmp_path / "set", gen)
+    assert again.rendered == 0 and (tmp_path / "set" / "dataset.json").read_bytes() == before
