@@ -154,8 +154,6 @@ class SynthConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise DataError(f"synthetic dataset config: unknown key(s) {unknown}; known keys are {sorted(known)}")
-        if d.get("context", "plain") != "plain" and "camera_match" not in d:
-            d = {**d, "camera_match": False}  # a context set stored before matching existed was drawn unmatched
         return SynthConfig(**d)
 
     def fingerprint(self) -> str:

@@ -247,9 +247,9 @@ def test_camera_matching_is_part_of_a_context_sets_identity_only() -> None:
     assert SynthConfig(ids=2, samples=2).fingerprint() == "5d96f096c0532d55"
     without = {k: v for k, v in plain.items() if k != "camera_match"}
     assert SynthConfig.from_dict(without).fingerprint() == SynthConfig(ids=2, samples=2).fingerprint()
-    # a context set stored before matching existed reads as unmatched
-    stored = {k: v for k, v in matched.to_dict().items() if k != "camera_match"}
-    assert SynthConfig.from_dict(stored).camera_match is False
+    # a spec that does not name the switch (a plan's, a --config file's) gets matching
+    unnamed = {k: v for k, v in matched.to_dict().items() if k != "camera_match"}
+    assert SynthConfig.from_dict(unnamed).camera_match is True
     with pytest.raises(ValueError, match="camera_match"):
         SynthConfig(ids=2, samples=2, camera_match=False)
     with pytest.raises(ValueError, match="camera_match"):
