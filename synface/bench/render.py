@@ -30,16 +30,19 @@ def _peak_rss_mb() -> float:
 
 def bench_render(device: str = "auto", batch: int = 256, repeats: int = 5, single_repeats: int = 30, seed: int = 0,
                  progress: Callable[[str], None] | None = None, model: str | None = None,
-                 workspace: str | None = None, context: str = "plain") -> dict:
+                 workspace: str | None = None, context: str = "plain", camera_match: bool = True) -> dict:
     """Batched throughput (images/s), single-image latency (median ms) and peak memory of the
     built-in head or the learned model `model`; with `context` "photo" or "background", of faces
-    drawn into the model's context photos (photos read once, then kept)."""
+    drawn into the model's context photos (photos read once, then kept), camera-matched unless
+    `camera_match` is False."""
     from synface.data.contexts import image_renderer  # noqa: PLC0415
     from synface.face.catalog import load_model  # noqa: PLC0415
 
     dev = resolve_device(device)
     gen = FaceGenerator(device=dev, model=load_model(model, workspace))
-    draw = image_renderer(gen, context, seed)
+    if context == "plain" and not camera_match:
+        raise ValueError("--no-camera-match applies to faces drawn into context photos (--context photo)")
+    draw = image_renderer(gen, context, seed, camera_match)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     say = progress or (lambda msg: None)
     say("warming up")
@@ -66,6 +69,7 @@ def bench_render(device: str = "auto", batch: int = 256, repeats: int = 5, singl
         "bench": "render",
         "model": model or "builtin",
         "context": context,
+        "camera_match": camera_match if context != "plain" else None,
         "generator": gen.version,
         "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),

@@ -24,6 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--workspace", default=None)
     r.add_argument("--context", choices=("plain", "photo", "background"), default="plain",
                    help="learned models: draw the faces into the model's context photos")
+    r.add_argument("--no-camera-match", action="store_true",
+                   help="with --context: composites as rendered (what camera matching costs)")
     r.add_argument("--json", action="store_true", help="print one JSON line (default output too)")
     r.set_defaults(func=_render)
     q = which.add_parser("realism", help="dlib detection rate, identity verification and the phi trend")
@@ -177,7 +179,7 @@ def _render(args: argparse.Namespace) -> int:
     from synface.bench.render import bench_render
 
     print_json(bench_render(device=args.device, batch=args.batch, repeats=args.repeats, model=args.model,
-                            workspace=args.workspace, context=args.context,
+                            workspace=args.workspace, context=args.context, camera_match=not args.no_camera_match,
                             progress=lambda msg: print(f"[bench render] {msg}", file=sys.stderr)))
     return 0
 

@@ -188,6 +188,8 @@ def test_context_options_for_the_builtin_head_are_one_line_errors(capsys, tmp_pa
     cli_error(capsys, ["generate", "--ids", "2", "--samples", "1", "--context", "photo", "--root", str(tmp_path)],
               "context", "learned face model")
     cli_error(capsys, ["bench", "render", "--context", "photo"], "learned face model")
+    cli_error(capsys, ["bench", "render", "--no-camera-match"], "--context photo")
+    cli_error(capsys, ["generate", "--verification", "--no-camera-match", "--root", str(tmp_path)], "--no-camera-match")
     cli_error(capsys, ["generate", "--ids", "2", "--samples", "1", "--context", "photo", "--model", "nosuch",
                        "--root", str(tmp_path)], "nosuch")
 
