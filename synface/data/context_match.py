@@ -76,24 +76,16 @@ def hull_mask(points: np.ndarray, size: int, oversample: int = 4) -> np.ndarray:
 
 
 def _convex_hull(points: np.ndarray) -> np.ndarray:
-    """Andrew's monotone chain: the hull's corners in order."""
-    pts = np.unique(points[np.isfinite(points).all(1)], axis=0)
-    if len(pts) < 3:
-        return pts
+    """The hull's corners in order (qhull); none for fewer than 3 points or points on a line."""
+    from scipy.spatial import ConvexHull, QhullError  # noqa: PLC0415
 
-    def half(seq: np.ndarray) -> list[np.ndarray]:
-        chain: list[np.ndarray] = []
-        for p in seq:
-            while len(chain) >= 2:
-                (ax, ay), (bx, by) = chain[-1] - chain[-2], p - chain[-2]
-                if ax * by - ay * bx > 0:
-                    break
-                chain.pop()
-            chain.append(p)
-        return chain
-
-    lower, upper = half(pts), half(pts[::-1])
-    return np.array(lower[:-1] + upper[:-1])
+    pts = points[np.isfinite(points).all(1)]
+    if len(np.unique(pts, axis=0)) < 3:
+        return pts[:0]
+    try:
+        return pts[ConvexHull(pts).vertices]
+    except QhullError:  # all on one line: no area
+        return pts[:0]
 
 
 def _gray(image: np.ndarray) -> np.ndarray:
