@@ -254,7 +254,8 @@ def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator
     report = BuildReport(str(out), config.name, len(identities), total, rendered, present, round(seconds, 2),
                          round(rendered / seconds, 1) if seconds > 0 else 0.0, disk, resumed,
                          extra={"damaged_rerendered": damaged} if damaged else {})
-    keep_card = complete and rendered == 0 and shard is None and SynthSet(out).is_complete()
+    keep_card = (complete and rendered == 0 and shard is None  # a card that reads, of this very set
+                 and SynthSet(out).card_or_empty().get("config") == config.to_dict())
     if keep_card:  # nothing changed: the card (its build time, its match sample) stays as the build wrote it
         complete = True
     elif complete:
