@@ -50,17 +50,6 @@ def _self_images(builtin, fit, image: np.ndarray, quality: int | None, seed: int
             "self_plain": gen.render(coeffs).images[0].numpy()}
 
 
-def _rate_interval(hits: int, n: int) -> list[float]:
-    """Wilson 95 % interval of a rate."""
-    if n == 0:
-        return [math.nan, math.nan]
-    z = 1.959964
-    p = hits / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [round(centre - half, 4), round(centre + half, 4)]
-
-
 def _paired_interval(diffs: list[float]) -> list[float]:
     """Student-t 95 % interval of a mean difference over people."""
     from scipy import stats  # noqa: PLC0415
@@ -77,6 +66,7 @@ def bench_selfswap(photos: str, folds: list[int] | None = None, people: int = 60
     """Verification of each person's original photo, self-composite and plain self-render against
     up to `others` of their other photos (dlib, threshold DLIB_THRESHOLD), over `people` people
     with two or more photos; impostor pairs pair each image with the next person's photos."""
+    from synface.bench.image_realism import wilson_interval  # noqa: PLC0415
     from synface.data.align import align_image  # noqa: PLC0415
     from synface.data.context_match import jpeg_quality  # noqa: PLC0415
     from synface.data.imageio import read_rgb  # noqa: PLC0415
@@ -136,7 +126,7 @@ def bench_selfswap(photos: str, folds: list[int] | None = None, people: int = 60
         accept = sum(d < DLIB_THRESHOLD for d in genuine)
         false = sum(d < DLIB_THRESHOLD for d in impostor)
         distances[variant] = [float(np.mean(np.linalg.norm(r["others"] - r[variant], axis=1))) for r in rows]
-        result[variant] = {"verified": round(accept / len(genuine), 4), "verified_ci95": _rate_interval(accept, len(genuine)),
+        result[variant] = {"verified": round(accept / len(genuine), 4), "verified_ci95": [round(x, 4) for x in wilson_interval(accept, len(genuine))],
                            "genuine_pairs": len(genuine), "false_accept": round(false / len(impostor), 4),
                            "genuine_distance_mean": round(statistics.fmean(genuine), 4)}
     for variant in VARIANTS[1:]:
