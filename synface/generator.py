@@ -19,7 +19,7 @@ from synface.face.builtin import BuiltinFaceModel
 from synface.face.coeffs import FaceCoeffs
 from synface.face.controls import FaceControls
 from synface.face.model import MorphableModel
-from synface.render.pipeline import MeshResult, RenderPipeline, RenderResult
+from synface.render.pipeline import RENDERER_REVISION, MeshResult, RenderPipeline, RenderResult
 
 IMAGE_SIZE = 112
 
@@ -37,8 +37,9 @@ class FaceGenerator:
 
     @property
     def version(self) -> str:
-        """The model's version: synthetic sets refuse to resume under another one."""
-        return self.model.version
+        """The model's version and the renderer's revision: synthetic sets refuse to resume under
+        another one."""
+        return f"{self.model.version}+{RENDERER_REVISION}"
 
     # ---------------------------------------------------------------------------------------
     # Sampling

@@ -313,7 +313,7 @@ def test_shared_generators_are_one_per_device_and_face_model(learned_model_works
     assert shared_generator("cpu", "builtin") is builtin and builtin.version.startswith("builtin-")
     learned = shared_generator("cpu", LEARNED_MODEL, learned_model_workspace)
     assert learned is shared_generator("cpu", LEARNED_MODEL, learned_model_workspace) and learned is not builtin
-    assert learned.version == load_model(LEARNED_MODEL, learned_model_workspace).version
+    assert learned.model.version == load_model(LEARNED_MODEL, learned_model_workspace).version
     # a generator on the model's own device uses the load itself, no copy (another device gets a
     # moved copy, tests/fitting); the shared generator may come from an earlier load of this version
     from synface.generator import FaceGenerator

@@ -10,7 +10,9 @@ for any batch size, thread count or vector width, equal to summing the terms one
 
 from __future__ import annotations
 
+import functools
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -18,6 +20,14 @@ import torch
 
 #: output columns per block: a block of the basis stays in cache while every row uses it
 _BLOCK = 1024
+#: rows per worker below which one thread does the whole product (a hand-off costs more)
+_ROWS_PER_WORKER = 16
+
+
+@functools.cache
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """One long-lived pool: rows are independent, so workers split them without changing a bit."""
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synface-basis")
 
 
 @numba.njit(cache=True, nogil=True)
@@ -57,8 +67,16 @@ def basis_product(coeffs: torch.Tensor, basis: torch.Tensor, offset: torch.Tenso
     b = np.ascontiguousarray(basis.detach().to(torch.float32).numpy())
     o = (np.ascontiguousarray(offset.detach().reshape(-1).to(torch.float32).numpy()) if offset is not None
          else np.zeros(b.shape[1], np.float32))
-    out = np.empty((c.shape[0], b.shape[1]), np.float32)
-    _exact_rows(c, b, o, out)
+    rows = c.shape[0]
+    out = np.empty((rows, b.shape[1]), np.float32)
+    workers = max(1, min(numba.get_num_threads(), rows // _ROWS_PER_WORKER))
+    if workers == 1:
+        _exact_rows(c, b, o, out)
+    else:
+        bounds = np.linspace(0, rows, workers + 1).astype(int)
+        jobs = [_pool(workers).submit(_exact_rows, c[lo:hi], b, o, out[lo:hi]) for lo, hi in zip(bounds, bounds[1:])]
+        for job in jobs:
+            job.result()
     return torch.from_numpy(out)
 
 

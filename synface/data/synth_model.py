@@ -55,7 +55,7 @@ def generator_for(model: str, generator: FaceGenerator | None = None, device: st
             return generator
         return FaceGenerator(device=generator.device if generator is not None else device)
     learned = load_model(model, workspace)
-    if generator is not None and learned is not None and generator.version == learned.version:
+    if generator is not None and learned is not None and generator.model.version == learned.version:
         return generator
     return FaceGenerator(device=generator.device if generator is not None else device, model=learned)
 

@@ -267,7 +267,7 @@ def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator
             "num_images": total,
             "generator_version": gen.version,
             "model": config.model,
-            "model_version": gen.version,
+            "model_version": gen.model.version,
             "layout": gen.layout.sizes(),
             "seed": config.seed,
             "seed_scheme": "identity_seed = 2*(seed*2**32 + i) (+1 for benchmarks); attributes from sha256 streams",

@@ -10,10 +10,11 @@ that both give nearly the same pixels.
 Per image: irradiance and the per-vertex part of the reflectance at every vertex; the image's
 texture (that per-vertex field baked onto the texture square, plus a learned model's bank
 composition; see texture_cpu) with its mip chain; a z-buffer of (triangle, barycentrics) per
-sample; then per output pixel one texture lookup at the covered samples' mean texture coordinate
-and the footprint's level of detail (or one per sample where the samples lie far apart on the
-texture, as across an occluding edge), times each sample's interpolated irradiance, box-filtered
-and composited over the background.
+sample; then per output pixel its covered samples grouped by triangle, each group shaded once at
+its mean barycentrics (as multisample anti-aliasing does), one texture lookup at the groups' mean
+texture coordinate and the footprint's level of detail (or one per group where they lie far apart
+on the texture, as across an occluding edge), weighted by the groups' sample counts and
+composited over the background.
 """
 
 from __future__ import annotations
@@ -222,53 +223,74 @@ def _raster_ids(sv, faces, face_texels, ss, buf_depth, buf_face, buf_bary, face_
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH)
-def _sample_uv(f, b0, b1, b2, faces, vu, vv, pole, out):
-    """The texture coordinate of a sample (u unwrapped across the chart's seam; the pole, whose
-    u is undefined, takes its two neighbours' mean)."""
-    i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
-    u0, u1, u2 = vu[i0], vu[i1], vu[i2]
-    lo = 2.0
-    hi = -1.0
-    for u in (u0, u1, u2):
-        if u >= 0.0:
-            lo = min(lo, u)
-            hi = max(hi, u)
-    if hi - lo > 0.5:  # the triangle straddles u = 0 / 1: lift the low side by one turn
-        u0 = u0 + 1.0 if 0.0 <= u0 < 0.5 else u0
-        u1 = u1 + 1.0 if 0.0 <= u1 < 0.5 else u1
-        u2 = u2 + 1.0 if 0.0 <= u2 < 0.5 else u2
-    if i0 == pole:
-        u0 = np.float32(0.5) * (u1 + u2)
-    elif i1 == pole:
-        u1 = np.float32(0.5) * (u0 + u2)
-    elif i2 == pole:
-        u2 = np.float32(0.5) * (u0 + u1)
-    out[0] = b0 * u0 + b1 * u1 + b2 * u2
-    out[1] = b0 * vv[i0] + b1 * vv[i1] + b2 * vv[i2]
+def face_uv(faces, vu, vv, pole):
+    """(F, 3) float64 u and (F, 3) float32 v of each triangle's corners, with u unwrapped
+    across the chart's seam (the low side lifted by one turn) and the pole, whose u is undefined,
+    given its two neighbours' mean: per mesh, not per sample. (u is float64 because the lift by
+    one turn is exact only there; a sample's u is then summed in float64, v in float32.)"""
+    fu = np.empty((faces.shape[0], 3), np.float64)
+    fv = np.empty((faces.shape[0], 3), np.float32)
+    for f in range(faces.shape[0]):
+        i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
+        u0, u1, u2 = vu[i0], vu[i1], vu[i2]
+        lo = 2.0
+        hi = -1.0
+        for u in (u0, u1, u2):
+            if u >= 0.0:
+                lo = min(lo, u)
+                hi = max(hi, u)
+        if hi - lo > 0.5:
+            u0 = u0 + 1.0 if 0.0 <= u0 < 0.5 else u0
+            u1 = u1 + 1.0 if 0.0 <= u1 < 0.5 else u1
+            u2 = u2 + 1.0 if 0.0 <= u2 < 0.5 else u2
+        if i0 == pole:
+            u0 = np.float32(0.5) * (u1 + u2)
+        elif i1 == pole:
+            u1 = np.float32(0.5) * (u0 + u2)
+        elif i2 == pole:
+            u2 = np.float32(0.5) * (u0 + u1)
+        fu[f, 0] = u0
+        fu[f, 1] = u1
+        fu[f, 2] = u2
+        fv[f, 0] = vv[i0]
+        fv[f, 1] = vv[i1]
+        fv[f, 2] = vv[i2]
+    return fu, fv
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH)
-def _resolve(buf_depth, buf_face, buf_bary, faces, vu, vv, pole, irr, tex, sizes, offsets, face_lod, bg, noise, ss,
+def _resolve(buf_depth, buf_face, buf_bary, faces, fu, fv, irr, tex, sizes, offsets, face_lod, bg, noise, ss,
              alpha, backdrop, out):
-    """Per output pixel: texture lookups at the covered samples, times their irradiance, box-
-    filtered with the coverage (each sample weighted by the vertices' interpolated `alpha`) and
-    composited over the background: `backdrop` (size, size, 3) when it has any pixels (a photo's
-    context), else the procedural one (computed here, per pixel, exactly as `render_background`
-    does in torch); to uint8."""
+    """Per output pixel, shaded once per triangle it shows (as multisample anti-aliasing does):
+    the covered samples are grouped by triangle, each group read at its samples' mean
+    barycentrics (texture coordinate, irradiance, `alpha`), weighted by its sample count, box-
+    filtered and composited over the background: `backdrop` (size, size, 3) when it has any pixels
+    (a photo's context), else the procedural one (computed here, per pixel, exactly as
+    `render_background` does in torch); to uint8.
+
+    The texture is read once per pixel at the groups' mean coordinate and level of detail, or,
+    where the groups lie far apart on the texture (across an occluding edge or the chart's seam),
+    once per group at its own footprint's finer level."""
     photo = backdrop.shape[0] > 0
     size = out.shape[0]
-    inv = 1.0 / (ss * ss)
+    n = ss * ss
+    inv = 1.0 / n
     ca = np.float32(np.cos(np.float64(bg[6])))  # float64 libm, rounded: the same on any CPU
     sa = np.float32(np.sin(np.float64(bg[6])))
     amp = bg[7] * 0.5
     sample_lod = np.float32(np.log2(np.float64(ss)))
     top = np.float32(sizes[0])
-    su = np.empty(ss * ss, np.float32)
-    svv = np.empty(ss * ss, np.float32)
-    sl = np.empty(ss * ss, np.float32)
-    sr = np.empty((ss * ss, 3), np.float32)
-    sa_ = np.empty(ss * ss, np.float32)
-    uv = np.empty(2, np.float32)
+    gf = np.empty(n, np.int64)  # per group: its triangle, sample count and summed barycentrics
+    gn = np.empty(n, np.float32)
+    gb = np.empty((n, 3), np.float32)
+    su = np.empty(n, np.float32)
+    svv = np.empty(n, np.float32)
+    sl = np.empty(n, np.float32)
+    sr = np.empty((n, 3), np.float32)
+    sa_ = np.empty(n, np.float32)
+    half_log2 = np.empty(n + 1, np.float32)  # the level of detail a group of k samples drops by
+    for k in range(1, n + 1):
+        half_log2[k] = np.float32(0.5 * np.log2(np.float64(k)))
     texel = np.empty(3, np.float32)
     tmp = np.empty(3, np.float32)
     for i in range(size):
@@ -276,62 +298,80 @@ def _resolve(buf_depth, buf_face, buf_bary, faces, vu, vv, pole, irr, tex, sizes
         for j in range(size):
             x = -1.0 + 2.0 * j / (size - 1)
             tt = min(max((ca * x + sa * y) * 0.5 + 0.5, 0.0), 1.0)
-            count = 0
+            groups = 0
             for di in range(ss):
                 for dj in range(ss):
                     r_, c_ = i * ss + di, j * ss + dj
                     if buf_depth[r_, c_] < np.inf:
                         f = buf_face[r_, c_]
-                        b0, b1, b2 = buf_bary[r_, c_, 0], buf_bary[r_, c_, 1], buf_bary[r_, c_, 2]
-                        _sample_uv(f, b0, b1, b2, faces, vu, vv, pole, uv)
-                        u = uv[0]
-                        if count > 0:  # the same turn as the first sample
-                            if u - su[0] > 0.5:
-                                u -= 1.0
-                            elif su[0] - u > 0.5:
-                                u += 1.0
-                        su[count] = u
-                        svv[count] = uv[1]
-                        sl[count] = face_lod[f]
-                        i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
-                        for c in range(3):
-                            sr[count, c] = b0 * irr[i0, c] + b1 * irr[i1, c] + b2 * irr[i2, c]
-                        sa_[count] = b0 * alpha[i0] + b1 * alpha[i1] + b2 * alpha[i2]
-                        count += 1
+                        g = 0
+                        while g < groups and gf[g] != f:
+                            g += 1
+                        if g == groups:
+                            gf[g] = f
+                            gn[g] = 0.0
+                            gb[g, 0] = 0.0
+                            gb[g, 1] = 0.0
+                            gb[g, 2] = 0.0
+                            groups += 1
+                        gn[g] += 1.0
+                        gb[g, 0] += buf_bary[r_, c_, 0]
+                        gb[g, 1] += buf_bary[r_, c_, 1]
+                        gb[g, 2] += buf_bary[r_, c_, 2]
             r = 0.0
-            g = 0.0
+            g_ = 0.0
             b = 0.0
             covered = 0.0
-            if count > 0:
+            if groups > 0:
+                total = np.float32(0.0)
+                for k in range(groups):
+                    f = gf[k]
+                    w = np.float32(1.0) / gn[k]
+                    b0, b1, b2 = gb[k, 0] * w, gb[k, 1] * w, gb[k, 2] * w
+                    u = np.float32(b0 * fu[f, 0] + b1 * fu[f, 1] + b2 * fu[f, 2])
+                    if k > 0:  # the same turn as the first group
+                        if u - su[0] > 0.5:
+                            u -= 1.0
+                        elif su[0] - u > 0.5:
+                            u += 1.0
+                    su[k] = u
+                    svv[k] = b0 * fv[f, 0] + b1 * fv[f, 1] + b2 * fv[f, 2]
+                    sl[k] = face_lod[f]
+                    i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
+                    for c in range(3):
+                        sr[k, c] = b0 * irr[i0, c] + b1 * irr[i1, c] + b2 * irr[i2, c]
+                    sa_[k] = gn[k] * (b0 * alpha[i0] + b1 * alpha[i1] + b2 * alpha[i2])
+                    total += gn[k]
                 mu = np.float32(0.0)
                 mv = np.float32(0.0)
                 ml = np.float32(0.0)
-                for k in range(count):
-                    mu += su[k]
-                    mv += svv[k]
-                    ml += sl[k]
-                scale_ = np.float32(1.0) / np.float32(count)
+                for k in range(groups):
+                    mu += gn[k] * su[k]
+                    mv += gn[k] * svv[k]
+                    ml += gn[k] * sl[k]
+                scale_ = np.float32(1.0) / total
                 mu *= scale_
                 mv *= scale_
                 ml *= scale_
                 spread = np.float32(0.0)
-                for k in range(count):
+                for k in range(groups):
                     spread = max(spread, abs(su[k] - mu), abs(svv[k] - mv))
                 texels = top / np.float32(2.0) ** max(ml, np.float32(0.0))
                 single = spread * texels < 1.0
                 if single:
                     sample(tex, sizes, offsets, mu, mv, ml, texel, tmp)
-                for k in range(count):
+                for k in range(groups):
                     if not single:
-                        sample(tex, sizes, offsets, su[k], svv[k], sl[k] - sample_lod, texel, tmp)
+                        sample(tex, sizes, offsets, su[k], svv[k], sl[k] - sample_lod + half_log2[np.int64(gn[k])],
+                               texel, tmp)
                     a = sa_[k]
                     r += a * min(max(texel[0] * sr[k, 0], 0.0), 1.0)
-                    g += a * min(max(texel[1] * sr[k, 1], 0.0), 1.0)
+                    g_ += a * min(max(texel[1] * sr[k, 1], 0.0), 1.0)
                     b += a * min(max(texel[2] * sr[k, 2], 0.0), 1.0)
                     covered += a
             rest = 1.0 - covered * inv
             for c in range(3):
-                value = (r if c == 0 else (g if c == 1 else b)) * inv
+                value = (r if c == 0 else (g_ if c == 1 else b)) * inv
                 if rest > 0.0:  # the background only where the face does not cover the pixel
                     if photo:
                         value += rest * backdrop[i, j, c]
@@ -344,7 +384,7 @@ def _resolve(buf_depth, buf_face, buf_bary, faces, vu, vv, pole, irr, tex, sizes
 
 @numba.njit(cache=True, nogil=True)
 def _render_range(start, stop, verts, faces, raster_faces, rot, skin, scale, coverage, paint, gamma, focal, cam_dist,
-                  A, t, ss, bg, noise, out, grid_rows, grid_cols, vu, vv, pole, face_texels, texel_ids, texel_w,
+                  A, t, ss, bg, noise, out, grid_rows, grid_cols, fu, fv, face_texels, texel_ids, texel_w,
                   sizes, offsets, low, wide, tones, up_idx, up_w, narrow, detail, idx, low_w, high_w, alpha, backdrop,
                   sv, irr, field, posed, acc, tex, low_img, buf_depth, buf_face, buf_bary, face_lod):
     """Images start..stop-1 with one worker's scratch buffers (reused: fresh per-image buffers
@@ -360,7 +400,7 @@ def _render_range(start, stop, verts, faces, raster_faces, rot, skin, scale, cov
             add_bank(level0, low_img, up_idx, up_w, narrow, detail, idx[b], high_w[b])
         clamp_and_mip(tex, sizes, offsets)
         _raster_ids(sv, raster_faces, face_texels, ss, buf_depth, buf_face, buf_bary, face_lod)
-        _resolve(buf_depth, buf_face, buf_bary, raster_faces, vu, vv, pole, irr, tex, sizes, offsets, face_lod, bg[b],
+        _resolve(buf_depth, buf_face, buf_bary, raster_faces, fu, fv, irr, tex, sizes, offsets, face_lod, bg[b],
                  noise, ss, alpha, backdrop[b] if backdrop.shape[1] > 0 else backdrop[0], out[b])
 
 
@@ -454,7 +494,7 @@ def render_cpu(inputs: FusedInputs, supersample: int, size: int, workers: int | 
             np32(scale), np32(coverage), np32(paint), np32(inputs.gamma), FOCAL_224 / 224.0, CAMERA_DISTANCE,
             np32(inputs.A), np32(inputs.t), int(supersample), np32(inputs.background),
             np32(noise_fields(size, torch.device("cpu"))), out, *(inputs.grid_shape or (0, 0)),
-            tx.vu, tx.vv, int(tx.pole), face_texels, tx.texel_ids, tx.texel_w, sizes, offsets, tx.low, tx.wide,
+            *face_uv(inputs.raster_faces.numpy(), tx.vu, tx.vv, int(tx.pole)), face_texels, tx.texel_ids, tx.texel_w, sizes, offsets, tx.low, tx.wide,
             tx.tones, tx.up_idx, tx.up_w, tx.narrow, tx.detail, tx.idx, tx.low_w, tx.high_w,
             np.ones(n, np.float32) if inputs.alpha is None else np32(inputs.alpha),
             np.zeros((1, 0, 0, 3), np.float32) if inputs.backdrop is None else np32(inputs.backdrop))

@@ -127,8 +127,9 @@ def _bilinear(buf, base, s, u, v, out):  # pragma: no cover (compiled)
     yf = np.floor(y)
     fx = x - xf
     fy = y - yf
-    x0 = np.int64(xf) % s
-    x1 = (x0 + 1) % s
+    wrap = s - 1  # sides are powers of two: a mask is the modulo, without an integer division
+    x0 = np.int64(xf) & wrap
+    x1 = (x0 + 1) & wrap
     y0 = min(max(np.int64(yf), 0), s - 1)
     y1 = min(max(np.int64(yf) + 1, 0), s - 1)
     a = base + y0 * s

@@ -49,8 +49,8 @@ def test_version_names_the_photos_and_bad_input_is_named(gen):
     _, photos = _mean_shape_photos(gen, 2, 7)
     colours = vertex_colours_from_photos(gen, photos)
     one, other = PhotoAlbedoModel(gen.model, colours), PhotoAlbedoModel(gen.model, colours.flip(0))
-    assert one.version.startswith(gen.version + "+photos-2-") and one.version != other.version
-    assert FaceGenerator(device="cpu", model=one).version == one.version
+    assert one.version.startswith(gen.model.version + "+photos-2-") and one.version != other.version
+    assert FaceGenerator(device="cpu", model=one).version.startswith(one.version + "+render-")
     with pytest.raises(ValueError, match="uint8 square crops"):
         vertex_colours_from_photos(gen, photos.float())
     with pytest.raises(ValueError, match="uint8 square crops"):

@@ -12,6 +12,7 @@ import torch
 from synface.data.errors import DataError
 from synface.data.synth_model import SourceCheck, generator_for, redraw_seed
 from synface.data.synthetic import SynthConfig, SyntheticSpec, identity_seed
+from synface.render.pipeline import RENDERER_REVISION
 from tests.support import LEARNED_MODEL
 
 
@@ -67,7 +68,7 @@ def test_generate_with_a_learned_model_names_it_and_refuses_another_model(learne
     assert record["model"] == LEARNED_MODEL and record["rendered"] == 4
     card = json.loads((out / "dataset.json").read_text())
     assert card["model"] == LEARNED_MODEL and card["config"]["model"] == LEARNED_MODEL
-    assert card["model_version"].startswith(f"learned-{LEARNED_MODEL}-") and card["generator_version"] == card["model_version"]
+    assert card["model_version"].startswith(f"learned-{LEARNED_MODEL}-") and card["generator_version"] == card["model_version"] + "+" + RENDERER_REVISION
     privacy = card["privacy"]
     assert privacy["identities_checked"] == 2 and privacy["redrawn"] == 0 and privacy["source_people"] == 12
     assert 0 < privacy["nearest_min"] <= privacy["nearest_median"] and 0 <= privacy["share_under_threshold"] <= 1

@@ -129,9 +129,10 @@ def test_a_calibrated_image_is_the_same_alone_or_in_any_batch(gen: FaceGenerator
 def test_the_builtin_head_renders_with_its_own_calibration(gen: FaceGenerator) -> None:
     from synface.face.builtin import GENERATOR_MODEL_VERSION
     from synface.face.builtin_alignment import BUILTIN_ALIGNMENT
+    from synface.render.pipeline import RENDERER_REVISION
 
     assert gen.pipeline.alignment_calibration is BUILTIN_ALIGNMENT and not BUILTIN_ALIGNMENT.is_none()
-    assert gen.version == GENERATOR_MODEL_VERSION
+    assert gen.model.version == GENERATOR_MODEL_VERSION and gen.version == f"{GENERATOR_MODEL_VERSION}+{RENDERER_REVISION}"
     coeffs = gen.sample(2, seed=5)
     assert not torch.equal(gen.render(coeffs).images, _render_with(gen, AlignmentCalibration.none(), coeffs).images)
 
