@@ -489,12 +489,13 @@ def render_cpu(inputs: FusedInputs, supersample: int, size: int, workers: int | 
     out = np.empty((B, size, size, 3), np.uint8)
     big = size * supersample
     sizes, offsets = mip_offsets(tx.size)
+    fu, fv = face_uv(inputs.raster_faces.numpy(), tx.vu, tx.vv, int(tx.pole))
     face_texels = (tx.face_area.astype(np.float64) * tx.size * tx.size).astype(np.float32)
     args = (np32(inputs.verts), inputs.faces.numpy(), inputs.raster_faces.numpy(), np32(inputs.rot), np32(skin),
             np32(scale), np32(coverage), np32(paint), np32(inputs.gamma), FOCAL_224 / 224.0, CAMERA_DISTANCE,
             np32(inputs.A), np32(inputs.t), int(supersample), np32(inputs.background),
             np32(noise_fields(size, torch.device("cpu"))), out, *(inputs.grid_shape or (0, 0)),
-            *face_uv(inputs.raster_faces.numpy(), tx.vu, tx.vv, int(tx.pole)), face_texels, tx.texel_ids, tx.texel_w, sizes, offsets, tx.low, tx.wide,
+            fu, fv, face_texels, tx.texel_ids, tx.texel_w, sizes, offsets, tx.low, tx.wide,
             tx.tones, tx.up_idx, tx.up_w, tx.narrow, tx.detail, tx.idx, tx.low_w, tx.high_w,
             np.ones(n, np.float32) if inputs.alpha is None else np32(inputs.alpha),
             np.zeros((1, 0, 0, 3), np.float32) if inputs.backdrop is None else np32(inputs.backdrop))

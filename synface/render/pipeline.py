@@ -28,14 +28,13 @@ from synface.render.camera import (
 )
 from synface.render.fast_cpu import FusedInputs, TextureInputs, render_cpu
 from synface.render.rasterize import rasterize
+from synface.render.shading import AMBIENT_OFFSET, sh_irradiance
+from synface.render.texture_torch import bake_field, compose_bank, footprint_lod, mip_chain, sample, texture_size
 
 #: the CPU renderer's revision, part of every generator's version: a set drawn by an earlier
 #: revision (other pixels for the same coefficients) is not resumed or extended by this one.
 #: 2: a pixel is shaded once per triangle it shows, at its samples' mean barycentrics
 RENDERER_REVISION = "render-2"
-from synface.render.shading import AMBIENT_OFFSET, sh_irradiance
-from synface.render.texture_torch import bake_field, compose_bank, footprint_lod, mip_chain, sample, texture_size
-
 
 #: the fused kernel's bank arrays for a model without one (typed, empty)
 NO_BANK = {"low": np.zeros((1, 1, 3), np.float32), "wide": np.zeros((1, 1), np.float32),
