@@ -153,6 +153,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ss.add_argument("--people", type=count(MAX_BENCH_COUNT), default=60, help="people with two or more photos")
     ss.add_argument("--others", type=count(20), default=3, help="other photos per person to verify against")
     ss.add_argument("--seed", type=int, default=0)
+    ss.add_argument("--write-sets", metavar="OUT", default=None,
+                    help="instead of the check: redraw EVERY photo from its own fit into OUT/original, "
+                         "OUT/self_composite and OUT/self_plain (<person>/<photo>.jpg), folders to train on")
+    ss.add_argument("--workers", type=count(64), default=None, help="with --write-sets: processes (default: cores)")
     ss.add_argument("--json", action="store_true", help="print one JSON line (default output too)")
     ss.set_defaults(func=_selfswap)
     g = which.add_parser("generate", help="end-to-end synthetic set build to disk (images/s)")
@@ -293,6 +297,11 @@ def _selfswap(args: argparse.Namespace) -> int:
     from synface.cli.common import parse_folds
 
     folds = parse_folds(args.folds) if args.folds else None
+    if args.write_sets is not None:
+        from synface.bench.selfswap_sets import write_self_sets
+
+        return _print_with_bar("bench selfswap --write-sets", "photo", lambda progress: write_self_sets(
+            args.photos, args.write_sets, folds=folds, workers=args.workers, seed=args.seed, progress=progress))
     return _print_with_bar("bench selfswap", "person", lambda progress: bench_selfswap(
         args.photos, folds=folds, people=args.people, others=args.others, seed=args.seed, progress=progress))
 
