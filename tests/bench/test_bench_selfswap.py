@@ -60,3 +60,38 @@ def test_bad_selfswap_input_is_named(tmp_path, capsys) -> None:
         (tmp_path / person).mkdir()
         Image.new("RGB", (64, 64), (120, 100, 90)).save(tmp_path / person / "1.jpg")
     cli_error(capsys, ["bench", "selfswap", "--photos", tmp_path], "fewer than 2 people with two or more photos")
+
+
+@requires_lfw
+def test_write_sets_redraws_every_photo_in_three_folders_and_resumes(tmp_path) -> None:
+    from PIL import Image
+
+    from synface.bench.selfswap_sets import SET_VARIANTS, write_self_sets
+
+    photos = tmp_path / "photos"
+    people = sorted(p.name for p in (LFW_ROOT / "images").iterdir())[:10]
+    for name in people:  # ten people, their first photo each
+        (photos / name).mkdir(parents=True)
+        first = sorted((LFW_ROOT / "images" / name).glob("*.jpg"))[0]
+        (photos / name / first.name).write_bytes(first.read_bytes())
+    Image.new("RGB", (250, 250), (120, 120, 120)).save(photos / people[0] / "blank_0009.jpg")  # no face in it
+    out = tmp_path / "sets"
+    first = write_self_sets(photos, out, workers=1)
+    assert first["photos"] == 11 and first["written_now"] == 10 and first["no_face_found"] == 1
+    files = {v: sorted(p.relative_to(out / v) for p in (out / v).rglob("*.jpg")) for v in SET_VARIANTS}
+    assert len(files["original"]) == 10 and files["original"] == files["self_composite"] == files["self_plain"]
+    assert not any("blank" in str(p) for p in files["original"])
+    with Image.open(out / "self_composite" / files["original"][0]) as im:
+        assert im.size == (112, 112)
+    again = write_self_sets(photos, out, workers=1)  # resumed: nothing redrawn, the faceless photo tried again
+    assert again["present_before"] == 10 and again["written_now"] == 0 and again["no_face_found"] == 1
+
+
+def test_write_sets_input_is_named(tmp_path, capsys) -> None:
+    from tests.support import cli_error
+
+    (tmp_path / "file").write_text("x")
+    cli_error(capsys, ["bench", "selfswap", "--photos", tmp_path / "nowhere", "--write-sets", tmp_path / "o"],
+              "not found")
+    cli_error(capsys, ["bench", "selfswap", "--photos", tmp_path, "--write-sets", tmp_path / "o", "--seed", "-1"],
+              "--seed")
