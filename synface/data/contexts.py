@@ -17,8 +17,10 @@ no shortcut.
 
 from __future__ import annotations
 
+import functools
 import zipfile
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,7 +193,8 @@ def render_in_context(generator, coeffs, pool: ContextPool, rows: np.ndarray, mo
         raise ValueError(f"context mode {mode!r}: choose from {', '.join(CONTEXT_MODES[1:])}")
     reader = reader or PhotoReader(pool)
     size = generator.pipeline.image_size
-    A_r, t_r = (x.cpu().numpy() for x in generator.pipeline.alignment(coeffs))
+    framing = generator.pipeline.alignment(coeffs)
+    A_r, t_r = (x.cpu().numpy() for x in framing)
     backdrop = np.zeros((len(rows), size, size, 3), np.float32)
     have = np.zeros(len(rows), bool)
     for i, k in enumerate(rows):
@@ -205,27 +208,40 @@ def render_in_context(generator, coeffs, pool: ContextPool, rows: np.ndarray, mo
     images = generator.pipeline.render(coeffs, torch.from_numpy(backdrop), alpha).images.cpu().numpy()
     if match and have.any():
         keys = np.arange(len(rows), dtype=np.int64) if keys is None else np.asarray(keys, np.int64)
-        masks = face_masks(generator, coeffs, mode, np.flatnonzero(have))
-        for i, mask in masks.items():
+        masks = face_masks(generator, coeffs, mode, np.flatnonzero(have), framing)
+
+        def match_one(i: int) -> MatchReport:
             rng = np.random.default_rng([int(keys[i]) & ((1 << 63) - 1), _GRAIN_STREAM])
-            images[i], report = match_to_photo(images[i], backdrop[i], mask, reader.quality.get(int(rows[i])), rng)
-            if reports is not None:
-                reports.append(report)
+            images[i], report = match_to_photo(images[i], backdrop[i], masks[i], reader.quality.get(int(rows[i])), rng)
+            return report
+
+        done = list(_match_pool().map(match_one, sorted(masks))) if len(masks) > 1 else [match_one(i) for i in masks]
+        if reports is not None:
+            reports.extend(done)
     if not have.all():  # a photo gone or changed since the fit: the procedural background instead
         missing = (~have).nonzero()[0].tolist()
         images[missing] = generator.pipeline.render(coeffs[missing]).images.cpu().numpy()
     return images, have
 
 
-def face_masks(generator, coeffs, mode: str, which: np.ndarray) -> dict[int, np.ndarray]:
+@functools.cache
+def _match_pool() -> ThreadPoolExecutor:
+    """Camera matching is per image and mostly in numpy, scipy and PIL, which release the GIL."""
+    return ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()), thread_name_prefix="synface-match")
+
+
+def face_masks(generator, coeffs, mode: str, which: np.ndarray,
+               framing: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[int, np.ndarray]:
     """Image index -> (S, S) soft mask of what covers its photo: the face region (mode 'photo')
-    or the whole head ('background'), as the hull of those vertices where the render put them."""
+    or the whole head ('background'), as the hull of those vertices where the render put them.
+    `framing`: the whole batch's `pipeline.alignment(coeffs)` when the caller has it."""
     region = generator.model.face_region
     vertices = torch.nonzero(region > 0.5).flatten() if mode == "photo" else None
     index = torch.as_tensor(np.asarray(which), dtype=torch.long)
-    points = generator.pipeline.vertex_pixels(coeffs[index.tolist()], vertices).cpu().numpy()
+    subset = None if framing is None else (framing[0][index], framing[1][index])
+    points = generator.pipeline.vertex_pixels(coeffs[index.tolist()], vertices, subset).cpu().numpy()
     size = generator.pipeline.image_size
-    return {int(i): hull_mask(p, size) for i, p in zip(which, points)}
+    return dict(zip((int(i) for i in which), _match_pool().map(lambda p: hull_mask(p, size), points)))
 
 
 class ContextRenderer:

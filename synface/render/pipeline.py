@@ -114,15 +114,17 @@ class RenderPipeline:
                 images, landmarks = self._render_torch(coeffs, backdrop, alpha)
         return RenderResult(images=images, landmarks=landmarks)
 
-    def vertex_pixels(self, coeffs: Any, vertices: torch.Tensor | None = None) -> torch.Tensor:
+    def vertex_pixels(self, coeffs: Any, vertices: torch.Tensor | None = None,
+                      alignment: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """(B, N, 2) float64 output pixels of the mesh's `vertices` (indices; default all) as
-        rendering these coefficients places them (for masks drawn over a render)."""
+        rendering these coefficients places them (for masks drawn over a render); `alignment`:
+        these coefficients' `alignment(coeffs)` when the caller has it already."""
         with torch.no_grad():
             verts = self.model.geometry(coeffs.shape, coeffs.expr)
             if vertices is not None:
                 verts = verts[:, vertices]
             posed = verts.double() @ rotation_matrices(coeffs.pose.double()).transpose(1, 2)
-            A, t = self.alignment(coeffs)
+            A, t = alignment if alignment is not None else self.alignment(coeffs)
             return self._to_pixels(posed, A, t)
 
     def alignment(self, coeffs: Any) -> tuple[torch.Tensor, torch.Tensor]:
