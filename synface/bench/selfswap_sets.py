@@ -21,7 +21,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -111,6 +111,7 @@ def write_self_sets(photos: str | Path, out: str | Path, folds: list[int] | None
     tick(present, total)
     written = missed = 0
     count = max(1, min(workers or os.cpu_count() or 1, len(jobs) // _CHUNK or 1))
+    results: Iterable[bool]
     if count == 1:
         results = map(_redraw, jobs)
         pool = None
