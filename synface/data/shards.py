@@ -146,6 +146,32 @@ def _join_checks(entries: list[ShardEntry], out: Path) -> None:
             tmp.write_text(json.dumps(merged))
 
 
+def _merged_context(entries: list[ShardEntry], out: Path, spec: Any, key: dict[str, Any], manifest: Any) -> dict:
+    """The whole set's context section: the shards' accepted context draws joined into one check
+    file, the summary over every image (photos used, shared context people, distances), and each
+    shard's camera-matching sample as it was (a median of medians would say nothing)."""
+    from synface.data.check_state import load_check_state, save_check_state  # noqa: PLC0415
+    from synface.data.synth_context import CONTEXT_CHECK_FILE  # noqa: PLC0415
+
+    accepted: dict[str, Any] = {}
+    pose_gap: dict[str, Any] = {}
+    for entry in entries:
+        state = load_check_state(entry.folder / CONTEXT_CHECK_FILE, key)
+        if state is not None and isinstance(state.get("accepted"), dict) and isinstance(state.get("pose_gap"), dict):
+            accepted.update(state["accepted"])
+            pose_gap.update(state["pose_gap"])
+    save_check_state(out / CONTEXT_CHECK_FILE, key, {"accepted": accepted, "pose_gap": pose_gap})
+    spec.context.load(out / CONTEXT_CHECK_FILE, key)
+    if "context" not in manifest.columns:
+        raise DataError("the shards' manifests lack their context column; rebuild the shards",
+                        path=SynthSet(out).manifest_path)
+    yardstick = getattr(spec.gen.model, "card", {}).get("stranger_nearest_p01")
+    section = spec.context.summary(yardstick, manifest["context"].to_numpy(), manifest["label"].to_numpy())
+    section["camera_match_sample_by_shard"] = [(e.card.get("context") or {}).get("camera_match_sample")
+                                               for e in entries]
+    return section
+
+
 def merge_shards(folders: Sequence[str | Path], out: str | Path, workspace: str | Path | None = None,
                  progress: Progress | None = None) -> BuildReport:
     """Join finished shard folders into the whole set at `out` (see the module); resumable."""
@@ -181,8 +207,9 @@ def merge_shards(folders: Sequence[str | Path], out: str | Path, workspace: str 
         frames.append(frame)
     import pandas as pd  # noqa: PLC0415
 
-    SynthSet(out).write_manifest(pd.concat(frames, ignore_index=True))
-    privacy = None
+    manifest = pd.concat(frames, ignore_index=True)
+    SynthSet(out).write_manifest(manifest)
+    privacy = context = None
     if config.model != BUILTIN:
         _join_checks(entries, out)
         gen = generator_for(config.model, device="cpu", workspace=workspace)
@@ -194,6 +221,8 @@ def merge_shards(folders: Sequence[str | Path], out: str | Path, workspace: str 
         if spec.check is not None:
             spec.check.load(out / CHECK_FILE, key)
         privacy = privacy_section(config, out, spec, key, None, None, range(config.ids))
+        if spec.context is not None:
+            context = _merged_context(entries, out, spec, key, manifest)
     builds = [e.card.get("build") or {} for e in entries]
     seconds = sum(float(b.get("seconds") or 0) for b in builds)
     rendered = sum(int(b.get("rendered") or 0) for b in builds)
@@ -203,7 +232,9 @@ def merge_shards(folders: Sequence[str | Path], out: str | Path, workspace: str 
         sum(p.stat().st_size for p in out.glob(f"*/*.{fmt}")), resumed,
         extra={"merged_shards": len(entries), "merge_seconds": round(time.perf_counter() - t0, 2)})
     card = {k: v for k, v in entries[0].card.items()
-            if k not in ("shard", "shard_images", "build", "privacy", "device")}
+            if k not in ("shard", "shard_images", "build", "privacy", "device", "context")}
+    if context is not None:
+        card["context"] = context
     card.update(num_identities=config.ids, num_images=total, created=utc_now(), build=asdict(report),
                 shards=[{"folder": str(e.folder), **e.card["shard"], "build": e.card.get("build")} for e in entries])
     if privacy is not None:

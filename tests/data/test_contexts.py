@@ -273,3 +273,26 @@ def test_a_check_state_with_a_non_finite_distance_is_ignored_whole(learned, tmp_
     path.write_text(json.dumps({"key": key, "accepted": {"0:0": [1, 0.7]}, "pose_gap": {"0:0": 3.5}}))
     spec.load(path, key)
     assert spec.accepted == {(0, 0): (1, 0.7)} and spec.pose_gap == {(0, 0): 3.5}
+
+
+def test_merged_shards_describe_the_contexts_of_the_whole_set(learned, learned_model_workspace, tmp_path) -> None:
+    import json
+
+    import pandas as pd
+
+    from synface.data.shards import merge_shards
+    from synface.data.synth_config import Shard, SynthConfig
+    from synface.data.synthetic import build_dataset
+
+    cfg = SynthConfig(ids=4, samples=2, model=LEARNED_MODEL, context="photo", image_format="png", seed=3)
+    build_dataset(cfg, tmp_path / "whole", learned, workspace=learned_model_workspace)
+    for k in (1, 2):
+        build_dataset(cfg, tmp_path / f"s{k}", learned, workspace=learned_model_workspace, shard=Shard(k, 2))
+    merge_shards([tmp_path / "s1", tmp_path / "s2"], tmp_path / "merged", workspace=learned_model_workspace)
+    whole, merged = (json.loads((tmp_path / name / "dataset.json").read_text()) for name in ("whole", "merged"))
+    whole, merged = (c.get("context") or c["card"]["context"] for c in (whole, merged))
+    rows = pd.read_parquet(tmp_path / "merged" / "manifest.parquet")["context"]
+    assert merged["photos_used"] == whole["photos_used"] == rows.nunique()  # every image's context, not shard 1's
+    assert merged["shared_context_person"] == whole["shared_context_person"]
+    assert len(merged["camera_match_sample_by_shard"]) == 2
+    assert all(s["composites"] == 4 for s in merged["camera_match_sample_by_shard"])
