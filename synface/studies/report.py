@@ -147,6 +147,26 @@ def report_scale(md: str | Path) -> str | None:
     return found.group(1) if found else None
 
 
+def current_rows(root: str | Path, scale: str) -> tuple[list[dict], list[str]]:
+    """The registry's study rows at `scale` without those of stale runs (trained on an earlier
+    build of their synthetic set, see `staleness`), and the stale runs' names: a report of a few
+    cells (`--cells`) must not pool the other cells' stale runs either."""
+    from synface.runs.run import Run  # noqa: PLC0415
+    from synface.studies.staleness import stale_run  # noqa: PLC0415
+
+    rows = tables.study_rows(root, scale)
+    runs = workspace_root(root) / "runs"
+    stale: list[str] = []
+    for name in sorted({r["run_id"] for r in rows}):
+        run = Run(runs / name)
+        try:
+            if stale_run(run.study_tag(), run.config()):
+                stale.append(name)
+        except (OSError, ValueError):  # no readable config: nothing to compare, kept as before
+            continue
+    return [r for r in rows if r["run_id"] not in stale], stale
+
+
 def write_report(plan: Plan, out_dir: str | Path, elapsed_s: float | None = None) -> dict[str, Path]:
     """results/<name>.md, .csv, .html (where plotly is installed) and .png from the registry (the plan's
     scale only); the markdown checks the paper's trends with confidence intervals."""
@@ -155,7 +175,8 @@ def write_report(plan: Plan, out_dir: str | Path, elapsed_s: float | None = None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sweep_temp_files(out_dir)  # of a report a kill interrupted
-    df = tables.build_table(plan.name, plan.root, plan.scale, model=plan.model)
+    rows, stale = current_rows(plan.root, plan.scale)
+    df = tables.build_table(plan.name, plan.root, plan.scale, model=plan.model, rows=rows)
     stem = plan.study  # table2 for the built-in head, table2-<model> for a learned one
     paths = {ext: out_dir / f"{stem}.{ext}" for ext in ("md", "csv", "html", "png")}
     df.to_csv(paths["csv"], index=False)
@@ -163,7 +184,7 @@ def write_report(plan: Plan, out_dir: str | Path, elapsed_s: float | None = None
     if not plot_html(groups, series, title, paths["html"]):
         del paths["html"]
     plot_png(groups, series, title, paths["png"])
-    verdicts = table_verdicts(plan.name, plan.root, plan.scale, model=plan.model)
+    verdicts = table_verdicts(plan.name, plan.root, plan.scale, model=plan.model, rows=rows)
     sc = SCALES[plan.scale]
     lines = [f"# {title.split(':')[0]} (scale `{plan.scale}`)", "",
              f"Accuracy in % as mean ± std over the test folds of {plan.seeds} training seed(s) pooled "
@@ -175,6 +196,10 @@ def write_report(plan: Plan, out_dir: str | Path, elapsed_s: float | None = None
              "interval where the line says so), and a verdict against the paper's direction: holds (the interval "
              "lies on the paper's side of 0), reversed (on the other side) or not resolved at this scale (it "
              "contains 0). Folds of one seed share a trained model, so these intervals lean narrow.", ""]
+    if stale:
+        lines += [f"_Left out: {len(stale)} finished run(s) trained on an earlier build of their set (rebuilt since): "
+                  f"{', '.join(stale[:6])}{' ...' if len(stale) > 6 else ''}. `reproduce` archives and retrains each "
+                  "when its cell runs._", ""]
     lines += [f"- {t}" for t in trend_lines(plan.name, df, verdicts)]
     lines += ["", "## How many seeds would resolve the paper's effect?", ""]
     lines += [f"- {t}" for t in seeds_lines(verdicts)]
