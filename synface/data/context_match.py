@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 #: the JPEG standard's example luminance quantisation table (ITU-T T.81, Annex K, Table K.1): the
@@ -64,15 +65,40 @@ def jpeg_quality(data: bytes) -> int | None:
 
 def hull_mask(points: np.ndarray, size: int, oversample: int = 4) -> np.ndarray:
     """(size, size) float32 coverage of the convex hull of `points` (N, 2) in output pixels
-    (continuous, pixel centres at +0.5), antialiased by `oversample`."""
-    from PIL import Image, ImageDraw  # noqa: PLC0415
-
+    (continuous, pixel centres at +0.5): the share of each pixel's oversample x oversample
+    sample points (at their centres) that lie inside it."""
     hull = _convex_hull(np.asarray(points, np.float64))
-    big = Image.new("L", (size * oversample, size * oversample), 0)
+    out = np.zeros((size, size), np.float32)
     if len(hull) >= 3:
-        ImageDraw.Draw(big).polygon([(float(x) * oversample, float(y) * oversample) for x, y in hull], fill=255)
-    fine = np.asarray(big, np.float32).reshape(size, oversample, size, oversample)
-    return fine.mean((1, 3)) / 255.0
+        _fill_convex(np.ascontiguousarray(hull), int(oversample), out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill_convex(hull, n, out):  # pragma: no cover (compiled)
+    """Per row of samples, the span the convex polygon `hull` covers there, counted into `out`."""
+    size = out.shape[0]
+    rows = size * n
+    corners = hull.shape[0]
+    share = np.float32(1.0 / (n * n))
+    for sy in range(rows):
+        y = (sy + 0.5) / n
+        left = np.inf
+        right = -np.inf
+        for k in range(corners):
+            x0, y0 = hull[k, 0], hull[k, 1]
+            x1, y1 = hull[(k + 1) % corners, 0], hull[(k + 1) % corners, 1]
+            if (y0 <= y < y1) or (y1 <= y < y0):
+                x = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
+                left = min(left, x)
+                right = max(right, x)
+        if left > right:
+            continue
+        first = max(int(np.ceil(left * n - 0.5)), 0)  # samples whose centre (sx + 0.5) / n lies in [left, right]
+        last = min(int(np.floor(right * n - 0.5)), rows - 1)
+        r = sy // n
+        for sx in range(first, last + 1):
+            out[r, sx // n] += share
 
 
 def _convex_hull(points: np.ndarray) -> np.ndarray:
@@ -80,11 +106,11 @@ def _convex_hull(points: np.ndarray) -> np.ndarray:
     from scipy.spatial import ConvexHull, QhullError  # noqa: PLC0415
 
     pts = points[np.isfinite(points).all(1)]
-    if len(np.unique(pts, axis=0)) < 3:
+    if len(pts) < 3:
         return pts[:0]
     try:
         return pts[ConvexHull(pts).vertices]
-    except QhullError:  # all on one line: no area
+    except QhullError:  # all on one point or one line: no area
         return pts[:0]
 
 
