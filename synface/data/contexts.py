@@ -241,7 +241,8 @@ def face_masks(generator, coeffs, mode: str, which: np.ndarray,
     subset = None if framing is None else (framing[0][index], framing[1][index])
     points = generator.pipeline.vertex_pixels(coeffs[index.tolist()], vertices, subset).cpu().numpy()
     size = generator.pipeline.image_size
-    return dict(zip((int(i) for i in which), _match_pool().map(lambda p: hull_mask(p, size), points)))
+    hulls = _match_pool().map(lambda p: hull_mask(p, size), points) if len(points) > 1 else [hull_mask(points[0], size)]
+    return dict(zip((int(i) for i in which), hulls))
 
 
 class ContextRenderer:
