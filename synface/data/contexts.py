@@ -241,7 +241,7 @@ def face_masks(generator, coeffs, mode: str, which: np.ndarray,
     subset = None if framing is None else (framing[0][index], framing[1][index])
     points = generator.pipeline.vertex_pixels(coeffs[index.tolist()], vertices, subset).cpu().numpy()
     size = generator.pipeline.image_size
-    hulls = _match_pool().map(lambda p: hull_mask(p, size), points) if len(points) > 1 else [hull_mask(points[0], size)]
+    hulls = _match_pool().map(lambda p: hull_mask(p, size), points) if len(points) > 1 else [hull_mask(p, size) for p in points]
     return dict(zip((int(i) for i in which), hulls))
 
 
