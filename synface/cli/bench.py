@@ -297,6 +297,8 @@ def _selfswap(args: argparse.Namespace) -> int:
     from synface.cli.common import parse_folds
 
     folds = parse_folds(args.folds) if args.folds else None
+    if args.workers is not None and args.write_sets is None:
+        raise ValueError("--workers applies to --write-sets only (the check itself runs in one process)")
     if args.write_sets is not None:
         from synface.bench.selfswap_sets import write_self_sets
 

@@ -76,8 +76,10 @@ def test_write_sets_redraws_every_photo_in_three_folders_and_resumes(tmp_path) -
         (photos / name / first.name).write_bytes(first.read_bytes())
     Image.new("RGB", (250, 250), (120, 120, 120)).save(photos / people[0] / "blank_0009.jpg")  # no face in it
     out = tmp_path / "sets"
+    (photos / people[1] / "broken_0007.jpg").write_bytes(b"not a jpeg")
     first = write_self_sets(photos, out, workers=1)
-    assert first["photos"] == 11 and first["written_now"] == 10 and first["no_face_found"] == 1
+    assert first["photos"] == 12 and first["written_now"] == 10 and first["no_face_found"] == 1
+    assert first["unreadable"] == 1
     files = {v: sorted(p.relative_to(out / v) for p in (out / v).rglob("*.jpg")) for v in SET_VARIANTS}
     assert len(files["original"]) == 10 and files["original"] == files["self_composite"] == files["self_plain"]
     assert not any("blank" in str(p) for p in files["original"])
@@ -85,6 +87,12 @@ def test_write_sets_redraws_every_photo_in_three_folders_and_resumes(tmp_path) -
         assert im.size == (112, 112)
     again = write_self_sets(photos, out, workers=1)  # resumed: nothing redrawn, the faceless photo tried again
     assert again["present_before"] == 10 and again["written_now"] == 0 and again["no_face_found"] == 1
+    with pytest.raises(ValueError, match="other photos, folds or seed"):  # one folder, one draw
+        write_self_sets(photos, out, workers=1, seed=1)
+    Image.new("RGB", (250, 250)).save(photos / people[2] / "twin.png")
+    Image.new("RGB", (250, 250)).save(photos / people[2] / "twin.jpg")
+    with pytest.raises(ValueError, match="two photos of one name"):
+        write_self_sets(photos, tmp_path / "other", workers=1)
 
 
 def test_write_sets_input_is_named(tmp_path, capsys) -> None:
@@ -95,3 +103,4 @@ def test_write_sets_input_is_named(tmp_path, capsys) -> None:
               "not found")
     cli_error(capsys, ["bench", "selfswap", "--photos", tmp_path, "--write-sets", tmp_path / "o", "--seed", "-1"],
               "--seed")
+    cli_error(capsys, ["bench", "selfswap", "--photos", tmp_path, "--workers", "2"], "--write-sets only")
