@@ -377,10 +377,12 @@ def class_stats(feature_sets: Sequence[Any]) -> "pd.DataFrame":
 
 def table(name: str, scale: str | None = None, model: str | None = None,
           workspace: str | Path | None = None) -> "pd.DataFrame":
-    """Table 1, 2, 3 or Figure 4 ('table1' ... 'figure4') from the runs `reproduce` tagged."""
+    """Table 1, 2, 3 or Figure 4 ('table1' ... 'figure4') from the runs `reproduce` tagged (but
+    those trained on an earlier build of their set)."""
     from synface.analysis.tables import build_table  # noqa: PLC0415
+    from synface.studies.report import current_rows  # noqa: PLC0415
 
-    return build_table(name, workspace, scale, model)
+    return build_table(name, workspace, scale, model, rows=current_rows(workspace, scale)[0])
 
 
 def attribute_figure(frame: "pd.DataFrame"):
@@ -397,8 +399,10 @@ def verdicts(name: str, scale: str | None = None, model: str | None = None,
     import pandas as pd  # noqa: PLC0415
 
     from synface.analysis.verdicts import table_verdicts  # noqa: PLC0415
+    from synface.studies.report import current_rows  # noqa: PLC0415
 
-    return pd.DataFrame([v.to_dict() for v in table_verdicts(name, workspace, scale, model)])
+    rows = current_rows(workspace, scale)[0]
+    return pd.DataFrame([v.to_dict() for v in table_verdicts(name, workspace, scale, model, rows=rows)])
 
 
 def reproduce(name: str, scale: str = "tiny", lfw: str | Path | None = None, seeds: int = 1,

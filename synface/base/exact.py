@@ -25,9 +25,10 @@ _ROWS_PER_WORKER = 16
 
 
 @functools.cache
-def _pool(workers: int) -> ThreadPoolExecutor:
-    """One long-lived pool: rows are independent, so workers split them without changing a bit."""
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synface-basis")
+def _pool() -> ThreadPoolExecutor:
+    """One long-lived pool of numba's thread count: rows are independent, so workers split them
+    without changing a bit. (Like any thread pool, not usable in a process forked after its use.)"""
+    return ThreadPoolExecutor(max_workers=numba.get_num_threads(), thread_name_prefix="synface-basis")
 
 
 @numba.njit(cache=True, nogil=True)
@@ -74,7 +75,7 @@ def basis_product(coeffs: torch.Tensor, basis: torch.Tensor, offset: torch.Tenso
         _exact_rows(c, b, o, out)
     else:
         bounds = np.linspace(0, rows, workers + 1).astype(int)
-        jobs = [_pool(workers).submit(_exact_rows, c[lo:hi], b, o, out[lo:hi]) for lo, hi in zip(bounds, bounds[1:])]
+        jobs = [_pool().submit(_exact_rows, c[lo:hi], b, o, out[lo:hi]) for lo, hi in zip(bounds, bounds[1:])]
         for job in jobs:
             job.result()
     return torch.from_numpy(out)

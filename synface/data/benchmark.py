@@ -66,12 +66,16 @@ def build_synthetic_benchmark(out: str | Path, folds: int = 10, pairs_per_fold: 
         check_free_space(out, 2 * config.estimated_bytes(), f"benchmark of {2 * n_ids:,} images")
     gen = generator_for(config.model, generator, workspace=workspace)
     spec = SyntheticSpec(config, gen)
-    if resumed:  # temp files of images a kill interrupted
-        sweep_temp_files(out)
+    if resumed:
+        drawn_by = _read_settings(state).get("generator")
+        if drawn_by != gen.version:  # a finished card stays valid; half a set is not finished by another renderer
+            raise DataError(f"an interrupted benchmark build drawn by generator {drawn_by!r} is in this folder; this "
+                            f"one is {gen.version!r}: delete the folder to rebuild", path=out)
+        sweep_temp_files(out)  # temp files of images a kill interrupted
     if not resumed:
         out.mkdir(parents=True, exist_ok=True)
         with atomic_path(state) as tmp:
-            tmp.write_text(json.dumps(wanted, indent=1))
+            tmp.write_text(json.dumps({**wanted, "generator": gen.version}, indent=1))
     names = [f"SynBench_{i:05d}" for i in range(n_ids)]
     batch = 64
 

@@ -148,27 +148,33 @@ def _join_checks(entries: list[ShardEntry], out: Path) -> None:
 
 def _merged_context(entries: list[ShardEntry], out: Path, spec: Any, key: dict[str, Any], manifest: Any) -> dict:
     """The whole set's context section: the shards' accepted context draws joined into one check
-    file, the summary over every image (photos used, shared context people, distances), and each
-    shard's camera-matching sample as it was (a median of medians would say nothing)."""
-    from synface.data.check_state import load_check_state, save_check_state  # noqa: PLC0415
+    file, the summary over every image (photos used, shared context people, distances), the
+    photos the shards found missing (summed from their cards), and each shard's camera-matching
+    sample as it was (a median of medians would say nothing)."""
+    import numpy as np  # noqa: PLC0415
+
     from synface.data.synth_context import CONTEXT_CHECK_FILE  # noqa: PLC0415
 
-    accepted: dict[str, Any] = {}
-    pose_gap: dict[str, Any] = {}
-    for entry in entries:
-        state = load_check_state(entry.folder / CONTEXT_CHECK_FILE, key)
-        if state is not None and isinstance(state.get("accepted"), dict) and isinstance(state.get("pose_gap"), dict):
-            accepted.update(state["accepted"])
-            pose_gap.update(state["pose_gap"])
-    save_check_state(out / CONTEXT_CHECK_FILE, key, {"accepted": accepted, "pose_gap": pose_gap})
-    spec.context.load(out / CONTEXT_CHECK_FILE, key)
-    if "context" not in manifest.columns:
-        raise DataError("the shards' manifests lack their context column; rebuild the shards",
-                        path=SynthSet(out).manifest_path)
+    for entry in entries:  # each shard's draws, validated whole (ContextSpec.load) or refused by name
+        if not spec.context.load(entry.folder / CONTEXT_CHECK_FILE, key):
+            raise DataError("missing or unreadable context draws of this shard; resume the shard",
+                            path=entry.folder / CONTEXT_CHECK_FILE)
+    spec.context.save(out / CONTEXT_CHECK_FILE, key, force=True)
+    rows = manifest["context"].to_numpy() if "context" in manifest.columns else None
+    if rows is None or rows.dtype.kind not in "iu" or (len(rows) and (rows.min() < 0 or rows.max() >= len(spec.context.pool))):
+        raise DataError(f"the shards' manifests need an integer context column within the pool's "
+                        f"{len(spec.context.pool)} photos; rebuild the shards", path=SynthSet(out).manifest_path)
     yardstick = getattr(spec.gen.model, "card", {}).get("stranger_nearest_p01")
-    section = spec.context.summary(yardstick, manifest["context"].to_numpy(), manifest["label"].to_numpy())
-    section["camera_match_sample_by_shard"] = [(e.card.get("context") or {}).get("camera_match_sample")
-                                               for e in entries]
+    section = spec.context.summary(yardstick, rows, manifest["label"].to_numpy())
+    shard_sections: list[dict[str, Any]] = []
+    for entry in entries:
+        context = entry.card.get("context")
+        shard_sections.append(context if isinstance(context, dict) else {})
+    missing = sorted({str(p) for s in shard_sections for p in (s.get("photos_missing") or []) if isinstance(p, str)})
+    counts = [s.get("photos_missing_count") for s in shard_sections]
+    section["photos_missing"] = missing[:50]
+    section["photos_missing_count"] = int(np.sum([c for c in counts if isinstance(c, int) and c >= 0]))
+    section["camera_match_sample_by_shard"] = [s.get("camera_match_sample") for s in shard_sections]
     return section
 
 
@@ -214,8 +220,9 @@ def merge_shards(folders: Sequence[str | Path], out: str | Path, workspace: str 
         _join_checks(entries, out)
         gen = generator_for(config.model, device="cpu", workspace=workspace)
         if gen.version != version:
-            raise DataError(f"the shards were rendered by face model {config.model!r} version {version!r}, the "
-                            f"workspace's is {gen.version!r}; their privacy section cannot be checked", path=out)
+            raise DataError(f"the shards were rendered by generator {version!r} (face model {config.model!r} and the "
+                            f"renderer's revision), the workspace's is {gen.version!r}; their privacy section cannot "
+                            "be checked", path=out)
         spec = SyntheticSpec(config, gen)
         key = {"fingerprint": config.fingerprint(), "generator_version": version}
         if spec.check is not None:

@@ -186,32 +186,35 @@ class ContextSpec:
         return out
 
     # ------------------------------------------------------------------ persistence
-    def load(self, path: Path, key: dict) -> None:
+    def load(self, path: Path, key: dict) -> bool:
         """Adopt the accepted draws stored by an earlier build of the same set (`key` matches);
-        a file that does not parse whole, or holds a non-finite number, is ignored (redone)."""
+        a file that does not parse whole, or holds a non-finite number, is ignored (redone).
+        True when adopted."""
         data = load_check_state(path, key)
         if data is None:
-            return
+            return False
         accepted: dict[tuple[int, int], tuple[int, float]] = {}
         gaps: dict[tuple[int, int], float] = {}
         try:
             for name, (attempt, dist) in data["accepted"].items():
                 i, k = (int(x) for x in name.split(":"))
                 if not (0 <= int(attempt) < MAX_ATTEMPTS and math.isfinite(float(dist))):
-                    return
+                    return False
                 accepted[(i, k)] = (int(attempt), float(dist))
             for name, gap in (data.get("pose_gap") or {}).items():
                 i, k = (int(x) for x in name.split(":"))
                 if not 0.0 <= float(gap) <= 360.0:
-                    return
+                    return False
                 gaps[(i, k)] = float(gap)
         except (ValueError, TypeError, KeyError, AttributeError):
-            return
+            return False
         self.accepted.update(accepted)
         self.pose_gap.update(gaps)
+        return True
 
-    def save(self, path: Path, key: dict) -> None:
-        if not self._dirty:
+    def save(self, path: Path, key: dict, force: bool = False) -> None:
+        """The accepted draws, when any changed since the last save (or `force`: a merge's joined file)."""
+        if not (self._dirty or force):
             return
         save_check_state(path, key, {"accepted": {f"{i}:{k}": list(v) for (i, k), v in sorted(self.accepted.items())},
                                      "pose_gap": {f"{i}:{k}": v for (i, k), v in sorted(self.pose_gap.items())}})

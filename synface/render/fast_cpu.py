@@ -226,7 +226,7 @@ def _raster_ids(sv, faces, face_texels, ss, buf_depth, buf_face, buf_bary, face_
 def face_uv(faces, vu, vv, pole):
     """(F, 3) float64 u and (F, 3) float32 v of each triangle's corners, with u unwrapped
     across the chart's seam (the low side lifted by one turn) and the pole, whose u is undefined,
-    given its two neighbours' mean: per mesh, not per sample. (u is float64 because the lift by
+    given its two neighbours' mean: once per render call, not per sample. (u is float64 because the lift by
     one turn is exact only there; a sample's u is then summed in float64, v in float32.)"""
     fu = np.empty((faces.shape[0], 3), np.float64)
     fv = np.empty((faces.shape[0], 3), np.float32)

@@ -147,8 +147,8 @@ def report_scale(md: str | Path) -> str | None:
     return found.group(1) if found else None
 
 
-def current_rows(root: str | Path, scale: str) -> tuple[list[dict], list[str]]:
-    """The registry's study rows at `scale` without those of stale runs (trained on an earlier
+def current_rows(root: str | Path | None, scale: str | None) -> tuple[list[dict], list[str]]:
+    """The registry's study rows at `scale` (None: every scale) without those of stale runs (trained on an earlier
     build of their synthetic set, see `staleness`), and the stale runs' names: a report of a few
     cells (`--cells`) must not pool the other cells' stale runs either."""
     from synface.runs.run import Run  # noqa: PLC0415

@@ -95,6 +95,12 @@ def test_a_benchmark_resumed_with_another_seed_is_refused_and_damaged_images_rer
     with pytest.raises(DataError, match="pairs_per_fold 2 there, 3 now"):
         build_synthetic_benchmark(out, folds=2, pairs_per_fold=3, seed=0, generator=gen)
     assert _snapshot(out) == before
+    held = json.loads((out / BENCH_STATE).read_text())
+    (out / BENCH_STATE).write_text(json.dumps({**held, "generator": "builtin-6"}))  # half drawn by an older renderer
+    with pytest.raises(DataError, match="drawn by generator 'builtin-6'"):
+        build_synthetic_benchmark(out, folds=2, pairs_per_fold=2, seed=0, generator=gen)
+    (out / BENCH_STATE).write_text(json.dumps(held))
+    before = _snapshot(out)
 
     _damage(out / "SynBench_00000" / "SynBench_00000_0001.jpg", out / "SynBench_00003" / "SynBench_00003_0002.jpg")
     build_synthetic_benchmark(out, folds=2, pairs_per_fold=2, seed=0, generator=gen)

@@ -296,3 +296,23 @@ def test_merged_shards_describe_the_contexts_of_the_whole_set(learned, learned_m
     assert merged["shared_context_person"] == whole["shared_context_person"]
     assert len(merged["camera_match_sample_by_shard"]) == 2
     assert all(s["composites"] == 4 for s in merged["camera_match_sample_by_shard"])
+
+
+def test_a_shard_with_damaged_context_draws_is_refused_by_name(learned, learned_model_workspace, tmp_path) -> None:
+    import json
+
+    from synface.data.shards import merge_shards
+    from synface.data.synth_config import Shard, SynthConfig
+    from synface.data.synth_context import CONTEXT_CHECK_FILE
+    from synface.data.synthetic import build_dataset
+
+    cfg = SynthConfig(ids=2, samples=2, model=LEARNED_MODEL, context="photo", image_format="png", seed=4)
+    for k in (1, 2):
+        build_dataset(cfg, tmp_path / f"s{k}", learned, workspace=learned_model_workspace, shard=Shard(k, 2))
+    state = tmp_path / "s2" / CONTEXT_CHECK_FILE
+    data = json.loads(state.read_text())
+    data["accepted"] = {name: "not a pair" for name in data["accepted"]} or {"0:0": "not a pair"}
+    state.write_text(json.dumps(data))
+    with pytest.raises(DataError, match="unreadable context draws") as caught:
+        merge_shards([tmp_path / "s1", tmp_path / "s2"], tmp_path / "merged", workspace=learned_model_workspace)
+    assert str(state) in str(caught.value)
