@@ -170,6 +170,8 @@ class SynthConfig:
                 d.pop(key)
         if "context" not in d:  # plain (popped above): matching changes only composites' pixels
             d.pop("camera_match")
+        if d.get("contexts_per_identity"):  # 2: one photo per identity (1 drew per image by pose)
+            d["context_choice"] = 2
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -186,7 +188,7 @@ def default_name(cfg: SynthConfig) -> str:
     if cfg.model != BUILTIN:
         name += f"_{cfg.model}"
     if cfg.context != "plain":
-        name += f"_ctx-{cfg.context}" + ("-id" if cfg.contexts_per_identity else "")
+        name += f"_ctx-{cfg.context}" + ("-perid" if cfg.contexts_per_identity else "")
     return name
 
 

@@ -57,13 +57,22 @@ class ContextSpec:
         base = i if self.config.contexts_per_identity else i * self.config.samples + k
         return base * MAX_ATTEMPTS + attempt
 
-    def rows(self, i: int, ks, coeffs) -> np.ndarray:
-        """(len(ks),) context rows of identity i's samples `ks` (their drawn poses in `coeffs`)."""
+    def rows(self, i: int, ks, coeffs, own=None) -> np.ndarray:
+        """(len(ks),) context rows of identity i's samples `ks` (their drawn poses in `coeffs`).
+        With one context per identity, every sample asks for the same thing (a frontal photo of
+        the identity's own tone, from `own`: its coefficients before identity mixup), so they
+        share one photo, and with it its pose, expression and light (a sample whose composite
+        had to be redrawn takes another)."""
         import torch  # noqa: PLC0415
 
-        tone = self.renderer.identity_tone(coeffs)
+        pose, tone = coeffs.pose, self.renderer.identity_tone(coeffs)
+        if self.config.contexts_per_identity:
+            base = coeffs if own is None else own
+            pose = torch.zeros_like(coeffs.pose)
+            tone = self.renderer.identity_tone(base)
+            tone = None if tone is None else tone[:1].expand(len(ks), -1)
         keys = torch.tensor([self._key(i, k, self.accepted.get((i, k), (0, -1.0))[0]) for k in ks])
-        rows = self.pool.choose(len(ks), self.seed, coeffs.pose, tone, keys)
+        rows = self.pool.choose(len(ks), self.seed, pose, tone, keys)
         wanted = np.degrees(coeffs.pose[:, :2].detach().double().cpu().numpy())
         gaps = np.abs(np.degrees(self.pool.arrays["pose"][rows, :2].astype(np.float64)) - wanted).max(1)
         for k, gap in zip(ks, gaps):

@@ -107,7 +107,7 @@ class SyntheticSpec:
             coeffs = FaceGenerator.mix(own, partners, torch.from_numpy(phi.astype(np.float32)))
         labels = SampleLabels(np.full(len(ks), i, dtype=np.int64), partner, phi.astype(np.float32))
         if self.context is not None:
-            labels.context = self.context.rows(i, ks, coeffs)
+            labels.context = self.context.rows(i, ks, coeffs, own)
             labels.context_key = self.context.grain_keys(i, ks)
             coeffs = self.context.apply(coeffs, labels.context)
         return coeffs, labels

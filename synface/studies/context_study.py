@@ -27,7 +27,7 @@ def context_spec(base: dict[str, Any], context: str, per_identity: bool, min_dis
     if context == "plain":
         return dict(base)
     return {**base, "context": context, "contexts_per_identity": per_identity, "min_context_distance": min_distance,
-            "name": base["name"] + f"_ctx-{context}" + ("-id" if per_identity else "")}
+            "name": base["name"] + f"_ctx-{context}" + ("-perid" if per_identity else "")}
 
 
 def add_context_cells(base_spec: Callable[[str], dict[str, Any]], dataset: Callable[[dict[str, Any]], Any],

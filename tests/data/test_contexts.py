@@ -311,8 +311,23 @@ def test_a_shard_with_damaged_context_draws_is_refused_by_name(learned, learned_
         build_dataset(cfg, tmp_path / f"s{k}", learned, workspace=learned_model_workspace, shard=Shard(k, 2))
     state = tmp_path / "s2" / CONTEXT_CHECK_FILE
     data = json.loads(state.read_text())
-    data["accepted"] = {name: "not a pair" for name in data["accepted"]} or {"0:0": "not a pair"}
+    data["accepted"] = dict.fromkeys(data["accepted"], "not a pair") or {"0:0": "not a pair"}
     state.write_text(json.dumps(data))
     with pytest.raises(DataError, match="unreadable context draws") as caught:
         merge_shards([tmp_path / "s1", tmp_path / "s2"], tmp_path / "merged", workspace=learned_model_workspace)
     assert str(state) in str(caught.value)
+
+
+def test_one_context_per_identity_gives_every_image_of_an_identity_the_same_photo(learned, learned_model_workspace) -> None:
+    from synface.data.synth_config import SynthConfig
+    from synface.data.synthetic import SyntheticSpec
+
+    per_image, per_identity = (SyntheticSpec(SynthConfig(ids=3, samples=4, model=LEARNED_MODEL, context="photo", im=True,
+                                                         contexts_per_identity=flag, seed=5), learned)
+                               for flag in (False, True))
+    for i in range(3):
+        _, shared = per_identity.identity_batch(i)
+        assert len(set(shared.context.tolist())) == 1  # the samples' poses and mixup partners differ
+        _, each = per_image.identity_batch(i)
+        assert len(set(each.context.tolist())) > 1
+    assert per_identity.config.fingerprint() != per_image.config.fingerprint()
