@@ -25,7 +25,7 @@ DLIB_THRESHOLD = 0.6
 VARIANTS = ("original", "self_composite", "self_composite_unmatched", "self_plain")
 
 
-def _self_images(builtin, fit, image: np.ndarray, quality: int | None, seed: int) -> dict[str, np.ndarray]:
+def self_images(builtin, fit, image: np.ndarray, quality: int | None, seed: int) -> dict[str, np.ndarray]:
     """The photo in the fit's crop, the fitted face drawn into it (camera-matched, and as drawn),
     and the fitted face rendered plain."""
     from synface.bench.reconstruct import fit_crop_matrix  # noqa: PLC0415
@@ -107,7 +107,7 @@ def bench_selfswap(photos: str, folds: list[int] | None = None, people: int = 60
         if points is None:
             continue
         fit = fit_photo(builtin, image, points + 0.5, landmark_ids, geo, warp=False)
-        images = _self_images(builtin, fit, image, jpeg_quality(data), seed * 100_003 + int(person))
+        images = self_images(builtin, fit, image, jpeg_quality(data), seed * 100_003 + int(person))
         other = [aligned_descriptor(align_image(np.asarray(read_rgb(p, what="photo"))).image112) for p in rest]
         rows.append({"person": photoset.people[int(person)], "others": np.stack(other),
                      **{v: aligned_descriptor(images[v]) for v in VARIANTS}})

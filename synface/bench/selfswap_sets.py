@@ -80,7 +80,7 @@ def _grain_seed(seed: int, person: str, photo: Path) -> int:
 
 def _redraw(job: tuple[str, str, str, int]) -> str:
     """Fit one photo and write its three images: 'written', 'no_face' or 'unreadable'."""
-    from synface.bench.selfswap import _self_images  # noqa: PLC0415
+    from synface.bench.selfswap import self_images  # noqa: PLC0415
     from synface.data.context_match import jpeg_quality  # noqa: PLC0415
     from synface.data.errors import DataError  # noqa: PLC0415
     from synface.data.imageio import read_rgb, write_image  # noqa: PLC0415
@@ -101,7 +101,7 @@ def _redraw(job: tuple[str, str, str, int]) -> str:
         return "no_face"
     builtin = _STATE["builtin"]
     fit = fit_photo(builtin, image, points + 0.5, _STATE["landmark_ids"], _STATE["geo"], warp=False)
-    images = _self_images(builtin, fit, image, jpeg_quality(data), _grain_seed(seed, person, path))
+    images = self_images(builtin, fit, image, jpeg_quality(data), _grain_seed(seed, person, path))
     for variant, target in zip(SET_VARIANTS, _targets(out, person, path)):
         target.parent.mkdir(parents=True, exist_ok=True)
         write_image(target, images[variant], "JPEG", quality=95)

@@ -11,7 +11,7 @@ from tests.support import LFW_ROOT, requires_lfw
 @pytest.mark.slow
 @requires_lfw
 def test_a_self_composite_keeps_the_photo_around_the_face_and_the_persons_identity(gen) -> None:
-    from synface.bench.selfswap import _self_images
+    from synface.bench.selfswap import self_images
     from synface.data.imageio import read_rgb
     from synface.data.realface import aligned_descriptor
     from synface.fitting.landmarks import calibrate_landmark_vertices, photo_landmarks
@@ -24,7 +24,7 @@ def test_a_self_composite_keeps_the_photo_around_the_face_and_the_persons_identi
     for name in ("Zico/Zico_0001.jpg", "Timothy_Rigas/Timothy_Rigas_0001.jpg"):
         image = np.asarray(read_rgb(LFW_ROOT / "images" / name))
         fit = fit_photo(gen, image, photo_landmarks(image) + 0.5, ids, geo, warp=False)
-        sets.append(_self_images(gen, fit, image, 75, seed=1))
+        sets.append(self_images(gen, fit, image, 75, seed=1))
     for images in sets:
         original, drawn = images["original"].astype(int), images["self_composite_unmatched"].astype(int)
         assert np.abs(original[:10, :10] - drawn[:10, :10]).max() <= 1  # the photo's corner, untouched
