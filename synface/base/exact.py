@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -29,6 +30,10 @@ def _pool() -> ThreadPoolExecutor:
     """One long-lived pool of numba's thread count: rows are independent, so workers split them
     without changing a bit. (Like any thread pool, not usable in a process forked after its use.)"""
     return ThreadPoolExecutor(max_workers=numba.get_num_threads(), thread_name_prefix="synface-basis")
+
+
+# a forked child has none of the parent's threads: it makes its own pool
+os.register_at_fork(after_in_child=_pool.cache_clear)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -18,6 +18,7 @@ no shortcut.
 from __future__ import annotations
 
 import functools
+import os
 import zipfile
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -228,6 +229,10 @@ def render_in_context(generator, coeffs, pool: ContextPool, rows: np.ndarray, mo
 def _match_pool() -> ThreadPoolExecutor:
     """Camera matching is per image and mostly in numpy, scipy and PIL, which release the GIL."""
     return ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()), thread_name_prefix="synface-match")
+
+
+# a forked child has none of the parent's threads: it makes its own pool
+os.register_at_fork(after_in_child=_match_pool.cache_clear)
 
 
 def face_masks(generator, coeffs, mode: str, which: np.ndarray,

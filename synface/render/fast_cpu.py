@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -254,6 +255,10 @@ CHUNK = 8
 def _pool(workers: int) -> ThreadPoolExecutor:
     """One long-lived pool per worker count (in practice one): no thread start-up per render."""
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synface-render")
+
+
+# a forked child has none of the parent's threads: it makes its own pool
+os.register_at_fork(after_in_child=_pool.cache_clear)
 
 
 @dataclass
