@@ -10,30 +10,18 @@ for any batch size, thread count or vector width, equal to summing the terms one
 
 from __future__ import annotations
 
-import functools
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
 import torch
 
+from synface.base.thread_pools import named_pool
+
 #: output columns per block: a block of the basis stays in cache while every row uses it
 _BLOCK = 1024
 #: rows per worker below which one thread does the whole product (a hand-off costs more)
 _ROWS_PER_WORKER = 16
-
-
-@functools.cache
-def _pool() -> ThreadPoolExecutor:
-    """One long-lived pool of numba's thread count: rows are independent, so workers split them
-    without changing a bit. (Like any thread pool, not usable in a process forked after its use.)"""
-    return ThreadPoolExecutor(max_workers=numba.get_num_threads(), thread_name_prefix="synface-basis")
-
-
-# a forked child has none of the parent's threads: it makes its own pool
-os.register_at_fork(after_in_child=_pool.cache_clear)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -80,7 +68,9 @@ def basis_product(coeffs: torch.Tensor, basis: torch.Tensor, offset: torch.Tenso
         _exact_rows(c, b, o, out)
     else:
         bounds = np.linspace(0, rows, workers + 1).astype(int)
-        jobs = [_pool().submit(_exact_rows, c[lo:hi], b, o, out[lo:hi]) for lo, hi in zip(bounds, bounds[1:])]
+        # rows are independent: workers split them without changing a bit
+        pool = named_pool("basis", numba.get_num_threads())
+        jobs = [pool.submit(_exact_rows, c[lo:hi], b, o, out[lo:hi]) for lo, hi in zip(bounds, bounds[1:])]
         for job in jobs:
             job.result()
     return torch.from_numpy(out)

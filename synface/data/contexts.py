@@ -17,17 +17,15 @@ no shortcut.
 
 from __future__ import annotations
 
-import functools
-import os
 import zipfile
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from synface.base.thread_pools import map_in_pool
 from synface.data.context_match import MatchReport, hull_mask, jpeg_quality, match_to_photo
 from synface.data.errors import DataError
 
@@ -216,23 +214,13 @@ def render_in_context(generator, coeffs, pool: ContextPool, rows: np.ndarray, mo
             images[i], report = match_to_photo(images[i], backdrop[i], masks[i], reader.quality.get(int(rows[i])), rng)
             return report
 
-        done = list(_match_pool().map(match_one, sorted(masks))) if len(masks) > 1 else [match_one(i) for i in masks]
+        done = map_in_pool("match", torch.get_num_threads(), match_one, sorted(masks))
         if reports is not None:
             reports.extend(done)
     if not have.all():  # a photo gone or changed since the fit: the procedural background instead
         missing = (~have).nonzero()[0].tolist()
         images[missing] = generator.pipeline.render(coeffs[missing]).images.cpu().numpy()
     return images, have
-
-
-@functools.cache
-def _match_pool() -> ThreadPoolExecutor:
-    """Camera matching is per image and mostly in numpy, scipy and PIL, which release the GIL."""
-    return ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()), thread_name_prefix="synface-match")
-
-
-# a forked child has none of the parent's threads: it makes its own pool
-os.register_at_fork(after_in_child=_match_pool.cache_clear)
 
 
 def face_masks(generator, coeffs, mode: str, which: np.ndarray,
@@ -246,7 +234,8 @@ def face_masks(generator, coeffs, mode: str, which: np.ndarray,
     subset = None if framing is None else (framing[0][index], framing[1][index])
     points = generator.pipeline.vertex_pixels(coeffs[index.tolist()], vertices, subset).cpu().numpy()
     size = generator.pipeline.image_size
-    hulls = _match_pool().map(lambda p: hull_mask(p, size), points) if len(points) > 1 else [hull_mask(p, size) for p in points]
+    # camera matching and hulls are per image, mostly in numpy, scipy, PIL and numba, which release the GIL
+    hulls = map_in_pool("match", torch.get_num_threads(), lambda p: hull_mask(p, size), points)
     return dict(zip((int(i) for i in which), hulls))
 
 

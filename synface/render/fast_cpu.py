@@ -19,16 +19,14 @@ composited over the background.
 
 from __future__ import annotations
 
-import functools
 import itertools
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numba
 import numpy as np
 import torch
 
+from synface.base.thread_pools import named_pool
 from synface.render.background import noise_fields
 from synface.render.camera import CAMERA_DISTANCE, FOCAL_224
 from synface.render.raster_numba import HALF, SUBPIXEL, SUBPIXEL_BITS, exclusive_bias
@@ -251,16 +249,6 @@ def _render_range(start, stop, verts, faces, raster_faces, rot, skin, scale, cov
 CHUNK = 8
 
 
-@functools.cache
-def _pool(workers: int) -> ThreadPoolExecutor:
-    """One long-lived pool per worker count (in practice one): no thread start-up per render."""
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synface-render")
-
-
-# a forked child has none of the parent's threads: it makes its own pool
-os.register_at_fork(after_in_child=_pool.cache_clear)
-
-
 @dataclass
 class TextureInputs:
     """How one batch's textures are made, for the fused kernel (numpy, float32 unless stated).
@@ -362,6 +350,6 @@ def render_cpu(inputs: FusedInputs, supersample: int, size: int, workers: int | 
     if count == 1:
         work()
     else:
-        for future in [_pool(count).submit(work) for _ in range(count)]:
+        for future in [named_pool("render", count).submit(work) for _ in range(count)]:
             future.result()
     return torch.from_numpy(out)
