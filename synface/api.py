@@ -380,7 +380,7 @@ def table(name: str, scale: str | None = None, model: str | None = None,
     """Table 1, 2, 3 or Figure 4 ('table1' ... 'figure4') from the runs `reproduce` tagged (but
     those trained on an earlier build of their set)."""
     from synface.analysis.tables import build_table  # noqa: PLC0415
-    from synface.studies.report import current_rows  # noqa: PLC0415
+    from synface.studies.staleness import current_rows  # noqa: PLC0415
 
     return build_table(name, workspace, scale, model, rows=current_rows(workspace, scale)[0])
 
@@ -399,7 +399,7 @@ def verdicts(name: str, scale: str | None = None, model: str | None = None,
     import pandas as pd  # noqa: PLC0415
 
     from synface.analysis.verdicts import table_verdicts  # noqa: PLC0415
-    from synface.studies.report import current_rows  # noqa: PLC0415
+    from synface.studies.staleness import current_rows  # noqa: PLC0415
 
     rows = current_rows(workspace, scale)[0]
     return pd.DataFrame([v.to_dict() for v in table_verdicts(name, workspace, scale, model, rows=rows)])

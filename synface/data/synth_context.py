@@ -65,12 +65,12 @@ class ContextSpec:
         had to be redrawn takes another)."""
         import torch  # noqa: PLC0415
 
-        pose, tone = coeffs.pose, self.renderer.identity_tone(coeffs)
         if self.config.contexts_per_identity:
-            base = coeffs if own is None else own
             pose = torch.zeros_like(coeffs.pose)
-            tone = self.renderer.identity_tone(base)
+            tone = self.renderer.identity_tone(coeffs if own is None else own)
             tone = None if tone is None else tone[:1].expand(len(ks), -1)
+        else:
+            pose, tone = coeffs.pose, self.renderer.identity_tone(coeffs)
         keys = torch.tensor([self._key(i, k, self.accepted.get((i, k), (0, -1.0))[0]) for k in ks])
         rows = self.pool.choose(len(ks), self.seed, pose, tone, keys)
         wanted = np.degrees(coeffs.pose[:, :2].detach().double().cpu().numpy())

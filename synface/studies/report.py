@@ -13,6 +13,7 @@ from synface.base.files import open_regular
 from synface.base.workspace import workspace_root
 from synface.face.builtin import GENERATOR_MODEL_VERSION
 from synface.studies.plan import SCALES, Plan
+from synface.studies.staleness import current_rows
 
 
 #: What a report at each reduced scale can and cannot say (the paper scale needs no caveat).
@@ -145,26 +146,6 @@ def report_scale(md: str | Path) -> str | None:
         return None
     found = _SCALE_LINE.search(first)
     return found.group(1) if found else None
-
-
-def current_rows(root: str | Path | None, scale: str | None) -> tuple[list[dict], list[str]]:
-    """The registry's study rows at `scale` (None: every scale) without those of stale runs (trained on an earlier
-    build of their synthetic set, see `staleness`), and the stale runs' names: a report of a few
-    cells (`--cells`) must not pool the other cells' stale runs either."""
-    from synface.runs.run import Run  # noqa: PLC0415
-    from synface.studies.staleness import stale_run  # noqa: PLC0415
-
-    rows = tables.study_rows(root, scale)
-    runs = workspace_root(root) / "runs"
-    stale: list[str] = []
-    for name in sorted({r["run_id"] for r in rows}):
-        run = Run(runs / name)
-        try:
-            if stale_run(run.study_tag(), run.config()):
-                stale.append(name)
-        except (OSError, ValueError):  # no readable config: nothing to compare, kept as before
-            continue
-    return [r for r in rows if r["run_id"] not in stale], stale
 
 
 def write_report(plan: Plan, out_dir: str | Path, elapsed_s: float | None = None) -> dict[str, Path]:

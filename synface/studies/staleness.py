@@ -34,3 +34,24 @@ def stale_run(tag: dict, config: dict) -> bool:
     tagged before builds were recorded count as current: nothing to compare)."""
     recorded = tag.get("data_id")
     return bool(recorded) and recorded != data_id(config)
+
+
+def current_rows(root: str | Path | None, scale: str | None) -> tuple[list[dict], list[str]]:
+    """The registry's study rows at `scale` (None: every scale) without those of stale runs (trained on an earlier
+    build of their synthetic set, see `staleness`), and the stale runs' names: a report of a few
+    cells (`--cells`) must not pool the other cells' stale runs either."""
+    from synface.analysis import tables  # noqa: PLC0415
+    from synface.base.workspace import workspace_root  # noqa: PLC0415
+    from synface.runs.run import Run  # noqa: PLC0415
+
+    rows = tables.study_rows(root, scale)
+    runs = workspace_root(root) / "runs"
+    stale: list[str] = []
+    for name in sorted({r["run_id"] for r in rows}):
+        run = Run(runs / name)
+        try:
+            if stale_run(run.study_tag(), run.config()):
+                stale.append(name)
+        except (OSError, ValueError):  # no readable config: nothing to compare, kept as before
+            continue
+    return [r for r in rows if r["run_id"] not in stale], stale

@@ -163,7 +163,8 @@ def test_micro_end_to_end(fake_lfw, tmp_path):
     rebuilt.write_text(json.dumps({**card, "created": "2099-01-01T00:00:00Z"}))
     plan3 = rp.make_plan("table2", "tiny", fake_lfw, root, seeds=1)
     assert plan3.describe().count("[stale]") == 1 and plan3.estimate()["training"] > 0
-    from synface.studies.report import current_rows, write_report
+    from synface.studies.report import write_report
+    from synface.studies.staleness import current_rows
 
     rows, stale = current_rows(root, "tiny")  # a report before the cell runs again leaves the stale run out
     assert stale == [runs_before[0]] and rows and all(r["run_id"] != runs_before[0] for r in rows)
