@@ -48,7 +48,7 @@ def init_state() -> None:
     for key, value in {"ds.ids": 100, "ds.samples": 10, "ds.seed": 0, "ds.im": False, "ds.phi_range": (0.0, 1.0),
                        "ds.phi_step": 0.05, "ds.purpose": "train", "ds.format": "jpg", "ds.name": "",
                        "ds.real_path": "", "ds.real_name": "", "ds.real_align": True, "ds.model": "builtin",
-                       "ds.background": False, "ds.context": "plain", "ds.context_per_id": False,
+                       "ds.background": False, "ds.context": "plain", "ds.context_per_id": False, "ds.distinct": False,
                        "ds.camera_match": True}.items():
         common.default(key, value)
     for attr in ATTRIBUTES:
@@ -68,7 +68,8 @@ def config_from_state() -> SynthConfig:
     values = dict(ids=int(s["ds.ids"]), samples=int(s["ds.samples"]), seed=int(s["ds.seed"]), im=bool(s["ds.im"]),
                   phi_grid=phi_grid(float(lo), float(hi), float(s["ds.phi_step"])), purpose=s["ds.purpose"],
                   image_format=s["ds.format"], name=str(s["ds.name"]).strip(), model=str(s["ds.model"]),
-                  min_source_distance=float(s["ds.min_dist"]) if s["ds.model"] != "builtin" else 0.0)
+                  min_source_distance=float(s["ds.min_dist"]) if s["ds.model"] != "builtin" else 0.0,
+                  distinct_sources=bool(s["ds.distinct"]) and s["ds.model"] != "builtin")
     if s["ds.model"] != "builtin" and s["ds.context"] != "plain":
         values.update(context=str(s["ds.context"]), contexts_per_identity=bool(s["ds.context_per_id"]),
                       min_context_distance=float(s["ds.min_dist"]), camera_match=bool(s["ds.camera_match"]))
@@ -118,6 +119,9 @@ def model_controls() -> None:
         if float(st.session_state["ds.min_dist"]) < floor:
             c2.caption(f"Below the default {floor:.3f}: identities may come closer to a real source person "
                        "than 99% of real strangers do.")
+        c1.checkbox("distinct source people", key="ds.distinct", persist_state="session",
+                    help="each identity's facial regions come from the source people that earlier identities used "
+                         "least: identities share a region's person only when the set outgrows the model's bank")
         c1.radio("context", ["plain", "photo", "background"], key="ds.context", persist_state="session",
                  horizontal=True,
                  help="photo: each face replaces the face of one of the model's source photos (their hair, ears, "

@@ -9,6 +9,7 @@ import math
 import threading
 import warnings
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -67,6 +68,24 @@ class FaceGenerator:
         identities are drawn (sample, sample_identities and synthetic datasets all come here)."""
         shape, albedo = face_prior.sample_identity(self.layout, n, generator)
         return self.model.correlate_identity(shape, albedo)
+
+    def draw_distinct_identities(self, seeds: Sequence[int], chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+        """(shape (N, S), region people (N, R) long) on the CPU of one identity per seed, in
+        order, each drawn from its own seed as `draw_identities` draws it, except that a learned
+        model's mosaic gives every region the bank person earlier identities used least
+        (`LearnedFaceModel.distinct_people`; `people_weights` turns people into coefficients)."""
+        people_of = getattr(self.model, "distinct_people", None)
+        if people_of is None:
+            raise ValueError("distinct source people need a learned face model (the built-in head has no source people)")
+        usage = torch.zeros(self.model.regions, self.model.people, dtype=torch.int64)
+        shapes, people = [torch.zeros(0, self.layout.shape)], [torch.zeros(0, self.model.regions, dtype=torch.int64)]
+        for start in range(0, len(seeds), chunk):
+            draws = [face_prior.sample_identity(self.layout, 1, torch.Generator().manual_seed(int(s)))
+                     for s in seeds[start:start + chunk]]
+            shape, albedo = torch.cat([d[0] for d in draws]), torch.cat([d[1] for d in draws])
+            shapes.append(self.model.correlate_identity(shape, albedo)[0])
+            people.append(people_of(albedo, usage))
+        return torch.cat(shapes), torch.cat(people)
 
     def sample_identities(self, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         g = torch.Generator().manual_seed(int(seed))

@@ -32,7 +32,7 @@ CONTEXT_LONG_EPOCHS = 3
 CONTEXT_CELLS = ("Syn built-in, plain", "Syn, plain", "Syn, context background", "Syn, context photo",
                  "Syn, context photo, one per identity", "Real (LFW folds 1-3)", "Syn, context photo + DigiFace aug",
                  f"Syn, context photo, {CONTEXT_LONG_EPOCHS}x epochs",
-                 f"Syn, context photo + DigiFace aug, {CONTEXT_LONG_EPOCHS}x epochs")
+                 f"Syn, context photo + DigiFace aug, {CONTEXT_LONG_EPOCHS}x epochs", "Syn, plain, distinct source people")
 
 
 def study_key(table: str, model: str | None = None) -> str:

@@ -351,14 +351,15 @@ def _context(frame: pd.DataFrame, scale: str | None) -> list[Verdict]:
     """The context ablation's comparisons (not the paper's: no paper figure, expected sign +)."""
     CELLS = tables.CONTEXT_CELLS
     cells = {c: arm(frame, tables.LFW_SET, method=c) for c in CELLS}
-    builtin, plain, background, photo, one_id, real, aug, long, long_aug = (cells[c] for c in CELLS)
+    builtin, plain, background, photo, one_id, real, aug, long, long_aug, distinct = (cells[c] for c in CELLS)
     claims = [("Faces in context photos beat plain renders", photo, plain, CELLS[3], CELLS[1]),
               ("The whole head over a context photo beats plain renders", background, plain, CELLS[2], CELLS[1]),
               ("A context photo per image beats one per identity", photo, one_id, CELLS[3], CELLS[4]),
               ("The learned model beats the built-in head (plain renders)", plain, builtin, CELLS[1], CELLS[0]),
               ("Faces in context photos reach the real photos", photo, real, CELLS[3], CELLS[5]),
               ("DigiFace-1M's augmentation helps (the scale's epochs)", aug, photo, CELLS[6], CELLS[3]),
-              ("DigiFace-1M's augmentation helps with longer training", long_aug, long, CELLS[8], CELLS[7])]
+              ("DigiFace-1M's augmentation helps with longer training", long_aug, long, CELLS[8], CELLS[7]),
+              ("Distinct source people beat independent mosaics (plain renders)", distinct, plain, CELLS[9], CELLS[1])]
     return [verdict(claim, a_label, b_label, a, b, scale=scale) for claim, a, b, a_label, b_label in claims if a and b]
 
 

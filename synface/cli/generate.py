@@ -74,7 +74,7 @@ def _check_sizes(args: argparse.Namespace) -> None:
 #: the options that describe the set itself; `--config FILE` gives them all at once instead
 SET_OPTIONS = ("ids", "samples", "seed", "im", "phi_grid", "pose", "expression", "illumination", "pose_scale",
                "expression_scale", "illumination_scale", "benchmark", "verification", "model",
-               "min_source_distance", "context", "contexts_per_identity", "min_context_distance", "no_camera_match",
+               "min_source_distance", "distinct_sources", "context", "contexts_per_identity", "min_context_distance", "no_camera_match",
                "format", "name")
 
 
@@ -106,6 +106,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "person of the model's source photos. Default: the model card's stranger_nearest_p01 "
                         "(closer than only 1%% of real strangers come); 0 keeps every draw. The card reports the "
                         "distances either way")
+    p.add_argument("--distinct-sources", action="store_true",
+                   help="learned models only: give each identity's facial regions the source people that earlier "
+                        "identities used least, so identities share a region's person only when the bank is too "
+                        "small (by default each identity draws its own, and about two in three share one when the "
+                        "set has as many identities as the bank people)")
     p.add_argument("--context", choices=("plain", "photo", "background"), default="plain",
                    help="learned models only: 'photo' draws each face into one of the model's source photos (its "
                         "hair, ears, clothes and scene kept, the face replaced), 'background' draws the whole head over "
@@ -199,7 +204,8 @@ def _config_options(args: argparse.Namespace):
         pose_scale=args.pose_scale, expression_scale=args.expression_scale,
         illumination_scale=args.illumination_scale,
         purpose="benchmark" if args.benchmark else "train", image_format=args.format, name=args.name or "",
-        model=args.model, min_source_distance=_min_source_distance(args), context=args.context,
+        model=args.model, min_source_distance=_min_source_distance(args), distinct_sources=args.distinct_sources,
+        context=args.context,
         contexts_per_identity=args.contexts_per_identity, min_context_distance=_min_context_distance(args),
         camera_match=not args.no_camera_match,
     )
@@ -338,6 +344,8 @@ def _verification(args: argparse.Namespace) -> int:
 
     if args.min_source_distance:
         raise ValueError("--min-source-distance applies to training sets, not to --verification benchmarks")
+    if args.distinct_sources:
+        raise ValueError("--distinct-sources applies to training sets, not to --verification benchmarks")
     if args.no_camera_match:
         raise ValueError("--no-camera-match applies to training sets drawn into context photos, not to --verification "
                          "benchmarks")

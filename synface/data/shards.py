@@ -30,6 +30,7 @@ from synface.data.synth_model import BUILTIN, CHECK_FILE, generator_for
 from synface.data.synth_set import SynthSet
 from synface.data.synthetic import (
     BuildReport, SyntheticSpec, build_dataset, check_build_state, config_differences, image_relpath, privacy_section,
+    source_sharing,
     start_build_state,
 )
 
@@ -216,6 +217,7 @@ def merge_shards(folders: Sequence[str | Path], out: str | Path, workspace: str 
     manifest = pd.concat(frames, ignore_index=True)
     SynthSet(out).write_manifest(manifest)
     privacy = context = None
+    spec: SyntheticSpec | None = None
     if config.model != BUILTIN:
         _join_checks(entries, out)
         gen = generator_for(config.model, device="cpu", workspace=workspace)
@@ -239,13 +241,15 @@ def merge_shards(folders: Sequence[str | Path], out: str | Path, workspace: str 
         sum(p.stat().st_size for p in out.glob(f"*/*.{fmt}")), resumed,
         extra={"merged_shards": len(entries), "merge_seconds": round(time.perf_counter() - t0, 2)})
     card = {k: v for k, v in entries[0].card.items()
-            if k not in ("shard", "shard_images", "build", "privacy", "device", "context")}
+            if k not in ("shard", "shard_images", "build", "privacy", "device", "context", "sources")}
     if context is not None:
         card["context"] = context
     card.update(num_identities=config.ids, num_images=total, created=utc_now(), build=asdict(report),
                 shards=[{"folder": str(e.folder), **e.card["shard"], "build": e.card.get("build")} for e in entries])
     if privacy is not None:
         card["privacy"] = privacy
+    if spec is not None and (sources := source_sharing(spec)) is not None:
+        card["sources"] = sources
     SynthSet(out).write_card(card)
     return report
 

@@ -57,6 +57,7 @@ class SynthConfig:
     name: str = ""
     model: str = BUILTIN  # the face model: "builtin" or a learned model of the workspace (face_models/<name>)
     min_source_distance: float = 0.0  # learned models: redraw identities nearer than this to a source person
+    distinct_sources: bool = False  # learned models: each region's source person the one earlier identities used least
     context: str = "plain"  # "plain", or a learned model's photos around the face: "photo" or "background"
     contexts_per_identity: bool = False  # one context photo per identity (default: one per image)
     min_context_distance: float = 0.0  # redraw a context whose composite lies nearer than this to its person
@@ -112,6 +113,11 @@ class SynthConfig:
         if self.min_source_distance > 0 and self.model == BUILTIN:
             raise bad("min_source_distance", "needs a learned face model: the built-in head has no source people "
                                              "(choose one with --model NAME)")
+        if not isinstance(self.distinct_sources, bool):
+            raise bad("distinct_sources", f"must be true or false, got {self.distinct_sources!r}")
+        if self.distinct_sources and self.model == BUILTIN:
+            raise bad("distinct_sources", "needs a learned face model: the built-in head has no source people "
+                                          "(choose one with --model NAME)")
         if self.context not in CONTEXT_MODES:
             raise bad("context", f"must be one of {', '.join(CONTEXT_MODES)}, got {self.context!r}")
         if self.context != "plain" and self.model == BUILTIN:
@@ -165,7 +171,8 @@ class SynthConfig:
             d.pop("model")
         if d["min_source_distance"] == 0.0:
             d.pop("min_source_distance")
-        for key, default in (("context", "plain"), ("contexts_per_identity", False), ("min_context_distance", 0.0)):
+        for key, default in (("context", "plain"), ("contexts_per_identity", False), ("min_context_distance", 0.0),
+                             ("distinct_sources", False)):
             if d[key] == default:
                 d.pop(key)
         if "context" not in d:  # plain (popped above): matching changes only composites' pixels
@@ -187,6 +194,8 @@ def default_name(cfg: SynthConfig) -> str:
         name += "_bench"
     if cfg.model != BUILTIN:
         name += f"_{cfg.model}"
+    if cfg.distinct_sources:
+        name += "_distinct"
     if cfg.context != "plain":
         name += f"_ctx-{cfg.context}" + ("-perid" if cfg.contexts_per_identity else "")
     return name

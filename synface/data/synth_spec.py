@@ -4,7 +4,7 @@ identity, sample), shared by the on-disk build and the on-the-fly dataset."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -37,6 +37,8 @@ class SyntheticSpec:
         self.config = config
         self.gen = generator
         self._identity_cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        #: with distinct_sources: every identity's (shape (N, S), region people (N, R)), drawn once
+        self._distinct: tuple[torch.Tensor, torch.Tensor] | None = None
         #: the source-distance check of a set with min_source_distance > 0 (None otherwise)
         self.check = SourceCheck(generator, config.min_source_distance) if config.min_source_distance > 0 else None
         #: the context photos of a set drawn into them (None for plain sets)
@@ -50,14 +52,32 @@ class SyntheticSpec:
         shape, albedo = self.gen.draw_identities(1, torch.Generator().manual_seed(int(seed)))
         return shape[0], albedo[0]
 
+    def first_draw(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(shape, albedo) rows of identity i's first draw: its seed's, or with distinct_sources
+        the same shape with region people as distinct as the bank allows (drawn for the whole set
+        at once, in identity order, so any part of the set gets the same people)."""
+        if not self.config.distinct_sources:
+            return self.draw(self.first_seed(i))
+        if self._distinct is None:
+            self._distinct = self.gen.draw_distinct_identities([self.first_seed(k) for k in range(self.config.ids)])
+        shapes, people = self._distinct
+        return shapes[i], self.gen.model.people_weights(people[i : i + 1])[0]
+
+    def draws_of(self, i: int) -> Callable[[int], tuple[torch.Tensor, torch.Tensor]]:
+        """Identity i's draws by seed, for a source check: its first seed gives `first_draw`, a
+        redraw an ordinary draw from its own seed."""
+        first = self.first_seed(i)
+        return lambda seed: self.first_draw(i) if seed == first else self.draw(seed)
+
     def identity(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(shape, albedo) rows of identity i (CPU): its seed's draw, or with min_source_distance
-        the first of its redraws far enough from every source person."""
+        """(shape, albedo) rows of identity i (CPU): its first draw (`first_draw`), or with
+        min_source_distance the first of its draws far enough from every source person (a redraw
+        is an ordinary draw from its own seed)."""
         if i not in self._identity_cache:
             if self.check is None:
-                rows = self.draw(self.first_seed(i))
+                rows = self.first_draw(i)
             else:
-                rows = self.check.choose(i, self.first_seed(i), self.draw)
+                rows = self.check.choose(i, self.first_seed(i), self.draws_of(i))
             if len(self._identity_cache) > 50_000:
                 self._identity_cache.clear()
             self._identity_cache[i] = rows
@@ -113,3 +133,28 @@ class SyntheticSpec:
         return coeffs, labels
 
 
+
+
+#: identities beyond which a card does not count shared source people (one draw each)
+SHARING_LIMIT = 100_000
+
+
+def source_sharing(spec: SyntheticSpec) -> dict | None:
+    """The card's "sources" section of a learned model's set: per facial region, how many
+    identities share their source person with another identity, and the most identities any one
+    person serves (first draws, before any privacy redraw). None for models without a bank."""
+    model = spec.gen.model
+    regions, people = getattr(model, "region_names", None), getattr(model, "people", None)
+    if regions is None or people is None:
+        return None
+    ids = spec.config.ids
+    section: dict = {"distinct_sources": spec.config.distinct_sources, "bank_people": int(people), "identities": ids}
+    if ids > SHARING_LIMIT:
+        return {**section, "counted": False, "why": f"more than {SHARING_LIMIT:,} identities"}
+    chosen = torch.stack([spec.first_draw(i)[1].reshape(len(regions), people).argmax(1) for i in range(ids)])
+    per_region = {}
+    for r, name in enumerate(regions):
+        counts = np.bincount(chosen[:, r].numpy(), minlength=people)
+        per_region[name] = {"sharing": int(counts[counts > 1].sum()), "most_per_person": int(counts.max())}
+    return {**section, "counted": True, "regions": per_region,
+            "meaning": "identities whose region comes from a source person another identity of the set also has there"}

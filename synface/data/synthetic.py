@@ -29,7 +29,7 @@ from synface.data.synth_model import (
 )
 from synface.data.synth_context import CONTEXT_CHECK_FILE
 from synface.data.synth_set import SynthSet
-from synface.data.synth_spec import SampleLabels, SyntheticSpec  # noqa: F401  (part of this module's API)
+from synface.data.synth_spec import SampleLabels, SyntheticSpec, source_sharing  # noqa: F401  (part of this module's API)
 from synface.face.coeffs import FaceCoeffs
 from synface.generator import FaceGenerator
 
@@ -276,6 +276,9 @@ def build_dataset(config: SynthConfig, out: str | Path, generator: FaceGenerator
         }
         if privacy is not None:
             card["privacy"] = privacy
+        sources = source_sharing(spec) if shard is None else None
+        if sources is not None:
+            card["sources"] = sources
         if spec.context is not None and manifest is not None:
             yardstick = getattr(gen.model, "card", {}).get("stranger_nearest_p01")
             card["context"] = spec.context.summary(yardstick, manifest["context"].to_numpy(),
@@ -309,7 +312,7 @@ def privacy_section(config: SynthConfig, out: Path, spec: SyntheticSpec, key: di
         if stop and stop():
             check.save(out / CHECK_FILE, key)
             return None
-        check.choose(i, spec.first_seed(i), spec.draw)
+        check.choose(i, spec.first_seed(i), spec.draws_of(i))
         if n % 8 == 7 or n == len(ids) - 1:
             check.save(out / CHECK_FILE, key)
             tick(n + 1, len(ids))

@@ -233,13 +233,8 @@ class LearnedFaceModel(KeepsBaseMesh, MorphableModel):
         weights = torch.zeros_like(blocks)
         if self.identity_mode == "mosaic":
             eligible = self._eligible.to(albedo.device)
-            tones = self._tones.to(albedo.device)
             head = blocks[:, 0].masked_fill(~eligible[0], float("-inf")).argmax(1)  # (B,)
-            # the other regions come from people of a similar skin tone: a dark-skinned person's
-            # eyes moved onto a light face (or the reverse) keep a wrong hue around them
-            tone_gap = (tones.unsqueeze(0) - tones[head].unsqueeze(1)).abs().sum(2)  # (B, P)
-            near = tone_gap.argsort(dim=1, stable=True).argsort(dim=1, stable=True) < max(2, int(TONE_NEIGHBOURS * P))
-            allowed = blocks.masked_fill(~(eligible.unsqueeze(0) & near.unsqueeze(1)), float("-inf"))
+            allowed = blocks.masked_fill(~(eligible.unsqueeze(0) & self._tone_near(head).unsqueeze(1)), float("-inf"))
             allowed[:, 0] = blocks[:, 0].masked_fill(~eligible[0], float("-inf"))
             weights.scatter_(2, allowed.argmax(2, keepdim=True), 1.0)
         elif self.identity_mode == "one_person":
@@ -252,6 +247,52 @@ class LearnedFaceModel(KeepsBaseMesh, MorphableModel):
             w = (w / w.sum(1, keepdim=True)).float()
             weights.scatter_(2, chosen.unsqueeze(1).expand(B, R, k), w.unsqueeze(1).expand(B, R, k))
         return shape, weights.view(B, -1)
+
+    def _tone_near(self, head: torch.Tensor) -> torch.Tensor:
+        """(B, P) bool: the TONE_NEIGHBOURS share of the bank nearest in skin tone to each head
+        person. The other regions come from these people: a dark-skinned person's eyes moved onto
+        a light face (or the reverse) keep a wrong hue around them."""
+        tones = self._tones.to(head.device)
+        tone_gap = (tones.unsqueeze(0) - tones[head].unsqueeze(1)).abs().sum(2)  # (B, P)
+        return tone_gap.argsort(dim=1, stable=True).argsort(dim=1, stable=True) < max(2, int(TONE_NEIGHBOURS * self.people))
+
+    def distinct_people(self, albedo: torch.Tensor, usage: torch.Tensor) -> torch.Tensor:
+        """(N, R) long: the bank person of each region for N identities drawn in order (`albedo`:
+        their independent normal draws), each region's person chosen as the mosaic chooses it but
+        among the people that earlier identities used least in that region. `usage` (R, P) int64
+        counts the earlier identities' people and is updated (so a long set goes in chunks).
+
+        Why: with independent mosaics, identities share a region's source person by chance (a
+        bank of P people and P identities leaves about two in three sharing one), and two
+        identities with one person's forehead and cheeks look related. Identity 0 is the
+        mosaic's own choice; a bank larger than the set gives every identity its own people."""
+        if self.identity_mode != "mosaic":
+            raise ValueError(f"distinct source people need the mosaic identity mode, not {self.identity_mode!r}")
+        N, P, R = len(albedo), self.people, self.regions
+        blocks = albedo.detach().reshape(N, R, P).to(torch.float32).cpu()
+        eligible = self._eligible.cpu()
+        if usage.shape != (R, P) or usage.dtype != torch.int64:
+            raise ValueError(f"usage must be ({R}, {P}) int64, got {tuple(usage.shape)} {usage.dtype}")
+        people = torch.zeros(N, R, dtype=torch.int64)
+        big = torch.iinfo(torch.int64).max
+        for i in range(N):
+            near = None
+            for r in range(R):
+                allowed = eligible[r] if near is None else eligible[r] & near
+                least = usage[r].masked_fill(~allowed, big).min()
+                candidates = allowed & (usage[r] == least)
+                person = blocks[i, r].masked_fill(~candidates, float("-inf")).argmax()
+                people[i, r] = person
+                usage[r, person] += 1
+                if r == 0:
+                    near = self._tone_near(person.view(1)).cpu()[0]
+        return people
+
+    def people_weights(self, people: torch.Tensor) -> torch.Tensor:
+        """(N, R*P) albedo coefficients of identities given their (N, R) region people."""
+        weights = torch.zeros(len(people), self.regions, self.people)
+        weights.scatter_(2, people.unsqueeze(2).cpu(), 1.0)
+        return weights.view(len(people), -1)
 
     def to(self, device: str | torch.device) -> "LearnedFaceModel":
         """This model on `device`: itself when it is there already, else a copy, so one cached

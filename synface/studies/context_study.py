@@ -3,7 +3,8 @@
 Why a study of its own: whether drawing synthetic people into real photos' context (hair, ears,
 scenes) helps a recogniser is the question the context option exists for, and only a paired
 comparison at equal image counts answers it. Cells (all synthetic sets 400 x 20 with IM at the
-cpu scale, the Table 3 set): the built-in head plain; the learned model plain, with the whole head
+cpu scale, the Table 3 set): the built-in head plain; the learned model plain (and plain with
+distinct source people: identities share no region's bank person while the bank lasts), with the whole head
 over a context photo ('background'), with its face in a context photo ('photo'), with one photo
 per identity; the real photos of LFW folds 1-3; and the photo set with DigiFace-1M's published
 augmentation, at the scale's epochs and at three times as many (does augmentation pay once
@@ -37,7 +38,8 @@ def add_context_cells(base_spec: Callable[[str], dict[str, Any]], dataset: Calla
     the Table 3 set's spec of a model, `dataset(spec)` adds it, `add_runs(study, label, cell, data,
     images, evals)` adds a cell's runs over the seeds."""
     learned = base_spec("learned")
-    sets = {"builtin": dataset(base_spec("builtin")), "plain": dataset(learned)}
+    sets = {"builtin": dataset(base_spec("builtin")), "plain": dataset(learned),
+            "distinct": dataset({**learned, "distinct_sources": True, "name": learned["name"] + "_distinct"})}
     for context, per_identity in (("background", False), ("photo", False), ("photo", True)):
         key = context + ("-id" if per_identity else "")
         sets[key] = dataset(context_spec(learned, context, per_identity, min_distance))
@@ -45,7 +47,7 @@ def add_context_cells(base_spec: Callable[[str], dict[str, Any]], dataset: Calla
     aug = {"augment": DIGIFACE_AUGMENT}
     cells: list[tuple[str, str, dict[str, Any]]] = [(CELLS[0], "builtin", {}), (CELLS[1], "plain", {}), (CELLS[2], "background", {}), (CELLS[3], "photo", {}),
              (CELLS[4], "photo-id", {}), (CELLS[6], "photo", aug), (CELLS[7], "photo", long),
-             (CELLS[8], "photo", {**aug, **long})]
+             (CELLS[8], "photo", {**aug, **long}), (CELLS[9], "distinct", {})]
     for label, key, extra in cells[:5]:
         step = sets[key]
         add_runs(study, label, {"method": label, "data": step.name}, {"data": step.path, **extra}, step.images, evals)

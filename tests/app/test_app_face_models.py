@@ -300,3 +300,16 @@ def test_datasets_page_builds_a_set_drawn_into_context_photos(learned_home):
     assert 1 <= context["photos_used"] <= 4 and len(context["photos"]) == context["photos_used"]
     manifest = pd.read_parquet(folder / "manifest.parquet")
     assert manifest["context"].between(0, 11).all() and len(manifest) == 4
+
+
+def test_datasets_page_offers_distinct_source_people_for_a_learned_model(learned_home):
+    at = page("datasets").run()
+    assert not [c for c in at.checkbox if c.key == "ds.distinct"]  # the built-in head has no source people
+    at.selectbox(key="ds.model").set_value(LEARNED_MODEL).run()
+    no_errors(at)
+    at.number_input(key="ds.ids").set_value(3).run()
+    at.number_input(key="ds.samples").set_value(2).run()
+    assert at.checkbox(key="ds.distinct").value is False
+    at.checkbox(key="ds.distinct").check().run()
+    no_errors(at)
+    assert any(f"Syn_3_2_{LEARNED_MODEL}_distinct" in m.value for m in at.markdown)
