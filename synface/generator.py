@@ -9,7 +9,7 @@ import math
 import threading
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -74,11 +74,12 @@ class FaceGenerator:
         order, each drawn from its own seed as `draw_identities` draws it, except that a learned
         model's mosaic gives every region the bank person earlier identities used least
         (`LearnedFaceModel.distinct_people`; `people_weights` turns people into coefficients)."""
-        people_of = getattr(self.model, "distinct_people", None)
+        bank: Any = self.model  # a learned model (a bank of source people), checked here
+        people_of = getattr(bank, "distinct_people", None)
         if people_of is None:
             raise ValueError("distinct source people need a learned face model (the built-in head has no source people)")
-        usage = torch.zeros(self.model.regions, self.model.people, dtype=torch.int64)
-        shapes, people = [torch.zeros(0, self.layout.shape)], [torch.zeros(0, self.model.regions, dtype=torch.int64)]
+        usage = torch.zeros(bank.regions, bank.people, dtype=torch.int64)
+        shapes, people = [torch.zeros(0, self.layout.shape)], [torch.zeros(0, bank.regions, dtype=torch.int64)]
         for start in range(0, len(seeds), chunk):
             draws = [face_prior.sample_identity(self.layout, 1, torch.Generator().manual_seed(int(s)))
                      for s in seeds[start:start + chunk]]

@@ -4,7 +4,7 @@ identity, sample), shared by the on-disk build and the on-the-fly dataset."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -61,7 +61,8 @@ class SyntheticSpec:
         if self._distinct is None:
             self._distinct = self.gen.draw_distinct_identities([self.first_seed(k) for k in range(self.config.ids)])
         shapes, people = self._distinct
-        return shapes[i], self.gen.model.people_weights(people[i : i + 1])[0]
+        bank: Any = self.gen.model  # a learned model: draw_distinct_identities refuses any other
+        return shapes[i], bank.people_weights(people[i : i + 1])[0]
 
     def draws_of(self, i: int) -> Callable[[int], tuple[torch.Tensor, torch.Tensor]]:
         """Identity i's draws by seed, for a source check: its first seed gives `first_draw`, a
