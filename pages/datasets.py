@@ -81,13 +81,16 @@ def config_from_state() -> SynthConfig:
 
 @st.cache_data(max_entries=32, show_spinner="Rendering a preview ...")
 def preview(config_json: str) -> tuple[np.ndarray, list[str]]:
-    """A few images of the configured set, rendered on the fly (nothing written)."""
+    """A few images of the configured set, rendered on the fly (nothing written); a set of that
+    name already built lends its stored checks, so its redrawn rows look as built."""
     config = SynthConfig.from_dict(json.loads(config_json))
     ids = min(PREVIEW_IDS, config.ids)
     ks = min(PREVIEW_SAMPLES, config.samples)
     indices = [i * config.samples + k for i in range(ids) for k in range(ks)]
+    folder = child_path(common.datasets_dir(), config.name, "dataset name")
     with SHARED_RENDER_LOCK:
-        batch = OnTheFlyDataset(config, common.get_generator(config.model), workspace=common.workspace()).get_batch(indices)
+        batch = OnTheFlyDataset(config, common.get_generator(config.model), workspace=common.workspace(),
+                                folder=folder if folder.is_dir() else None).get_batch(indices)
     labels, weights = batch["labels"].numpy(), batch["weights"].numpy()
     captions = []
     for (a, b), (wa, _) in zip(labels, weights):

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from synface.data.synth_config import SynthConfig
-from synface.data.synth_model import generator_for
+from synface.data.synth_context import CONTEXT_CHECK_FILE
+from synface.data.synth_model import CHECK_FILE, generator_for
 from synface.data.synth_spec import SampleLabels, SyntheticSpec
 from synface.face.coeffs import FaceCoeffs
 from synface.generator import FaceGenerator
@@ -23,10 +24,19 @@ class OnTheFlyDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, config: SynthConfig, generator: FaceGenerator | None = None,
-                 workspace: str | Path | None = None) -> None:
+                 workspace: str | Path | None = None, folder: str | Path | None = None) -> None:
+        """`folder`: where this set is (or was being) built: its stored privacy and context checks
+        are adopted when their key matches, so an identity or a context the build redrew renders
+        here as it was built (without it, those checks run again as the rows are drawn)."""
         self.config = config
         self.gen = generator_for(config.model, generator, workspace=workspace)
         self.spec = SyntheticSpec(config, self.gen)
+        if folder is not None:
+            key = {"fingerprint": config.fingerprint(), "generator_version": self.gen.version}
+            if self.spec.check is not None:
+                self.spec.check.load(Path(folder) / CHECK_FILE, key)
+            if self.spec.context is not None:
+                self.spec.context.load(Path(folder) / CONTEXT_CHECK_FILE, key)
 
     def __len__(self) -> int:
         return self.config.num_images

@@ -331,3 +331,27 @@ def test_one_context_per_identity_gives_every_image_of_an_identity_the_same_phot
         _, each = per_image.identity_batch(i)
         assert len(set(each.context.tolist())) > 1
     assert per_identity.config.fingerprint() != per_image.config.fingerprint()
+
+
+def test_on_the_fly_rows_adopt_the_checks_a_build_stored(learned, learned_model_workspace, tmp_path) -> None:
+    """A build's redrawn context (stored in its context_check.json) is what the set's folder lends
+    the on-the-fly renderer (the Datasets page's preview), so that row renders as built."""
+    import json
+
+    from synface.data.synth_config import SynthConfig
+    from synface.data.synth_context import CONTEXT_CHECK_FILE
+    from synface.data.synthetic import OnTheFlyDataset
+
+    cfg = SynthConfig(ids=2, samples=2, model=LEARNED_MODEL, context="photo", image_format="png", seed=4)
+    key = {"fingerprint": cfg.fingerprint(), "generator_version": learned.version}
+    (tmp_path / CONTEXT_CHECK_FILE).write_text(json.dumps({"key": key, "accepted": {"0:1": [3, 0.9]}}))
+    fresh = OnTheFlyDataset(cfg, learned, workspace=learned_model_workspace)
+    adopted = OnTheFlyDataset(cfg, learned, workspace=learned_model_workspace, folder=tmp_path)
+    assert adopted.spec.context.accepted == {(0, 1): (3, 0.9)}
+    a, b = fresh.get_batch([0, 1]), adopted.get_batch([0, 1])
+    assert torch.equal(a["images"][0], b["images"][0])  # row 0:0 was not redrawn
+    assert not torch.equal(a["images"][1], b["images"][1])  # row 0:1 takes the build's fourth draw
+    (tmp_path / CONTEXT_CHECK_FILE).write_text(json.dumps({"key": {**key, "fingerprint": "other"},
+                                                           "accepted": {"0:1": [3, 0.9]}}))
+    other = OnTheFlyDataset(cfg, learned, workspace=learned_model_workspace, folder=tmp_path)
+    assert other.spec.context.accepted == {} and torch.equal(other.get_batch([1])["images"][0], a["images"][1])
