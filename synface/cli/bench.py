@@ -80,6 +80,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     i.add_argument("--device", default="auto")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=_identity)
+    so = which.add_parser("sources", help="dlib distances of a learned model's new people that share a region's source person")
+    so.add_argument("--model", required=True, help="a learned face model of the workspace")
+    so.add_argument("--workspace", default=None)
+    so.add_argument("--identities", type=count(MAX_BENCH_COUNT), default=400, help="a training set's first N identities")
+    so.add_argument("--distinct", action="store_true", help="drawn as `generate --distinct-sources` draws them")
+    so.add_argument("--seed", type=int, default=0, help="the set's seed")
+    so.add_argument("--device", default="auto")
+    so.add_argument("--json", action="store_true")
+    so.set_defaults(func=_sources)
     s = which.add_parser("spread", help="between- vs within-identity variance of dlib's descriptor, renders and real")
     s.add_argument("--identities", type=count(MAX_BENCH_COUNT), default=100)
     s.add_argument("--draws", type=count(1000), default=4, help="attribute draws (renders) or images (real) per identity")
@@ -239,6 +248,14 @@ def _identity(args: argparse.Namespace) -> int:
     return _print_with_bar("bench identity", "coeff", lambda progress: bench_identity(
         n_identities=args.identities, amplitude=args.amplitude, seed=args.seed, device=args.device,
         progress=progress))
+
+
+def _sources(args: argparse.Namespace) -> int:
+    from synface.bench.source_sharing import bench_sources
+
+    return _print_with_bar("bench sources", "img", lambda progress: bench_sources(
+        args.model, identities=args.identities, distinct=args.distinct, seed=args.seed, workspace=args.workspace,
+        device=args.device, progress=progress))
 
 
 def _spread(args: argparse.Namespace) -> int:
