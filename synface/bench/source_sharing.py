@@ -44,7 +44,7 @@ def bench_sources(model: str, identities: int = 400, distinct: bool = False, see
         raise ValueError(f"--identities must be at least 2 (the benchmark pairs them), got {identities}")
     learned = load_model(model, workspace)
     names = getattr(learned, "region_names", None)
-    if names is None:
+    if learned is None or names is None:
         raise ValueError(f"face model {model!r} has no source people (choose a learned model with --model NAME)")
     gen = FaceGenerator(device=device, model=learned)
     spec = SyntheticSpec(SynthConfig(ids=identities, samples=1, seed=seed, model=model, distinct_sources=distinct), gen)
