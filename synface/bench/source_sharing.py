@@ -29,11 +29,19 @@ def _distances(values: np.ndarray) -> dict[str, Any]:
             "under_threshold": round(float(np.mean(values < DLIB_THRESHOLD)), 4)}
 
 
+def _pair_distances(descriptors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    first, second = np.triu_indices(len(descriptors), 1)
+    return first, second, np.linalg.norm(descriptors[first] - descriptors[second], axis=1)
+
+
 def bench_sources(model: str, identities: int = 400, distinct: bool = False, seed: int = 0,
-                  workspace: str | None = None, device: str = "cpu",
+                  workspace: str | None = None, device: str = "cpu", real: str | None = None,
                   progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """dlib distances between the first `identities` identities of a training set with `seed`
-    (face model `model`), over all pairs, by the regions each pair shares."""
+    (face model `model`), over all pairs, by the regions each pair shares; with `real` (an
+    identity-per-folder set of aligned crops), the same distances between as many real people
+    (one photo each) beside them."""
+    from synface.bench.spread import load_aligned_crop, real_identity_images  # noqa: PLC0415
     from synface.data.realface import aligned_descriptor  # noqa: PLC0415
     from synface.data.synth_config import SynthConfig  # noqa: PLC0415
     from synface.data.synth_spec import SyntheticSpec  # noqa: PLC0415
@@ -59,9 +67,12 @@ def bench_sources(model: str, identities: int = 400, distinct: bool = False, see
         images = gen.render(coeffs[list(range(start, min(start + 64, identities)))]).images.cpu().numpy()
         descriptors.extend(aligned_descriptor(image) for image in images)  # the aligned crop as dlib's face box
         tick(len(descriptors), identities)
-    X = np.stack(descriptors)
-    first, second = np.triu_indices(identities, 1)
-    distance = np.linalg.norm(X[first] - X[second], axis=1)
+    first, second, distance = _pair_distances(np.stack(descriptors))
+    reference = None
+    if real is not None:
+        photos = [files[0] for files in real_identity_images(real, identities, 1, need="the reference needs 3 or more")]
+        _, _, real_distance = _pair_distances(np.stack([aligned_descriptor(load_aligned_crop(p)) for p in photos]))
+        reference = {"source": str(real), "people": len(photos), **_distances(real_distance)}
     shared = people[first] == people[second]  # (pairs, R)
     by_region = {name: _distances(distance[shared[:, r] & (shared.sum(1) == 1)]) for r, name in enumerate(names)}
     return {"bench": "sources", "model": model, "model_version": learned.version, "identities": identities,
@@ -70,6 +81,7 @@ def bench_sources(model: str, identities: int = 400, distinct: bool = False, see
             "no_region_shared": _distances(distance[~shared.any(1)]),
             "one_region_shared": by_region,
             "several_regions_shared": _distances(distance[shared.sum(1) >= 2]),
+            "real_strangers": reference,
             "identities_sharing": {name: int(sum(c[c > 1].sum() for c in [np.bincount(people[:, r])]))
                                    for r, name in enumerate(names)},
             "protocol": "each identity rendered frontal, neutral, evenly lit; dlib descriptor of the aligned "

@@ -86,6 +86,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     so.add_argument("--identities", type=count(MAX_BENCH_COUNT), default=400, help="a training set's first N identities")
     so.add_argument("--distinct", action="store_true", help="drawn as `generate --distinct-sources` draws them")
     so.add_argument("--seed", type=int, default=0, help="the set's seed")
+    so.add_argument("--real", metavar="DIR", default=None,
+                    help="identity-per-folder aligned crops (e.g. workspace/real/lfw_test/images): as many real "
+                         "people's distances beside them, one photo each")
     so.add_argument("--device", default="auto")
     so.add_argument("--json", action="store_true")
     so.set_defaults(func=_sources)
@@ -255,7 +258,7 @@ def _sources(args: argparse.Namespace) -> int:
 
     return _print_with_bar("bench sources", "img", lambda progress: bench_sources(
         args.model, identities=args.identities, distinct=args.distinct, seed=args.seed, workspace=args.workspace,
-        device=args.device, progress=progress))
+        device=args.device, real=args.real, progress=progress))
 
 
 def _spread(args: argparse.Namespace) -> int:

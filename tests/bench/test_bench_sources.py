@@ -8,14 +8,22 @@ import json
 from tests.support import LEARNED_MODEL, cli_error
 
 
-def test_bench_sources_groups_every_pair_by_its_shared_regions(learned_model_workspace, capsys) -> None:
-    from synface.cli.main import main
+def test_bench_sources_groups_every_pair_by_its_shared_regions(learned_model_workspace, tmp_path, capsys) -> None:
+    from PIL import Image
 
+    from synface.cli.main import main
+    from synface.generator import FaceGenerator
+
+    real = tmp_path / "real"  # a stand-in for real aligned crops: four people, one crop each
+    for k, image in enumerate(FaceGenerator(device="cpu").render(FaceGenerator(device="cpu").sample(4, 3)).images.numpy()):
+        (real / f"person_{k}").mkdir(parents=True)
+        Image.fromarray(image).save(real / f"person_{k}" / "0001.png")
     out = {}
     for flag in ([], ["--distinct"]):
         assert main(["bench", "sources", "--model", LEARNED_MODEL, "--workspace", str(learned_model_workspace),
-                     "--identities", "10", "--device", "cpu", "--json", *flag]) == 0
+                     "--identities", "10", "--device", "cpu", "--json", "--real", str(real), *flag]) == 0
         out[bool(flag)] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out[True]["real_strangers"]["people"] == 4 and out[True]["real_strangers"]["pairs"] == 6
     for record in out.values():
         groups = [record["no_region_shared"], record["several_regions_shared"], *record["one_region_shared"].values()]
         assert sum(g["pairs"] for g in groups) == 10 * 9 // 2  # every pair counted once
