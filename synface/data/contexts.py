@@ -91,24 +91,56 @@ class ContextPool:
         return cls(Path(root), arrays, path)
 
     def choose(self, n: int, seed: int, pose: torch.Tensor, tone: torch.Tensor | None = None,
-               keys: torch.Tensor | None = None) -> np.ndarray:
+               keys: torch.Tensor | None = None, spread: bool = False) -> np.ndarray:
         """(n,) context rows for images with requested poses (n, 3) and skin tones (n, 3): per
         image, among the POSE_CANDIDATES photos nearest its yaw and pitch, the TONE_CANDIDATES
         nearest its tone, one picked by a hash of `seed` and the image's key (its row, or `keys`:
-        images sharing a key share their context)."""
+        images sharing a key share their context). With `spread` (one photo per identity, every
+        identity asking for the same pose), the candidates are the quarter of the pool nearest
+        the pose and the sixteenth of it nearest the tone, so identities rarely share a photo."""
         keys_np = np.arange(n, dtype=np.uint64) if keys is None else np.asarray(keys, dtype=np.int64).astype(np.uint64)
         yaw_pitch = self.arrays["pose"][:, :2].astype(np.float64)
         want = pose[:, :2].detach().double().cpu().numpy()
         dist = ((yaw_pitch[None, :, :] - want[:, None, :]) ** 2).sum(2)  # (n, N)
-        k_pose = min(POSE_CANDIDATES, len(self))
+        k_pose = min(max(POSE_CANDIDATES, len(self) // 4) if spread else POSE_CANDIDATES, len(self))
+        k_tone = min(max(TONE_CANDIDATES, len(self) // 16) if spread else TONE_CANDIDATES, k_pose)
         near = np.argsort(dist, axis=1, kind="stable")[:, :k_pose]
         if tone is not None:
             gap = np.abs(self.arrays["tone"].astype(np.float64)[near] - tone.detach().double().cpu().numpy()[:, None, :]).sum(2)
-            near = np.take_along_axis(near, np.argsort(gap, axis=1, kind="stable")[:, :min(TONE_CANDIDATES, k_pose)], 1)
+            near = np.take_along_axis(near, np.argsort(gap, axis=1, kind="stable")[:, :k_tone], 1)
         with np.errstate(over="ignore"):  # wrapping 64-bit arithmetic is the hash's point
             salt = np.uint64(int(seed) % (1 << 63)) * np.uint64(0x9E3779B97F4A7C15)
         pick = _mix64(salt ^ keys_np) % np.uint64(near.shape[1])
         return near[np.arange(n), pick.astype(np.int64)].astype(np.int64)
+
+
+    def assign_per_identity(self, seed: int, tones: np.ndarray) -> np.ndarray:
+        """(N,) one context row per identity, in identity order, for identities of skin tones
+        (N, 3): each takes, among the quarter of the pool nearest frontal and the sixteenth of it
+        nearest its tone (in an order hashed from `seed` and the identity), the first photo whose
+        person no earlier identity has, else the photo of the least-used person. So identities
+        share a context person only once the pool runs out of people near their tone."""
+        n_pool = len(self)
+        k_pose = min(max(POSE_CANDIDATES, n_pool // 4), n_pool)
+        k_tone = min(max(TONE_CANDIDATES, n_pool // 16), k_pose)
+        yaw_pitch = self.arrays["pose"][:, :2].astype(np.float64)
+        frontal = np.argsort((yaw_pitch ** 2).sum(1), kind="stable")[:k_pose]
+        person = np.asarray(self.arrays["person"], np.int64)
+        used = np.zeros(int(person.max()) + 1 if len(person) else 1, np.int64)
+        pool_tone = self.arrays["tone"].astype(np.float64)[frontal]
+        with np.errstate(over="ignore"):  # wrapping 64-bit arithmetic is the hash's point
+            salt = np.uint64(int(seed) % (1 << 63)) * np.uint64(0x9E3779B97F4A7C15)
+        rows = np.empty(len(tones), np.int64)
+        for i, tone in enumerate(np.asarray(tones, np.float64)):
+            near = frontal[np.argsort(np.abs(pool_tone - tone).sum(1), kind="stable")[:k_tone]]
+            with np.errstate(over="ignore"):
+                order = np.argsort(_mix64(salt ^ (np.uint64(i) * np.uint64(0x100000001B3) + near.astype(np.uint64))),
+                                   kind="stable")
+            near = near[order]
+            pick = near[np.argmin(used[person[near]])] if len(near) else 0  # the first least-used
+            rows[i] = pick
+            used[person[pick]] += 1
+        return rows
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -261,11 +293,15 @@ class ContextRenderer:
 
     def identity_tone(self, coeffs) -> torch.Tensor | None:
         """(B, 3) each identity's skin tone (its head region's bank people), or None."""
+        return self.albedo_tone(coeffs.albedo)
+
+    def albedo_tone(self, albedo: torch.Tensor) -> torch.Tensor | None:
+        """(B, 3) the skin tone of albedo coefficients (their head region's bank people), or None."""
         model = self.generator.model
         tones = getattr(model, "_tones", None)
         if tones is None:
             return None
-        return coeffs.albedo.reshape(len(coeffs.albedo), model.regions, model.people)[:, 0].cpu() @ tones.cpu()
+        return albedo.reshape(len(albedo), model.regions, model.people)[:, 0].cpu() @ tones.cpu()
 
     def choose(self, coeffs, seed: int) -> np.ndarray:
         return self.pool.choose(len(coeffs.pose), seed, coeffs.pose, self.identity_tone(coeffs))

@@ -177,8 +177,8 @@ class SynthConfig:
                 d.pop(key)
         if "context" not in d:  # plain (popped above): matching changes only composites' pixels
             d.pop("camera_match")
-        if d.get("contexts_per_identity"):  # 2: one photo per identity (1 drew per image by pose)
-            d["context_choice"] = 2
+        if d.get("contexts_per_identity"):  # 3: one photo per identity from a wide share of the pool
+            d["context_choice"] = 3       # (2: from the 64 most frontal, shared by many; 1: per image)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

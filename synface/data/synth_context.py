@@ -13,8 +13,9 @@ and the manifest agree with what was rendered.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,8 +37,13 @@ MATCH_SAMPLE = 20_000
 class ContextSpec:
     """The context draws of one set (`config`), rendered by `generator` (a learned model)."""
 
-    def __init__(self, config, generator) -> None:
+    def __init__(self, config, generator, identity_albedo: Callable[[int], Any] | None = None) -> None:
+        """`identity_albedo(i)`: identity i's albedo coefficients before any privacy redraw (the
+        set's own draw), which one context per identity needs for every identity at once."""
         self.renderer = ContextRenderer(generator, config.context)
+        self._identity_albedo = identity_albedo
+        #: with one context per identity: each identity's first-choice row (`assign_per_identity`)
+        self._per_identity: np.ndarray | None = None
         self.pool, self.reader = self.renderer.pool, self.renderer.reader
         self.config = config
         self.gen = generator
@@ -60,9 +66,10 @@ class ContextSpec:
     def rows(self, i: int, ks, coeffs, own=None) -> np.ndarray:
         """(len(ks),) context rows of identity i's samples `ks` (their drawn poses in `coeffs`).
         With one context per identity, every sample asks for the same thing (a frontal photo of
-        the identity's own tone, from `own`: its coefficients before identity mixup), so they
-        share one photo, and with it its pose, expression and light (a sample whose composite
-        had to be redrawn takes another)."""
+        the identity's own tone, from `own`: its coefficients before identity mixup, picked from
+        a wide share of the pool so that identities rarely share one), so they share one photo,
+        and with it its pose, expression and light (a sample whose composite had to be redrawn
+        takes another)."""
         import torch  # noqa: PLC0415
 
         if self.config.contexts_per_identity:
@@ -71,8 +78,12 @@ class ContextSpec:
             tone = None if tone is None else tone[:1].expand(len(ks), -1)
         else:
             pose, tone = coeffs.pose, self.renderer.identity_tone(coeffs)
-        keys = torch.tensor([self._key(i, k, self.accepted.get((i, k), (0, -1.0))[0]) for k in ks])
-        rows = self.pool.choose(len(ks), self.seed, pose, tone, keys)
+        attempts = [self.accepted.get((i, int(k)), (0, -1.0))[0] for k in ks]
+        keys = torch.tensor([self._key(i, int(k), a) for k, a in zip(ks, attempts)])
+        rows = self.pool.choose(len(ks), self.seed, pose, tone, keys, spread=self.config.contexts_per_identity)
+        if self.config.contexts_per_identity and self._identity_albedo is not None:  # first draws: unshared
+            first = self.identity_rows()[i]
+            rows = np.where(np.asarray(attempts) == 0, first, rows)
         wanted = np.degrees(coeffs.pose[:, :2].detach().double().cpu().numpy())
         gaps = np.abs(np.degrees(self.pool.arrays["pose"][rows, :2].astype(np.float64)) - wanted).max(1)
         for k, gap in zip(ks, gaps):
@@ -80,6 +91,20 @@ class ContextSpec:
         self._dirty = True
         return rows
 
+
+    def identity_rows(self) -> np.ndarray:
+        """(ids,) every identity's first-choice context with one context per identity: assigned
+        in identity order so that identities share a context person only when the pool near
+        their tone runs out (`ContextPool.assign_per_identity`)."""
+        import torch  # noqa: PLC0415
+
+        if self._per_identity is None:
+            if self._identity_albedo is None:
+                raise ValueError("one context per identity needs every identity's draw")
+            tone = self.renderer.albedo_tone(torch.stack([self._identity_albedo(i) for i in range(self.config.ids)]))
+            tones = np.zeros((self.config.ids, 3)) if tone is None else tone.double().numpy()
+            self._per_identity = self.pool.assign_per_identity(self.seed, tones)
+        return self._per_identity
 
     def grain_keys(self, i: int, ks) -> np.ndarray:
         """(len(ks),) seeds of the camera grain of identity i's samples `ks` (their current draw):

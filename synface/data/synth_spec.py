@@ -42,7 +42,8 @@ class SyntheticSpec:
         #: the source-distance check of a set with min_source_distance > 0 (None otherwise)
         self.check = SourceCheck(generator, config.min_source_distance) if config.min_source_distance > 0 else None
         #: the context photos of a set drawn into them (None for plain sets)
-        self.context = ContextSpec(config, generator) if config.context != "plain" else None
+        self.context = (ContextSpec(config, generator, lambda i: self.first_draw(i)[1])
+                        if config.context != "plain" else None)
 
     def first_seed(self, i: int) -> int:
         return identity_seed(self.config.seed, i, self.config.purpose)

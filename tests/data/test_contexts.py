@@ -331,6 +331,29 @@ def test_one_context_per_identity_gives_every_image_of_an_identity_the_same_phot
         _, each = per_image.identity_batch(i)
         assert len(set(each.context.tolist())) > 1
     assert per_identity.config.fingerprint() != per_image.config.fingerprint()
+    person = per_identity.context.pool.arrays["person"]
+    firsts = [int(per_identity.identity_batch(i, [0])[1].context[0]) for i in range(3)]
+    assert len({int(person[r]) for r in firsts}) == 3  # no two identities share a context person
+
+
+def test_one_context_per_identity_spreads_identities_over_the_pool_people(learned) -> None:
+    """More identities than context people: every person serves as evenly as the pool allows, the
+    same identities always get the same photos, and another seed deals them differently."""
+    from synface.data.synth_config import SynthConfig
+    from synface.data.synthetic import SyntheticSpec
+
+    spec = SyntheticSpec(SynthConfig(ids=30, samples=1, model=LEARNED_MODEL, context="photo",
+                                     contexts_per_identity=True, seed=5), learned)
+    rows = spec.context.identity_rows()
+    person = spec.context.pool.arrays["person"][rows]
+    counts = np.bincount(person, minlength=int(spec.context.pool.arrays["person"].max()) + 1)
+    people = len(set(spec.context.pool.arrays["person"].tolist()))
+    assert counts.max() - counts[counts > 0].min() <= 1 and (counts > 0).sum() == people
+    again = SyntheticSpec(spec.config, learned).context.identity_rows()
+    assert np.array_equal(rows, again)
+    other = SyntheticSpec(SynthConfig(ids=30, samples=1, model=LEARNED_MODEL, context="photo",
+                                      contexts_per_identity=True, seed=6), learned).context.identity_rows()
+    assert not np.array_equal(rows, other)
 
 
 def test_on_the_fly_rows_adopt_the_checks_a_build_stored(learned, learned_model_workspace, tmp_path) -> None:
