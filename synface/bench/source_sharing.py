@@ -35,12 +35,13 @@ def _pair_distances(descriptors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
 
 
 def bench_sources(model: str, identities: int = 400, distinct: bool = False, seed: int = 0,
-                  workspace: str | None = None, device: str = "cpu", real: str | None = None,
+                  workspace: str | None = None, device: str = "cpu", real: str | None = None, varied: bool = False,
                   progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """dlib distances between the first `identities` identities of a training set with `seed`
     (face model `model`), over all pairs, by the regions each pair shares; with `real` (an
     identity-per-folder set of aligned crops), the same distances between as many real people
-    (one photo each) beside them."""
+    (one photo each) beside them. `varied`: each identity under one draw of the attribute prior
+    (pose, expression, light, as a set's images are) instead of frontal, neutral and evenly lit."""
     from synface.bench.spread import load_aligned_crop, real_identity_images  # noqa: PLC0415
     from synface.data.realface import aligned_descriptor  # noqa: PLC0415
     from synface.data.synth_config import SynthConfig  # noqa: PLC0415
@@ -59,7 +60,8 @@ def bench_sources(model: str, identities: int = 400, distinct: bool = False, see
     rows = [spec.first_draw(i) for i in range(identities)]
     shape, albedo = torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
     people = albedo.reshape(identities, len(names), -1).argmax(2).numpy()
-    template = gen.neutral(gen.sample(identities, seed))
+    template = gen.sample(identities, seed)
+    template = template if varied else gen.neutral(template)
     coeffs = template.replace(shape=shape.to(template.shape.device), albedo=albedo.to(template.albedo.device))
     tick = progress or (lambda done, total: None)
     descriptors: list[np.ndarray] = []
@@ -76,7 +78,7 @@ def bench_sources(model: str, identities: int = 400, distinct: bool = False, see
     shared = people[first] == people[second]  # (pairs, R)
     by_region = {name: _distances(distance[shared[:, r] & (shared.sum(1) == 1)]) for r, name in enumerate(names)}
     return {"bench": "sources", "model": model, "model_version": learned.version, "identities": identities,
-            "distinct_sources": distinct, "seed": seed, "bank_people": int(learned.people),
+            "distinct_sources": distinct, "varied": varied, "seed": seed, "bank_people": int(learned.people),
             "threshold": DLIB_THRESHOLD,
             "no_region_shared": _distances(distance[~shared.any(1)]),
             "one_region_shared": by_region,
@@ -84,6 +86,7 @@ def bench_sources(model: str, identities: int = 400, distinct: bool = False, see
             "real_strangers": reference,
             "identities_sharing": {name: int(sum(c[c > 1].sum() for c in [np.bincount(people[:, r])]))
                                    for r, name in enumerate(names)},
-            "protocol": "each identity rendered frontal, neutral, evenly lit; dlib descriptor of the aligned "
+            "protocol": "each identity rendered " + ("under one draw of the attribute prior" if varied else
+                                                     "frontal, neutral, evenly lit") + "; dlib descriptor of the aligned "
                         "render (the crop as dlib's face box); every pair of identities, grouped by the facial "
                         "regions whose source person they share (first draws, before any privacy redraw)"}

@@ -86,6 +86,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     so.add_argument("--identities", type=count(MAX_BENCH_COUNT), default=400, help="a training set's first N identities")
     so.add_argument("--distinct", action="store_true", help="drawn as `generate --distinct-sources` draws them")
     so.add_argument("--seed", type=int, default=0, help="the set's seed")
+    so.add_argument("--varied", action="store_true",
+                    help="each identity under one draw of the attribute prior (pose, expression, light) instead of "
+                         "frontal and neutral: comparable with real photos, whose poses and light vary")
     so.add_argument("--real", metavar="DIR", default=None,
                     help="identity-per-folder aligned crops (e.g. workspace/real/lfw_test/images): as many real "
                          "people's distances beside them, one photo each")
@@ -258,7 +261,7 @@ def _sources(args: argparse.Namespace) -> int:
 
     return _print_with_bar("bench sources", "img", lambda progress: bench_sources(
         args.model, identities=args.identities, distinct=args.distinct, seed=args.seed, workspace=args.workspace,
-        device=args.device, real=args.real, progress=progress))
+        device=args.device, real=args.real, varied=args.varied, progress=progress))
 
 
 def _spread(args: argparse.Namespace) -> int:

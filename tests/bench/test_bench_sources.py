@@ -24,6 +24,11 @@ def test_bench_sources_groups_every_pair_by_its_shared_regions(learned_model_wor
                      "--identities", "10", "--device", "cpu", "--json", "--real", str(real), *flag]) == 0
         out[bool(flag)] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out[True]["real_strangers"]["people"] == 4 and out[True]["real_strangers"]["pairs"] == 6
+    assert main(["bench", "sources", "--model", LEARNED_MODEL, "--workspace", str(learned_model_workspace),
+                 "--identities", "10", "--device", "cpu", "--json", "--varied"]) == 0
+    varied = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert varied["varied"] and varied["identities_sharing"] == out[False]["identities_sharing"]  # the same people
+    assert varied["no_region_shared"]["median"] != out[False]["no_region_shared"]["median"]  # seen otherwise
     for record in out.values():
         groups = [record["no_region_shared"], record["several_regions_shared"], *record["one_region_shared"].values()]
         assert sum(g["pairs"] for g in groups) == 10 * 9 // 2  # every pair counted once
