@@ -74,3 +74,27 @@ def test_a_distinct_set_builds_and_its_card_counts_shared_people(learned_model_w
     assert main(["generate", "--ids", "2", "--samples", "1", "--distinct-sources", "--out", str(tmp_path / "b"),
                  "--device", "cpu"]) == 2
     assert "built-in head has no source people" in capsys.readouterr().err
+
+
+def test_shards_of_a_distinct_set_draw_the_whole_sets_people(learned_model_workspace, tmp_path) -> None:
+    """A shard draws the people of its identities as the whole set deals them (the dealing runs
+    over every identity, whichever part is built), and the merged card counts the whole set."""
+    import pandas as pd
+
+    from synface.data.shards import merge_shards
+    from synface.data.synth_config import Shard
+    from synface.data.synthetic import build_dataset
+
+    gen = generator_for(LEARNED_MODEL, device="cpu", workspace=learned_model_workspace)
+    cfg = SynthConfig(ids=14, samples=1, model=LEARNED_MODEL, distinct_sources=True, image_format="png", seed=2)
+    build_dataset(cfg, tmp_path / "whole", gen, workspace=learned_model_workspace)
+    for k in (1, 2):
+        build_dataset(cfg, tmp_path / f"s{k}", gen, workspace=learned_model_workspace, shard=Shard(k, 2))
+    merge_shards([tmp_path / "s1", tmp_path / "s2"], tmp_path / "merged", workspace=learned_model_workspace)
+    columns = [c for c in pd.read_parquet(tmp_path / "whole" / "manifest.parquet").columns if c.startswith("albedo_")]
+    whole = pd.read_parquet(tmp_path / "whole" / "manifest.parquet", columns=["label", *columns])
+    parts = pd.concat([pd.read_parquet(tmp_path / f"s{k}" / "manifest.parquet", columns=["label", *columns])
+                       for k in (1, 2)]).sort_values("label").reset_index(drop=True)
+    assert np.array_equal(whole[columns].to_numpy(), parts[columns].to_numpy())
+    cards = [json.loads((tmp_path / name / "dataset.json").read_text()) for name in ("whole", "merged")]
+    assert cards[0]["sources"] == cards[1]["sources"] and cards[0]["sources"]["identities"] == 14
