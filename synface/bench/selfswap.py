@@ -20,8 +20,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-#: dlib's own verification threshold on descriptor distance (face_recognition_models' docs)
-DLIB_THRESHOLD = 0.6
+from synface.data.realface import DLIB_THRESHOLD
+
 VARIANTS = ("original", "self_composite", "self_composite_unmatched", "self_plain")
 
 

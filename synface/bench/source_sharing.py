@@ -17,8 +17,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-#: dlib's own verification threshold on descriptor distance (face_recognition_models' docs)
-DLIB_THRESHOLD = 0.6
+from synface.data.realface import DLIB_THRESHOLD
+
 
 
 def _distances(values: np.ndarray) -> dict[str, Any]:
@@ -45,7 +45,7 @@ def bench_sources(model: str, identities: int = 400, distinct: bool = False, see
     from synface.bench.spread import load_aligned_crop, real_identity_images  # noqa: PLC0415
     from synface.data.realface import aligned_descriptor  # noqa: PLC0415
     from synface.data.synth_config import SynthConfig  # noqa: PLC0415
-    from synface.data.synth_spec import SyntheticSpec  # noqa: PLC0415
+    from synface.data.synth_spec import SyntheticSpec, region_sharing  # noqa: PLC0415
     from synface.face.catalog import load_model  # noqa: PLC0415
     from synface.generator import FaceGenerator  # noqa: PLC0415
 
@@ -84,8 +84,8 @@ def bench_sources(model: str, identities: int = 400, distinct: bool = False, see
             "one_region_shared": by_region,
             "several_regions_shared": _distances(distance[shared.sum(1) >= 2]),
             "real_strangers": reference,
-            "identities_sharing": {name: int(sum(c[c > 1].sum() for c in [np.bincount(people[:, r])]))
-                                   for r, name in enumerate(names)},
+            "identities_sharing": {name: counts["sharing"]
+                                   for name, counts in region_sharing(people, names, learned.people).items()},
             "protocol": "each identity rendered " + ("under one draw of the attribute prior" if varied else
                                                      "frontal, neutral, evenly lit") + "; dlib descriptor of the aligned "
                         "render (the crop as dlib's face box); every pair of identities, grouped by the facial "

@@ -102,17 +102,13 @@ class ContextPool:
         yaw_pitch = self.arrays["pose"][:, :2].astype(np.float64)
         want = pose[:, :2].detach().double().cpu().numpy()
         dist = ((yaw_pitch[None, :, :] - want[:, None, :]) ** 2).sum(2)  # (n, N)
-        k_pose = min(max(POSE_CANDIDATES, len(self) // 4) if spread else POSE_CANDIDATES, len(self))
-        k_tone = min(max(TONE_CANDIDATES, len(self) // 16) if spread else TONE_CANDIDATES, k_pose)
+        k_pose, k_tone = _candidate_counts(len(self), spread)
         near = np.argsort(dist, axis=1, kind="stable")[:, :k_pose]
         if tone is not None:
             gap = np.abs(self.arrays["tone"].astype(np.float64)[near] - tone.detach().double().cpu().numpy()[:, None, :]).sum(2)
             near = np.take_along_axis(near, np.argsort(gap, axis=1, kind="stable")[:, :k_tone], 1)
-        with np.errstate(over="ignore"):  # wrapping 64-bit arithmetic is the hash's point
-            salt = np.uint64(int(seed) % (1 << 63)) * np.uint64(0x9E3779B97F4A7C15)
-        pick = _mix64(salt ^ keys_np) % np.uint64(near.shape[1])
+        pick = _mix64(_salt(seed) ^ keys_np) % np.uint64(near.shape[1])
         return near[np.arange(n), pick.astype(np.int64)].astype(np.int64)
-
 
     def assign_per_identity(self, seed: int, tones: np.ndarray) -> np.ndarray:
         """(N,) one context row per identity, in identity order, for identities of skin tones
@@ -120,16 +116,13 @@ class ContextPool:
         nearest its tone (in an order hashed from `seed` and the identity), the first photo whose
         person no earlier identity has, else the photo of the least-used person. So identities
         share a context person only once the pool runs out of people near their tone."""
-        n_pool = len(self)
-        k_pose = min(max(POSE_CANDIDATES, n_pool // 4), n_pool)
-        k_tone = min(max(TONE_CANDIDATES, n_pool // 16), k_pose)
+        k_pose, k_tone = _candidate_counts(len(self), spread=True)
         yaw_pitch = self.arrays["pose"][:, :2].astype(np.float64)
         frontal = np.argsort((yaw_pitch ** 2).sum(1), kind="stable")[:k_pose]
         person = np.asarray(self.arrays["person"], np.int64)
         used = np.zeros(int(person.max()) + 1 if len(person) else 1, np.int64)
         pool_tone = self.arrays["tone"].astype(np.float64)[frontal]
-        with np.errstate(over="ignore"):  # wrapping 64-bit arithmetic is the hash's point
-            salt = np.uint64(int(seed) % (1 << 63)) * np.uint64(0x9E3779B97F4A7C15)
+        salt = _salt(seed)
         rows = np.empty(len(tones), np.int64)
         for i, tone in enumerate(np.asarray(tones, np.float64)):
             near = frontal[np.argsort(np.abs(pool_tone - tone).sum(1), kind="stable")[:k_tone]]
@@ -141,6 +134,22 @@ class ContextPool:
             rows[i] = pick
             used[person[pick]] += 1
         return rows
+
+
+def _candidate_counts(pool: int, spread: bool) -> tuple[int, int]:
+    """(photos nearest the pose, of those nearest the tone) a context is picked among: few for a
+    photo per image; a wide share of the pool when every identity asks for one frontal photo."""
+    if not spread:
+        k_pose = min(POSE_CANDIDATES, pool)
+        return k_pose, min(TONE_CANDIDATES, k_pose)
+    k_pose = min(max(POSE_CANDIDATES, pool // 4), pool)
+    return k_pose, min(max(TONE_CANDIDATES, pool // 16), k_pose)
+
+
+def _salt(seed: int) -> np.uint64:
+    """A set seed spread over 64 bits, xored into the keys a context hash picks by."""
+    with np.errstate(over="ignore"):  # wrapping 64-bit arithmetic is the hash's point
+        return np.uint64(int(seed) % (1 << 63)) * np.uint64(0x9E3779B97F4A7C15)
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:

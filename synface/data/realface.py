@@ -15,6 +15,9 @@ from typing import Any
 
 import numpy as np
 
+#: dlib's own verification threshold on descriptor distance (face_recognition_models' docs)
+DLIB_THRESHOLD = 0.6
+
 
 class RealFaceToolsMissing(RuntimeError):
     """dlib-bin or face_recognition_models is not installed."""

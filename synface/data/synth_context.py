@@ -78,19 +78,24 @@ class ContextSpec:
             tone = None if tone is None else tone[:1].expand(len(ks), -1)
         else:
             pose, tone = coeffs.pose, self.renderer.identity_tone(coeffs)
-        attempts = [self.accepted.get((i, int(k)), (0, -1.0))[0] for k in ks]
-        keys = torch.tensor([self._key(i, int(k), a) for k, a in zip(ks, attempts)])
-        rows = self.pool.choose(len(ks), self.seed, pose, tone, keys, spread=self.config.contexts_per_identity)
-        if self.config.contexts_per_identity and self._identity_albedo is not None:  # first draws: unshared
-            first = self.identity_rows()[i]
-            rows = np.where(np.asarray(attempts) == 0, first, rows)
+        attempts = np.array([self.accepted.get((i, int(k)), (0, -1.0))[0] for k in ks], np.int64)
+        keys = torch.tensor([self._key(i, int(k), int(a)) for k, a in zip(ks, attempts)])
+        if self.config.contexts_per_identity and self._identity_albedo is not None:
+            # first draws: the identity's own, unshared photo; a redrawn sample hashes for another
+            rows = np.full(len(ks), self.identity_rows()[i], np.int64)
+            redrawn = torch.from_numpy(np.flatnonzero(attempts > 0))
+            if len(redrawn):
+                rows[redrawn.numpy()] = self.pool.choose(len(redrawn), self.seed, pose[redrawn],
+                                                         None if tone is None else tone[redrawn], keys[redrawn],
+                                                         spread=True)
+        else:
+            rows = self.pool.choose(len(ks), self.seed, pose, tone, keys, spread=self.config.contexts_per_identity)
         wanted = np.degrees(coeffs.pose[:, :2].detach().double().cpu().numpy())
         gaps = np.abs(np.degrees(self.pool.arrays["pose"][rows, :2].astype(np.float64)) - wanted).max(1)
         for k, gap in zip(ks, gaps):
             self.pose_gap[(i, int(k))] = round(float(gap), 2)
         self._dirty = True
         return rows
-
 
     def identity_rows(self) -> np.ndarray:
         """(ids,) every identity's first-choice context with one context per identity: assigned

@@ -135,8 +135,6 @@ class SyntheticSpec:
         return coeffs, labels
 
 
-
-
 #: identities beyond which a card does not count shared source people (one draw each)
 SHARING_LIMIT = 100_000
 
@@ -154,9 +152,15 @@ def source_sharing(spec: SyntheticSpec) -> dict | None:
     if ids > SHARING_LIMIT:
         return {**section, "counted": False, "why": f"more than {SHARING_LIMIT:,} identities"}
     chosen = torch.stack([spec.first_draw(i)[1].reshape(len(regions), people).argmax(1) for i in range(ids)])
-    per_region = {}
-    for r, name in enumerate(regions):
-        counts = np.bincount(chosen[:, r].numpy(), minlength=people)
-        per_region[name] = {"sharing": int(counts[counts > 1].sum()), "most_per_person": int(counts.max())}
-    return {**section, "counted": True, "regions": per_region,
+    return {**section, "counted": True, "regions": region_sharing(chosen.numpy(), regions, people),
             "meaning": "identities whose region comes from a source person another identity of the set also has there"}
+
+
+def region_sharing(people: np.ndarray, regions: Sequence[str], bank_people: int) -> dict[str, dict[str, int]]:
+    """Per region of (N, R) identities' bank people: how many identities share their person there
+    with another identity, and the most identities one person serves."""
+    out = {}
+    for r, name in enumerate(regions):
+        counts = np.bincount(np.asarray(people)[:, r], minlength=bank_people)
+        out[name] = {"sharing": int(counts[counts > 1].sum()), "most_per_person": int(counts.max())}
+    return out
