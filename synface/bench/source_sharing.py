@@ -15,10 +15,13 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
-import torch
 
 from synface.data.realface import DLIB_THRESHOLD
 
+
+
+#: the most identities (or real people) whose every pair is compared: pairs grow with the square
+MAX_PAIRED_IDENTITIES = 5_000
 
 
 def _distances(values: np.ndarray) -> dict[str, Any]:
@@ -42,6 +45,8 @@ def bench_sources(model: str, identities: int = 400, distinct: bool = False, see
     identity-per-folder set of aligned crops), the same distances between as many real people
     (one photo each) beside them. `varied`: each identity under one draw of the attribute prior
     (pose, expression, light, as a set's images are) instead of frontal, neutral and evenly lit."""
+    import torch  # noqa: PLC0415
+
     from synface.bench.spread import load_aligned_crop, real_identity_images  # noqa: PLC0415
     from synface.data.realface import aligned_descriptor  # noqa: PLC0415
     from synface.data.synth_config import SynthConfig  # noqa: PLC0415
@@ -49,8 +54,9 @@ def bench_sources(model: str, identities: int = 400, distinct: bool = False, see
     from synface.face.catalog import load_model  # noqa: PLC0415
     from synface.generator import FaceGenerator  # noqa: PLC0415
 
-    if identities < 2:
-        raise ValueError(f"--identities must be at least 2 (the benchmark pairs them), got {identities}")
+    if not 2 <= identities <= MAX_PAIRED_IDENTITIES:
+        raise ValueError(f"--identities must be at least 2 (the benchmark pairs them) and at most "
+                         f"{MAX_PAIRED_IDENTITIES:,} (every pair is compared), got {identities:,}")
     learned = load_model(model, workspace)
     names = getattr(learned, "region_names", None)
     if learned is None or names is None:

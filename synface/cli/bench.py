@@ -7,6 +7,7 @@ import math
 import sys
 from typing import Callable
 
+from synface.bench.source_sharing import MAX_PAIRED_IDENTITIES  # light: numpy only
 from synface.cli.common import count, positive_int, print_json
 
 #: the most identities, pairs, renders or images one benchmark option may ask for (docs/limits.md)
@@ -83,7 +84,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     so = which.add_parser("sources", help="dlib distances of a learned model's new people that share a region's source person")
     so.add_argument("--model", required=True, help="a learned face model of the workspace")
     so.add_argument("--workspace", default=None)
-    so.add_argument("--identities", type=count(MAX_BENCH_COUNT), default=400, help="a training set's first N identities")
+    so.add_argument("--identities", type=count(MAX_PAIRED_IDENTITIES), default=400,
+                    help=f"a training set's first N identities (every pair is compared: at most {MAX_PAIRED_IDENTITIES:,})")
     so.add_argument("--distinct", action="store_true", help="drawn as `generate --distinct-sources` draws them")
     so.add_argument("--seed", type=int, default=0, help="the set's seed")
     so.add_argument("--varied", action="store_true",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.support import LEARNED_MODEL, cli_error
 
 
@@ -42,3 +44,8 @@ def test_bench_sources_refuses_the_builtin_head_and_a_single_identity(capsys) ->
               "'builtin' has no source people")
     cli_error(capsys, ["bench", "sources", "--model", LEARNED_MODEL, "--identities", "1"], "at least 2")
     cli_error(capsys, ["bench", "sources", "--model", LEARNED_MODEL, "--identities", "0"], "positive integer")
+    cli_error(capsys, ["bench", "sources", "--model", LEARNED_MODEL, "--identities", "5001"], "at most 5,000")
+    from synface.bench.source_sharing import bench_sources
+
+    with pytest.raises(ValueError, match="at most 5,000"):  # the library, called directly
+        bench_sources(LEARNED_MODEL, identities=100_000)
