@@ -31,6 +31,9 @@ MAX_SEED = 2**31 - 1
 MAX_IDS = 1_000_000
 MAX_SAMPLES = 100_000
 MAX_IMAGES = 50_000_000
+#: distinct source people deal the bank out over every identity before the first is drawn
+#: (sequentially, about a third of a millisecond each): larger sets would wait minutes unseen
+MAX_DISTINCT_IDS = 100_000
 #: disk estimate per image: a 112x112 render is ~4.4 KB as JPEG q95 (docs/benchmarks.md), two 4 KB
 #: file-system blocks; ~25 KB as PNG, eight blocks
 BYTES_PER_IMAGE = {"jpg": 8_192, "png": 32_768}
@@ -118,6 +121,8 @@ class SynthConfig:
         if self.distinct_sources and self.model == BUILTIN:
             raise bad("distinct_sources", "needs a learned face model: the built-in head has no source people "
                                           "(choose one with --model NAME)")
+        if self.distinct_sources and self.ids > MAX_DISTINCT_IDS:
+            raise bad("distinct_sources", f"applies to sets of at most {MAX_DISTINCT_IDS:,} identities, got {self.ids:,}")
         if self.context not in CONTEXT_MODES:
             raise bad("context", f"must be one of {', '.join(CONTEXT_MODES)}, got {self.context!r}")
         if self.context != "plain" and self.model == BUILTIN:

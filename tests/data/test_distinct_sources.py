@@ -28,6 +28,8 @@ def test_the_builtin_head_refuses_distinct_sources_and_the_default_fingerprint_i
         SynthConfig(ids=2, samples=1, model="m", distinct_sources="yes")  # type: ignore[arg-type]
     assert SynthConfig(ids=10, samples=5, model="m", distinct_sources=False).fingerprint() == \
         SynthConfig(ids=10, samples=5, model="m").fingerprint()
+    with pytest.raises(DataError, match="distinct_sources.*at most 100,000 identities"):
+        SynthConfig(ids=100_001, samples=1, model="m", distinct_sources=True)
     distinct = SynthConfig(ids=10, samples=5, model="m", distinct_sources=True)
     assert distinct.fingerprint() != SynthConfig(ids=10, samples=5, model="m").fingerprint()
     assert distinct.name == "Syn_10_5_m_distinct"
