@@ -31,9 +31,10 @@ MAX_SEED = 2**31 - 1
 MAX_IDS = 1_000_000
 MAX_SAMPLES = 100_000
 MAX_IMAGES = 50_000_000
-#: distinct source people deal the bank out over every identity before the first is drawn
-#: (sequentially, about a third of a millisecond each): larger sets would wait minutes unseen
-MAX_DISTINCT_IDS = 100_000
+#: distinct source people and one context per identity are dealt out over every identity of the
+#: set before its first image (sequentially, a fraction of a millisecond each): larger sets would
+#: wait minutes unseen
+MAX_DEALT_IDS = 100_000
 #: disk estimate per image: a 112x112 render is ~4.4 KB as JPEG q95 (docs/benchmarks.md), two 4 KB
 #: file-system blocks; ~25 KB as PNG, eight blocks
 BYTES_PER_IMAGE = {"jpg": 8_192, "png": 32_768}
@@ -121,8 +122,8 @@ class SynthConfig:
         if self.distinct_sources and self.model == BUILTIN:
             raise bad("distinct_sources", "needs a learned face model: the built-in head has no source people "
                                           "(choose one with --model NAME)")
-        if self.distinct_sources and self.ids > MAX_DISTINCT_IDS:
-            raise bad("distinct_sources", f"applies to sets of at most {MAX_DISTINCT_IDS:,} identities, got {self.ids:,}")
+        if self.distinct_sources and self.ids > MAX_DEALT_IDS:
+            raise bad("distinct_sources", f"applies to sets of at most {MAX_DEALT_IDS:,} identities, got {self.ids:,}")
         if self.context not in CONTEXT_MODES:
             raise bad("context", f"must be one of {', '.join(CONTEXT_MODES)}, got {self.context!r}")
         if self.context != "plain" and self.model == BUILTIN:
@@ -136,6 +137,9 @@ class SynthConfig:
             raise bad("min_context_distance", "applies to sets drawn into context photos (--context photo)")
         if not isinstance(self.contexts_per_identity, bool):
             raise bad("contexts_per_identity", f"must be true or false, got {self.contexts_per_identity!r}")
+        if self.contexts_per_identity and self.ids > MAX_DEALT_IDS:
+            raise bad("contexts_per_identity", f"applies to sets of at most {MAX_DEALT_IDS:,} identities, "
+                                               f"got {self.ids:,}")
         if not isinstance(self.camera_match, bool):
             raise bad("camera_match", f"must be true or false, got {self.camera_match!r}")
         if not self.camera_match and self.context == "plain":

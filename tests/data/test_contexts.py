@@ -331,6 +331,8 @@ def test_one_context_per_identity_gives_every_image_of_an_identity_the_same_phot
         _, each = per_image.identity_batch(i)
         assert len(set(each.context.tolist())) > 1
     assert per_identity.config.fingerprint() != per_image.config.fingerprint()
+    with pytest.raises(DataError, match="contexts_per_identity.*at most 100,000 identities"):
+        SynthConfig(ids=100_001, samples=1, model=LEARNED_MODEL, context="photo", contexts_per_identity=True)
     person = per_identity.context.pool.arrays["person"]
     firsts = [int(per_identity.identity_batch(i, [0])[1].context[0]) for i in range(3)]
     assert len({int(person[r]) for r in firsts}) == 3  # no two identities share a context person
